@@ -1,0 +1,140 @@
+"""The Leica M lens catalog (``fixtures/lenses.toml``) and the phone's native lens."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from rig.config.loader import FIXTURES_DIR, StrictModel, read_toml, validate
+from rig.errors import ConfigError
+
+
+class Vignetting(StrictModel):
+    """Mechanical + natural vignetting beyond cos⁴, lensfun "pa" form at full aperture.
+
+    Relative illumination factor ``1 + k1·r² + k2·r⁴ + k3·r⁶`` with ``r = 1`` at the *sensor's* half diagonal
+    (crop 2.64: the M lens image circle is far larger, so values are close to 1). The effect shrinks when
+    stopped down: it is scaled by ``(N_max / N)²`` (mechanical vignetting fades as the aperture closes).
+    """
+
+    k1: float = Field(0.0, ge=-1.0, le=1.0)
+    k2: float = Field(0.0, ge=-1.0, le=1.0)
+    k3: float = Field(0.0, ge=-1.0, le=1.0)
+
+
+class Distortion(StrictModel):
+    """PanoTools/lensfun ``ptlens`` radial distortion, ``r = 1`` at half the sensor's short edge.
+
+    ``Rd = Ru·(a·Ru³ + b·Ru² + c·Ru + 1 − a − b − c)`` (REFERENCE.md §7).
+    """
+
+    a: float = 0.0
+    b: float = 0.0
+    c: float = 0.0
+
+
+class LensSpec(StrictModel):
+    """One lens model as the bench needs it. Lengths in mm, weights in g."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    name: str
+    maker: str = "Leica"
+    mount: str = "Leica M"
+    focal_length_mm: float = Field(gt=0, le=1000)
+    max_f_number: float = Field(gt=0.5, le=32)
+    f_numbers: list[float] = Field(min_length=1, description="the marked apertures, widest first")
+    transmission: float = Field(gt=0.3, le=1.0, description="axial transmittance; T-stop = N/√T")
+    weight_g: float = Field(gt=0, le=5000)
+    length_mm: float = Field(gt=0, le=500)
+    center_of_mass_mm: float = Field(gt=0, le=500, description="centre of mass ahead of the mount flange")
+    min_focus_m: float = Field(gt=0, le=10)
+    lens_code: int | None = Field(None, ge=0, le=63, description="6-bit code; None = uncoded")
+    exit_pupil_mm: float = Field(gt=0, le=1000, description="exit pupil distance from the image plane")
+    field_curvature_um: float = Field(
+        0.0, ge=-200, le=200, description="focus shift at the sensor corner (r = 1), + = away from the lens"
+    )
+    residual_blur_um: float = Field(
+        0.0, ge=0, le=50, description="Gaussian σ of residual aberrations at full aperture, on the image"
+    )
+    vignetting: Vignetting = Vignetting()
+    distortion: Distortion = Distortion()
+    certified_f_numbers: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _apertures(self) -> LensSpec:
+        if abs(self.f_numbers[0] - self.max_f_number) > 1e-9:
+            raise ValueError(f"f_numbers to start at max_f_number {self.max_f_number}, got {self.f_numbers[0]}")
+        if sorted(self.f_numbers) != self.f_numbers:
+            raise ValueError(f"f_numbers in increasing order, got {self.f_numbers}")
+        return self
+
+    @property
+    def t_stop(self) -> float:
+        """T-stop at full aperture: N / √T."""
+        return self.max_f_number / self.transmission**0.5
+
+
+class NativeLens(StrictModel):
+    """The phone's own main camera lens (not interchangeable): the reference for light intake."""
+
+    name: str
+    focal_length_mm: float = Field(gt=0)
+    f_number: float = Field(gt=0)
+    transmission: float = Field(gt=0.3, le=1.0)
+    exit_pupil_mm: float = Field(gt=0)
+    equivalent_focal_length_mm: float = Field(gt=0)
+
+
+class LensCatalog(StrictModel):
+    """All lenses the bench knows, keyed by id and by 6-bit code."""
+
+    native: NativeLens
+    lens: list[LensSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> LensCatalog:
+        seen: set[str] = set()
+        codes: dict[int, str] = {}
+        for i, spec in enumerate(self.lens):
+            if spec.id in seen:
+                raise ValueError(f"unique lens ids; lens[{i}].id {spec.id!r} repeats")
+            seen.add(spec.id)
+            if spec.lens_code is not None:
+                if spec.lens_code in codes:
+                    raise ValueError(
+                        f"unique 6-bit codes; lens[{i}] {spec.id!r} shares {spec.lens_code} "
+                        f"with {codes[spec.lens_code]!r}"
+                    )
+                codes[spec.lens_code] = spec.id
+        return self
+
+    @cached_property
+    def _by_id(self) -> dict[str, LensSpec]:
+        return {spec.id: spec for spec in self.lens}
+
+    def ids(self) -> list[str]:
+        return [spec.id for spec in self.lens]
+
+    def get(self, lens_id: str, *, source: str | Path = "lens", field: str = "lens") -> LensSpec:
+        """The lens with this id; an unknown id raises ConfigError naming ``source`` and ``field``."""
+        try:
+            return self._by_id[lens_id]
+        except KeyError:
+            raise ConfigError(source, field, lens_id, f"one of the catalog's lenses: {', '.join(self.ids())}") from None
+
+    def by_code(self, code: int) -> LensSpec | None:
+        """The lens with this 6-bit code, or None if no catalog lens has it."""
+        for spec in self.lens:
+            if spec.lens_code == code:
+                return spec
+        return None
+
+
+DEFAULT_LENSES = FIXTURES_DIR / "lenses.toml"
+
+
+def load_lens_catalog(path: str | Path = DEFAULT_LENSES) -> LensCatalog:
+    """Load and validate the lens catalog."""
+    return validate(LensCatalog, read_toml(path), path)

@@ -1,0 +1,71 @@
+"""Limit sets (``fixtures/limits/<plan>.toml``): declare before you measure (DESIGN.md §8.1).
+
+Each top-level table is one measurement name with its unit, a one-line doc and limits; ``zones`` override the
+limits per field zone::
+
+    [mtf50_cy_px]
+    unit = "cy/px"
+    doc = "ISO 12233 e-SFR MTF50, green channel"
+    zones.center = { low = 0.30 }
+    zones.corner = { low = 0.20 }
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from rig.config.loader import FIXTURES_DIR, StrictModel, read_toml, validate
+from rig.errors import ConfigError
+
+
+class ZoneLimit(StrictModel):
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> ZoneLimit:
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"low ≤ high, got low {self.low} and high {self.high}")
+        return self
+
+
+class Limit(ZoneLimit):
+    """Limits of one measurement: value must satisfy ``low ≤ value ≤ high`` (either side optional)."""
+
+    unit: str = Field(min_length=1)
+    doc: str = ""
+    zones: dict[str, ZoneLimit] = Field(default_factory=dict)
+
+    def for_zone(self, zone: str | None) -> ZoneLimit:
+        if zone is not None and zone in self.zones:
+            return self.zones[zone]
+        return ZoneLimit(low=self.low, high=self.high)
+
+
+class LimitSet(StrictModel):
+    source: str
+    limits: dict[str, Limit]
+
+    def get(self, name: str) -> Limit:
+        try:
+            return self.limits[name]
+        except KeyError:
+            raise ConfigError(self.source, name, "(missing)", "a limit for this measurement") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.limits
+
+
+LIMITS_DIR = FIXTURES_DIR / "limits"
+
+
+def load_limits(plan_or_path: str | Path) -> LimitSet:
+    """Load the limit set of a plan (``signoff``) or a file path."""
+    path = Path(plan_or_path)
+    if path.suffix != ".toml":
+        path = LIMITS_DIR / f"{plan_or_path}.toml"
+    raw = read_toml(path)
+    limits = {name: validate(Limit, table, path, prefix=name) for name, table in raw.items()}
+    return LimitSet(source=str(path), limits=limits)

@@ -1,0 +1,1 @@
+"""Run records, the results store and SPC (DESIGN.md §6)."""
