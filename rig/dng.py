@@ -1,0 +1,494 @@
+"""Minimal Bayer DNG writer and a strict reader (REFERENCE.md §6).
+
+The phone (and the twin) deliver raw frames as uncompressed DNG 1.4: one IFD holding the CFA image in 16-bit
+containers (``PhotometricInterpretation`` 32803, ``WhiteLevel`` 1023 for 10-bit data), the DNG colour tags a
+raw converter needs (``ColorMatrix1`` of an sRGB-primaries camera under D65, ``AsShotNeutral``) and the
+TIFF/EP capture tags (exposure, ISO, f-number, focal length, lens model) directly in IFD0, as TIFF/EP allows.
+
+The capture time is written as ``DateTimeOriginal`` (UTC, whole seconds) + ``SubSecTimeOriginal`` (six
+digits, i.e. microseconds) + ``OffsetTimeOriginal`` ``+00:00``, so the frame times of a burst survive the file
+to 1 µs. ``timestamp_ms`` is milliseconds since the Unix epoch of whatever clock the phone uses.
+
+LibRaw (rawpy) opens files with required tags missing, so :func:`read_dng` validates on its own: anything that
+is not a readable DNG raises :class:`rig.errors.ImageInputError` with one line naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from rig.errors import ImageInputError
+
+# TIFF / TIFF-EP / EXIF / DNG tag codes used here.
+TAG_MAKE = 271
+TAG_MODEL = 272
+TAG_CFA_REPEAT_PATTERN_DIM = 33421
+TAG_CFA_PATTERN = 33422
+TAG_EXPOSURE_TIME = 33434
+TAG_F_NUMBER = 33437
+TAG_EXIF_IFD = 34665
+TAG_ISO = 34855
+TAG_DATETIME_ORIGINAL = 36867
+TAG_OFFSET_TIME_ORIGINAL = 36881
+TAG_FOCAL_LENGTH = 37386
+TAG_SUBSEC_TIME_ORIGINAL = 37521
+TAG_LENS_MODEL = 42036
+TAG_BODY_SERIAL = 42033
+TAG_DNG_VERSION = 50706
+TAG_DNG_BACKWARD_VERSION = 50707
+TAG_UNIQUE_CAMERA_MODEL = 50708
+TAG_CFA_PLANE_COLOR = 50710
+TAG_BLACK_LEVEL_REPEAT_DIM = 50713
+TAG_BLACK_LEVEL = 50714
+TAG_WHITE_LEVEL = 50717
+TAG_COLOR_MATRIX1 = 50721
+TAG_AS_SHOT_NEUTRAL = 50728
+TAG_CAMERA_SERIAL = 50735
+TAG_CALIBRATION_ILLUMINANT1 = 50778
+TAG_OPCODE_LIST2 = 51009
+
+PHOTOMETRIC_CFA = 32803
+ILLUMINANT_D65 = 21
+
+_CFA_CODES = {"R": 0, "G": 1, "B": 2}
+_CFA_LETTERS = {0: "R", 1: "G", 2: "B", 3: "C", 4: "M", 5: "Y", 6: "W"}
+
+# XYZ(D65) → linear sRGB (IEC 61966-2-1): the ColorMatrix1 of a camera whose raw primaries are sRGB's. It maps
+# the D65 white (0.9505, 1, 1.089) to camera (1, 1, 1), the normalisation the DNG spec asks for.
+SRGB_COLOR_MATRIX1 = (
+    (3.2406, -1.5372, -0.4986),
+    (-0.9689, 1.8758, 0.0415),
+    (0.0557, -0.2040, 1.0570),
+)
+
+ExtraTag = tuple[int, int | str, int, Any, bool]
+"""A tifffile extratag: ``(code, dtype, count, value, writeonce)``."""
+
+
+@dataclass(frozen=True, eq=False)
+class DngImage:
+    """One raw frame read from a DNG.
+
+    ``raw`` is the CFA mosaic (uint16, height × width) as stored, black level *not* subtracted.
+    ``cfa_pattern`` names the colours of the top-left 2×2 quad row by row (``"RGGB"``).
+    ``timestamp_ms`` is ms since the Unix epoch of the phone's clock (None if the file has no capture time).
+    ``tags`` maps tifffile tag names of IFD0 and the raw IFD to their decoded values.
+    """
+
+    raw: np.ndarray
+    black_level: int
+    white_level: int
+    cfa_pattern: str
+    width: int
+    height: int
+    make: str | None
+    model: str | None
+    unique_camera_model: str
+    serial: str | None
+    exposure_time_s: float | None
+    iso: int | None
+    f_number: float | None
+    focal_length_mm: float | None
+    lens_model: str | None
+    timestamp_ms: float | None
+    opcode_list2: bytes | None
+    source: str = "<bytes>"
+    tags: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------- writing
+def _rational(value: float, *, max_denominator: int = 1_000_000) -> tuple[int, int]:
+    frac = Fraction(value).limit_denominator(max_denominator)
+    return frac.numerator, frac.denominator
+
+
+def _flat_rationals(values: Iterable[float]) -> list[int]:
+    out: list[int] = []
+    for v in values:
+        out.extend(_rational(v))
+    return out
+
+
+def _ascii(code: int, text: str) -> ExtraTag:
+    return (code, "s", 0, text, True)
+
+
+def _timestamp_strings(timestamp_ms: float) -> tuple[str, str]:
+    """(DateTimeOriginal, SubSecTimeOriginal) in UTC, the sub-second part in microseconds."""
+    total_us = round(timestamp_ms * 1000.0)
+    seconds, micro = divmod(total_us, 1_000_000)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y:%m:%d %H:%M:%S")
+    return stamp, f"{micro:06d}"
+
+
+def write_dng(
+    raw: np.ndarray,
+    *,
+    black_level: int,
+    white_level: int,
+    cfa_pattern: str = "RGGB",
+    make: str,
+    model: str,
+    unique_camera_model: str,
+    serial: str | None,
+    timestamp_ms: float | None,
+    exposure_time_s: float,
+    iso: int,
+    f_number: float | None,
+    focal_length_mm: float | None,
+    lens_model: str | None,
+    opcode_list2: bytes | None = None,
+    extra_tags: Iterable[ExtraTag] = (),
+) -> bytes:
+    """Encode a CFA mosaic as a minimal valid DNG 1.4 file in memory.
+
+    Parameters
+    ----------
+    raw
+        uint16 mosaic, height × width, both even, values in ``[0, white_level]`` (DN, black not subtracted).
+    black_level, white_level
+        Pedestal and saturation code (DN), written as ``BlackLevel`` / ``WhiteLevel``.
+    cfa_pattern
+        Colours of the top-left 2×2 quad, row by row: ``RGGB``, ``BGGR``, ``GRBG`` or ``GBRG``.
+    make, model, unique_camera_model, serial
+        Identity tags (``Make``, ``Model``, ``UniqueCameraModel``, ``CameraSerialNumber``).
+    timestamp_ms
+        Start of exposure, ms since the Unix epoch of the phone's clock (kept to 1 µs); None writes no time.
+    exposure_time_s, iso, f_number, focal_length_mm, lens_model
+        TIFF/EP capture tags; ``f_number`` / ``focal_length_mm`` / ``lens_model`` are omitted when None.
+    opcode_list2
+        Serialised DNG opcode list (big-endian, REFERENCE.md §6) stored as ``OpcodeList2`` (51009, UNDEFINED).
+    extra_tags
+        Further tifffile extratags ``(code, dtype, count, value, writeonce)``.
+
+    Returns
+    -------
+    bytes
+        The DNG file. Same inputs give the same bytes (no wall-clock time is written).
+
+    Raises
+    ------
+    ValueError
+        If ``raw`` is not a 2-D uint16 array with even sides, a value exceeds ``white_level`` or the pattern
+        is unknown: a programming error of the caller, not a user input.
+
+    References
+    ----------
+    Adobe, *Digital Negative (DNG) Specification* 1.4.0.0 (2012), chapters 4 (tags) and 6 (opcode lists).
+    """
+    raw = np.asarray(raw)
+    if raw.ndim != 2 or raw.dtype != np.uint16:
+        raise ValueError(f"raw must be a 2-D uint16 array, got {raw.dtype} with shape {raw.shape}")
+    height, width = raw.shape
+    if height % 2 or width % 2 or height == 0:
+        raise ValueError(f"raw sides must be even and non-zero for a 2×2 CFA, got {width}×{height}")
+    if cfa_pattern not in ("RGGB", "BGGR", "GRBG", "GBRG"):
+        raise ValueError(f"cfa_pattern must be one of RGGB, BGGR, GRBG, GBRG, got {cfa_pattern!r}")
+    if not 0 <= black_level < white_level <= 65535:
+        raise ValueError(f"need 0 ≤ black_level < white_level ≤ 65535, got {black_level}, {white_level}")
+    peak = int(raw.max())
+    if peak > white_level:
+        raise ValueError(f"raw has values up to {peak}, above white_level {white_level}")
+    if exposure_time_s <= 0 or iso <= 0:
+        raise ValueError(f"exposure_time_s and iso must be > 0, got {exposure_time_s}, {iso}")
+
+    tags: list[ExtraTag] = [
+        _ascii(TAG_MAKE, make),
+        _ascii(TAG_MODEL, model),
+        (TAG_CFA_REPEAT_PATTERN_DIM, "H", 2, (2, 2), True),
+        (TAG_CFA_PATTERN, "B", 4, tuple(_CFA_CODES[c] for c in cfa_pattern), True),
+        (TAG_EXPOSURE_TIME, "2I", 1, _rational(exposure_time_s), True),
+        (TAG_ISO, "H", 1, int(iso), True),
+        (TAG_DNG_VERSION, "B", 4, (1, 4, 0, 0), True),
+        (TAG_DNG_BACKWARD_VERSION, "B", 4, (1, 1, 0, 0), True),
+        _ascii(TAG_UNIQUE_CAMERA_MODEL, unique_camera_model),
+        (TAG_CFA_PLANE_COLOR, "B", 3, (0, 1, 2), True),
+        (TAG_BLACK_LEVEL_REPEAT_DIM, "H", 2, (1, 1), True),
+        (TAG_BLACK_LEVEL, "I", 1, int(black_level), True),
+        (TAG_WHITE_LEVEL, "I", 1, int(white_level), True),
+        (TAG_COLOR_MATRIX1, "2i", 9, _flat_rationals(v for row in SRGB_COLOR_MATRIX1 for v in row), True),
+        (TAG_AS_SHOT_NEUTRAL, "2I", 3, _flat_rationals((1.0, 1.0, 1.0)), True),
+        (TAG_CALIBRATION_ILLUMINANT1, "H", 1, ILLUMINANT_D65, True),
+    ]
+    if f_number is not None:
+        tags.append((TAG_F_NUMBER, "2I", 1, _rational(f_number), True))
+    if focal_length_mm is not None:
+        tags.append((TAG_FOCAL_LENGTH, "2I", 1, _rational(focal_length_mm), True))
+    if lens_model:
+        tags.append(_ascii(TAG_LENS_MODEL, lens_model))
+    if serial:
+        tags.append(_ascii(TAG_CAMERA_SERIAL, serial))
+    if timestamp_ms is not None:
+        stamp, subsec = _timestamp_strings(timestamp_ms)
+        tags += [
+            _ascii(TAG_DATETIME_ORIGINAL, stamp),
+            _ascii(TAG_OFFSET_TIME_ORIGINAL, "+00:00"),
+            _ascii(TAG_SUBSEC_TIME_ORIGINAL, subsec),
+        ]
+    if opcode_list2 is not None:
+        tags.append((TAG_OPCODE_LIST2, 7, len(opcode_list2), bytes(opcode_list2), True))
+    tags.extend(extra_tags)
+    tags.sort(key=lambda t: t[0])  # TIFF wants ascending codes; tifffile sorts too, this keeps it explicit
+
+    buffer = io.BytesIO()
+    with tifffile.TiffWriter(buffer, byteorder="<") as tif:
+        tif.write(
+            np.ascontiguousarray(raw),
+            photometric=PHOTOMETRIC_CFA,
+            subfiletype=0,
+            compression=None,
+            software="rig",
+            metadata=None,
+            extratags=tags,
+        )
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------- reading
+def _fail(source: str, problem: str) -> ImageInputError:
+    return ImageInputError(f"{source}: {problem}")
+
+
+def _number(value: Any) -> float | None:
+    """A TIFF numeric tag value (int, (num, den) rational, or 1-tuple) as float."""
+    if value is None:
+        return None
+    if isinstance(value, tuple | list):
+        if len(value) == 2 and all(isinstance(v, int) for v in value):
+            num, den = value
+            return math.nan if den == 0 else num / den
+        if len(value) == 1:
+            return _number(value[0])
+        raise TypeError(f"not a single number: {value!r}")
+    return float(value)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    text = str(value).strip("\x00 ").strip()
+    return text or None
+
+
+def _read_source(source: bytes | bytearray | memoryview | str | Path, name: str | None) -> tuple[bytes, str]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source), name or "<bytes>"
+    path = Path(source)
+    label = name or str(path)
+    try:
+        return path.read_bytes(), label
+    except FileNotFoundError:
+        raise _fail(label, "no such file") from None
+    except IsADirectoryError:
+        raise _fail(label, "is a directory, expected a DNG file") from None
+    except OSError as exc:
+        raise _fail(label, f"cannot be read ({exc.strerror or exc})") from None
+
+
+def _all_tags(page: tifffile.TiffPage) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for tag in page.tags.values():
+        if tag.code == TAG_EXIF_IFD and isinstance(tag.value, dict):
+            out.update(tag.value)  # EXIF sub-IFD, as other writers (and the real phone) may use
+        else:
+            out[tag.name] = tag.value
+    return out
+
+
+def _find_raw_page(tif: tifffile.TiffFile) -> tifffile.TiffPage | None:
+    """The IFD holding the CFA mosaic: IFD0 or one of its SubIFDs (the DNG-spec layout with a preview)."""
+    candidates: list[tifffile.TiffPage] = []
+    for page in tif.pages:
+        if not isinstance(page, tifffile.TiffPage):
+            continue
+        candidates.append(page)
+        for sub_offset in page.subifds or ():
+            tif.filehandle.seek(sub_offset)
+            candidates.append(tifffile.TiffPage(tif, index=0))
+    for page in candidates:
+        if page.photometric == PHOTOMETRIC_CFA:
+            return page
+    return None
+
+
+def _check_strips_inside(page: tifffile.TiffPage, size: int, source: str) -> None:
+    offsets = page.dataoffsets
+    counts = page.databytecounts
+    if not offsets or len(offsets) != len(counts):
+        raise _fail(source, "raw image has no strip/tile offsets")
+    for offset, count in zip(offsets, counts, strict=True):
+        if offset + count > size:
+            raise _fail(source, f"truncated: image data ends at byte {offset + count} but the file has {size} bytes")
+    if page.compression == 1:
+        expected = page.imagelength * page.imagewidth * ((page.bitspersample + 7) // 8)
+        if sum(counts) < expected:
+            raise _fail(source, f"raw strips hold {sum(counts)} bytes, expected {expected} for an uncompressed image")
+
+
+def read_dng(source: bytes | bytearray | memoryview | str | Path, *, name: str | None = None) -> DngImage:
+    """Read and validate a Bayer DNG.
+
+    Parameters
+    ----------
+    source
+        The file's bytes or its path.
+    name
+        How to call the file in error messages (default: the path, or ``<bytes>``).
+
+    Returns
+    -------
+    DngImage
+        The mosaic (uint16, DN, black not subtracted) with its levels, CFA pattern and capture tags.
+
+    Raises
+    ------
+    rig.errors.ImageInputError
+        One line naming the file and the problem: not a TIFF/DNG, truncated or corrupt, a required DNG tag
+        missing (``DNGVersion``, ``UniqueCameraModel``, ``CFARepeatPatternDim``, ``CFAPattern``), an unsupported
+        layout (not a 2×2 R/G/B pattern, several samples per pixel, per-channel black levels that differ) or
+        values above ``WhiteLevel``.
+
+    References
+    ----------
+    Adobe, *Digital Negative (DNG) Specification* 1.4.0.0, chapter 4 (required tags and their defaults).
+    """
+    data, label = _read_source(source, name)
+    if len(data) < 8:
+        raise _fail(label, f"not a DNG: only {len(data)} bytes")
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        raise _fail(label, f"not a TIFF/DNG file (starts with {data[:4]!r})")
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            if not tif.pages:
+                raise _fail(label, "corrupt TIFF/DNG: no readable image directory")
+            ifd0 = tif.pages.first
+            tags = _all_tags(ifd0)
+            page = _find_raw_page(tif)
+            if page is None:
+                raise _fail(label, "no CFA raw image (PhotometricInterpretation 32803) in the file")
+            if page is not ifd0:
+                tags.update({k: v for k, v in _all_tags(page).items() if k not in tags})
+                raw_tags = _all_tags(page)
+            else:
+                raw_tags = tags
+            black_tag = page.tags.get(TAG_BLACK_LEVEL) or ifd0.tags.get(TAG_BLACK_LEVEL)
+            white_tag = page.tags.get(TAG_WHITE_LEVEL) or ifd0.tags.get(TAG_WHITE_LEVEL)
+            _check_strips_inside(page, len(data), label)
+            raw = page.asarray()
+    except ImageInputError:
+        raise
+    except Exception as exc:  # tifffile signals corruption with many types (TiffFileError, ValueError, struct.error)
+        reason = (str(exc).splitlines() or [""])[0]
+        raise _fail(label, f"corrupt TIFF/DNG ({type(exc).__name__}: {reason})") from None
+
+    for required in ("DNGVersion", "UniqueCameraModel"):
+        if tags.get(required) is None:
+            raise _fail(label, f"missing required DNG tag {required}")
+    for required in ("CFARepeatPatternDim", "CFAPattern"):
+        if raw_tags.get(required) is None:
+            raise _fail(label, f"missing required DNG tag {required} in the raw image directory")
+    if tuple(raw_tags["CFARepeatPatternDim"]) != (2, 2):
+        raise _fail(label, f"CFARepeatPatternDim {tuple(raw_tags['CFARepeatPatternDim'])}: only 2×2 is supported")
+    codes = (
+        tuple(bytes(raw_tags["CFAPattern"])) if isinstance(raw_tags["CFAPattern"], bytes) else raw_tags["CFAPattern"]
+    )
+    codes = tuple(int(c) for c in codes)
+    if len(codes) != 4 or any(c not in (0, 1, 2) for c in codes):
+        raise _fail(label, f"CFAPattern {codes}: expected four of 0 (R), 1 (G), 2 (B)")
+    cfa = "".join(_CFA_LETTERS[c] for c in codes)
+
+    if raw.ndim != 2:
+        raise _fail(label, f"raw image has shape {raw.shape}: expected one sample per pixel")
+    if not np.issubdtype(raw.dtype, np.unsignedinteger) or raw.dtype.itemsize > 2:
+        raise _fail(label, f"raw samples are {raw.dtype}: expected unsigned integers of at most 16 bits")
+    raw = raw.astype(np.uint16, copy=False)
+    height, width = raw.shape
+
+    bits = int(page.bitspersample)
+    white = (1 << bits) - 1 if white_tag is None else int(max(_tag_numbers(white_tag)))
+    black = _black_level(black_tag, label)
+    if not 0 <= black < white:
+        raise _fail(label, f"BlackLevel {black} and WhiteLevel {white}: expected 0 ≤ black < white")
+    peak = int(raw.max())
+    if peak > white:
+        count = int(np.count_nonzero(raw > white))
+        raise _fail(label, f"{count} raw values above WhiteLevel {white} (max {peak})")
+
+    opcode2 = tags.get("OpcodeList2")
+    return DngImage(
+        raw=raw,
+        black_level=black,
+        white_level=white,
+        cfa_pattern=cfa,
+        width=width,
+        height=height,
+        make=_text(tags.get("Make")),
+        model=_text(tags.get("Model")),
+        unique_camera_model=_text(tags["UniqueCameraModel"]) or "",
+        serial=_text(tags.get("CameraSerialNumber")) or _text(tags.get("BodySerialNumber")),
+        exposure_time_s=_number(tags.get("ExposureTime")),
+        iso=_iso(tags),
+        f_number=_number(tags.get("FNumber")),
+        focal_length_mm=_number(tags.get("FocalLength")),
+        lens_model=_text(tags.get("LensModel")),
+        timestamp_ms=_timestamp_ms(tags, label),
+        opcode_list2=bytes(opcode2) if opcode2 is not None else None,
+        source=label,
+        tags=tags,
+    )
+
+
+def _tag_numbers(tag: tifffile.TiffTag) -> list[float]:
+    """All values of a numeric tag as floats; RATIONAL/SRATIONAL pairs are divided out."""
+    value = tag.value
+    values = list(value) if isinstance(value, tuple | list | bytes) else [value]
+    if int(tag.dtype) in (5, 10):  # RATIONAL, SRATIONAL: flat (num, den) pairs
+        return [num / den if den else math.nan for num, den in zip(values[::2], values[1::2], strict=True)]
+    return [float(v) for v in values]
+
+
+def _black_level(tag: tifffile.TiffTag | None, source: str) -> int:
+    if tag is None:
+        return 0  # the DNG default
+    levels = _tag_numbers(tag)
+    first = levels[0] if levels else math.nan
+    if any(v != first for v in levels) or not float(first).is_integer():
+        raise _fail(source, f"BlackLevel {levels}: only one integer black level for all channels is supported")
+    return int(first)
+
+
+def _iso(tags: Mapping[str, Any]) -> int | None:
+    value = tags.get("ISOSpeedRatings", tags.get("PhotographicSensitivity"))
+    if value is None:
+        return None
+    if isinstance(value, tuple | list):
+        value = value[0]
+    return int(value)
+
+
+def _timestamp_ms(tags: Mapping[str, Any], source: str) -> float | None:
+    stamp = _text(tags.get("DateTimeOriginal"))
+    if stamp is None:
+        return None
+    try:
+        when = datetime.strptime(stamp, "%Y:%m:%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        raise _fail(source, f"DateTimeOriginal {stamp!r}: expected 'YYYY:MM:DD HH:MM:SS'") from None
+    subsec = _text(tags.get("SubsecTimeOriginal")) or ""
+    if subsec and not subsec.isdigit():
+        raise _fail(source, f"SubSecTimeOriginal {subsec!r}: expected digits")
+    fraction_s = int(subsec) / 10 ** len(subsec) if subsec else 0.0
+    seconds = int(when.timestamp())
+    return seconds * 1000.0 + fraction_s * 1000.0
