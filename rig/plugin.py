@@ -1,24 +1,418 @@
 """pytest plugin of the bench (registered as the ``rig`` pytest11 entry point).
 
-Options: ``--station PATH`` (default: the twin station). Fixtures: ``station``.
-Importing this module must stay cheap: pytest loads it for every run in an environment where rig is installed.
+Options: ``--station PATH`` (default: the twin station), ``--unit`` (twin unit), ``--unit-serial``, ``--lens``,
+``--reports DIR``, ``--run-id``, ``--resume RUN_ID``, ``--operator``, ``--store URL``.
+Fixtures: ``station``, ``lenses``, ``bench_devices`` (opened devices), ``stage``, ``light``, ``phone``,
+``operator``, ``lens``, ``unit_serial``, ``twin`` (the twin server, only on a twin station), ``bench``
+(retrying operations), ``run`` (the run recorder) and ``measure`` (records into the current step).
+
+A plan module declares ``PLAN = "<name>"``; its limits come from ``fixtures/limits/<name>.toml``. A test's
+verdict follows OpenHTF/ITS: a limit missed is FAIL (the test still records everything else it measures), a bench
+fault (:class:`~rig.errors.DeviceError`, :class:`~rig.errors.MeasurementError`) is ERROR with its reason, a
+missing capability (:class:`~rig.errors.CapabilityMissing`) is SKIP.
+
+Importing this module stays cheap: pytest loads it in every run where rig is installed.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from rig.config.station import DEFAULT_STATION, StationConfig, load_station
+from rig.config.lenses import LensCatalog, LensSpec
+from rig.config.station import DEFAULT_STATION, TWIN_PORT, StationConfig, load_station
+from rig.errors import ArgumentError, CapabilityMissing, DeviceError, MeasurementError, RigError
+from rig.results.record import MeasurementRecord, Verdict, utcnow
+
+log = logging.getLogger(__name__)
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_REPORTS = REPO_DIR / "reports"
+PLAN_KEY = pytest.StashKey[str]()
+STEP_KEY = pytest.StashKey["StepState"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("rig", "camera bench")
     group.addoption("--station", default=str(DEFAULT_STATION), help="station file (default: the twin station)")
+    group.addoption("--unit", default=None, help="twin unit file or name (twin station only)")
+    group.addoption("--unit-serial", default=None, help="serial of the unit on the bench (real station)")
+    group.addoption("--lens", default=None, help="catalog id of the lens under test (default: the station's)")
+    group.addoption("--reports", default=str(DEFAULT_REPORTS), help="folder for run folders")
+    group.addoption("--run-id", default=None, help="id of the run folder (default: time-serial-plan)")
+    group.addoption("--resume", default=None, metavar="RUN_ID", help="continue a run from its first incomplete step")
+    group.addoption("--operator", default="", help="operator name for the record")
+    group.addoption("--store", default=None, help="results store URL (default: SQLite in the reports folder)")
+
+
+# ---------------------------------------------------------------------------------------------- plan discovery
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    plans = {getattr(item.module, "PLAN", None) for item in items if isinstance(item, pytest.Function)}
+    plans.discard(None)
+    if not plans:
+        return
+    if len(plans) > 1:
+        raise pytest.UsageError(f"one plan per run, got {sorted(p for p in plans if p)}")
+    config.stash[PLAN_KEY] = str(plans.pop())
+    resume = config.getoption("--resume")
+    if resume:
+        from rig.plans.recording import RECORD_FILE
+        from rig.results.record import RunRecord
+
+        record_path = Path(config.getoption("--reports")) / resume / RECORD_FILE
+        if not record_path.is_file():
+            raise pytest.UsageError(f"--resume {resume}: no run record at {record_path}")
+        done = {s.name for s in RunRecord.load(record_path).steps if s.verdict is not Verdict.ERROR}
+        keep = [item for item in items if step_name(item) not in done]
+        deselected = [item for item in items if step_name(item) in done]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+        items[:] = keep
+
+
+def step_name(item: pytest.Item) -> str:
+    return item.name.removeprefix("test_")
+
+
+# ---------------------------------------------------------------------------------------------- configuration
+@pytest.fixture(scope="session")
+def station_file(pytestconfig: pytest.Config) -> Path:
+    return Path(pytestconfig.getoption("--station"))
 
 
 @pytest.fixture(scope="session")
-def station(pytestconfig: pytest.Config) -> StationConfig:
+def station(station_file: Path) -> StationConfig:
     """The station file the run uses, validated."""
-    return load_station(Path(pytestconfig.getoption("--station")))
+    return load_station(station_file)
+
+
+@pytest.fixture(scope="session")
+def lenses(station: StationConfig, station_file: Path) -> LensCatalog:
+    from rig.twin.server import load_station_lenses
+
+    return load_station_lenses(station, station_file=station_file)
+
+
+@pytest.fixture(scope="session")
+def twin_unit(pytestconfig: pytest.Config, station: StationConfig, station_file: Path) -> Any:
+    """The simulated unit's true parameters (twin stations only; plans never read them)."""
+    if not station.is_twin:
+        return None
+    from rig.twin.server import load_twin_unit
+
+    return load_twin_unit(station, pytestconfig.getoption("--unit"), station_file=station_file)
+
+
+@pytest.fixture(scope="session")
+def unit_serial(pytestconfig: pytest.Config, station: StationConfig, twin_unit: Any) -> str:
+    serial = pytestconfig.getoption("--unit-serial") or (twin_unit.serial if twin_unit is not None else None)
+    if not serial:
+        raise ArgumentError("--unit-serial: expected the serial of the unit on the bench")
+    if not re.fullmatch(station.serial_pattern, serial):
+        raise ArgumentError(
+            f"unit serial {serial!r}: expected a match of the station's pattern {station.serial_pattern}"
+        )
+    return serial
+
+
+@pytest.fixture(scope="session")
+def lens(pytestconfig: pytest.Config, station: StationConfig, lenses: LensCatalog, station_file: Path) -> LensSpec:
+    """The lens under test: ``--lens`` or the station's reference lens."""
+    lens_id = pytestconfig.getoption("--lens") or station.reference_lens
+    return lenses.get(lens_id, source="--lens" if pytestconfig.getoption("--lens") else station_file, field="lens")
+
+
+# ---------------------------------------------------------------------------------------------- devices
+@dataclass
+class BenchDevices:
+    """Everything plugged into the bench, opened once per session and closed at its end."""
+
+    station: StationConfig
+    stage: Any
+    light: Any
+    phone: Any
+    operator: Any
+    controller: Any
+    twin: Any = None
+    closers: list[Any] = field(default_factory=list)
+
+    def reconnect_phone(self) -> None:
+        try:
+            self.phone.close()
+        except RigError as exc:
+            log.info("closing the lost phone connection: %s", exc)
+        self.phone.open()
+
+    def close(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                closer()
+            except Exception as exc:  # closing must go on whatever one device says
+                log.warning("closing %s: %s", closer, exc)
+
+
+@pytest.fixture(scope="session")
+def bench_devices(station: StationConfig, lenses: LensCatalog, twin_unit: Any) -> Iterator[BenchDevices]:
+    from rig.devices.gphoto2_phone import Gphoto2Phone
+    from rig.devices.grbl import GrblController, GrblLight, GrblStage
+
+    twin = None
+    closers: list[Any] = []
+    stage_port, phone_port = station.stage.port, station.phone.port
+    try:
+        if station.is_twin:
+            from rig.twin.server import TwinServer
+
+            twin = TwinServer(station, twin_unit, lenses)
+            addresses = twin.start()
+            closers.append(twin.stop)
+            if stage_port == TWIN_PORT:
+                stage_port = addresses.serial_port
+            if phone_port == TWIN_PORT:
+                phone_port = addresses.phone_port
+        controller = GrblController(
+            stage_port,
+            baudrate=station.stage.baudrate,
+            timeout_s=station.stage.timeout_s,
+            move_timeout_s=station.stage.move_timeout_s,
+        )
+        controller.open()
+        closers.append(controller.close)
+        phone = Gphoto2Phone(phone_port, timeout_s=station.phone.timeout_s)
+        phone.open()
+        closers.append(phone.close)
+        if twin is not None:
+            operator: Any = twin.operator
+        else:
+            from rig.devices.console_operator import ConsoleOperator
+
+            operator = ConsoleOperator(phone, lenses)
+        devices = BenchDevices(
+            station=station,
+            stage=GrblStage(controller, station),
+            light=GrblLight(controller, station),
+            phone=phone,
+            operator=operator,
+            controller=controller,
+            twin=twin,
+            closers=closers,
+        )
+    except BaseException:
+        for closer in reversed(closers):
+            closer()
+        raise
+    yield devices
+    devices.close()
+
+
+@pytest.fixture(scope="session")
+def twin(bench_devices: BenchDevices) -> Any:
+    """The twin server (its ``bench`` has the truth), or None on a real station."""
+    return bench_devices.twin
+
+
+@pytest.fixture(scope="session")
+def stage(bench_devices: BenchDevices) -> Any:
+    return bench_devices.stage
+
+
+@pytest.fixture(scope="session")
+def light(bench_devices: BenchDevices) -> Any:
+    return bench_devices.light
+
+
+@pytest.fixture(scope="session")
+def phone(bench_devices: BenchDevices) -> Any:
+    return bench_devices.phone
+
+
+@pytest.fixture(scope="session")
+def operator(bench_devices: BenchDevices) -> Any:
+    return bench_devices.operator
+
+
+# ---------------------------------------------------------------------------------------------- recording
+@pytest.fixture(scope="session")
+def run(
+    pytestconfig: pytest.Config, station: StationConfig, station_file: Path, unit_serial: str, lens: LensSpec
+) -> Any:
+    """The run recorder of a plan session (its record is saved after every measurement)."""
+    from rig.config.limits import load_limits
+    from rig.plans.recording import RunRecorder
+
+    plan = pytestconfig.stash.get(PLAN_KEY, None)
+    if plan is None:
+        raise pytest.UsageError("the run fixture is for plan modules (they set PLAN = '<name>')")
+    limits = load_limits(plan)
+    reports = Path(pytestconfig.getoption("--reports"))
+    resume = pytestconfig.getoption("--resume")
+    if resume:
+        redo = {step_name(item) for item in pytestconfig.stash.get(_ITEMS_KEY, [])}
+        recorder = RunRecorder.resume(reports / resume, limits, redo)
+    else:
+        recorder = RunRecorder.start(
+            plan=plan,
+            limits=limits,
+            station=station.name,
+            station_file=str(station_file),
+            unit_serial=unit_serial,
+            lens=lens.id,
+            reports_dir=reports,
+            operator=pytestconfig.getoption("--operator"),
+            run_id=pytestconfig.getoption("--run-id"),
+            config={"station": station.model_dump(mode="json"), "limits": limits.source},
+        )
+    pytestconfig.stash[_RECORDER_KEY] = recorder
+    return recorder
+
+
+_ITEMS_KEY = pytest.StashKey[list[pytest.Item]]()
+_RECORDER_KEY = pytest.StashKey[Any]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[_ITEMS_KEY] = list(session.items)
+
+
+@pytest.fixture(scope="session")
+def bench(station: StationConfig, bench_devices: BenchDevices, run: Any) -> Any:
+    """Retrying bench operations (place a chart, shoot a validated frame) recording captures into the run."""
+    from rig.plans.bench import BenchOps
+
+    return BenchOps(
+        station,
+        stage=bench_devices.stage,
+        light=bench_devices.light,
+        phone=bench_devices.phone,
+        operator=bench_devices.operator,
+        recorder=run,
+        reconnect_phone=bench_devices.reconnect_phone,
+    )
+
+
+@dataclass
+class StepState:
+    name: str
+    started: datetime
+    measurements: list[MeasurementRecord] = field(default_factory=list)
+    attachments: list[str] = field(default_factory=list)
+
+
+class StepMeasurements:
+    """The ``measure`` fixture: record numbers of the current step against the plan's limits."""
+
+    def __init__(self, recorder: Any, state: StepState) -> None:
+        self._recorder = recorder
+        self._state = state
+
+    @property
+    def step(self) -> str:
+        return self._state.name
+
+    def __call__(
+        self, name: str, value: float | None, *, zone: str | None = None, captures: Any = (), error: str | None = None
+    ) -> MeasurementRecord:
+        rec = self._recorder.measure(self._state.name, name, value, zone=zone, captures=captures, error=error)
+        self._state.measurements.append(rec)
+        return rec
+
+    def attach(self, relative: str, data: bytes) -> str:
+        path = self._recorder.save_file(relative, data)
+        self._state.attachments.append(path)
+        return path
+
+
+@pytest.fixture
+def measure(request: pytest.FixtureRequest, run: Any) -> StepMeasurements:
+    state = StepState(name=step_name(request.node), started=utcnow())
+    request.node.stash[STEP_KEY] = state
+    return StepMeasurements(run, state)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    state = item.stash.get(STEP_KEY, None)
+    if state is None or report.when != "call":
+        if state is not None and report.when == "setup" and report.failed:
+            _finish_step(item, state, Verdict.ERROR, _reason(call.excinfo))
+        return
+    failures = [m for m in state.measurements if m.verdict is Verdict.FAIL]
+    errors = [m for m in state.measurements if m.verdict is Verdict.ERROR]
+    if call.excinfo is not None:
+        exc = call.excinfo.value
+        if isinstance(exc, CapabilityMissing) or call.excinfo.errisinstance(pytest.skip.Exception):
+            _finish_step(item, state, Verdict.SKIP, _reason(call.excinfo))
+        else:
+            reason = _reason(call.excinfo)
+            if not isinstance(exc, DeviceError | MeasurementError | RigError):
+                reason = f"bench software error: {reason}"
+            _finish_step(item, state, Verdict.ERROR, reason)
+            report.longrepr = f"ERROR {state.name}: {reason}" if isinstance(exc, RigError) else report.longrepr
+        return
+    if failures or errors:
+        lines = [_describe(m) for m in failures + errors]
+        verdict = Verdict.ERROR if errors else Verdict.FAIL
+        _finish_step(item, state, verdict, "; ".join(lines))
+        report.outcome = "failed"
+        report.longrepr = f"{verdict.value} {state.name}: " + "; ".join(lines)
+    else:
+        _finish_step(item, state, Verdict.PASS, None)
+
+
+def _describe(m: MeasurementRecord) -> str:
+    where = f" [{m.zone}]" if m.zone else ""
+    if m.value is None:
+        return f"{m.name}{where}: not measured ({m.error})"
+    return f"{m.name}{where} = {m.value:.4g} {m.unit} outside [{m.low}, {m.high}]"
+
+
+def _reason(excinfo: pytest.ExceptionInfo[BaseException] | None) -> str:
+    if excinfo is None:
+        return ""
+    exc = excinfo.value
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _finish_step(item: pytest.Item, state: StepState, verdict: Verdict, error: str | None) -> None:
+    recorder = item.config.stash.get(_RECORDER_KEY, None)
+    if recorder is None:
+        return
+    bench = _bench_of(item)
+    retries = bench.retries.count if bench is not None else 0
+    if bench is not None and bench.retries.events:
+        error = "; ".join(filter(None, [error, *bench.retries.events]))
+        bench.retries.clear()
+    recorder.step(
+        state.name,
+        verdict,
+        started=state.started,
+        ended=utcnow(),
+        error=error,
+        retries=retries,
+        attachments=state.attachments,
+    )
+
+
+def _bench_of(item: pytest.Item) -> Any:
+    funcargs = getattr(item, "funcargs", {})
+    return funcargs.get("bench")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    recorder = session.config.stash.get(_RECORDER_KEY, None)
+    if recorder is None:
+        return
+    recorder.finish()
+    from rig.plans.outputs import publish_run
+
+    publish_run(recorder, store_url=session.config.getoption("--store"))

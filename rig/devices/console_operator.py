@@ -1,0 +1,72 @@
+"""The operator at a real station: asks for a lens change and waits until the phone itself reports it.
+
+No "press Enter when done": the condition is the phone's own lens state (attached, 6-bit code), polled with a
+timeout, so an operator who mounts the wrong lens or none is caught, not believed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from rig.config.lenses import LensCatalog
+from rig.devices.protocols import LensState, Phone
+from rig.errors import ArgumentError, DeviceStateError, DeviceTimeout
+
+
+class ConsoleOperator:
+    """Satisfies :class:`rig.devices.protocols.Operator` with prompts on the terminal."""
+
+    def __init__(
+        self,
+        phone: Phone,
+        lenses: LensCatalog,
+        *,
+        timeout_s: float = 180.0,
+        poll_s: float = 0.25,
+        out: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._phone = phone
+        self._lenses = lenses
+        self._timeout_s = timeout_s
+        self._poll_s = poll_s
+        self._out = out or sys.__stderr__ or sys.stderr
+        self._clock = clock
+        self._lens_id: str | None = None
+
+    def _say(self, text: str) -> None:
+        self._out.write(f"\n>>> OPERATOR: {text}\n")
+        self._out.flush()
+
+    def _wait(self, what: str, condition: Callable[[LensState], bool]) -> LensState:
+        deadline = self._clock() + self._timeout_s
+        while True:
+            state = self._phone.lens_state()
+            if condition(state):
+                return state
+            if self._clock() >= deadline:
+                raise DeviceTimeout(f"operator: {what} not seen by the phone within {self._timeout_s:.0f} s")
+            time.sleep(self._poll_s)
+
+    def mount_lens(self, lens_id: str) -> None:
+        spec = self._lenses.get(lens_id, source="operator", field="lens")
+        self._say(f"mount {spec.name} on the bayonet (lens code {spec.lens_code})")
+        state = self._wait(f"{spec.name} attached", lambda s: s.attached)
+        if spec.lens_code is not None and state.lens_code != spec.lens_code:
+            raise DeviceStateError(
+                f"operator mounted a lens with code {state.lens_code}, expected {spec.name} (code {spec.lens_code})"
+            )
+        self._lens_id = lens_id
+
+    def unmount_lens(self) -> None:
+        self._say("remove the lens from the bayonet")
+        self._wait("lens removed", lambda s: not s.attached)
+
+    def remount_lens(self) -> None:
+        if self._lens_id is None:
+            raise ArgumentError("remount: no lens was mounted through the operator in this run")
+        self.unmount_lens()
+        self.mount_lens(self._lens_id)

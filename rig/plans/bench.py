@@ -1,0 +1,273 @@
+"""High-level bench operations for the plans: put a chart in front of the lens and take a validated frame.
+
+Every operation is idempotent (absolute moves, absolute settings), so it can be retried after a fault: a frame
+that fails validation is recaptured, a lost phone is reconnected, a stage alarm is cleared with unlock + re-home
+before the move is repeated. Moves that are already done are skipped (fewest moves).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from rig.config.station import StationConfig
+from rig.devices.protocols import Capture, Light, Operator, Phone, Stage
+from rig.dng import DngImage, read_dng
+from rig.errors import (
+    ArgumentError,
+    DeviceAlarm,
+    DeviceCommandError,
+    DeviceError,
+    DeviceLost,
+    DeviceTimeout,
+    FrameError,
+    ImageInputError,
+)
+from rig.plans.recording import CAPTURES_DIR, RunRecorder
+from rig.plans.retry import RetryLog, with_retries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One validated capture and the bench state it was taken at."""
+
+    path: str  # relative to the run folder
+    image: DngImage
+    chart: str
+    rail_mm: float  # relative to the station's focus position
+    pitch_deg: float
+    light_level: float
+    exposure_time_s: float
+    iso: int
+    timestamp_ms: float | None
+
+    @property
+    def raw(self) -> np.ndarray:
+        return self.image.raw
+
+
+class BenchOps:
+    """The plan's view of the bench: stage, light, phone and operator behind retrying operations."""
+
+    def __init__(
+        self,
+        station: StationConfig,
+        *,
+        stage: Stage,
+        light: Light,
+        phone: Phone,
+        operator: Operator,
+        recorder: RunRecorder | None,
+        reconnect_phone: Callable[[], None],
+        attempts: int = 3,
+    ) -> None:
+        self.station = station
+        self.stage = stage
+        self.light = light
+        self.phone = phone
+        self.operator = operator
+        self.recorder = recorder
+        self._reconnect_phone = reconnect_phone
+        self.attempts = attempts
+        self.retries = RetryLog()
+        self._position: tuple[str, float, float] | None = None  # (chart, rail_mm, pitch_deg) when known
+        self._exposure: tuple[float, int] | None = None
+        self._frame_counter = 0
+        self.homed = False
+
+    # ------------------------------------------------------------------ motion
+    def _recover_stage(self, exc: DeviceError) -> None:
+        self._position = None
+        if isinstance(exc, DeviceAlarm):
+            self.stage.recover()  # $X + $H: the only safe way out of an alarm
+            self.homed = True
+
+    def home(self) -> None:
+        with_retries(
+            self.stage.home,
+            what="home stage",
+            log_to=self.retries,
+            attempts=self.attempts,
+            retry_on=(DeviceAlarm, DeviceCommandError, DeviceTimeout),
+            before_retry=self._recover_stage,
+        )
+        self.homed = True
+        self._position = None
+
+    def place(self, *, chart: str, rail_mm: float = 0.0, pitch_deg: float = 0.0) -> None:
+        """Put ``chart`` in front of the lens at ``rail_mm`` from the focus position, fixture at ``pitch_deg``."""
+        if chart not in self.station.carousel.slots:
+            raise ArgumentError(
+                f"chart {chart!r}: expected one of the station's slots {sorted(self.station.carousel.slots)}"
+            )
+        target = (chart, rail_mm, pitch_deg)
+        if self._position == target:
+            return
+        if not self.homed:
+            self.home()
+
+        def move() -> None:
+            self.stage.move_to(
+                rail_mm=self.station.rail.focus_mm + rail_mm,
+                carousel_mm=self.station.carousel.slots[chart],
+                pitch_deg=pitch_deg,
+            )
+
+        with_retries(
+            move,
+            what=f"move to {chart} rail {rail_mm:+.3f} mm pitch {pitch_deg:+.0f}°",
+            log_to=self.retries,
+            attempts=self.attempts,
+            retry_on=(DeviceAlarm, DeviceCommandError, DeviceTimeout),
+            before_retry=self._recover_stage,
+        )
+        self._position = target
+
+    def set_light(self, level: float) -> None:
+        with_retries(
+            lambda: self.light.set_level(level),
+            what=f"light {level:.2f}",
+            log_to=self.retries,
+            attempts=self.attempts,
+            retry_on=(DeviceCommandError, DeviceTimeout),
+        )
+
+    # ------------------------------------------------------------------ phone
+    def _reconnect(self, exc: DeviceError) -> None:
+        self._exposure = None
+        if isinstance(exc, DeviceLost | DeviceTimeout):
+            self._reconnect_phone()
+
+    def set_exposure(self, exposure_time_s: float, iso: int) -> None:
+        if self._exposure == (exposure_time_s, iso):
+            return
+
+        def apply() -> None:
+            self.phone.set_exposure(exposure_time_s=exposure_time_s, iso=iso)
+
+        with_retries(
+            apply,
+            what=f"exposure {exposure_time_s * 1000:.2f} ms ISO {iso}",
+            log_to=self.retries,
+            attempts=self.attempts,
+            retry_on=(DeviceLost, DeviceTimeout),
+            before_retry=self._reconnect,
+        )
+        self._exposure = (exposure_time_s, iso)
+
+    def _validated(self, capture: Capture) -> DngImage:
+        try:
+            image = read_dng(capture.dng)
+        except ImageInputError as exc:
+            raise FrameError(f"{capture.filename}: {exc}") from None
+        sensor = self.station.sensor
+        if (image.width, image.height) != (sensor.width_px, sensor.height_px):
+            raise FrameError(
+                f"{capture.filename}: {image.width}×{image.height} px, expected {sensor.width_px}×{sensor.height_px}"
+            )
+        if image.white_level != sensor.white_level_dn or image.black_level != sensor.black_level_dn:
+            raise FrameError(
+                f"{capture.filename}: black/white {image.black_level}/{image.white_level}, expected "
+                f"{sensor.black_level_dn}/{sensor.white_level_dn}"
+            )
+        return image
+
+    def _store(self, capture: Capture, tag: str) -> str:
+        self._frame_counter += 1
+        name = f"{CAPTURES_DIR}/{self._frame_counter:04d}-{tag}.dng"
+        if self.recorder is not None:
+            self.recorder.save_file(name, capture.dng)
+        return name
+
+    def capture_raw(self) -> tuple[Capture, DngImage]:
+        """One validated capture at the current settings (recaptured on a bad frame, reconnect on loss)."""
+
+        def shot() -> tuple[Capture, DngImage]:
+            capture = self.phone.capture()
+            return capture, self._validated(capture)
+
+        return with_retries(
+            shot,
+            what="capture",
+            log_to=self.retries,
+            attempts=self.attempts,
+            retry_on=(FrameError, DeviceLost, DeviceTimeout),
+            before_retry=self._reconnect,
+        )
+
+    def shoot(
+        self,
+        *,
+        chart: str,
+        tag: str,
+        rail_mm: float = 0.0,
+        pitch_deg: float = 0.0,
+        light: float = 0.8,
+        exposure_time_s: float,
+        iso: int = 100,
+    ) -> Frame:
+        """Place the chart, set light and exposure, capture and validate one frame, and keep it in the run."""
+        self.place(chart=chart, rail_mm=rail_mm, pitch_deg=pitch_deg)
+        self.set_light(light)
+        self.set_exposure(exposure_time_s, iso)
+        capture, image = self.capture_raw()
+        path = self._store(capture, tag)
+        return Frame(
+            path=path,
+            image=image,
+            chart=chart,
+            rail_mm=rail_mm,
+            pitch_deg=pitch_deg,
+            light_level=light,
+            exposure_time_s=exposure_time_s,
+            iso=iso,
+            timestamp_ms=capture.timestamp_ms if capture.timestamp_ms is not None else image.timestamp_ms,
+        )
+
+    def burst(self, count: int, *, tag: str) -> list[Frame]:
+        """``count`` frames as fast as the phone can, at the current placement and settings."""
+        if self._position is None or self._exposure is None:
+            raise ArgumentError("burst: place the chart and set the exposure first")
+        chart, rail_mm, pitch_deg = self._position
+        exposure_time_s, iso = self._exposure
+        captures = with_retries(
+            lambda: self.phone.capture_burst(count),
+            what=f"burst of {count}",
+            log_to=self.retries,
+            attempts=self.attempts,
+            retry_on=(FrameError, DeviceLost, DeviceTimeout),
+            before_retry=self._reconnect,
+        )
+        frames = []
+        for i, capture in enumerate(captures):
+            image = self._validated(capture)
+            frames.append(
+                Frame(
+                    path=self._store(capture, f"{tag}-{i:02d}"),
+                    image=image,
+                    chart=chart,
+                    rail_mm=rail_mm,
+                    pitch_deg=pitch_deg,
+                    light_level=self.light.level,
+                    exposure_time_s=exposure_time_s,
+                    iso=iso,
+                    timestamp_ms=capture.timestamp_ms if capture.timestamp_ms is not None else image.timestamp_ms,
+                )
+            )
+        return frames
+
+    def exposure_for(
+        self, *, target_dn: float, t_stop: float, light: float, transmittance: float, iso: int = 100
+    ) -> float:
+        """Exposure time (s) that puts the chart's centre at ``target_dn`` above black, from the station's light
+        calibration: signal = response · L · t · (ISO/100) · transmittance / T²."""
+        lum = light * self.station.light.luminance_cd_m2_at_max
+        per_second = self.station.light.response_dn_per_cd_m2_s * lum * (iso / 100) * transmittance / t_stop**2
+        if per_second <= 0:
+            raise ArgumentError(f"light {light}: expected a level > 0 for an exposure")
+        return target_dn / per_second

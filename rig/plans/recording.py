@@ -1,0 +1,198 @@
+"""Recording measurements against declared limits into the run record, as they are taken.
+
+The record on disk is rewritten (atomically) after every measurement and every step, so a fault or a crash
+loses nothing that was measured before it (issue #8), and ``--resume`` can continue from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import socket
+import subprocess
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rig import __version__
+from rig.config.limits import LimitSet
+from rig.errors import ConfigError
+from rig.results.record import (
+    MeasurementRecord,
+    RunRecord,
+    StepRecord,
+    Verdict,
+    atomic_write_bytes,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+RECORD_FILE = "record.json"
+CAPTURES_DIR = "captures"
+
+
+def git_sha(repo: Path | None = None) -> str | None:
+    """The source tree's commit, when rig runs from a git checkout (proof of what code measured)."""
+    repo = repo or Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", sha) else None
+
+
+def new_run_id(unit_serial: str, plan: str, started: datetime) -> str:
+    return f"{started.strftime('%Y%m%dT%H%M%S')}-{unit_serial}-{plan}"
+
+
+class RunRecorder:
+    """Owns one run's record and folder; every write is atomic."""
+
+    def __init__(self, record: RunRecord, run_dir: Path, limits: LimitSet) -> None:
+        self.record = record
+        self.run_dir = run_dir
+        self.limits = limits
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.save()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def start(
+        cls,
+        *,
+        plan: str,
+        limits: LimitSet,
+        station: str,
+        station_file: str | None,
+        unit_serial: str,
+        lens: str | None,
+        reports_dir: Path,
+        operator: str = "",
+        config: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> RunRecorder:
+        started = utcnow()
+        run_id = run_id or new_run_id(unit_serial, plan, started)
+        record = RunRecord(
+            run_id=run_id,
+            plan=plan,
+            station=station,
+            station_file=station_file,
+            software_version=__version__,
+            git_sha=git_sha(),
+            operator=operator or _default_operator(),
+            unit_serial=unit_serial,
+            lens=lens,
+            started=started,
+            config=config or {},
+        )
+        return cls(record, reports_dir / run_id, limits)
+
+    @classmethod
+    def resume(cls, run_dir: Path, limits: LimitSet, redo_steps: Iterable[str]) -> RunRecorder:
+        """Continue a run: keep completed steps and their measurements, forget those about to be re-run."""
+        path = run_dir / RECORD_FILE
+        if not path.is_file():
+            raise ConfigError(path, "", "(missing)", "the record.json of the run to resume")
+        record = RunRecord.load(path)
+        redo = set(redo_steps)
+        record.measurements = [m for m in record.measurements if m.step not in redo]
+        record.steps = [s for s in record.steps if s.name not in redo]
+        record.ended = None
+        record.verdict = None
+        record.errors.append(f"resumed at {utcnow().isoformat()} (re-running: {', '.join(sorted(redo)) or 'none'})")
+        return cls(record, run_dir, limits)
+
+    # ------------------------------------------------------------------ recording
+    def measure(
+        self,
+        step: str,
+        name: str,
+        value: float | None,
+        *,
+        zone: str | None = None,
+        captures: Iterable[str] = (),
+        error: str | None = None,
+    ) -> MeasurementRecord:
+        """Judge ``value`` against the declared limit of ``name`` (and ``zone``) and record it."""
+        limit = self.limits.get(name)
+        bounds = limit.for_zone(zone)
+        number = None if value is None else float(value)
+        if number is not None and not math.isfinite(number):
+            error = error or f"not a finite number ({number})"
+            number = None
+        verdict = MeasurementRecord.judge(number, bounds.low, bounds.high)
+        if number is None and error is None:
+            error = "no value"
+        rec = MeasurementRecord(
+            name=name,
+            step=step,
+            zone=zone,
+            value=number,
+            unit=limit.unit,
+            low=bounds.low,
+            high=bounds.high,
+            verdict=verdict,
+            doc=limit.doc,
+            captures=list(captures),
+            error=error,
+        )
+        self.record.measurements.append(rec)
+        self.save()
+        return rec
+
+    def step(
+        self,
+        name: str,
+        verdict: Verdict,
+        *,
+        started: datetime,
+        ended: datetime,
+        error: str | None = None,
+        retries: int = 0,
+        attachments: Iterable[str] = (),
+    ) -> StepRecord:
+        rec = StepRecord(
+            name=name,
+            verdict=verdict,
+            started=started,
+            ended=ended,
+            error=error,
+            retries=retries,
+            attachments=list(attachments),
+        )
+        self.record.steps = [s for s in self.record.steps if s.name != name] + [rec]
+        if error and verdict is Verdict.ERROR:
+            self.record.errors.append(f"{name}: {error}")
+        self.save()
+        return rec
+
+    def save_file(self, relative: str, data: bytes) -> str:
+        """Store a capture or attachment in the run folder (atomically); returns its relative path."""
+        atomic_write_bytes(self.run_dir / relative, data)
+        return relative
+
+    def completed_steps(self) -> set[str]:
+        return {s.name for s in self.record.steps if s.verdict is not Verdict.ERROR}
+
+    def finish(self) -> Verdict:
+        self.record.ended = utcnow()
+        self.record.verdict = self.record.final_verdict()
+        self.save()
+        return self.record.verdict
+
+    def save(self) -> Path:
+        return self.record.save(self.run_dir / RECORD_FILE)
+
+
+def _default_operator() -> str:
+    try:
+        return f"{socket.gethostname()}"
+    except OSError:
+        return ""

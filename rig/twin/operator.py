@@ -1,0 +1,41 @@
+"""The twin's pair of hands: lens changes that no motor does, performed on the simulated bench."""
+
+from __future__ import annotations
+
+from rig.config.lenses import LensCatalog
+from rig.errors import ArgumentError, DeviceStateError
+from rig.twin.state import BenchState
+
+
+class TwinOperator:
+    """Satisfies :class:`rig.devices.protocols.Operator` by acting on the twin's bench state.
+
+    Mounting sets the lens-attached time on the twin clock; the phone peer reports it and switches sensors
+    after the unit's firmware latency, exactly as it would for a lens screwed on by hand.
+    """
+
+    def __init__(self, state: BenchState, lenses: LensCatalog) -> None:
+        self._state = state
+        self._lenses = lenses
+        self.actions: list[str] = []
+
+    def mount_lens(self, lens_id: str) -> None:
+        if lens_id not in self._lenses.ids():
+            raise ArgumentError(f"lens {lens_id!r}: expected one of {', '.join(self._lenses.ids())}")
+        if self._state.lens_attached:
+            raise DeviceStateError(f"cannot mount {lens_id}: {self._state.lens_id} is still on the bayonet")
+        self._state.mount_lens(lens_id)
+        self.actions.append(f"mount {lens_id}")
+
+    def unmount_lens(self) -> None:
+        if not self._state.lens_attached:
+            raise DeviceStateError("cannot unmount: no lens on the bayonet")
+        self._state.unmount_lens()
+        self.actions.append("unmount")
+
+    def remount_lens(self) -> None:
+        lens_id = self._state.lens_id
+        if not self._state.lens_attached or lens_id is None:
+            raise DeviceStateError("cannot remount: no lens on the bayonet")
+        self.unmount_lens()
+        self.mount_lens(lens_id)
