@@ -95,7 +95,7 @@ def station(station_file: Path) -> StationConfig:
 
 @pytest.fixture(scope="session")
 def lenses(station: StationConfig, station_file: Path) -> LensCatalog:
-    from rig.twin.server import load_station_lenses
+    from rig.config.resolve import load_station_lenses
 
     return load_station_lenses(station, station_file=station_file)
 
@@ -105,7 +105,7 @@ def twin_unit(pytestconfig: pytest.Config, station: StationConfig, station_file:
     """The simulated unit's true parameters (twin stations only; plans never read them)."""
     if not station.is_twin:
         return None
-    from rig.twin.server import load_twin_unit
+    from rig.config.resolve import load_twin_unit
 
     return load_twin_unit(station, pytestconfig.getoption("--unit"), station_file=station_file)
 

@@ -22,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from rig.config.resolve import load_station_lenses, load_twin_unit
     from rig.errors import ArgumentError
-    from rig.twin.server import TwinServer, load_station_lenses, load_twin_unit
+    from rig.twin.server import TwinServer
 
     for name in ("ptp_port", "ptp_event_port"):
         value = getattr(args, name)

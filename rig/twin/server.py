@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Self
 
-from rig.config.lenses import LensCatalog, load_lens_catalog
-from rig.config.loader import resolve_path
+from rig.config.lenses import LensCatalog
 from rig.config.station import StationConfig
-from rig.config.unit import TwinUnit, load_unit
+from rig.config.unit import TwinUnit
 from rig.errors import ConfigError
 from rig.twin.bench import TwinBench
 from rig.twin.grbl_peer import GrblPeer
@@ -80,21 +78,3 @@ class TwinServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def load_twin_unit(station: StationConfig, unit: str | Path | None, *, station_file: Path | None = None) -> TwinUnit:
-    """The unit on a twin station: ``unit`` (a path or a name in fixtures/units/) or the station's default."""
-    from rig.config.unit import UNITS_DIR
-
-    if unit is None:
-        if station.twin is None:
-            raise ConfigError(station.name, "twin.unit", None, "a twin unit for a twin station")
-        return load_unit(resolve_path(station.twin.unit, station_file.parent if station_file else None))
-    path = Path(unit)
-    if not path.suffix and not path.exists():
-        path = UNITS_DIR / f"{unit}.toml"
-    return load_unit(path)
-
-
-def load_station_lenses(station: StationConfig, *, station_file: Path | None = None) -> LensCatalog:
-    return load_lens_catalog(resolve_path(station.lenses, station_file.parent if station_file else None))

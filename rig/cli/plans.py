@@ -1,0 +1,215 @@
+"""``rig signoff | calibrate | certify``: run a plan (pytest underneath) and print its verdict.
+
+The plan runs in-process through ``pytest.main`` with the same plugin a plain ``pytest --pyargs rig.plans.…``
+run uses; this command adds up-front validation of every input (so a typo is one line and exit 2, before any
+motor moves), a live step list, the summary table and the exit status: 0 PASS, 1 FAIL, 3 ERROR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rig.config.station import DEFAULT_STATION, load_station
+from rig.errors import ArgumentError
+
+GROUP = None
+
+PLANS = {
+    "signoff": ("signoff", "QA sign-off of one unit: every measurement against its limits, with a report"),
+    "calibrate": ("calibration", "factory calibration: measure, write the profile to the phone, verify"),
+    "certify": ("certification", "lens compatibility certification of one catalog lens on this phone"),
+}
+EXIT_BY_VERDICT = {"PASS": 0, "FAIL": 1, "ERROR": 3, "SKIP": 3}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    for command, (plan, help_text) in PLANS.items():
+        p = subparsers.add_parser(command, help=help_text, description=help_text)
+        p.add_argument("--station", type=Path, default=DEFAULT_STATION, help="station file (default: the twin)")
+        p.add_argument("--unit", help="twin unit file or name in fixtures/units/ (twin station only)")
+        p.add_argument("--unit-serial", help="serial of the unit on the bench (required on a real station)")
+        p.add_argument("--lens", help="catalog id of the lens (default: the station's reference lens)")
+        p.add_argument("--reports", type=Path, default=None, help="reports folder (default: reports/)")
+        p.add_argument("--resume", metavar="RUN_ID", help="continue RUN_ID from its first step not completed")
+        p.add_argument("--operator", default="", help="operator name for the record")
+        p.add_argument("--store", help="results store URL (default: SQLite in the reports folder)")
+        p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+        p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+        p.set_defaults(func=run_plan, plan=plan)
+
+
+def _validate(args: argparse.Namespace) -> dict[str, Any]:
+    """Load every input the plan will read, so a mistake is reported before the bench moves."""
+    from rig.config.resolve import load_station_lenses, load_twin_unit
+    from rig.plugin import DEFAULT_REPORTS
+
+    station = load_station(args.station)
+    lenses = load_station_lenses(station, station_file=args.station)
+    unit = load_twin_unit(station, args.unit, station_file=args.station) if station.is_twin else None
+    if args.unit and not station.is_twin:
+        raise ArgumentError(f"--unit {args.unit}: only a twin station has simulated units; use --unit-serial")
+    serial = args.unit_serial or (unit.serial if unit is not None else None)
+    if not serial:
+        raise ArgumentError(f"--unit-serial: required on station {station.name} (pattern {station.serial_pattern})")
+    if not re.fullmatch(station.serial_pattern, serial):
+        raise ArgumentError(f"--unit-serial {serial!r}: expected a match of {station.serial_pattern}")
+    if args.lens:
+        lenses.get(args.lens, source="--lens", field="lens")
+    reports = args.reports or DEFAULT_REPORTS
+    if args.resume and not (reports / args.resume / "record.json").is_file():
+        raise ArgumentError(f"--resume {args.resume}: no run record at {reports / args.resume / 'record.json'}")
+    return {"station": station, "serial": serial, "reports": reports}
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    import pytest
+
+    from rig.plans.recording import new_run_id
+    from rig.results.record import RunRecord, utcnow
+
+    checked = _validate(args)
+    reports: Path = checked["reports"]
+    run_id = args.resume or new_run_id(checked["serial"], args.plan, utcnow())
+    pytest_args = [
+        "--pyargs",
+        f"rig.plans.{args.plan}",
+        "--station",
+        str(args.station),
+        "--reports",
+        str(reports),
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:terminal",
+        "-c",
+        os.devnull,
+        "--rootdir",
+        str(reports),
+    ]
+    for option, value in (
+        ("--unit", args.unit),
+        ("--unit-serial", args.unit_serial),
+        ("--lens", args.lens),
+        ("--operator", args.operator),
+        ("--store", args.store),
+    ):
+        if value:
+            pytest_args += [option, str(value)]
+    pytest_args += ["--resume", run_id] if args.resume else ["--run-id", run_id]
+    progress = _Progress(quiet=args.quiet or args.json)
+    reports.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    code = pytest.main(pytest_args, plugins=[progress])
+    record_path = reports / run_id / "record.json"
+    if not record_path.is_file():
+        sys.stderr.write(f"rig: bench error: the plan ended (pytest exit {int(code)}) without a run record\n")
+        return 3
+    record = RunRecord.load(record_path)
+    verdict = record.verdict.value if record.verdict else "ERROR"
+    if args.json:
+        print(json.dumps(_summary(record, reports / run_id, time.monotonic() - started), indent=2))
+    elif not args.quiet:
+        _print_summary(record, reports / run_id, time.monotonic() - started)
+    print(f"{verdict} {record.unit_serial} {record.plan} {reports / run_id}")
+    return EXIT_BY_VERDICT.get(verdict, 3)
+
+
+class _Progress:
+    """A pytest plugin that shows each step as it runs (rich), instead of pytest's own terminal output."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        from rich.console import Console
+
+        self.quiet = quiet
+        self.console = Console(stderr=True, highlight=False)
+        self._t0: dict[str, float] = {}
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self._t0[nodeid] = time.monotonic()
+        if not self.quiet:
+            self.console.print(f"[dim]…[/dim] {location[2].removeprefix('test_')}", end="\r")
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if self.quiet:
+            return
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            name = report.nodeid.split("::")[-1].removeprefix("test_")
+            elapsed = time.monotonic() - self._t0.get(report.nodeid, time.monotonic())
+            text = str(report.longrepr) if report.longrepr else ""
+            if report.passed:
+                mark = "[green]PASS [/green]"
+            elif report.skipped:
+                mark = "[yellow]SKIP [/yellow]"
+            elif text.startswith("FAIL"):
+                mark = "[red]FAIL [/red]"
+            else:
+                mark = "[bold yellow]ERROR[/bold yellow]"
+            self.console.print(f"{mark} {name:<32} {elapsed:6.1f} s")
+            if not report.passed and text:
+                first = text.splitlines()[-1] if not text.startswith(("FAIL", "ERROR")) else text
+                self.console.print(f"      [dim]{first[:300]}[/dim]")
+
+    def pytest_internalerror(self, excrepr: Any) -> None:
+        self.console.print(f"[red]internal error[/red]: {excrepr}")
+
+    def pytest_collectreport(self, report: Any) -> None:
+        if report.failed:
+            self.console.print(f"[red]could not load the plan[/red]: {report.longrepr}")
+
+
+def _summary(record: Any, run_dir: Path, wall_s: float) -> dict[str, Any]:
+    return {
+        "run_id": record.run_id,
+        "verdict": record.verdict.value if record.verdict else None,
+        "unit_serial": record.unit_serial,
+        "plan": record.plan,
+        "run_dir": str(run_dir),
+        "wall_s": round(wall_s, 2),
+        "steps": [
+            {
+                "name": s.name,
+                "verdict": s.verdict.value,
+                "seconds": round((s.ended - s.started).total_seconds(), 2),
+                "retries": s.retries,
+                "error": s.error,
+            }
+            for s in record.steps
+        ],
+        "failures": [m.key for m in record.failures()],
+        "errors": record.errors,
+        "artifacts": record.artifacts,
+    }
+
+
+def _print_summary(record: Any, run_dir: Path, wall_s: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title=f"{record.plan} of {record.unit_serial} on {record.station}", show_lines=False)
+    for col in ("measurement", "zone", "value", "unit", "low", "high", "verdict"):
+        table.add_column(col)
+    order = {"FAIL": 0, "ERROR": 1, "PASS": 2, "SKIP": 3}
+    for m in sorted(record.measurements, key=lambda m: order.get(m.verdict.value, 9)):
+        colour = {"PASS": "green", "FAIL": "red", "ERROR": "yellow"}.get(m.verdict.value, "white")
+        value = "—" if m.value is None else f"{m.value:.4g}"
+        table.add_row(
+            m.name,
+            m.zone or "",
+            value,
+            m.unit,
+            "" if m.low is None else f"{m.low:g}",
+            "" if m.high is None else f"{m.high:g}",
+            f"[{colour}]{m.verdict.value}[/{colour}]",
+        )
+    console.print(table)
+    for error in record.errors:
+        console.print(f"[yellow]error[/yellow] {error}")
+    console.print(f"run folder {run_dir}  ({wall_s:.1f} s)")
