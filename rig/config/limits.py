@@ -39,8 +39,13 @@ class Limit(ZoneLimit):
     zones: dict[str, ZoneLimit] = Field(default_factory=dict)
 
     def for_zone(self, zone: str | None) -> ZoneLimit:
-        if zone is not None and zone in self.zones:
-            return self.zones[zone]
+        """Limits of ``zone``; a qualified zone such as ``f1.4:corner`` falls back to ``corner``, then the default."""
+        if zone is not None:
+            if zone in self.zones:
+                return self.zones[zone]
+            tail = zone.rsplit(":", 1)[-1]
+            if tail in self.zones:
+                return self.zones[tail]
         return ZoneLimit(low=self.low, high=self.high)
 
 
