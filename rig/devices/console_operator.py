@@ -27,6 +27,7 @@ class ConsoleOperator:
         timeout_s: float = 180.0,
         poll_s: float = 0.25,
         out: TextIO | None = None,
+        confirm: Callable[[], str | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._phone = phone
@@ -36,6 +37,18 @@ class ConsoleOperator:
         self._out = out or sys.__stderr__ or sys.stderr
         self._clock = clock
         self._lens_id: str | None = None
+        self._confirm = confirm or self._read_terminal
+
+    def _read_terminal(self) -> str | None:
+        """One line from the controlling terminal (pytest captures stdin), or None after the timeout."""
+        import select
+
+        try:
+            with open("/dev/tty") as tty:
+                ready, _, _ = select.select([tty], [], [], self._timeout_s)
+                return tty.readline() if ready else None
+        except OSError as exc:
+            raise DeviceStateError(f"operator: no terminal to confirm on ({exc})") from None
 
     def _say(self, text: str) -> None:
         self._out.write(f"\n>>> OPERATOR: {text}\n")
@@ -64,6 +77,18 @@ class ConsoleOperator:
     def unmount_lens(self) -> None:
         self._say("remove the lens from the bayonet")
         self._wait("lens removed", lambda s: not s.attached)
+
+    def set_aperture(self, f_number: float) -> None:
+        """The ring has no contacts, so the phone cannot see it: the operator confirms on the terminal."""
+        if self._lens_id is None:
+            raise ArgumentError("set_aperture: no lens was mounted through the operator in this run")
+        marked = self._lenses.get(self._lens_id, source="operator", field="lens").f_numbers
+        if not any(abs(f_number - n) < 1e-6 for n in marked):
+            raise ArgumentError(f"aperture f/{f_number:g}: expected one of the lens's marked stops {marked}")
+        self._say(f"set the aperture ring to f/{f_number:g}, then press Enter")
+        answer = self._confirm()
+        if answer is None:
+            raise DeviceTimeout(f"operator: no confirmation of f/{f_number:g} within {self._timeout_s:.0f} s")
 
     def remount_lens(self) -> None:
         if self._lens_id is None:

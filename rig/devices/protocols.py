@@ -177,3 +177,6 @@ class Operator(Protocol):
     def unmount_lens(self) -> None: ...
     def remount_lens(self) -> None:
         """Take the lens off and put it back on (repeatability)."""
+
+    def set_aperture(self, f_number: float) -> None:
+        """Turn the (manual) aperture ring of the mounted lens to ``f_number``."""

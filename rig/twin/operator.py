@@ -33,6 +33,16 @@ class TwinOperator:
         self._state.unmount_lens()
         self.actions.append("unmount")
 
+    def set_aperture(self, f_number: float) -> None:
+        lens_id = self._state.lens_id
+        if not self._state.lens_attached or lens_id is None:
+            raise DeviceStateError("cannot set the aperture: no lens on the bayonet")
+        marked = self._lenses.get(lens_id).f_numbers
+        if not any(abs(f_number - n) < 1e-6 for n in marked):
+            raise ArgumentError(f"aperture f/{f_number:g}: expected one of the lens's marked stops {marked}")
+        self._state.update(f_number=f_number)
+        self.actions.append(f"aperture f/{f_number:g}")
+
     def remount_lens(self) -> None:
         lens_id = self._state.lens_id
         if not self._state.lens_attached or lens_id is None:

@@ -29,6 +29,7 @@ class BenchSnapshot:
     lens_id: str | None
     lens_attached_at_ns: int | None
     remount_index: int  # increments on every (re)mount: each mount seats the lens a little differently
+    f_number: float | None  # aperture ring setting; None = the lens sample's (wide open unless the unit says)
     knock_times_ns: tuple[int, ...]
     profile: bytes | None  # the calibration profile the phone holds (None until written)
 
@@ -47,6 +48,7 @@ class BenchState:
     lens_id: str | None = None
     lens_attached_at_ns: int | None = None
     remount_index: int = 0
+    f_number: float | None = None
     knock_times_ns: list[int] = field(default_factory=list)
     profile: bytes | None = None
     clock: Callable[[], int] = time.monotonic_ns
@@ -97,6 +99,7 @@ class BenchState:
                 lens_id=self.lens_id,
                 lens_attached_at_ns=self.lens_attached_at_ns,
                 remount_index=self.remount_index,
+                f_number=self.f_number,
                 knock_times_ns=tuple(self.knock_times_ns),
                 profile=self.profile,
             )
