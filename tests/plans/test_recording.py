@@ -1,0 +1,115 @@
+"""Measurements are judged against declared limits and survive any later fault (record rewritten atomically)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rig.config.limits import load_limits
+from rig.errors import ConfigError, DeviceLost, DeviceTimeout, FrameError
+from rig.plans.recording import RECORD_FILE, RunRecorder
+from rig.plans.retry import RetryLog, with_retries
+from rig.results.record import RunRecord, Verdict, utcnow
+
+
+def _recorder(tmp_path: Path) -> RunRecorder:
+    return RunRecorder.start(
+        plan="signoff",
+        limits=load_limits("signoff"),
+        station="twin-01",
+        station_file=None,
+        unit_serial="XM12SU-000001",
+        lens="summilux-m-35-f1.4-asph-2022",
+        reports_dir=tmp_path,
+        run_id="run-1",
+    )
+
+
+def test_values_are_judged_against_zone_limits(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    assert rec.measure("s", "flange_offset_um", 4.99).verdict is Verdict.PASS
+    assert rec.measure("s", "flange_offset_um", 5.01).verdict is Verdict.FAIL
+    assert rec.measure("s", "flange_offset_um", -5.01).verdict is Verdict.FAIL
+    # zone limits: corner is looser than centre
+    assert rec.measure("s", "mtf50_cy_px", 0.30, zone="corner").verdict is Verdict.PASS
+    assert rec.measure("s", "mtf50_cy_px", 0.30, zone="center").verdict is Verdict.FAIL
+    nan = rec.measure("s", "flange_offset_um", float("nan"))
+    assert nan.verdict is Verdict.ERROR and nan.value is None and "finite" in (nan.error or "")
+    assert rec.measure("s", "flange_offset_um", None, error="no edge").verdict is Verdict.ERROR
+
+
+def test_undeclared_measurement_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="flange_um"):
+        _recorder(tmp_path).measure("s", "flange_um", 1.0)
+
+
+def test_every_measurement_is_on_disk_at_once(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    rec.measure("flange", "flange_offset_um", 1.0)
+    rec.measure("flange", "tilt_x_arcmin", 0.2)
+    on_disk = json.loads((tmp_path / "run-1" / RECORD_FILE).read_text())
+    assert [m["name"] for m in on_disk["measurements"]] == ["flange_offset_um", "tilt_x_arcmin"]
+    assert not list((tmp_path / "run-1").glob(".*.tmp")), "no temporary files left behind"
+
+
+def test_resume_keeps_completed_steps_and_drops_the_ones_to_redo(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    rec.measure("lens_detection", "lens_detected", 1.0)
+    rec.step("lens_detection", Verdict.PASS, started=utcnow(), ended=utcnow())
+    rec.measure("flange", "flange_offset_um", 1.0)
+    rec.step("flange", Verdict.ERROR, started=utcnow(), ended=utcnow(), error="DeviceLost: phone")
+    resumed = RunRecorder.resume(tmp_path / "run-1", load_limits("signoff"), redo_steps=["flange"])
+    assert [m.name for m in resumed.record.measurements] == ["lens_detected"]
+    assert resumed.completed_steps() == {"lens_detection"}
+    assert RunRecord.load(tmp_path / "run-1" / RECORD_FILE).measurements[0].name == "lens_detected"
+
+
+def test_final_verdict_error_beats_fail_beats_pass(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    rec.measure("a", "flange_offset_um", 1.0)
+    assert rec.finish() is Verdict.PASS
+    rec.measure("b", "tilt_x_arcmin", 9.0)
+    assert rec.finish() is Verdict.FAIL
+    rec.step("c", Verdict.ERROR, started=utcnow(), ended=utcnow(), error="stage lost")
+    assert rec.finish() is Verdict.ERROR
+
+
+def test_retries_are_bounded_logged_and_reconnect_between_attempts() -> None:
+    calls: list[str] = []
+    log = RetryLog()
+
+    def flaky() -> str:
+        calls.append("try")
+        if len(calls) < 3:
+            raise FrameError("truncated DNG")
+        return "frame"
+
+    reconnects: list[str] = []
+    assert (
+        with_retries(
+            flaky,
+            what="capture",
+            log_to=log,
+            attempts=3,
+            backoff_s=0.001,
+            before_retry=lambda exc: reconnects.append(type(exc).__name__),
+        )
+        == "frame"
+    )
+    assert log.count == 2 and "truncated DNG" in log.events[0]
+    assert reconnects == ["FrameError", "FrameError"]
+
+    def always_lost() -> None:
+        raise DeviceLost("phone gone")
+
+    with pytest.raises(DeviceLost):
+        with_retries(always_lost, what="capture", log_to=log, attempts=2, backoff_s=0.001)
+
+    def timeout() -> None:
+        raise DeviceTimeout("slow")
+
+    # only the listed errors are retried
+    with pytest.raises(DeviceTimeout):
+        with_retries(timeout, what="x", log_to=RetryLog(), attempts=5, backoff_s=0.001, retry_on=(FrameError,))
