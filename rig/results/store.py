@@ -1,0 +1,387 @@
+"""The results store: every run of every station in one database, for SPC and traceability (DESIGN.md §6).
+
+One small interface over two back ends (SQLAlchemy 2 Core):
+
+* SQLite in WAL mode, the default, at ``reports/results.sqlite``: one file, no server, several processes may
+  write at once (each write transaction takes the write lock up front with ``BEGIN IMMEDIATE``, so a writer
+  waits for the lock instead of failing half-way with "database is locked"; readers never block in WAL).
+* PostgreSQL for a factory line (``postgresql://user@host/db``, driven by psycopg 3).
+
+Tables: ``runs`` (one row per run, with the full record as JSON for exact reconstruction), ``measurements``
+(one row per measurement, run columns repeated for SPC without joins; columns as
+:data:`rig.results.tables.MEASUREMENT_COLUMNS`) and ``steps``.
+
+:meth:`ResultsStore.add_run` is idempotent: storing a run id again replaces that run's rows in one transaction
+(a resumed run is stored again as it grows), so a run is never counted twice.
+
+Usage::
+
+    with open_store(None) as store:          # reports/results.sqlite
+        store.add_run(record)
+        frame = store.measurements(plan="signoff", since=datetime(2026, 1, 1, tzinfo=UTC))
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError as SAArgumentError
+from sqlalchemy.exc import OperationalError
+
+from rig.errors import ArgumentError, DeviceError
+from rig.results.record import RunRecord
+from rig.results.tables import MEASUREMENT_COLUMNS, measurement_rows, normalise_frame
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORE_PATH = Path("reports") / "results.sqlite"
+"""Default SQLite file, relative to the working directory (the bench's checkout)."""
+
+SQLITE_BUSY_TIMEOUT_S = 60.0
+# One key for "schema being created": concurrent first writers on PostgreSQL must not race CREATE TABLE.
+_PG_SCHEMA_LOCK = 0x716_72E5
+_READ_ONLY = "rig_read_only"
+
+
+class StoreUnavailable(DeviceError):
+    """The results database cannot be reached or written (server down, disk full, file locked too long)."""
+
+
+metadata = sa.MetaData()
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements only INTEGER PRIMARY KEY
+_TS = sa.DateTime(timezone=True)
+
+runs_table = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(200), primary_key=True),
+    sa.Column("plan", sa.String(100), nullable=False, index=True),
+    sa.Column("station", sa.String(200), nullable=False),
+    sa.Column("unit_serial", sa.String(100), nullable=False, index=True),
+    sa.Column("lens", sa.String(200)),
+    sa.Column("software_version", sa.String(100), nullable=False),
+    sa.Column("git_sha", sa.String(64)),
+    sa.Column("operator", sa.String(200), nullable=False),
+    sa.Column("started", _TS, nullable=False, index=True),
+    sa.Column("ended", _TS),
+    sa.Column("verdict", sa.String(8)),
+    sa.Column("n_measurements", sa.Integer, nullable=False),
+    sa.Column("stored_at", _TS, nullable=False),
+    sa.Column("record_json", sa.Text, nullable=False),
+)
+
+measurements_table = sa.Table(
+    "measurements",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(200), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("plan", sa.String(100), nullable=False),
+    sa.Column("unit_serial", sa.String(100), nullable=False),
+    sa.Column("station", sa.String(200), nullable=False),
+    sa.Column("run_started", _TS, nullable=False, index=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("step", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("zone", sa.String(100)),
+    sa.Column("value", sa.Double),
+    sa.Column("unit", sa.String(50), nullable=False),
+    sa.Column("low", sa.Double),
+    sa.Column("high", sa.Double),
+    sa.Column("margin", sa.Double),
+    sa.Column("verdict", sa.String(8), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("doc", sa.Text, nullable=False),
+    sa.Column("captures", sa.Text, nullable=False),
+    sa.Column("timestamp", _TS, nullable=False),
+    sa.Index("ix_measurements_name_zone", "name", "zone"),
+)
+
+steps_table = sa.Table(
+    "steps",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(200), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("verdict", sa.String(8), nullable=False),
+    sa.Column("started", _TS, nullable=False),
+    sa.Column("ended", _TS, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("retries", sa.Integer, nullable=False),
+    sa.Column("attachments", sa.Text, nullable=False),
+)
+
+RUN_COLUMNS: tuple[str, ...] = tuple(c.name for c in runs_table.columns if c.name != "record_json")
+
+
+def normalise_url(url: str | Path | None) -> str:
+    """A SQLAlchemy URL from what a user types: ``None`` (default file), a path, ``sqlite:///…`` or
+    ``postgresql://…`` (``postgres://`` accepted); PostgreSQL always goes through psycopg 3."""
+    if url is None:
+        return f"sqlite:///{DEFAULT_STORE_PATH}"
+    text = str(url).strip()
+    if isinstance(url, Path) or "://" not in text:
+        return f"sqlite:///{Path(text)}"
+    scheme, rest = text.split("://", 1)
+    if scheme in {"postgres", "postgresql", "postgresql+psycopg"}:
+        return f"postgresql+psycopg://{rest}"
+    if scheme == "sqlite":
+        return text
+    raise ArgumentError(f"--store {text!r}: expected sqlite:///PATH, a file path or postgresql://USER@HOST/DB")
+
+
+def _utc(ts: datetime) -> datetime:
+    # Naive datetimes are taken as UTC: the record writes UTC, and SQLite keeps no offset.
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite (it would BEGIN lazily, as DEFERRED) so "begin" below decides.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        # NORMAL is durable against a process crash in WAL; the record.json on disk can re-store a run lost
+        # to a power cut.
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock at BEGIN (IMMEDIATE): a deferred transaction that reads then writes can hit
+        # SQLITE_BUSY_SNAPSHOT, which busy_timeout does not retry. Readers stay DEFERRED so WAL never blocks them.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+
+
+class ResultsStore:
+    """Runs, measurements and steps in SQLite or PostgreSQL. Build with :func:`open_store`; close when done."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self, *, read_only: bool = False) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                if read_only:
+                    conn = conn.execution_options(**{_READ_ONLY: True})
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"results store {self.engine.url.render_as_string()}: {exc.orig}") from exc
+
+    def create_schema(self) -> None:
+        with self._tx() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
+            metadata.create_all(conn, checkfirst=True)
+
+    # ------------------------------------------------------------------ writing
+    def add_run(self, record: RunRecord) -> None:
+        """Store (or replace) one run: its row, its measurements and steps, in one transaction."""
+        run_row = {
+            "run_id": record.run_id,
+            "plan": record.plan,
+            "station": record.station,
+            "unit_serial": record.unit_serial,
+            "lens": record.lens,
+            "software_version": record.software_version,
+            "git_sha": record.git_sha,
+            "operator": record.operator,
+            "started": _utc(record.started),
+            "ended": _utc(record.ended) if record.ended else None,
+            "verdict": record.verdict.value if record.verdict else None,
+            "n_measurements": len(record.measurements),
+            "stored_at": datetime.now(UTC),
+            "record_json": record.model_dump_json(),
+        }
+        meas = measurement_rows(record)
+        for row in meas:
+            row["run_started"] = _utc(row["run_started"])
+            row["timestamp"] = _utc(row["timestamp"])
+        steps = [
+            {
+                "run_id": record.run_id,
+                "seq": i,
+                "name": s.name,
+                "verdict": s.verdict.value,
+                "started": _utc(s.started),
+                "ended": _utc(s.ended),
+                "error": s.error,
+                "retries": s.retries,
+                "attachments": json.dumps(s.attachments),
+            }
+            for i, s in enumerate(record.steps)
+        ]
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = insert(runs_table).values(run_row)
+        # Upsert first: on PostgreSQL the row lock it takes serialises two writers of the same run id, so the
+        # child delete below sees the other writer's committed rows and nothing is duplicated.
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id"], set_={k: stmt.excluded[k] for k in run_row if k != "run_id"}
+        )
+        with self._tx() as conn:
+            conn.execute(stmt)
+            conn.execute(sa.delete(measurements_table).where(measurements_table.c.run_id == record.run_id))
+            conn.execute(sa.delete(steps_table).where(steps_table.c.run_id == record.run_id))
+            if meas:
+                conn.execute(measurements_table.insert(), meas)
+            if steps:
+                conn.execute(steps_table.insert(), steps)
+
+    def delete_run(self, run_id: str) -> bool:
+        with self._tx() as conn:
+            conn.execute(sa.delete(measurements_table).where(measurements_table.c.run_id == run_id))
+            conn.execute(sa.delete(steps_table).where(steps_table.c.run_id == run_id))
+            return conn.execute(sa.delete(runs_table).where(runs_table.c.run_id == run_id)).rowcount > 0
+
+    # ------------------------------------------------------------------ reading
+    @staticmethod
+    def _filters(
+        table: sa.Table,
+        started_col: str,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        plan: str | None,
+        unit_serial: str | None,
+        station: str | None,
+    ) -> list[sa.ColumnElement[bool]]:
+        out: list[sa.ColumnElement[bool]] = []
+        if since is not None:
+            out.append(table.c[started_col] >= _utc(since))
+        if until is not None:
+            out.append(table.c[started_col] < _utc(until))
+        for col, value in (("plan", plan), ("unit_serial", unit_serial), ("station", station)):
+            if value is not None:
+                out.append(table.c[col] == value)
+        return out
+
+    def runs(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        plan: str | None = None,
+        unit_serial: str | None = None,
+        station: str | None = None,
+    ) -> pd.DataFrame:
+        """One row per stored run (columns :data:`RUN_COLUMNS`), oldest first; ``since`` ≤ started < ``until``."""
+        cols = [runs_table.c[c] for c in RUN_COLUMNS]
+        where = self._filters(
+            runs_table, "started", since=since, until=until, plan=plan, unit_serial=unit_serial, station=station
+        )
+        query = sa.select(*cols).where(*where).order_by(runs_table.c.started, runs_table.c.run_id)
+        with self._tx(read_only=True) as conn:
+            rows = conn.execute(query).all()
+        frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+        for col in ("started", "ended", "stored_at"):
+            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
+        return frame
+
+    def measurements(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        plan: str | None = None,
+        unit_serial: str | None = None,
+        station: str | None = None,
+        name: str | None = None,
+    ) -> pd.DataFrame:
+        """One row per measurement (columns :data:`MEASUREMENT_COLUMNS`), in run start then record order."""
+        t = measurements_table
+        where = self._filters(
+            t, "run_started", since=since, until=until, plan=plan, unit_serial=unit_serial, station=station
+        )
+        if name is not None:
+            where.append(t.c.name == name)
+        query = (
+            sa.select(*[t.c[c] for c in MEASUREMENT_COLUMNS])
+            .where(*where)
+            .order_by(t.c.run_started, t.c.run_id, t.c.seq)
+        )
+        with self._tx(read_only=True) as conn:
+            rows = conn.execute(query).all()
+        return normalise_frame(pd.DataFrame(rows, columns=list(MEASUREMENT_COLUMNS)))
+
+    def steps(self, run_id: str) -> pd.DataFrame:
+        t = steps_table
+        cols = ["run_id", "seq", "name", "verdict", "started", "ended", "error", "retries", "attachments"]
+        with self._tx(read_only=True) as conn:
+            rows = conn.execute(sa.select(*[t.c[c] for c in cols]).where(t.c.run_id == run_id).order_by(t.c.seq)).all()
+        return pd.DataFrame(rows, columns=cols)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The stored record exactly as it was added, or ``None``."""
+        with self._tx(read_only=True) as conn:
+            text = conn.execute(sa.select(runs_table.c.record_json).where(runs_table.c.run_id == run_id)).scalar()
+        return None if text is None else RunRecord.model_validate_json(text)
+
+    def count(self) -> dict[str, int]:
+        """Row counts per table (for checks and status lines)."""
+        with self._tx(read_only=True) as conn:
+            return {
+                t.name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
+                for t in (runs_table, measurements_table, steps_table)
+            }
+
+
+def open_store(url: str | Path | None = None, *, create: bool = True) -> ResultsStore:
+    """Open the results store at ``url`` (see :func:`normalise_url`) and create its tables if missing.
+
+    Raises
+    ------
+    rig.errors.ArgumentError
+        The URL is not SQLite or PostgreSQL.
+    StoreUnavailable
+        The database cannot be reached or its schema cannot be created.
+    """
+    sa_url = normalise_url(url)
+    if sa_url.startswith("sqlite:///"):
+        path = sa_url.removeprefix("sqlite:///")
+        if path and path != ":memory:" and not re.match(r"^file:", path):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if sa_url.startswith("sqlite"):
+            engine = sa.create_engine(sa_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+            _install_sqlite_hooks(engine)
+        else:
+            engine = sa.create_engine(sa_url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    except (SAArgumentError, ValueError) as exc:
+        raise ArgumentError(f"--store {url!s}: {exc}") from None
+    store = ResultsStore(engine)
+    if create:
+        try:
+            store.create_schema()
+        except BaseException:
+            store.close()
+            raise
+    return store

@@ -1,0 +1,160 @@
+"""Flat rows of a run record: one row per measurement, the shape shared by CSV/Parquet exports and the store.
+
+Every :class:`~rig.results.record.MeasurementRecord` field is a column, so a row rebuilds the record exactly
+(:func:`measurements_from_frame`); run-level columns (run id, plan, unit, station, run start) are repeated on
+each row so one table answers SPC queries without a join.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rig.results.record import MeasurementRecord, RunRecord, Verdict, atomic_write_bytes
+
+MEASUREMENT_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "plan",
+    "unit_serial",
+    "station",
+    "run_started",
+    "seq",
+    "step",
+    "name",
+    "zone",
+    "value",
+    "unit",
+    "low",
+    "high",
+    "margin",
+    "verdict",
+    "error",
+    "doc",
+    "captures",
+    "timestamp",
+)
+"""Column order of every measurement table (CSV, Parquet, :meth:`ResultsStore.measurements`)."""
+
+CAPTURE_SEPARATOR = ";"
+
+# The order a reader wants: what failed, then what could not be measured, then the rest.
+VERDICT_ORDER: dict[Verdict, int] = {Verdict.FAIL: 0, Verdict.ERROR: 1, Verdict.PASS: 2, Verdict.SKIP: 3}
+
+
+def margin(value: float | None, low: float | None, high: float | None) -> float | None:
+    """Distance from ``value`` to the nearer limit, in the value's unit: > 0 inside, < 0 outside.
+
+    ``None`` when there is no value or no limit.
+    """
+    if value is None or not math.isfinite(value):
+        return None
+    sides = ([value - low] if low is not None else []) + ([high - value] if high is not None else [])
+    return min(sides) if sides else None
+
+
+def measurement_rows(record: RunRecord) -> list[dict[str, Any]]:
+    """One dict per measurement with :data:`MEASUREMENT_COLUMNS` as keys, in record order."""
+    return [
+        {
+            "run_id": record.run_id,
+            "plan": record.plan,
+            "unit_serial": record.unit_serial,
+            "station": record.station,
+            "run_started": record.started,
+            "seq": i,
+            "step": m.step,
+            "name": m.name,
+            "zone": m.zone,
+            "value": m.value,
+            "unit": m.unit,
+            "low": m.low,
+            "high": m.high,
+            "margin": margin(m.value, m.low, m.high),
+            "verdict": m.verdict.value,
+            "error": m.error,
+            "doc": m.doc,
+            "captures": CAPTURE_SEPARATOR.join(m.captures),
+            "timestamp": m.timestamp,
+        }
+        for i, m in enumerate(record.measurements)
+    ]
+
+
+def measurements_frame(record: RunRecord) -> pd.DataFrame:
+    """The record's measurements as a DataFrame (UTC timestamps, float values with NaN for missing)."""
+    frame = pd.DataFrame(measurement_rows(record), columns=list(MEASUREMENT_COLUMNS))
+    return normalise_frame(frame)
+
+
+def normalise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Coerce column types so frames from the record, CSV, Parquet and SQL compare equal."""
+    frame = frame.copy()
+    for col in ("value", "low", "high", "margin"):
+        frame[col] = pd.to_numeric(frame[col], errors="raise").astype("float64")
+    frame["seq"] = frame["seq"].astype("int64")
+    for col in ("run_started", "timestamp"):
+        frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+    for col in ("run_id", "plan", "unit_serial", "station", "step", "name", "zone", "unit", "verdict", "error"):
+        frame[col] = frame[col].astype("object").where(frame[col].notna(), None)
+    for col in ("doc", "captures"):
+        frame[col] = frame[col].fillna("").astype("object")
+    return frame
+
+
+def sorted_for_report(record: RunRecord) -> list[MeasurementRecord]:
+    """Failures first, then errors, then passes, then skips; record order within each verdict."""
+    return sorted(record.measurements, key=lambda m: VERDICT_ORDER[m.verdict])
+
+
+def measurements_from_frame(frame: pd.DataFrame) -> list[MeasurementRecord]:
+    """Rebuild measurement records from a table with :data:`MEASUREMENT_COLUMNS` (inverse of the export)."""
+
+    def opt(v: Any) -> Any:
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA else v
+
+    out = []
+    for row in normalise_frame(frame).sort_values("seq").to_dict("records"):
+        out.append(
+            MeasurementRecord(
+                name=row["name"],
+                step=row["step"],
+                zone=opt(row["zone"]),
+                value=opt(row["value"]),
+                unit=row["unit"],
+                low=opt(row["low"]),
+                high=opt(row["high"]),
+                verdict=Verdict(row["verdict"]),
+                doc=row["doc"],
+                captures=[c for c in row["captures"].split(CAPTURE_SEPARATOR) if c],
+                error=opt(row["error"]),
+                timestamp=row["timestamp"].to_pydatetime(),
+            )
+        )
+    return out
+
+
+def write_csv(record: RunRecord, path: Path) -> Path:
+    """``measurements.csv``: UTF-8, ISO 8601 timestamps, empty cell for a missing value."""
+    text = measurements_frame(record).to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path, dtype={"zone": "object", "error": "object", "doc": "object", "captures": "object"})
+    return normalise_frame(frame)
+
+
+def write_parquet(record: RunRecord, path: Path) -> Path:
+    """``measurements.parquet`` (pyarrow): typed columns, timestamps in UTC."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    measurements_frame(record).to_parquet(tmp, index=False, engine="pyarrow")
+    tmp.replace(path)
+    return path
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    return normalise_frame(pd.read_parquet(path, engine="pyarrow"))

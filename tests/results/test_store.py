@@ -1,0 +1,130 @@
+"""The results store: exact round trip, idempotent re-store, filters, and concurrent writers on both back ends."""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+
+from rig.errors import ArgumentError
+from rig.results.record import Verdict
+from rig.results.store import ResultsStore, normalise_url, open_store
+from rig.results.tables import measurements_frame
+from tests.results.factory import BASE_TIME, SIGNOFF_SPEC, make_fleet, make_run
+
+WRITERS = 8
+RUNS_PER_WRITER = 200
+SHARED_RUNS = 20  # run ids every writer stores (the same content): must end up stored once each
+WRITER_SPECS = SIGNOFF_SPEC[:3]  # three measurements per run keeps 1 600 transactions quick
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'results.sqlite'}"
+        return
+    base = request.getfixturevalue("postgres_url")
+    # One database per test so tests sharing the session's server do not see each other's rows.
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", tmp_path.name.lower())[-50:]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield base.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_a_run_round_trips_exactly_and_restoring_replaces_it(store_url: str) -> None:
+    rng = np.random.default_rng(1)
+    record = make_run(rng, run_id="r1", unit_serial="XM12SU-000001", started=BASE_TIME, error_rate=0.2)
+    with open_store(store_url) as store:
+        store.add_run(record)
+        assert store.get_run("r1") == record
+        pd.testing.assert_frame_equal(store.measurements(), measurements_frame(record))
+        # resume: the same run id again with one more measurement replaces, never duplicates
+        grown = record.model_copy(deep=True)
+        grown.measurements.append(grown.measurements[0].model_copy(update={"zone": "extra"}))
+        store.add_run(grown)
+        store.add_run(grown)
+        counts = store.count()
+        assert counts == {"runs": 1, "measurements": len(grown.measurements), "steps": len(grown.steps)}
+        assert store.get_run("r1") == grown
+
+
+def test_filters_select_by_time_plan_and_unit(store_url: str) -> None:
+    rng = np.random.default_rng(2)
+    runs = make_fleet(rng, units=6)
+    cal = make_run(rng, run_id="cal", unit_serial="XM12SU-000000", started=BASE_TIME, plan="calibration")
+    with open_store(store_url) as store:
+        for run in [*runs, cal]:
+            store.add_run(run)
+        since = BASE_TIME + timedelta(minutes=25)
+        expect_ids = sorted(r.run_id for r in runs if r.started >= since)
+        got = store.runs(since=since, plan="signoff")
+        assert sorted(got["run_id"]) == expect_ids
+        frame = store.measurements(plan="signoff", unit_serial="XM12SU-000002")
+        expect = sum(len(r.measurements) for r in runs if r.unit_serial == "XM12SU-000002")
+        assert len(frame) == expect and set(frame["run_id"]) <= {"XM12SU-000002-1", "XM12SU-000002-2"}
+        assert store.measurements(plan="calibration")["run_id"].unique().tolist() == ["cal"]
+        assert store.measurements(name="t_stop")["name"].unique().tolist() == ["t_stop"]
+
+
+def test_a_bad_store_url_is_one_line_naming_it() -> None:
+    with pytest.raises(ArgumentError, match=r"--store 'mysql://x/y': expected sqlite"):
+        normalise_url("mysql://x/y")
+    assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url(None) == "sqlite:///reports/results.sqlite"
+
+
+def _writer(url: str, worker: int) -> int:
+    rng = np.random.default_rng(1000 + worker)
+    store: ResultsStore = open_store(url)
+    with store:
+        for i in range(RUNS_PER_WRITER):
+            started = BASE_TIME + timedelta(seconds=worker * RUNS_PER_WRITER + i)
+            run = make_run(
+                rng,
+                run_id=f"w{worker}-{i:04d}",
+                unit_serial=f"XM12SU-{worker:06d}",
+                started=started,
+                specs=WRITER_SPECS,
+            )
+            store.add_run(run)
+            if i < SHARED_RUNS:
+                shared = make_run(
+                    np.random.default_rng(i),
+                    run_id=f"shared-{i:04d}",
+                    unit_serial="XM12SU-999999",
+                    started=BASE_TIME,
+                    specs=WRITER_SPECS,
+                )
+                store.add_run(shared)
+    return worker
+
+
+@pytest.mark.slow
+def test_eight_concurrent_writers_lose_and_duplicate_nothing(store_url: str) -> None:
+    open_store(store_url).close()  # schema first, as a station does at start-up (writers also race it safely)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(WRITERS) as pool:
+        done = pool.starmap(_writer, [(store_url, w) for w in range(WRITERS)])
+    assert sorted(done) == list(range(WRITERS))
+    with open_store(store_url) as store:
+        runs = store.runs()
+        frame = store.measurements()
+    expected_ids = {f"w{w}-{i:04d}" for w in range(WRITERS) for i in range(RUNS_PER_WRITER)}
+    expected_ids |= {f"shared-{i:04d}" for i in range(SHARED_RUNS)}
+    assert len(runs) == len(expected_ids) and set(runs["run_id"]) == expected_ids
+    per_run = frame.groupby("run_id").size()
+    assert (per_run == len(WRITER_SPECS)).all() and set(per_run.index) == expected_ids
+    assert not frame.duplicated(["run_id", "seq"]).any()
+    # the stored values are the ones each writer drew: re-draw writer 3's stream and compare one run
+    rng = np.random.default_rng(1003)
+    first = make_run(rng, run_id="w3-0000", unit_serial="XM12SU-000003", started=BASE_TIME, specs=WRITER_SPECS)
+    got = frame[frame["run_id"] == "w3-0000"].sort_values("seq")["value"].to_numpy()
+    np.testing.assert_array_equal(got, [m.value for m in first.measurements])
+    assert set(frame["verdict"]) <= {v.value for v in Verdict}
