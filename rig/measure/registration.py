@@ -1,0 +1,303 @@
+"""Sub-pixel rigid registration (translation + rotation) of two frames of the same scene.
+
+Two stages. A coarse one on copies reduced to ≤ 512 px: the rotation from the phase correlation of the
+log-polar resampled Fourier magnitudes (Reddy & Chatterji 1996; magnitude spectra ignore translation, and a
+rotation of the image is a cyclic shift of their polar angle), then the translation from the phase correlation
+of the derotated copies. A fine one at full resolution: a grid of patches of the reference is matched against
+the moving frame resampled through the current estimate; each patch's residual shift comes from the
+matrix-multiply upsampled DFT of the windowed cross-power spectrum (Guizar-Sicairos, Thurman & Fienup 2008, the
+method of scikit-image's ``phase_cross_correlation``) and a weighted least-squares rigid fit (2-D Kabsch) of the
+patch centres updates the estimate. Iterating drives every residual shift towards zero, where the window and
+the interpolation no longer bias the estimate.
+
+Convention: ``moving(x) = reference(R(θ)⁻¹ · (x − c − t) + c)`` with ``c`` the frame centre ((w − 1)/2, (h − 1)/2),
+pixel coordinates x right and y down: the reference content appears in the moving frame rotated by θ about the
+centre (positive θ turns +x towards +y, clockwise on a display) and then shifted by t = (dx, dy).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from rig.errors import MeasurementError
+
+_COARSE_MAX_PX = 512
+_MIN_PATCHES = 3
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Rigid transform taking the reference frame onto the moving frame.
+
+    Attributes
+    ----------
+    dx_px, dy_px
+        Translation (px of the frames given), after the rotation about the frame centre.
+    rotation_deg
+        Rotation about the frame centre (degrees, positive turns +x towards +y).
+    residual_rms_px
+        RMS distance between the patch positions and the fitted transform (px): the fit's self-consistency.
+    patches_used
+        Textured patches that entered the fit.
+    """
+
+    dx_px: float
+    dy_px: float
+    rotation_deg: float
+    residual_rms_px: float
+    patches_used: int
+
+
+def _as_float(image: np.ndarray, name: str) -> np.ndarray:
+    if image.ndim != 2:
+        raise MeasurementError(f"{name}: a 2-D grey or raw frame, got shape {image.shape}")
+    return image if image.dtype in (np.float32, np.uint8, np.uint16) else image.astype(np.float32)
+
+
+def _reduce(image: np.ndarray) -> tuple[np.ndarray, int]:
+    factor = max(1, math.ceil(max(image.shape) / _COARSE_MAX_PX))
+    if factor == 1:
+        return image.astype(np.float32), 1
+    h, w = image.shape[0] // factor, image.shape[1] // factor
+    small = cv2.resize(image[: h * factor, : w * factor], (w, h), interpolation=cv2.INTER_AREA)
+    return small.astype(np.float32), factor
+
+
+def _log_magnitude(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+    spectrum = np.fft.fftshift(np.abs(np.fft.fft2((image - image.mean()) * window)))
+    h, w = spectrum.shape
+    fy = np.fft.fftshift(np.fft.fftfreq(h))[:, None]
+    fx = np.fft.fftshift(np.fft.fftfreq(w))[None, :]
+    # Reddy & Chatterji's high-pass: the low-frequency core carries the window's own (unrotated) spectrum
+    highpass = (1.0 - np.cos(np.pi * fx) * np.cos(np.pi * fy)) * (2.0 - np.cos(np.pi * fx) * np.cos(np.pi * fy))
+    return (np.log1p(spectrum) * highpass).astype(np.float32)
+
+
+def _coarse(reference: np.ndarray, moving: np.ndarray) -> tuple[float, float, float]:
+    """(θ rad, dx px, dy px) at the reduced scale, converted back to full-resolution pixels."""
+    ref, factor = _reduce(reference)
+    mov, _ = _reduce(moving)
+    full_h, full_w = ref.shape
+    # a rotation is a rotation of the spectrum's index grid only when both axes sample frequency alike: square crop
+    side = min(full_h, full_w)
+    y0, x0 = (full_h - side) // 2, (full_w - side) // 2
+    ref = ref[y0 : y0 + side, x0 : x0 + side]
+    mov = mov[y0 : y0 + side, x0 : x0 + side]
+    h, w = ref.shape
+    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    mag_ref = _log_magnitude(ref, window)
+    mag_mov = _log_magnitude(mov, window)
+    n_angle = 1024
+    radius = min(h, w) / 2.0
+    n_radius = int(radius)
+    centre = (w / 2.0, h / 2.0)
+    flags = cv2.WARP_POLAR_LOG | cv2.INTER_LINEAR | cv2.WARP_FILL_OUTLIERS
+    lp_ref = cv2.warpPolar(mag_ref, (n_radius, n_angle), centre, radius, flags)
+    lp_mov = cv2.warpPolar(mag_mov, (n_radius, n_angle), centre, radius, flags)
+    (_, shift_angle), _ = cv2.phaseCorrelate(lp_ref, lp_mov)
+    theta = 2.0 * math.pi * shift_angle / n_angle
+    # magnitude spectra are point-symmetric: θ is known modulo π, we take the branch within ±90°
+    theta = (theta + math.pi / 2) % math.pi - math.pi / 2
+    c = ((w - 1) / 2.0, (h - 1) / 2.0)
+    back = cv2.getRotationMatrix2D(c, math.degrees(theta), 1.0)  # OpenCV's +angle turns +x towards −y
+    derotated = cv2.warpAffine(mov, back, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    (sx, sy), _ = cv2.phaseCorrelate(ref, derotated, window)
+    # derotated(x) = reference(x − R⁻¹t): its shift is R⁻¹t
+    cos_t, sin_t = math.cos(theta), math.sin(theta)
+    tx = cos_t * sx - sin_t * sy
+    ty = sin_t * sx + cos_t * sy
+    return theta, tx * factor, ty * factor
+
+
+def _upsampled_dft(data: np.ndarray, size: int, upsample: int, offset: tuple[float, float]) -> np.ndarray:
+    """Inverse DFT of ``data`` on a ``size``² grid of step 1/upsample starting at ``offset`` (rows, cols)."""
+    rows, cols = data.shape
+    col_kernel = np.exp(
+        (-2j * np.pi / (cols * upsample))
+        * (np.fft.ifftshift(np.arange(cols))[:, None] - cols // 2)
+        * (np.arange(size)[None, :] - offset[1])
+    )
+    row_kernel = np.exp(
+        (-2j * np.pi / (rows * upsample))
+        * (np.arange(size)[:, None] - offset[0])
+        * (np.fft.ifftshift(np.arange(rows))[None, :] - rows // 2)
+    )
+    return row_kernel @ data @ col_kernel
+
+
+def patch_shift(a: np.ndarray, b: np.ndarray, *, window: np.ndarray, upsample: int = 100) -> tuple[float, float, float]:
+    """Shift s (x, y) with ``b(u) ≈ a(u − s)``, and the normalised correlation at it (0..1), of two equal patches.
+
+    Plain (not phase-normalised) cross-correlation: whitening the spectrum lets noise-dominated high frequencies
+    vote as loudly as the signal. The window biases a large shift, which :func:`register`'s iteration removes.
+    """
+    wa = (a - a.mean()) * window
+    wb = (b - b.mean()) * window
+    fa = np.fft.fft2(wa)
+    fb = np.fft.fft2(wb)
+    cross = fb * np.conj(fa)
+    corr = np.fft.ifft2(cross).real
+    peak = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    shape = np.array(corr.shape)
+    shift = np.array(peak, dtype=float)
+    shift[shift > shape // 2] -= shape[shift > shape // 2]
+    size = math.ceil(upsample * 1.5)
+    offset = size // 2 - shift * upsample
+    fine = _upsampled_dft(np.conj(cross), size, upsample, (offset[0], offset[1])).conj().real
+    fine_peak = np.unravel_index(int(np.argmax(fine)), fine.shape)
+    shift = shift + (np.array(fine_peak, dtype=float) - size // 2) / upsample
+    norm = math.sqrt(float((wa * wa).sum() * (wb * wb).sum())) * cross.size
+    height = float(fine[fine_peak]) / norm if norm > 0 else 0.0
+    return float(shift[1]), float(shift[0]), height
+
+
+def _sample(image: np.ndarray, rot: np.ndarray, start: np.ndarray, size: int) -> np.ndarray:
+    """``image`` at ``start + rot·u`` for the patch pixels u (cubic spline on a local crop).
+
+    Not ``cv2.warpAffine``: it rounds sub-pixel positions to 1/32 px, a bias as large as the accuracy we need.
+    """
+    u = np.arange(size, dtype=np.float64)
+    xs = start[0] + rot[0, 0] * u[None, :] + rot[0, 1] * u[:, None]
+    ys = start[1] + rot[1, 0] * u[None, :] + rot[1, 1] * u[:, None]
+    h, w = image.shape
+    x0 = min(max(math.floor(xs.min()) - 4, 0), w - 1)
+    x1 = max(min(math.ceil(xs.max()) + 5, w), x0 + 1)
+    y0 = min(max(math.floor(ys.min()) - 4, 0), h - 1)
+    y1 = max(min(math.ceil(ys.max()) + 5, h), y0 + 1)
+    crop = image[y0:y1, x0:x1].astype(np.float64)
+    return ndimage.map_coordinates(crop, [ys - y0, xs - x0], order=3, mode="mirror")
+
+
+def _rigid_fit(p: np.ndarray, q: np.ndarray, weight: np.ndarray) -> tuple[float, np.ndarray]:
+    """θ and t minimising Σ w·|R(θ)p + t − q|² (2-D Kabsch)."""
+    wsum = weight.sum()
+    pm = (weight[:, None] * p).sum(axis=0) / wsum
+    qm = (weight[:, None] * q).sum(axis=0) / wsum
+    pc, qc = p - pm, q - qm
+    cross = (weight * (pc[:, 0] * qc[:, 1] - pc[:, 1] * qc[:, 0])).sum()
+    dot = (weight * (pc * qc).sum(axis=1)).sum()
+    theta = math.atan2(cross, dot)
+    rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    return theta, qm - rot @ pm
+
+
+def register(
+    reference: np.ndarray,
+    moving: np.ndarray,
+    *,
+    grid: int = 5,
+    patch_px: int | None = None,
+    upsample: int = 100,
+    iterations: int = 3,
+    min_peak: float = 0.05,
+) -> Registration:
+    """Sub-pixel translation and rotation between two frames of the same textured scene.
+
+    Parameters
+    ----------
+    reference, moving
+        2-D frames of equal shape (grey, or quad luma of a raw frame: a Bayer mosaic's fixed colour pattern
+        would pull the estimate towards zero shift).
+    grid
+        Patches per side of the fine stage.
+    patch_px
+        Patch side (px); default min(256, frame's short side / 4) rounded to a power of two.
+    upsample
+        Sub-pixel resolution of each patch's correlation peak: 1/upsample px.
+    iterations
+        Fine-stage passes (each resamples the moving frame through the current estimate).
+    min_peak
+        Patches whose phase-correlation peak is lower (flat or changed regions) are left out.
+
+    Returns
+    -------
+    Registration
+        dx_px, dy_px, rotation_deg and the fit's residual.
+
+    Raises
+    ------
+    MeasurementError
+        Frames of different sizes, too small, or with fewer than three textured patches that agree.
+
+    References
+    ----------
+    B. S. Reddy, B. N. Chatterji, "An FFT-based technique for translation, rotation, and scale-invariant image
+    registration", IEEE Trans. Image Process. 5(8), 1996. M. Guizar-Sicairos, S. T. Thurman, J. R. Fienup,
+    "Efficient subpixel image registration algorithms", Opt. Lett. 33(2), 2008.
+    """
+    if reference.shape != moving.shape:
+        raise MeasurementError(f"frames of the same size to register, got {reference.shape} and {moving.shape}")
+    ref = _as_float(reference, "reference")
+    mov = _as_float(moving, "moving")
+    h, w = ref.shape
+    if patch_px is None:
+        patch_px = 1 << int(math.log2(max(16, min(256, min(h, w) // 4))))
+    if min(h, w) < 2 * patch_px or patch_px < 16:
+        raise MeasurementError(f"frames of at least {2 * max(patch_px, 16)} px per side to register, got {w}×{h}")
+    theta, tx, ty = _coarse(ref, mov)
+    t = np.array([tx, ty])
+    centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+    margin = patch_px / 2 + 8 + abs(t).max()
+    xs = np.linspace(margin, w - 1 - margin, grid) if w - 1 > 2 * margin else np.array([centre[0]])
+    ys = np.linspace(margin, h - 1 - margin, grid) if h - 1 > 2 * margin else np.array([centre[1]])
+    centres = np.array([(x, y) for y in ys for x in xs])
+    half = patch_px // 2
+    window = cv2.createHanningWindow((patch_px, patch_px), cv2.CV_64F)
+    ref_patches = []
+    for cx, cy in centres:
+        x0, y0 = round(cx) - half, round(cy) - half
+        ref_patches.append(ref[y0 : y0 + patch_px, x0 : x0 + patch_px].astype(np.float64))
+    origins = np.array([(round(cx) - half, round(cy) - half) for cx, cy in centres], dtype=float)
+    residual = float("nan")
+    used = 0
+    reach = float(np.linalg.norm([w, h])) / 2
+    for _ in range(iterations):
+        previous = (theta, t.copy())
+        rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+        p_list, q_list, w_list = [], [], []
+        for origin, patch in zip(origins, ref_patches, strict=True):
+            # patch pixel u sits at origin + u in the reference and at R(origin + u − c) + c + t in the moving frame
+            start = rot @ (origin - centre) + centre + t
+            sampled = _sample(mov, rot, start, patch_px)
+            if patch.std() < 1e-6 or sampled.std() < 1e-6:
+                continue
+            sx, sy, peak = patch_shift(patch, sampled, window=window, upsample=upsample)
+            if peak < min_peak:
+                continue
+            centre_ref = origin + (patch_px - 1) / 2.0
+            predicted = rot @ (centre_ref - centre) + centre + t
+            p_list.append(centre_ref - centre)
+            q_list.append(predicted + rot @ np.array([sx, sy]) - centre)
+            w_list.append(peak)
+        if len(p_list) < _MIN_PATCHES:
+            raise MeasurementError(
+                f"{len(p_list)} textured patches matched (need {_MIN_PATCHES}): the frames lack texture or differ"
+            )
+        p, q, wt = np.array(p_list), np.array(q_list), np.array(w_list)
+        keep = np.ones(len(p), dtype=bool)
+        for _ in range(2):
+            theta, t = _rigid_fit(p[keep], q[keep], wt[keep])
+            rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+            dist = np.linalg.norm(p @ rot.T + t - q, axis=1)
+            scale = max(1.4826 * float(np.median(dist[keep])), 0.02)
+            new_keep = dist <= 4.0 * scale
+            if new_keep.sum() < _MIN_PATCHES or np.array_equal(new_keep, keep):
+                break
+            keep = new_keep
+        residual = float(np.sqrt(np.mean(dist[keep] ** 2)))
+        used = int(keep.sum())
+        # converged: no pixel of the frame moves by more than the correlation's resolution
+        if abs(theta - previous[0]) * reach + float(np.abs(t - previous[1]).max()) < 0.2 / upsample:
+            break
+    return Registration(
+        dx_px=float(t[0]),
+        dy_px=float(t[1]),
+        rotation_deg=math.degrees(theta),
+        residual_rms_px=residual,
+        patches_used=used,
+    )
