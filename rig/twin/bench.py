@@ -1,0 +1,165 @@
+"""TwinBench: the simulated bench the twin's peers drive, rendering a DNG for every capture.
+
+The GRBL peer writes axes, light and knocks into :attr:`TwinBench.state`, the PTP/IP peer writes exposure and ISO
+and calls :meth:`TwinBench.capture`. Every capture draws its noise from a Generator seeded with
+``(seed, capture counter)``, so a bench with the same seed driven the same way (and the same clock) writes
+identical DNG bytes.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from rig.config.lenses import LensCatalog, LensSpec
+from rig.config.station import StationConfig
+from rig.config.unit import TwinUnit
+from rig.dng import write_dng
+from rig.twin import firmware
+from rig.twin.mount import mount_pose
+from rig.twin.raster import ChartPose
+from rig.twin.render import render, sample_for
+from rig.twin.state import BenchSnapshot, BenchState, at_time
+from rig.twin.truth import UnitTruth, unit_truth
+
+MAKE = "Xiaomi"
+MODEL = "12S Ultra Concept"
+UNIQUE_CAMERA_MODEL = f"{MAKE} {MODEL}"
+
+
+@dataclass(frozen=True, eq=False)
+class TwinFrame:
+    """One capture: the DNG as the phone delivers it, its raw codes, the simulated time and the bench state."""
+
+    dng: bytes
+    raw: np.ndarray
+    time_ns: int
+    snapshot: BenchSnapshot
+    chart: str | None = None  # what faced the lens (None: the carousel frame between slots)
+    truth: UnitTruth | None = None  # the optical truth of this frame (not part of what the phone delivers)
+
+
+class TwinBench:
+    """The simulated bench: one unit on one station.
+
+    Parameters
+    ----------
+    station
+        Station configuration (sensor read-out, optics, rail, carousel, light).
+    unit
+        The unit's true parameters.
+    lenses
+        The lens catalog.
+    seed
+        Noise and remount seed (default: ``station.twin.seed``, else 1).
+    chart_pose
+        Placement of the charts on the carousel (default: nominal).
+    """
+
+    def __init__(
+        self,
+        station: StationConfig,
+        unit: TwinUnit,
+        lenses: LensCatalog,
+        *,
+        seed: int | None = None,
+        chart_pose: ChartPose = ChartPose(),  # noqa: B008 - frozen, shared default is safe
+    ) -> None:
+        self.station = station
+        self.unit = unit
+        self.lenses = lenses
+        if seed is None:
+            seed = station.twin.seed if station.twin is not None else 1
+        self.seed = seed
+        self.chart_pose = chart_pose
+        self.state = BenchState()
+        self._counter = 0
+        self._counter_lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------------- lens
+    def lens_spec(self) -> LensSpec | None:
+        """The M lens on the bayonet, or None."""
+        snap = self.state.snapshot()
+        if not snap.lens_attached or snap.lens_id is None:
+            return None
+        return self.lenses.get(snap.lens_id, source="bench", field="lens_id")
+
+    def imaging_lens(self, snapshot: BenchSnapshot) -> LensSpec | None:
+        """The M lens the sensor sees through, or None while the phone still uses its main camera.
+
+        The phone switches to the M-mount sensor ``firmware.sensor_switch_latency_ms`` after the lens goes on.
+        """
+        if not snapshot.lens_attached or snapshot.lens_id is None:
+            return None
+        if firmware.lens_state(snapshot, self.unit.firmware, lens_code=None).active_sensor != "m_mount":
+            return None
+        return self.lenses.get(snapshot.lens_id, source="bench", field="lens_id")
+
+    def truth(self, snapshot: BenchSnapshot | None = None) -> UnitTruth:
+        """Ground truth of the imaging optics at ``snapshot`` (default: now)."""
+        snap = snapshot if snapshot is not None else self.state.snapshot()
+        lens = self.imaging_lens(snap)
+        unit = sample_for(self.unit, lens.id, snap.f_number) if lens is not None else self.unit
+        pose = mount_pose(self.unit, lens, snap, seed=self.seed)
+        return unit_truth(unit, lens, self.station, pose, catalog=self.lenses)
+
+    # ------------------------------------------------------------------------------------------- capture
+    def _next_counter(self) -> int:
+        with self._counter_lock:
+            value = self._counter
+            self._counter += 1
+            return value
+
+    def render_snapshot(self, snapshot: BenchSnapshot, *, noise: bool = True) -> TwinFrame:
+        """Render one frame for ``snapshot`` (advances the capture counter)."""
+        counter = self._next_counter()
+        rng = np.random.default_rng([self.seed, counter])
+        lens = self.imaging_lens(snapshot)
+        pose = mount_pose(self.unit, lens, snapshot, seed=self.seed)
+        sensor = self.station.sensor
+        result = render(
+            self.station,
+            self.unit,
+            self.lenses,
+            snapshot,
+            lens=lens,
+            pose=pose,
+            chart_pose=self.chart_pose,
+            rng=rng,
+            noise=noise,
+        )
+        raw = firmware.apply_raw_defects(result.raw, self.unit.firmware, black_level=sensor.black_level_dn)
+        truth = result.truth
+        dng = write_dng(
+            raw,
+            black_level=sensor.black_level_dn,
+            white_level=sensor.white_level_dn,
+            cfa_pattern=sensor.cfa_pattern,
+            make=MAKE,
+            model=MODEL,
+            unique_camera_model=UNIQUE_CAMERA_MODEL,
+            serial=self.unit.serial,
+            timestamp_ms=snapshot.time_ns / 1e6,
+            exposure_time_s=snapshot.exposure_time_s,
+            iso=snapshot.iso,
+            f_number=truth.f_number,
+            focal_length_mm=truth.focal_length_mm,
+            lens_model=lens.name if lens is not None else self.lenses.native.name,
+        )
+        return TwinFrame(dng=dng, raw=raw, time_ns=snapshot.time_ns, snapshot=snapshot, chart=result.chart, truth=truth)
+
+    def capture(self, *, noise: bool = True) -> TwinFrame:
+        """Capture one frame of the current bench state."""
+        return self.render_snapshot(self.state.snapshot(), noise=noise)
+
+    def capture_burst(self, count: int, *, frame_interval_s: float, noise: bool = True) -> list[TwinFrame]:
+        """``count`` frames at simulated times ``t0 + k·frame_interval_s`` (the mount rings in simulated time)."""
+        if count < 1:
+            raise ValueError(f"burst count must be ≥ 1, got {count}")
+        if frame_interval_s <= 0:
+            raise ValueError(f"frame_interval_s must be > 0, got {frame_interval_s}")
+        first = self.state.snapshot()
+        step_ns = round(frame_interval_s * 1e9)
+        return [self.render_snapshot(at_time(first, first.time_ns + k * step_ns), noise=noise) for k in range(count)]

@@ -1,0 +1,250 @@
+"""Render what the phone's sensor records for one bench snapshot: geometry, blur, light, sensor.
+
+Light (DN above black, per read-out pixel)::
+
+    S = R · L · t · (T/N²) · (ISO/100) · ρ · τ(x, y) · cos⁴θ · V(r) · C_c(r)
+
+* R = ``station.light.response_dn_per_cd_m2_s`` (the station's calibration for a T/1 lens, flat chart, ISO 100),
+  L = ``light_pwm/pwm_max · luminance_cd_m2_at_max`` (cd/m²), t the exposure time (s), T the lens transmission
+  (× the sample's factor), N the working f-number, ρ = ``SensorTruth.responsivity_factor``.
+* τ(x, y) the chart's blurred transmittance (:mod:`rig.twin.raster`).
+* cos⁴θ with tan θ = r_mm / exit_pupil_mm, r measured from the optical axis (decentre included).
+* V(r) the lensfun ``pa`` vignetting (r = 1 at the half diagonal, faded by (N_max/N)²).
+* C_c(r) = 1 + s·k_c·r² the chief-ray-angle colour shading of Bayer colour c (``SensorTruth.cra_shading``,
+  r from the sensor centre, where the microlens shift pattern is centred); ``s`` is
+  :func:`rig.twin.truth.cra_shading_scale` (1 for the reference lens, 0 for the native lens).
+
+With no M lens (or before the phone has switched sensors) the native camera renders: f/1.9, its own
+transmission and exit pupil, no vignetting polynomial, no CRA mismatch, no mount errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from rig.config.charts import ChartSpec, load_chart
+from rig.config.lenses import LensCatalog, LensSpec
+from rig.config.station import StationConfig
+from rig.config.unit import LensSample, TwinUnit
+from rig.twin.optics import BlurSpec, cos4_falloff, pa_vignetting, ptlens_distort
+from rig.twin.pose import STATIC, MountPose
+from rig.twin.raster import ChartPose, PixelGrid, ToSensor, rasterise
+from rig.twin.sensor import expose
+from rig.twin.state import BenchSnapshot
+from rig.twin.truth import UnitTruth, unit_truth
+
+CAROUSEL_TOLERANCE_MM = 0.5
+"""The lens sees a chart when the carousel is within this distance of the chart's slot; otherwise the frame."""
+
+DEFOCUS_STEP_UM = 0.02
+"""Defocus is rounded to this step before the blur of a target is computed."""
+
+_COARSE_FACTOR = 8  # shading is smooth: computed every 8 plane pixels and upsampled (error < 1e-4)
+_COARSE_MIN_PX = 256  # planes narrower than this are computed at every pixel
+
+
+@dataclass(frozen=True, eq=False)
+class Rendering:
+    """One rendered frame: the raw codes and what went into them (ground truth, not for the phone)."""
+
+    raw: np.ndarray  # uint16 mosaic
+    signal_dn: np.ndarray  # float32 expected signal above black, before noise and quantisation
+    chart: str | None  # chart in front of the lens, None when the carousel is between slots
+    truth: UnitTruth
+    defocus_centre_um: float  # defocus at the sensor centre (µm)
+
+
+def chart_at(station: StationConfig, carousel_mm: float) -> str | None:
+    """The chart whose slot is within ±0.5 mm of the carousel position, or None (the dark carousel frame)."""
+    for name, slot_mm in station.carousel.slots.items():
+        if abs(carousel_mm - slot_mm) <= CAROUSEL_TOLERANCE_MM:
+            return name
+    return None
+
+
+def pixel_grid(station: StationConfig) -> PixelGrid:
+    sensor = station.sensor
+    return PixelGrid(sensor.width_px, sensor.height_px, sensor.readout_pitch_um)
+
+
+def sample_for(unit: TwinUnit, lens_id: str, f_number: float | None) -> TwinUnit:
+    """The unit with ``lens_id`` mounted at ``f_number`` (the unit's own sample if it is that lens)."""
+    sample = unit.lens if unit.lens.id == lens_id else LensSample(id=lens_id)
+    if f_number is not None:
+        sample = sample.model_copy(update={"f_number": f_number})
+    return unit.model_copy(update={"lens": sample})
+
+
+def geometry(truth: UnitTruth, station: StationConfig, chart_pose: ChartPose) -> ToSensor:
+    """The mapping chart (normalised) → sensor µm: pose, then ptlens distortion about the axis, then decentre."""
+    half_diag_um = truth.half_diagonal_um
+    short_half_um = (
+        0.5 * min(station.sensor.full_width_px, station.sensor.full_height_px) * (station.sensor.pixel_pitch_um)
+    )
+    a, b, c = truth.distortion_abc
+
+    def to_sensor(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        px, py = chart_pose.apply(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+        px, py = px * half_diag_um, py * half_diag_um
+        if a or b or c:
+            ru = np.hypot(px, py) / short_half_um
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = np.where(ru > 0, ptlens_distort(ru, a=a, b=b, c=c) / np.where(ru > 0, ru, 1.0), 1.0)
+            px, py = px * ratio, py * ratio
+        return px + truth.decentre_x_um, py + truth.decentre_y_um
+
+    return to_sensor
+
+
+def _plane_positions(n_plane: int, offset: int, pitch_um: float, n_full: int, factor: int) -> np.ndarray:
+    """Sensor coordinates (µm) of the nodes a shading plane is computed on (see :func:`_upsample`)."""
+    if factor == 1:
+        u = np.arange(n_plane, dtype=np.float64)
+    else:
+        nodes = -(-n_plane // factor) + 2
+        u = factor * (np.arange(nodes) - 1.0) + 0.5 * (factor - 1)
+    return (2.0 * u + offset + 0.5) * pitch_um - 0.5 * n_full * pitch_um
+
+
+def _upsample(coarse: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
+    """Bilinear upsampling whose node i sits at plane index ``factor·(i − 1) + (factor − 1)/2``.
+
+    cv2.resize by an integer factor puts source node i at destination ``factor·i + (factor − 1)/2``; one extra
+    node on each side keeps every plane pixel between nodes (no edge clamping), then the margin is cropped.
+    """
+    if factor == 1:
+        return coarse.astype(np.float32, copy=False)
+    h, w = coarse.shape
+    big = cv2.resize(coarse.astype(np.float32), (w * factor, h * factor), interpolation=cv2.INTER_LINEAR)
+    return big[factor : factor + shape[0], factor : factor + shape[1]]
+
+
+def shading_gain(truth: UnitTruth, unit: TwinUnit, station: StationConfig) -> np.ndarray:
+    """Relative illumination × CRA colour shading per read-out pixel (float32, 1 on axis for the lens terms)."""
+    sensor = station.sensor
+    width, height, pitch = sensor.width_px, sensor.height_px, sensor.readout_pitch_um
+    plane_h, plane_w = height // 2, width // 2
+    factor = _COARSE_FACTOR if min(plane_h, plane_w) >= _COARSE_MIN_PX else 1
+    out = np.empty((height, width), dtype=np.float32)
+    half_diag_mm = truth.half_diagonal_um / 1000.0
+    stop = 1.0  # the truth's vignetting coefficients are already faded for the f-number
+    for dy in (0, 1):
+        for dx in (0, 1):
+            colour = sensor.cfa_pattern[2 * dy + dx]
+            xs = _plane_positions(plane_w, dx, pitch, width, factor)[None, :] / 1000.0
+            ys = _plane_positions(plane_h, dy, pitch, height, factor)[:, None] / 1000.0
+            r_axis_mm = np.hypot(xs - truth.decentre_x_um / 1000.0, ys - truth.decentre_y_um / 1000.0)
+            gain = cos4_falloff(r_axis_mm, exit_pupil_mm=truth.exit_pupil_mm)
+            gain = gain * pa_vignetting(
+                r_axis_mm / half_diag_mm,
+                k1=truth.vignetting_k1,
+                k2=truth.vignetting_k2,
+                k3=truth.vignetting_k3,
+                stop_down=stop,
+            )
+            k = unit.sensor.cra_shading.get(colour, 0.0) * truth.cra_shading_scale
+            if k:
+                gain = gain * (1.0 + k * (xs * xs + ys * ys) / half_diag_mm**2)
+            out[dy::2, dx::2] = _upsample(np.asarray(gain), (plane_h, plane_w), factor)
+    return out
+
+
+def signal_scale_dn(truth: UnitTruth, unit: TwinUnit, station: StationConfig, snapshot: BenchSnapshot) -> float:
+    """DN above black on axis for transmittance 1: ``R·L·t·(T/N²)·(ISO/100)·ρ``."""
+    light = station.light
+    luminance = max(snapshot.light_pwm, 0.0) / light.pwm_max * light.luminance_cd_m2_at_max
+    return (
+        light.response_dn_per_cd_m2_s
+        * luminance
+        * snapshot.exposure_time_s
+        * truth.transmission
+        / truth.f_number**2
+        * snapshot.iso
+        / 100.0
+        * unit.sensor.responsivity_factor
+    )
+
+
+def render(
+    station: StationConfig,
+    unit: TwinUnit,
+    catalog: LensCatalog,
+    snapshot: BenchSnapshot,
+    *,
+    lens: LensSpec | None,
+    pose: MountPose = STATIC,
+    chart_pose: ChartPose = ChartPose(),  # noqa: B008 - frozen, shared default is safe
+    rng: np.random.Generator | None = None,
+    noise: bool = True,
+    chart: ChartSpec | None = None,
+) -> Rendering:
+    """Render the raw frame the sensor records for ``snapshot``.
+
+    Parameters
+    ----------
+    station, unit, catalog
+        The bench, the unit's truth and the lens catalog.
+    snapshot
+        Bench state of the capture (rail, carousel, light, exposure, ISO, aperture ring).
+    lens
+        The M lens imaging (None: the native camera, e.g. no lens or the phone has not switched sensors yet).
+    pose
+        The mount's pose at the capture (from :func:`rig.twin.mount.mount_pose`).
+    chart_pose
+        Placement of the chart on the carousel (rotation, ±10 % scale, shift).
+    rng
+        Generator for the noise draws (required when ``noise``).
+    noise
+        False renders the expected signal rounded to codes (for tests of the optics and light).
+    chart
+        Override the chart in front of the lens (default: from the carousel position).
+    """
+    if lens is not None:
+        unit = sample_for(unit, lens.id, snapshot.f_number)
+    truth = unit_truth(unit, lens, station, pose, catalog=catalog)
+    name = chart.name if chart is not None else chart_at(station, snapshot.carousel_mm)
+    grid = pixel_grid(station)
+    sensor = station.sensor
+    if chart is None and name is not None:
+        chart = load_chart(name)
+    if chart is None:
+        transmittance = np.zeros((grid.height_px, grid.width_px), dtype=np.float32)
+    else:
+        base = BlurSpec(
+            f_number=truth.f_number,
+            gaussian_sigma_um=truth.gaussian_blur_um,
+            motion_length_um=truth.motion_blur_um,
+            motion_angle_deg=truth.motion_blur_angle_deg,
+            pixel_pitch_um=grid.pitch_um,
+        )
+
+        def blur_at(x_um: float, y_um: float) -> BlurSpec:
+            defocus = float(truth.defocus_um(x_um, y_um, rail_mm=snapshot.rail_mm))
+            # 0.02 µm steps (a 0.014 µm change of the blur circle at f/1.4, invisible) let the targets of a
+            # tilted field share a few cached edge spreads instead of computing one per target
+            return BlurSpec(**{**base.__dict__, "defocus_um": round(defocus / DEFOCUS_STEP_UM) * DEFOCUS_STEP_UM})
+
+        transmittance = rasterise(chart, grid=grid, to_sensor_um=geometry(truth, station, chart_pose), blur_at=blur_at)
+    signal = transmittance
+    signal *= shading_gain(truth, unit, station)
+    signal *= np.float32(signal_scale_dn(truth, unit, station, snapshot))
+    raw = expose(
+        signal,
+        sensor=unit.sensor,
+        iso=snapshot.iso,
+        binning=sensor.binning,
+        black_level=sensor.black_level_dn,
+        white_level=sensor.white_level_dn,
+        rng=rng,
+        noise=noise,
+    )
+    return Rendering(
+        raw=raw,
+        signal_dn=signal,
+        chart=name,
+        truth=truth,
+        defocus_centre_um=float(truth.defocus_um(0.0, 0.0, rail_mm=snapshot.rail_mm)),
+    )

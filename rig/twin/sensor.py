@@ -1,0 +1,105 @@
+"""The sensor of the twin: mean signal (DN) → electrons → noise → 10-bit raw codes.
+
+Model (per read-out pixel, ISO ``s``, binning ``b``; ``cg`` = ``SensorTruth.conversion_gain_dn_per_e``):
+
+* A full-resolution pixel converts electrons to DN with gain ``g₁ = cg·s/100`` DN/e⁻.
+* A binned read-out pixel *averages* b² full-resolution pixels (the DN scale is unchanged: a flat field gives
+  the same mean DN at any binning). Its electron count is the sum of b² independent Poisson counts, which is
+  itself Poisson with mean ``b²·S/g₁`` (S = mean signal above black in DN), so photon noise variance in DN is
+  ``g₁·S/b²``; each summed pixel brings its own read noise σ_r, so the average carries ``σ_r/b`` electrons.
+* Photon-transfer law of the read-out image (what a PTC fit recovers)::
+
+      var_DN = g_eff·(mean_DN − black) + σ_read,DN² + 1/12
+      g_eff = cg·(s/100)/b²        σ_read,DN = σ_r·cg·(s/100)/b
+
+  (1/12 is the rounding to integer codes, valid while the noise is ≳ 0.5 DN).
+* Each pixel's charge clips at ``full_well_e``; codes are ``round(black + DN)`` clipped to [0, white].
+* Photon counts are exact Poisson draws below 20 e⁻ (summed over the bin) and Gaussian with variance = mean
+  above, where the two are indistinguishable for this purpose and one Gaussian draw (photon + read noise
+  together) is several times cheaper than a Poisson draw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rig.config.unit import SensorTruth
+
+POISSON_BELOW_E = 20.0
+
+
+def gain_dn_per_e(sensor: SensorTruth, *, iso: int) -> float:
+    """DN per electron of one full-resolution pixel at ``iso``."""
+    return sensor.conversion_gain_dn_per_e * iso / 100.0
+
+
+def effective_gain_dn_per_e(sensor: SensorTruth, *, iso: int, binning: int) -> float:
+    """Photon-transfer slope of the read-out image, ``g_eff = cg·(ISO/100)/b²`` (DN² per DN)."""
+    return gain_dn_per_e(sensor, iso=iso) / binning**2
+
+
+def read_noise_dn(sensor: SensorTruth, *, iso: int, binning: int) -> float:
+    """Read noise of one read-out pixel, ``σ_r·cg·(ISO/100)/b`` (DN rms)."""
+    return sensor.read_noise_e * gain_dn_per_e(sensor, iso=iso) / binning
+
+
+def expose(
+    signal_dn: np.ndarray,
+    *,
+    sensor: SensorTruth,
+    iso: int,
+    binning: int,
+    black_level: int,
+    white_level: int,
+    rng: np.random.Generator | None,
+    noise: bool = True,
+) -> np.ndarray:
+    """Turn the mean signal above black (DN, float) into raw codes (uint16).
+
+    Parameters
+    ----------
+    signal_dn
+        Expected signal above black per read-out pixel (DN, ≥ 0).
+    sensor
+        The unit's sensor truth (gain, read noise, full well).
+    iso, binning
+        Gain setting and read-out binning (1, 2, 4).
+    black_level, white_level
+        Pedestal and largest code (DN).
+    rng
+        Source of every random draw (required when ``noise``).
+    noise
+        False: no photon or read noise (deterministic rounding of the mean), for tests of the optics.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint16 codes in ``[0, white_level]``.
+    """
+    g1 = gain_dn_per_e(sensor, iso=iso)
+    bins = float(binning * binning)
+    electrons = np.asarray(signal_dn, dtype=np.float32) * np.float32(1.0 / g1)
+    np.maximum(electrons, 0.0, out=electrons)
+    if noise:
+        if rng is None:
+            raise ValueError("expose(noise=True) needs a numpy Generator")
+        # photon and read noise in one Gaussian draw (their sum is Gaussian): var = λ/b² + (σ_r/b)² electrons²
+        variance = electrons * np.float32(1.0 / bins) + np.float32((sensor.read_noise_e / binning) ** 2)
+        noisy = rng.standard_normal(electrons.shape, dtype=np.float32)
+        noisy *= np.sqrt(variance)
+        noisy += electrons
+        low = electrons * np.float32(bins) < POISSON_BELOW_E
+        if np.any(low):
+            # few electrons: the exact Poisson count summed over the bin, plus the Gaussian read noise
+            counts = rng.poisson(electrons[low].astype(np.float64) * bins).astype(np.float32) / np.float32(bins)
+            read = rng.standard_normal(counts.shape, dtype=np.float32) * np.float32(sensor.read_noise_e / binning)
+            noisy[low] = counts + read
+        electrons = noisy
+    # a saturated pixel's charge stops at the full well (its read noise is then irrelevant: the code clips too)
+    np.minimum(electrons, sensor.full_well_e, out=electrons)
+    codes = electrons
+    codes *= np.float32(g1)
+    codes += np.float32(black_level)
+    np.rint(codes, out=codes)
+    np.clip(codes, 0, white_level, out=codes)
+    return codes.astype(np.uint16)
