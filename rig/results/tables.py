@@ -97,9 +97,10 @@ def normalise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     frame["seq"] = frame["seq"].astype("int64")
     for col in ("run_started", "timestamp"):
         frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").astype("datetime64[us, UTC]")
-    for col in ("run_id", "plan", "unit_serial", "station", "step", "name", "zone", "unit", "verdict", "error"):
+    for col in ("run_id", "plan", "unit_serial", "station", "step", "name", "zone", "verdict", "error"):
         frame[col] = frame[col].astype("object").where(frame[col].notna(), None)
-    for col in ("doc", "captures"):
+    # Empty strings come back from CSV as missing: these columns are never None in the record.
+    for col in ("unit", "doc", "captures"):
         frame[col] = frame[col].fillna("").astype("object")
     return frame
 
@@ -143,7 +144,8 @@ def write_csv(record: RunRecord, path: Path) -> Path:
 
 
 def read_csv(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype={"zone": "object", "error": "object", "doc": "object", "captures": "object"})
+    text_cols = ("zone", "unit", "error", "doc", "captures")
+    frame = pd.read_csv(path, dtype=dict.fromkeys(text_cols, "object"))
     return normalise_frame(frame)
 
 

@@ -1,0 +1,108 @@
+"""The self-contained HTML report of one run (jinja2; inline CSS, inline SVG plots, base64 thumbnails).
+
+Sections, top to bottom: verdict banner (``#verdict``), run identity (``#run``), measurements against limits
+failures first (``#measurements``), steps with errors and retries (``#steps``), plots (``#plots``), feature
+checks (``#checks``), captures (``#captures``). A Content-Security-Policy forbids every fetch but ``data:``
+images, so a report that tried to load anything from outside would show it as a console error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+
+from rig.report.plots import svg_for, thumbnail_data_uri
+from rig.results.record import RunRecord, Verdict
+from rig.results.reportdata import ChecksPlot, ReportData
+from rig.results.tables import margin, sorted_for_report
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass(frozen=True)
+class Banner:
+    word: str
+    background: str  # CSS colour
+    foreground: str
+
+
+BANNERS: dict[Verdict | None, Banner] = {
+    Verdict.PASS: Banner("PASS", "#2e7d32", "#ffffff"),
+    Verdict.FAIL: Banner("FAIL", "#c62828", "#ffffff"),
+    Verdict.ERROR: Banner("ERROR", "#f9a825", "#1b1b1b"),
+    Verdict.SKIP: Banner("SKIPPED", "#757575", "#ffffff"),
+    None: Banner("INCOMPLETE", "#546e7a", "#ffffff"),  # the run has not finished (no final verdict yet)
+}
+
+
+def banner_for(record: RunRecord) -> Banner:
+    return BANNERS[record.verdict]
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.5g}"
+
+
+def _ts(value: datetime | None) -> str:
+    return "—" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _num
+    env.filters["ts"] = _ts
+    return env
+
+
+@dataclass(frozen=True)
+class _Figure:
+    name: str
+    svg: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class _Thumb:
+    path: str
+    caption: str
+    uri: str | None
+
+
+def render_html(record: RunRecord, data: ReportData | None, run_dir: Path, *, generated: datetime | None = None) -> str:
+    """The report page as a string. Thumbnails are read from ``run_dir`` (paths in ``data`` are relative to it)."""
+    data = data or ReportData()
+    measurements = sorted_for_report(record)
+    figures = []
+    for plot in data.plots:
+        svg = svg_for(plot)
+        if svg is not None:
+            figures.append(_Figure(plot.name, svg, plot.caption))
+    thumbs = [_Thumb(t.path, t.caption, thumbnail_data_uri(run_dir / t.path)) for t in data.thumbnails]
+    counts = {v.value: sum(m.verdict is v for m in record.measurements) for v in Verdict}
+    duration = (record.ended - record.started).total_seconds() if record.ended else None
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            r=record,
+            banner=banner_for(record),
+            counts=counts,
+            duration_s=duration,
+            measurements=measurements,
+            margins=[margin(m.value, m.low, m.high) for m in measurements],
+            figures=figures,
+            checks=[p for p in data.plots if isinstance(p, ChecksPlot)],
+            thumbnails=thumbs,
+            css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
+            generated=generated or datetime.now(UTC),
+        )
+    )

@@ -1,0 +1,96 @@
+"""JUnit XML of a run, for CI servers (Jenkins, GitLab) and the MES.
+
+One ``<testcase>`` per measurement (``classname`` = plan.step, ``name`` = measurement[zone]); a FAIL carries
+``<failure message="value … outside [low, high]">``, an ERROR ``<error>``, a SKIP ``<skipped>``. A step that
+recorded no measurement at all (it errored or was skipped before measuring) gets one testcase of its own, so a
+broken step is never invisible. ``<testsuite>`` carries the counts and the run's properties.
+
+Format: the de-facto schema Jenkins and GitLab parse (testsuites/testsuite/testcase with tests, failures,
+errors, skipped, time, timestamp attributes), as written by pytest's ``--junitxml``.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from rig.results.record import MeasurementRecord, RunRecord, StepRecord, Verdict, atomic_write_bytes
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.6g}"
+
+
+def failure_message(m: MeasurementRecord) -> str:
+    """``value 0.21 cy/px outside [0.3, —]`` (— marks an open side)."""
+    return f"value {_fmt(m.value)} {m.unit} outside [{_fmt(m.low)}, {_fmt(m.high)}]".replace("  ", " ")
+
+
+def _measurement_case(suite: ET.Element, record: RunRecord, m: MeasurementRecord) -> ET.Element:
+    case = ET.SubElement(suite, "testcase", classname=f"{record.plan}.{m.step}", name=m.key, time="0")
+    detail = m.doc or ""
+    if m.verdict is Verdict.FAIL:
+        el = ET.SubElement(case, "failure", message=failure_message(m), type="FAIL")
+        el.text = detail
+    elif m.verdict is Verdict.ERROR:
+        el = ET.SubElement(case, "error", message=m.error or "not measured", type="ERROR")
+        el.text = detail
+    elif m.verdict is Verdict.SKIP:
+        ET.SubElement(case, "skipped", message=m.error or "not applicable")
+    if m.value is not None:
+        ET.SubElement(case, "system-out").text = f"{m.key} = {m.value!r} {m.unit}"
+    return case
+
+
+def _step_case(suite: ET.Element, record: RunRecord, s: StepRecord) -> ET.Element:
+    seconds = max((s.ended - s.started).total_seconds(), 0.0)
+    case = ET.SubElement(suite, "testcase", classname=f"{record.plan}.{s.name}", name=s.name, time=f"{seconds:.3f}")
+    if s.verdict is Verdict.FAIL:
+        ET.SubElement(case, "failure", message=s.error or "step failed", type="FAIL")
+    elif s.verdict is Verdict.ERROR:
+        ET.SubElement(case, "error", message=s.error or "step error", type="ERROR")
+    elif s.verdict is Verdict.SKIP:
+        ET.SubElement(case, "skipped", message=s.error or "not applicable")
+    return case
+
+
+def junit_tree(record: RunRecord) -> ET.ElementTree:
+    """Build the XML tree (see the module docstring for the mapping)."""
+    measured_steps = {m.step for m in record.measurements}
+    bare_steps = [s for s in record.steps if s.name not in measured_steps]
+    verdicts = [m.verdict for m in record.measurements] + [s.verdict for s in bare_steps]
+    counts = {v: verdicts.count(v) for v in Verdict}
+    duration = (record.ended - record.started).total_seconds() if record.ended else 0.0
+    attrs = {
+        "tests": str(len(verdicts)),
+        "failures": str(counts[Verdict.FAIL]),
+        "errors": str(counts[Verdict.ERROR]),
+        "skipped": str(counts[Verdict.SKIP]),
+        "time": f"{max(duration, 0.0):.3f}",
+    }
+    root = ET.Element("testsuites", name=f"rig {record.plan}", **attrs)
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        name=f"{record.plan}.{record.unit_serial}",
+        timestamp=record.started.isoformat(),
+        hostname=record.station,
+        **attrs,
+    )
+    props = ET.SubElement(suite, "properties")
+    for key in ("run_id", "plan", "unit_serial", "station", "lens", "software_version", "git_sha", "operator"):
+        value = getattr(record, key)
+        if value is not None:
+            ET.SubElement(props, "property", name=key, value=str(value))
+    ET.SubElement(props, "property", name="verdict", value=(record.verdict or record.final_verdict()).value)
+    for m in record.measurements:
+        _measurement_case(suite, record, m)
+    for s in bare_steps:
+        _step_case(suite, record, s)
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_junit(record: RunRecord, path: Path) -> Path:
+    buf = ET.tostring(junit_tree(record).getroot(), encoding="utf-8", xml_declaration=True)
+    return atomic_write_bytes(path, buf)
