@@ -30,6 +30,7 @@ from enum import StrEnum
 import numpy as np
 
 from rig.errors import MeasurementError
+from rig.measure.imageio import CFA_PATTERNS, channel_site
 
 OVERSAMPLING = 4
 """ESF bins per pixel (ISO 12233: four bins)."""
@@ -278,28 +279,15 @@ def _orientation(data: np.ndarray) -> EdgeOrientation:
     return EdgeOrientation.VERTICAL if gx >= gy else EdgeOrientation.HORIZONTAL
 
 
-_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
-
-
 def _check_pattern(cfa_pattern: str | None, channel: str) -> str | None:
     if cfa_pattern is None:
         return None
     pattern = cfa_pattern.upper()
-    if pattern not in _PATTERNS:
-        raise ValueError(f"cfa_pattern must be one of {', '.join(_PATTERNS)}, got {cfa_pattern!r}")
+    if pattern not in CFA_PATTERNS:
+        raise ValueError(f"cfa_pattern must be one of {', '.join(CFA_PATTERNS)}, got {cfa_pattern!r}")
     if channel not in ("R", "Gr", "Gb", "B", "G"):
         raise ValueError(f"channel must be R, Gr, Gb, B or G, got {channel!r}")
     return pattern
-
-
-def _channel_site(pattern: str, channel: str) -> tuple[int, int]:
-    """(row, col) of a channel's site in the 2×2 cell. Gr = the green on the red row."""
-    sites = {(i // 2, i % 2): c for i, c in enumerate(pattern)}
-    if channel in ("R", "B"):
-        return next(rc for rc, c in sites.items() if c == channel)
-    red_row = next(rc for rc, c in sites.items() if c == "R")[0]
-    want_row = red_row if channel == "Gr" else 1 - red_row
-    return next(rc for rc, c in sites.items() if c == "G" and rc[0] == want_row)
 
 
 def _samples(data: np.ndarray, pattern: str | None, channel: str) -> _Samples:
@@ -310,7 +298,7 @@ def _samples(data: np.ndarray, pattern: str | None, channel: str) -> _Samples:
     rows2, cols2 = rows - rows % 2, cols - cols % 2
     data = data[:rows2, :cols2]
     if channel != "G":
-        r0, c0 = _channel_site(pattern, channel)
+        r0, c0 = channel_site(pattern, channel)
         plane = data[r0::2, c0::2]
         x = np.broadcast_to(c0 + 2.0 * np.arange(plane.shape[1]), plane.shape)
         return _Samples(values=plane, x=x, y=r0 + 2.0 * np.arange(plane.shape[0]), pitch_px=2.0)

@@ -40,6 +40,10 @@ def disc_mtf(freqs_cy_px: np.ndarray, diameter_px: float) -> np.ndarray:
     return np.where(x == 0, 1.0, np.abs(2.0 * special.j1(safe) / safe))
 
 
+F = np.linspace(0.0, 1.0, 20001)
+"""A dense frequency grid (cycles/pixel) for analytic curves."""
+
+
 def mtf50(freqs: np.ndarray, mtf: np.ndarray) -> float:
     """First crossing of 0.5 on a dense analytic curve (linear between samples)."""
     k = int(np.nonzero(mtf <= 0.5)[0][0])
@@ -139,3 +143,62 @@ def mosaic(gray: np.ndarray, *, gains: tuple[float, float, float, float] = (0.55
     out[1::2, 0::2] *= gains[2]
     out[1::2, 1::2] *= gains[3]
     return out
+
+
+def render_chart(
+    shape: tuple[int, int],
+    *,
+    rotation_deg: float = 0.0,
+    scale: float = 1.0,
+    shift_px: tuple[float, float] = (0.0, 0.0),
+    blur_sigma_px: float = 0.8,
+    background: float = 800.0,
+    foreground: float = 200.0,
+    shading_k1: float = 0.0,
+    supersample: int = 4,
+) -> np.ndarray:
+    """The SFR chart of ``fixtures/charts/sfr.toml`` drawn from its definition (not through the twin).
+
+    Squares are filled polygons on a ``supersample``× canvas, box-averaged to pixels (the pixel aperture),
+    blurred by a Gaussian and multiplied by a radial shading ``1 + k1·r²``. The chart is rotated by
+    ``rotation_deg`` about the frame centre, scaled and shifted. Returns the noise-free float image and the
+    chart's square corners (frame pixels) for ground truth via :func:`chart_squares_px`.
+    """
+    import cv2
+
+    rows, cols = shape
+    s = supersample
+    canvas = np.zeros((rows * s, cols * s), np.uint8)
+    for quad in chart_squares_px(shape, rotation_deg=rotation_deg, scale=scale, shift_px=shift_px):
+        pts = np.round((quad + 0.5) * s * 16.0 - 0.5 * 16).astype(np.int32)  # 4 fractional bits
+        cv2.fillPoly(canvas, [pts], 255, lineType=cv2.LINE_8, shift=4)
+    dark = cv2.resize(canvas.astype(np.float32) / 255.0, (cols, rows), interpolation=cv2.INTER_AREA)
+    if blur_sigma_px > 0:
+        dark = cv2.GaussianBlur(dark, (0, 0), blur_sigma_px)
+    image = background + (foreground - background) * dark
+    if shading_k1:
+        y, x = np.mgrid[0:rows, 0:cols]
+        r2 = ((x - (cols - 1) / 2) ** 2 + (y - (rows - 1) / 2) ** 2) / (0.25 * (rows**2 + cols**2))
+        image = image * (1.0 + shading_k1 * r2)
+    return image
+
+
+def chart_squares_px(
+    shape: tuple[int, int], *, rotation_deg: float = 0.0, scale: float = 1.0, shift_px: tuple[float, float] = (0, 0)
+) -> list[np.ndarray]:
+    """Corners (4×2, frame pixels x, y) of every square of the SFR chart at the given pose."""
+    from rig.config import load_chart
+
+    rows, cols = shape
+    half_diag = 0.5 * math.hypot(rows, cols)
+    centre = np.array([(cols - 1) / 2.0 + shift_px[0], (rows - 1) / 2.0 + shift_px[1]])
+    rot = math.radians(rotation_deg)
+    r_chart = np.array([[math.cos(rot), -math.sin(rot)], [math.sin(rot), math.cos(rot)]])
+    quads = []
+    for sq in load_chart("sfr").squares:
+        a = math.radians(sq.angle_deg)
+        r_sq = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+        corners = 0.5 * sq.size * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=float) @ r_sq.T
+        pts = (corners + np.array([sq.x, sq.y])) * half_diag * scale
+        quads.append(pts @ r_chart.T + centre)
+    return quads

@@ -10,6 +10,7 @@ import pytest
 from rig.errors import MeasurementError
 from rig.measure.sfr import EdgeOrientation, SfrFlag, slanted_edge_sfr
 from tests.measure.analytic import (
+    F,
     disc_edge,
     disc_mtf,
     gaussian_edge,
@@ -27,7 +28,7 @@ MTF50_SNR50_MAX = 0.03
 CURVE_SNR50_MAX = 0.05  # noise adds ±0.01–0.02 per frequency sample on a 200-row edge
 
 ANGLES_DEG = (2.0, 5.0, 10.0, 20.0, 30.0, 40.0)
-F = np.linspace(0.0, 1.0, 20001)
+
 PSFS = {
     "gauss0.5": (
         lambda shape, a, pol: gaussian_edge(shape, angle_deg=a, sigma_px=0.5, dark_to_light=pol),
