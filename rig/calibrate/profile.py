@@ -161,11 +161,18 @@ class Geometry(ProfileModel):
     ptlens_a: float
     ptlens_b: float
     ptlens_c: float
-    opencv_distortion: tuple[float, float, float, float, float] = Field(
-        description="k1, k2, p1, p2, k3 fitted to the same radial mapping"
+    opencv_distortion: list[float] = Field(
+        min_length=5, max_length=8, description="k1, k2, p1, p2, k3[, k4, k5, k6] fitted to the same radial mapping"
     )
     rms_residual_px: float = Field(ge=0)
     dots_used: int = Field(ge=0)
+
+    @field_validator("opencv_distortion")
+    @classmethod
+    def _opencv_length(cls, value: list[float]) -> list[float]:
+        if len(value) not in (5, 8):
+            raise ValueError(f"5 (k1, k2, p1, p2, k3) or 8 (rational model) coefficients, got {len(value)}")
+        return value
 
 
 class CalibrationProfile(ProfileModel):
