@@ -360,13 +360,6 @@ class GrblController:
                 raise DeviceLost(f"stage lost: {self.port}: {exc}") from exc
             self._rx.extend(chunk)
 
-    def _in_waiting(self) -> int:
-        try:
-            return self._port().in_waiting
-        except (serial.SerialException, OSError) as exc:
-            self._close_port()
-            raise DeviceLost(f"stage lost: {self.port}: {exc}") from exc
-
     # ------------------------------------------------------------------------------------------- push messages
     def _on_push(self, line: str, waiting_for: str) -> GrblStatus | None:
         """Handle a line that is not the awaited answer. Returns a parsed status report; raises on alarms."""
@@ -410,10 +403,9 @@ class GrblController:
             if match:
                 self._on_banner(match["version"])
                 break
-        # The unlock hint follows the banner immediately when homing is enabled; read it if it is already here.
-        while self._rx.find(b"\n") >= 0 or self._in_waiting():
-            line = self._readline(_Wait.of(_READ_SLICE_S), "messages after the banner")
-            self._on_push(line, "messages after the banner")
+        # GRBL answers in order, so a status report drains the messages that follow the banner (the unlock hint
+        # when homing is enabled) and proves the link works both ways.
+        self.status()
 
     # ------------------------------------------------------------------------------------------- commands
     def command(self, line: str, *, timeout_s: float | None = None) -> list[str]:

@@ -95,7 +95,7 @@ class GrblFaults:
     stuck_in_run
         Moves reach their target but the state stays Run (the planner never drains) until a soft reset.
     drop_after_commands
-        Close the port once this many more lines have been answered.
+        Answer this many more lines, then close the port when the next one arrives (it is not executed).
     """
 
     vanish_mid_move: bool = False
@@ -157,6 +157,8 @@ class TrapezoidProfile:
         """(position, speed) at simulated time ``tau`` seconds after the profile starts."""
         if tau <= 0.0:
             return self.s0, self.v0
+        if tau >= self.duration_s:
+            return self.s_end, 0.0
         if tau < self.t_acc:
             return self.s0 + self.v0 * tau + 0.5 * self.accel * tau * tau, self.v0 + self.accel * tau
         s = self.s0 + (self.v_peak * self.v_peak - self.v0 * self.v0) / (2 * self.accel) if self.t_acc else self.s0
@@ -629,6 +631,9 @@ class GrblPeer:
 
     def _mid_move_fault_locked(self, block: _Block, tau: float) -> bool:
         if block.kind == "move" and self._settings[21] and not self._settings[20] and not self._inside(self._pos):
+            # the axis stops on its limit switch at the end of travel, not wherever the last tick left it
+            self._set_pos_locked(block.point(self._envelope_exit(block)))
+            self._active = None
             self._enter_alarm_locked(GrblAlarm.HARD_LIMIT, critical=True)
             return True
         if block.kind != "move" or block.fault_checked or block.stopping:
@@ -656,6 +661,17 @@ class GrblPeer:
         high = self._high()
         return all(self._low[i] - eps <= p[i] <= high[i] + eps for i in range(3))
 
+    def _envelope_exit(self, block: _Block) -> float:
+        """Path length at which ``block`` leaves the travel envelope."""
+        high = self._high()
+        exits = [block.length]
+        for i in range(3):
+            if block.unit[i] > 0:
+                exits.append((high[i] - block.origin[i]) / block.unit[i])
+            elif block.unit[i] < 0:
+                exits.append((self._low[i] - block.origin[i]) / block.unit[i])
+        return max(0.0, min(exits))
+
     def _home_position(self) -> Vec:
         high = self._high()
         return (
@@ -668,12 +684,18 @@ class GrblPeer:
     def _protocol(self) -> None:
         while not self._stop.is_set():
             with self._cond:
-                while not self._stop.is_set() and (not self._lines or self._critical or self._vanished):
+                while not self._stop.is_set() and (not self._lines or self._critical or self._vanish_requested):
                     self._cond.wait(0.1)
                 if self._stop.is_set():
                     return
                 line = self._lines.popleft()
                 generation = self._generation
+                if self._faults.drop_after_commands is not None and self._faults.drop_after_commands <= 0:
+                    # the line that arrives after the N answered ones finds the port gone (answers in flight on a
+                    # closing pty would be lost, which would make N ambiguous)
+                    self._faults.drop_after_commands = None
+                    self._vanish()
+                    continue
                 injected = self._faults.error_next_command
                 self._faults.error_next_command = None
             try:
@@ -681,21 +703,16 @@ class GrblPeer:
             except _Aborted:
                 continue
             with self._cond:
-                if generation != self._generation or self._critical:
+                if generation != self._generation or self._critical or self._vanish_requested:
                     continue
                 self._emit("ok" if code is None else f"error:{int(code)}")
                 self._commands_answered += 1
-                drop = self._faults.drop_after_commands
-                if drop is not None:
-                    drop -= 1
-                    self._faults.drop_after_commands = drop
-                    if drop <= 0:
-                        self._faults.drop_after_commands = None
-                        self._vanish()
+                if self._faults.drop_after_commands is not None:
+                    self._faults.drop_after_commands -= 1
 
     def _check_live(self, generation: int) -> None:
         """Raise _Aborted if a reset or a critical alarm happened since the line was taken (caller holds lock)."""
-        if generation != self._generation or self._critical or self._stop.is_set() or self._vanished:
+        if generation != self._generation or self._critical or self._stop.is_set() or self._vanish_requested:
             raise _Aborted
 
     def _wait_locked(self, generation: int, done: Callable[[], bool], timeout_s: float | None = None) -> None:
