@@ -1,0 +1,598 @@
+"""The phone under test over PTP, through libgphoto2 (python-gphoto2): USB on a line, PTP/IP on the twin.
+
+The driver never knows which (DESIGN.md §8.3): the station file's ``phone.port`` is a gphoto2 port string,
+``usb:BUS,DEV`` or ``ptpip:HOST[:PORT[:EVENTPORT]]``. The phone's vendor properties and assist objects are the
+ones :mod:`rig.devices.ptp_codes` and :mod:`rig.devices.ptp_assist` define; libgphoto2 shows vendor properties
+of a generic PTP device as widgets of its ``other`` config section named by hex code (``d003``).
+
+Every libgphoto2 call runs on the driver's own worker thread and is waited for at most its timeout: libgphoto2
+can block (a capture whose completion event never comes blocks it indefinitely, REFERENCE.md §5), and a bench
+must not. A call that overruns raises :class:`DeviceTimeout` and leaves the driver *lost*: the blocked call still
+owns the camera, so the next step must ``close()`` and ``open()`` again. A dropped connection raises
+:class:`DeviceLost`; other PTP failures raise :class:`DeviceCommandError`; a frame that fails validation (size,
+CRC-32 against the phone's property, strict DNG parse) raises :class:`FrameError` so the plan can recapture.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from queue import SimpleQueue
+from typing import Any, Self, TypeVar
+
+import gphoto2 as gp
+
+from rig.devices import ptp_assist
+from rig.devices.protocols import AssistOutputs, Capture, Exposure, LensState, PhoneIdentity
+from rig.devices.ptp_codes import (
+    NO_LENS_CODE,
+    PROFILE_FILENAME,
+    STORAGE_ID,
+    ActiveSensor,
+    AssistSuffix,
+    EventCode,
+    OperationCode,
+    PhoneFolder,
+    PropertyCode,
+)
+from rig.dng import read_dng
+from rig.errors import (
+    ArgumentError,
+    DeviceCommandError,
+    DeviceError,
+    DeviceLost,
+    DeviceStateError,
+    DeviceTimeout,
+    FrameError,
+    ImageInputError,
+)
+
+T = TypeVar("T")
+
+PTPIP_MODEL = "PTP/IP Camera"
+STORE = f"/store_{STORAGE_ID:08x}"
+CAPTURE_FOLDER = f"{STORE}/{PhoneFolder.CAPTURES.value}"
+PROFILE_FOLDER = f"{STORE}/{PhoneFolder.CALIBRATION.value}"
+MAX_BURST = 64
+_MAX_EVENTS_PER_DRAIN = 10_000
+_VENDOR_EVENT_RE = re.compile(r"^PTP Event ([0-9a-fA-F]{4}), Param1 ([0-9a-fA-F]{8})")
+_PORT_RE = re.compile(r"^(usb:.*|ptpip:(?P<host>[^:]+)(:(?P<port>\d{1,5})(:(?P<evt>\d{1,5}))?)?)$")
+
+# libgphoto2 results that mean the link to the phone is gone (GPhoto2Error.code).
+_LOST_CODES = frozenset(
+    {
+        gp.GP_ERROR_IO,
+        gp.GP_ERROR_IO_INIT,
+        gp.GP_ERROR_IO_READ,
+        gp.GP_ERROR_IO_WRITE,
+        gp.GP_ERROR_IO_UPDATE,
+        gp.GP_ERROR_IO_LOCK,
+        gp.GP_ERROR_IO_USB_CLAIM,
+        gp.GP_ERROR_IO_USB_FIND,
+        gp.GP_ERROR_IO_USB_CLEAR_HALT,
+        gp.GP_ERROR_MODEL_NOT_FOUND,
+        gp.GP_ERROR_UNKNOWN_PORT,
+    }
+)
+
+_log_callback: Any = None
+_log_lock = threading.Lock()
+
+
+def _route_gphoto2_log() -> None:
+    """Send libgphoto2's log to the ``gphoto2`` logger, once per process (it is a process-wide hook)."""
+    global _log_callback
+    with _log_lock:
+        if _log_callback is None:
+            _log_callback = gp.use_python_logging(
+                mapping={
+                    gp.GP_LOG_ERROR: logging.INFO,  # libgphoto2 logs expected misses (probes) as errors
+                    gp.GP_LOG_VERBOSE: logging.DEBUG,
+                    gp.GP_LOG_DEBUG: logging.DEBUG - 3,
+                    gp.GP_LOG_DATA: logging.DEBUG - 6,
+                }
+            )
+
+
+def normalise_port(port: str) -> str:
+    """Validate a gphoto2 port string; ``ptpip:HOST:PORT`` gets the event port PTP/IP uses, the same ``PORT``.
+
+    libgphoto2 takes the event port from a fourth field and otherwise uses 15740 (REFERENCE.md §5), which fails
+    against any responder on a non-default port.
+    """
+    match = _PORT_RE.match(port)
+    if match is None:
+        raise ArgumentError(f'phone port {port!r}: expected "usb:BUS,DEV" or "ptpip:HOST[:PORT[:EVENTPORT]]"')
+    for field_name in ("port", "evt"):
+        value = match.group(field_name)
+        if value is not None and not 0 < int(value) < 65536:
+            raise ArgumentError(f"phone port {port!r}: TCP port {value} outside 1..65535")
+    if match.group("port") and not match.group("evt"):
+        return f"{port}:{match.group('port')}"
+    return port
+
+
+class _Worker:
+    """One daemon thread that runs libgphoto2 calls; callers wait with a deadline."""
+
+    def __init__(self, name: str) -> None:
+        self._queue: SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:  # handed to the waiting caller, which re-raises it
+                    future.set_exception(exc)
+
+    def call(self, fn: Callable[[], T], timeout_s: float) -> T:
+        future: Future[T] = Future()
+        self._queue.put((future, fn))
+        return future.result(timeout=timeout_s)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+
+@dataclass(frozen=True)
+class _LastCapture:
+    folder: str
+    stem: str
+
+
+class Gphoto2Phone:
+    """:class:`rig.devices.protocols.Phone` over libgphoto2.
+
+    Parameters
+    ----------
+    port
+        gphoto2 port: ``usb:BUS,DEV`` or ``ptpip:HOST[:PORT[:EVENTPORT]]`` (the twin's peer gives the latter).
+    timeout_s
+        Bound on every call to the phone, s; a capture adds its exposure and burst time.
+    logger
+        This instance's logger (default ``rig.devices.gphoto2_phone.<port>``).
+    """
+
+    def __init__(self, port: str, *, timeout_s: float = 10.0, logger: logging.Logger | None = None) -> None:
+        if not timeout_s > 0:
+            raise ArgumentError(f"phone timeout_s = {timeout_s}: expected a number of seconds > 0")
+        self.port = normalise_port(port)
+        self.timeout_s = timeout_s
+        self.log = logger or logging.getLogger(f"{__name__}.{self.port}")
+        self._camera: Any = None
+        self._worker: _Worker | None = None
+        self._lost: str | None = None
+        self._identity: PhoneIdentity | None = None
+        self._burst_count: int | None = None
+        self._last: _LastCapture | None = None
+        self._lens: LensState | None = None
+        self._pending_attach_ms: float | None = None
+        self._pending_switch_ms: float | None = None
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+    def open(self) -> None:
+        if self._camera is not None:
+            raise DeviceStateError(f"phone {self.port}: open() called while already open")
+        _route_gphoto2_log()
+        self._worker = _Worker(f"gphoto2-{self.port}")
+        self._lost = None
+        self._burst_count = None
+        self._last = None
+        try:
+            self._camera = self._call("connect", self._connect, self.timeout_s)
+            self._identity = self._read_identity()
+            self._lens = self._read_lens_properties()
+        except BaseException:
+            self._abandon()
+            raise
+        self.log.info("opened %s: %s", self.port, self._identity)
+
+    def _connect(self) -> Any:
+        camera = gp.Camera()
+        ports = gp.PortInfoList()
+        ports.load()
+        index = ports.lookup_path(self.port)
+        camera.set_port_info(ports[index])
+        if self.port.startswith("ptpip:"):
+            # PTP/IP is never autodetected: name the generic PTP/IP driver, as `gphoto2 --camera` does
+            abilities = gp.CameraAbilitiesList()
+            abilities.load()
+            camera.set_abilities(abilities[abilities.lookup_model(PTPIP_MODEL)])
+        camera.init()
+        return camera
+
+    def close(self) -> None:
+        camera, worker = self._camera, self._worker
+        if camera is None:
+            return
+        try:
+            if self._lost is None and worker is not None:
+                self._worker_call(lambda: _end_session(camera), min(self.timeout_s, 5.0))
+        except (TimeoutError, gp.GPhoto2Error) as exc:
+            self.log.warning("closing %s: %s", self.port, exc)
+        finally:
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """Forget the camera; a call still blocked in libgphoto2 keeps its own reference and ends on its own."""
+        if self._worker is not None:
+            self._worker.stop()
+        self._camera = None
+        self._worker = None
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------ calls
+    def _worker_call(self, fn: Callable[[], T], timeout_s: float) -> T:
+        assert self._worker is not None
+        return self._worker.call(fn, timeout_s)
+
+    def _call(self, what: str, fn: Callable[[], T], timeout_s: float | None = None) -> T:
+        """Run ``fn`` on the worker within the timeout; map libgphoto2's failures onto DeviceError."""
+        if self._worker is None:
+            raise DeviceStateError(f"phone {self.port}: {what} needs open() first")
+        if self._lost is not None:
+            raise DeviceLost(f"phone {self.port}: {what} impossible, the connection was lost earlier ({self._lost})")
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        try:
+            return self._worker_call(fn, timeout_s)
+        except TimeoutError:
+            self._lost = f"{what} timed out"
+            raise DeviceTimeout(f"phone {self.port}: {what} did not finish within {timeout_s:.1f} s") from None
+        except gp.GPhoto2Error as exc:
+            raise self._map_error(what, exc) from exc
+
+    def _map_error(self, what: str, exc: gp.GPhoto2Error) -> DeviceError:
+        if exc.code in _LOST_CODES:
+            self._lost = f"{what}: {exc}"
+            return DeviceLost(f"phone {self.port}: connection lost during {what} ({exc})")
+        if exc.code == gp.GP_ERROR_TIMEOUT:
+            return DeviceTimeout(f"phone {self.port}: {what} timed out in libgphoto2 ({exc})")
+        if exc.code == gp.GP_ERROR and not self._alive():
+            # libgphoto2 reports a stream closed by the phone as a generic error: tell it from a refusal
+            self._lost = f"{what}: {exc}"
+            return DeviceLost(f"phone {self.port}: connection lost during {what} ({exc})")
+        return DeviceCommandError(f"phone {self.port}: {what} failed ({exc})", code=exc.code)
+
+    def _alive(self) -> bool:
+        """A cheap round trip (the phone clock property) to tell a refusal from a dead link."""
+        camera = self._camera
+        try:
+            self._worker_call(lambda: camera.get_single_config(PropertyCode.PHONE_CLOCK.widget), 3.0)
+        except (TimeoutError, gp.GPhoto2Error):
+            return False
+        return True
+
+    # ------------------------------------------------------------------------------------------ properties
+    def _pump_events(self) -> list[tuple[EventCode, int]]:
+        """Read the phone's pending events; apply the lens/sensor ones; return the vendor events seen.
+
+        libgphoto2 serves property values from a cache for up to two seconds, so volatile state (lens, sensor
+        switch, CRC-32) is taken from the phone's events, which are read fresh.
+        """
+        camera = self._camera
+
+        def drain() -> list[str]:
+            texts: list[str] = []
+            for _ in range(_MAX_EVENTS_PER_DRAIN):
+                kind, data = camera.wait_for_event(0)
+                if kind == gp.GP_EVENT_TIMEOUT:
+                    break
+                if kind == gp.GP_EVENT_UNKNOWN and isinstance(data, str):
+                    texts.append(data)
+            return texts
+
+        seen: list[tuple[EventCode, int]] = []
+        for text in self._call("reading events", drain):
+            match = _VENDOR_EVENT_RE.match(text)
+            if match is None:
+                continue
+            try:
+                code = EventCode(int(match.group(1), 16))
+            except ValueError:
+                continue
+            param = int(match.group(2), 16)
+            seen.append((code, param))
+            self._apply_event(code, param)
+        return seen
+
+    def _apply_event(self, code: EventCode, param: int) -> None:
+        lens = self._lens
+        if lens is None:
+            return
+        if code == EventCode.LENS_ATTACHED_AT:
+            self._pending_attach_ms = self._unwrap_us(param)
+        elif code == EventCode.LENS_ATTACHED:
+            self._lens = LensState(
+                attached=True,
+                lens_code=None if param == NO_LENS_CODE else param,
+                active_sensor=ActiveSensor.MAIN.label,
+                attached_at_ms=self._pending_attach_ms,
+            )
+        elif code == EventCode.LENS_DETACHED:
+            self._lens = LensState(attached=False, lens_code=None, active_sensor=ActiveSensor.MAIN.label)
+        elif code == EventCode.SENSOR_SWITCHED_AT:
+            self._pending_switch_ms = self._unwrap_us(param)
+        elif code == EventCode.SENSOR_SWITCHED:
+            sensor = ActiveSensor.M_MOUNT if param == ActiveSensor.M_MOUNT else ActiveSensor.MAIN
+            to_m_mount = sensor is ActiveSensor.M_MOUNT
+            self._lens = LensState(
+                attached=lens.attached,
+                lens_code=lens.lens_code,
+                active_sensor=sensor.label,
+                attached_at_ms=lens.attached_at_ms,
+                sensor_switched_at_ms=self._pending_switch_ms if to_m_mount else None,
+            )
+
+    def _unwrap_us(self, low32: int) -> float:
+        """Phone-clock ms from the low 32 bits of µs, next to the phone's clock (wraps every 71 min)."""
+        now_us = round((self._vendor_ms(PropertyCode.PHONE_CLOCK) or 0.0) * 1000)
+        back = (now_us - low32) % (1 << 32)
+        if back > 1 << 31:  # the event is a little ahead of a cached clock reading
+            back -= 1 << 32
+        return (now_us - back) / 1000.0
+
+    def _get_widget(self, name: str) -> Any:
+        camera = self._camera
+        return self._call(f"reading {name}", lambda: camera.get_single_config(name))
+
+    def _get_value(self, name: str) -> str:
+        return str(self._get_widget(name).get_value())
+
+    def _set_value(self, name: str, value: str | float) -> None:
+        camera = self._camera
+
+        def put() -> None:
+            widget = camera.get_single_config(name)
+            # libgphoto2 shows a numeric range as a slider (float) or, when short, as a menu of decimal strings
+            widget.set_value(float(value) if widget.get_type() == gp.GP_WIDGET_RANGE else str(value))
+            camera.set_single_config(name, widget)
+
+        self._call(f"setting {name} = {value!r}", put)
+
+    def _vendor_int(self, code: PropertyCode) -> int:
+        # libgphoto2 prints integer properties without a form as signed 32-bit decimal text
+        text = self._get_value(code.widget)
+        try:
+            return int(float(text)) & 0xFFFFFFFF
+        except ValueError:
+            raise DeviceCommandError(f"phone {self.port}: property {code.name} = {text!r}: not a number") from None
+
+    def _vendor_ms(self, code: PropertyCode) -> float | None:
+        text = self._get_value(code.widget).strip()
+        if not text:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise DeviceCommandError(f"phone {self.port}: property {code.name} = {text!r}: not a time in ms") from None
+
+    # ------------------------------------------------------------------------------------------ Phone API
+    def identity(self) -> PhoneIdentity:
+        if self._identity is None:
+            raise DeviceStateError(f"phone {self.port}: identity() needs open() first")
+        return self._identity
+
+    def _read_identity(self) -> PhoneIdentity:
+        return PhoneIdentity(
+            manufacturer=self._get_value("manufacturer"),
+            model=self._get_value("cameramodel"),
+            serial=self._get_value("serialnumber"),
+            firmware=self._get_value("deviceversion"),
+        )
+
+    def get_exposure(self) -> Exposure:
+        return Exposure(
+            exposure_time_s=_parse_shutter(self._get_value("shutterspeed")), iso=int(self._get_value("iso"))
+        )
+
+    def set_exposure(self, *, exposure_time_s: float | None = None, iso: int | None = None) -> Exposure:
+        """Set the exposure time (s) and/or ISO to values the phone offers; anything else raises ArgumentError."""
+        if exposure_time_s is not None:
+            widget = self._get_widget("shutterspeed")
+            choices = [str(c) for c in widget.get_choices()]
+            match = [c for c in choices if math.isclose(_parse_shutter(c), exposure_time_s, rel_tol=1e-6)]
+            if not match:
+                offered = ", ".join(f"{_parse_shutter(c):g}" for c in choices)
+                raise ArgumentError(f"exposure_time_s = {exposure_time_s!r}: the phone offers only {offered} s")
+            self._set_value("shutterspeed", match[0])
+        if iso is not None:
+            choices = [str(c) for c in self._get_widget("iso").get_choices()]
+            if str(iso) not in choices:
+                raise ArgumentError(f"iso = {iso!r}: the phone offers only {', '.join(choices)}")
+            self._set_value("iso", str(iso))
+        return self.get_exposure()
+
+    def capture(self) -> Capture:
+        return self._capture(1)[0]
+
+    def capture_burst(self, count: int) -> list[Capture]:
+        """``count`` frames from one shutter press, oldest first, each validated and timestamped by the phone."""
+        if not isinstance(count, int) or not 1 <= count <= MAX_BURST:
+            raise ArgumentError(f"burst count = {count!r}: expected an integer 1..{MAX_BURST}")
+        return self._capture(count)
+
+    def _capture(self, count: int) -> list[Capture]:
+        if self._burst_count != count:
+            self._set_value(PropertyCode.BURST_COUNT.widget, count)
+            self._burst_count = count
+        camera = self._camera
+        before = set(self._list_files(CAPTURE_FOLDER)) if count > 1 else set()
+        exposure_s = _parse_shutter(self._get_value("shutterspeed"))
+        interval_s = self._vendor_int(PropertyCode.BURST_INTERVAL) / 1e6 if count > 1 else 0.0
+        budget = self.timeout_s + count * (exposure_s + interval_s)
+        path = self._call("capture", lambda: camera.capture(gp.GP_CAPTURE_IMAGE), budget)
+        if count == 1:
+            names = [path.name]
+        else:
+            new = sorted(n for n in self._list_files(path.folder) if n.endswith(".DNG") and n not in before)
+            if len(new) != count or new[-1] != path.name:
+                raise FrameError(f"phone {self.port}: burst of {count} delivered {len(new)} frames ({new})")
+            names = new
+        self._last = _LastCapture(path.folder, path.name.rsplit(".", 1)[0])
+        return [self._download_frame(path.folder, name) for name in names]
+
+    def _list_files(self, folder: str) -> list[str]:
+        camera = self._camera
+        return self._call(f"listing {folder}", lambda: [name for name, _ in camera.folder_list_files(folder)])
+
+    def _download(self, folder: str, name: str) -> bytes:
+        camera = self._camera
+
+        def get() -> tuple[bytes, int]:
+            info = camera.file_get_info(folder, name)
+            # keep the CameraFile alive while copying: the memoryview does not own the buffer
+            file = camera.file_get(folder, name, gp.GP_FILE_TYPE_NORMAL)
+            data = bytes(file.get_data_and_size())
+            del file
+            return data, int(info.file.size)
+
+        data, size = self._call(f"downloading {folder}/{name}", get)
+        if len(data) != size:
+            raise FrameError(f"phone {self.port}: {name}: {len(data)} bytes downloaded, the phone listed {size}")
+        return data
+
+    def _download_frame(self, folder: str, name: str) -> Capture:
+        data = self._download(folder, name)
+        expected = self._object_crc32(name)
+        actual = zlib.crc32(data)
+        if actual != expected:
+            raise FrameError(f"phone {self.port}: {name}: CRC-32 {actual:08x}, the phone says {expected:08x}")
+        try:
+            image = read_dng(data, name=name)
+        except ImageInputError as exc:
+            raise FrameError(f"phone {self.port}: {exc}") from exc
+        return Capture(dng=data, filename=name, timestamp_ms=image.timestamp_ms)
+
+    def _object_crc32(self, name: str) -> int:
+        """The phone's CRC-32 of one of its files: name it in ChecksumTarget, read the ObjectChecksum event."""
+        self._set_value(PropertyCode.CHECKSUM_TARGET.widget, name)
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            checksums = [p for code, p in self._pump_events() if code == EventCode.OBJECT_CHECKSUM]
+            if checksums:
+                return checksums[-1]
+            if time.monotonic() > deadline:
+                raise DeviceTimeout(f"phone {self.port}: no checksum of {name} within {self.timeout_s:.1f} s")
+            time.sleep(0.001)
+
+    def lens_state(self) -> LensState:
+        """The bayonet as the phone reports it: its state at open(), then kept current by its events."""
+        if self._lens is None:
+            raise DeviceStateError(f"phone {self.port}: lens_state() needs open() first")
+        self._pump_events()
+        return self._lens
+
+    def _read_lens_properties(self) -> LensState:
+        code = self._vendor_int(PropertyCode.LENS_CODE)
+        return LensState(
+            attached=self._vendor_int(PropertyCode.LENS_ATTACHED) == 1,
+            lens_code=None if code == NO_LENS_CODE else code,
+            active_sensor=ActiveSensor(self._vendor_int(PropertyCode.ACTIVE_SENSOR)).label,
+            attached_at_ms=self._vendor_ms(PropertyCode.LENS_ATTACHED_TIME),
+            sensor_switched_at_ms=self._vendor_ms(PropertyCode.SENSOR_SWITCH_TIME),
+        )
+
+    def assist_outputs(self) -> AssistOutputs:
+        """The phone's histogram, zebra and peaking outputs for its last capture (this driver's)."""
+        if self._last is None:
+            raise DeviceStateError(f"phone {self.port}: assist_outputs() needs a capture first")
+        folder, stem = self._last.folder, self._last.stem
+
+        def fetch(suffix: AssistSuffix) -> tuple[bytes, str]:
+            name = f"{stem}.{suffix.value}"
+            return self._download(folder, name), name
+
+        data, name = fetch(AssistSuffix.HISTOGRAM)
+        histogram = ptp_assist.decode_histogram(data, name=name)
+        data, name = fetch(AssistSuffix.ZEBRA)
+        zebra = ptp_assist.decode_mask(data, magic=ptp_assist.ZEBRA_MAGIC, name=name)
+        data, name = fetch(AssistSuffix.PEAKING)
+        peaking = ptp_assist.decode_mask(data, magic=ptp_assist.PEAKING_MAGIC, name=name)
+        return AssistOutputs(
+            histogram=histogram,
+            histogram_bins=int(histogram.size),
+            zebra_mask=zebra.mask,
+            zebra_threshold_pct=zebra.threshold,
+            peaking_mask=peaking.mask,
+            peaking_threshold=peaking.threshold,
+        )
+
+    def set_assist_thresholds(
+        self, *, zebra_threshold_pct: int | None = None, peaking_threshold: float | None = None
+    ) -> None:
+        """Zebra threshold (% of white − black, one of the phone's choices) and peaking threshold (0.001..1)."""
+        if zebra_threshold_pct is not None:
+            choices = [str(c) for c in self._get_widget(PropertyCode.ZEBRA_THRESHOLD.widget).get_choices()]
+            if str(zebra_threshold_pct) not in choices:
+                raise ArgumentError(f"zebra_threshold_pct = {zebra_threshold_pct!r}: the phone offers {choices}")
+            self._set_value(PropertyCode.ZEBRA_THRESHOLD.widget, zebra_threshold_pct)
+        if peaking_threshold is not None:
+            milli = peaking_threshold * 1000
+            if not (1 <= milli <= 1000 and math.isclose(milli, round(milli), abs_tol=1e-6)):
+                raise ArgumentError(f"peaking_threshold = {peaking_threshold!r}: expected 0.001..1 in steps of 0.001")
+            self._set_value(PropertyCode.PEAKING_THRESHOLD.widget, round(milli))
+
+    def write_profile(self, data: bytes) -> None:
+        """Store the calibration profile in the phone's profile slot (replacing the one there)."""
+        camera = self._camera
+
+        def put() -> None:
+            if PROFILE_FILENAME in [name for name, _ in camera.folder_list_files(PROFILE_FOLDER)]:
+                # the slot holds only the profile; folder_delete_all runs without the GIL, file_delete does not
+                camera.folder_delete_all(PROFILE_FOLDER)
+            file = gp.CameraFile()
+            file.set_data_and_size(bytes(data))
+            # text/plain makes libgphoto2 announce it as a PTP text object, which it will later download
+            file.set_mime_type(gp.GP_MIME_TXT)
+            file.set_name(PROFILE_FILENAME)
+            camera.folder_put_file(PROFILE_FOLDER, PROFILE_FILENAME, gp.GP_FILE_TYPE_NORMAL, file)
+
+        self._call("writing the calibration profile", put)
+
+    def read_profile(self) -> bytes:
+        if PROFILE_FILENAME not in self._list_files(PROFILE_FOLDER):
+            raise DeviceCommandError(f"phone {self.port}: holds no calibration profile ({PROFILE_FOLDER} is empty)")
+        return self._download(PROFILE_FOLDER, PROFILE_FILENAME)
+
+
+def _end_session(camera: Any) -> None:
+    """CloseSession, then release the port.
+
+    python-gphoto2 holds the GIL inside ``gp_camera_exit``, so a responder in this same process (the twin's
+    peer) cannot answer the CloseSession that exit sends, and libgphoto2 waits out its 2.5 s read timeout.
+    Closing the session first through libgphoto2's generic ``opcode`` action (run without the GIL) lets exit
+    find the session over. The action expects a data phase CloseSession does not have, hence the ignored error.
+    """
+    try:
+        widget = camera.get_single_config("opcode")
+        widget.set_value(f"0x{OperationCode.CLOSE_SESSION:04x}")
+        camera.set_single_config("opcode", widget)
+    except gp.GPhoto2Error:
+        pass
+    camera.exit()
+
+
+def _parse_shutter(text: str) -> float:
+    """libgphoto2's shutter-speed text (``0.0050s``, ``1/200``, ``2s``) in seconds."""
+    text = text.strip().rstrip("s")
+    if "/" in text:
+        num, den = text.split("/", 1)
+        return float(num) / float(den)
+    return float(text)
