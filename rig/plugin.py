@@ -182,6 +182,7 @@ def bench_devices(station: StationConfig, lenses: LensCatalog, twin_unit: Any) -
             baudrate=station.stage.baudrate,
             timeout_s=station.stage.timeout_s,
             move_timeout_s=station.stage.move_timeout_s,
+            poll_interval_s=station.stage.poll_interval_s,
         )
         controller.open()
         closers.append(controller.close)

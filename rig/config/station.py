@@ -125,6 +125,7 @@ class StageConfig(StrictModel):
     baudrate: int = Field(115200, gt=0)
     timeout_s: float = Field(5.0, gt=0)
     move_timeout_s: float = Field(60.0, gt=0)
+    poll_interval_s: float = Field(0.1, gt=0, le=5, description="status polling period while waiting for Idle")
 
 
 class PhoneConfig(StrictModel):

@@ -129,6 +129,8 @@ class BenchOps:
         self._position = target
 
     def set_light(self, level: float) -> None:
+        if not self.homed:
+            self.home()  # GRBL refuses even M3 while in its power-on alarm
         with_retries(
             lambda: self.light.set_level(level),
             what=f"light {level:.2f}",
