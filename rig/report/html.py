@@ -43,14 +43,19 @@ def banner_for(record: RunRecord) -> Banner:
 
 
 def _num(value: float | None) -> str:
-    return "" if value is None else f"{value:.5g}"
+    return "" if value is None or value != value else f"{value:.5g}"  # NaN != NaN: undefined shows blank
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None or value != value else f"{100 * value:.1f} %"
 
 
 def _ts(value: datetime | None) -> str:
     return "—" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
+    """The jinja2 environment of every rig page (templates/, autoescape, num/pct/ts filters)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -60,7 +65,12 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["num"] = _num
     env.filters["ts"] = _ts
+    env.filters["pct"] = _pct
     return env
+
+
+def stylesheet() -> str:
+    return (TEMPLATES / "report.css").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,7 @@ def render_html(record: RunRecord, data: ReportData | None, run_dir: Path, *, ge
     counts = {v.value: sum(m.verdict is v for m in record.measurements) for v in Verdict}
     duration = (record.ended - record.started).total_seconds() if record.ended else None
     return (
-        _environment()
+        environment()
         .get_template("report.html.j2")
         .render(
             r=record,
@@ -102,7 +112,7 @@ def render_html(record: RunRecord, data: ReportData | None, run_dir: Path, *, ge
             figures=figures,
             checks=[p for p in data.plots if isinstance(p, ChecksPlot)],
             thumbnails=thumbs,
-            css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
+            css=stylesheet(),
             generated=generated or datetime.now(UTC),
         )
     )

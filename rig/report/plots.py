@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import matplotlib as mpl
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -27,6 +28,7 @@ from rig.results.reportdata import (
     Plot,
     as_floats,
 )
+from rig.results.spc import ControlChart
 
 FIG_SIZE_IN = (6.4, 3.6)
 ANNOTATE_MAX_CELLS = 16 * 16
@@ -138,3 +140,62 @@ def thumbnail_data_uri(path: Path, *, max_px: int = THUMBNAIL_MAX_PX) -> str | N
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     ok, png = cv2.imencode(".png", image)
     return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii") if ok else None
+
+
+# ---------------------------------------------------------------------------------------------------- SPC
+SPC_FIG_SIZE_IN = (7.2, 2.6)
+SPC_DPI = 90
+# Fixed margins: a page carries one chart per measurement key, and constrained layout would double their cost.
+_SPC_MARGINS = {"left": 0.09, "right": 0.91, "top": 0.88, "bottom": 0.2}
+
+
+def png_data_uri(fig: Figure, *, dpi: int = SPC_DPI) -> str:
+    """A figure as a PNG data: URI (Agg): SPC charts carry thousands of points, cheaper as pixels than SVG."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def pareto_png(table: pd.DataFrame) -> str | None:
+    """Bars of failed runs per cause with the cumulative share line; ``None`` when nothing failed."""
+    if table.empty:
+        return None
+    with mpl.rc_context(_RC):
+        fig = Figure(figsize=SPC_FIG_SIZE_IN)
+        fig.subplots_adjust(**_SPC_MARGINS)
+        ax = fig.add_subplot()
+        x = np.arange(len(table))
+        ax.bar(x, table["failed_runs"], color="#c62828")
+        ax.set_xticks(x, table["cause"], rotation=20, ha="right")
+        ax.set_ylabel("failed runs")
+        share = ax.twinx()
+        share.plot(x, 100 * table["cumulative_share"], color="0.2", marker="o", ms=3)
+        share.set_ylim(0, 105)
+        share.set_ylabel("cumulative %")
+        share.grid(False)
+        ax.set_title("Pareto of failure causes")
+        return png_data_uri(fig)
+
+
+def control_chart_png(chart: ControlChart) -> str:
+    """Individuals chart: values in run order, centre line, ±3σ control limits, specification limits."""
+    with mpl.rc_context(_RC):
+        fig = Figure(figsize=SPC_FIG_SIZE_IN)
+        fig.subplots_adjust(**_SPC_MARGINS)
+        ax = fig.add_subplot()
+        x = np.arange(len(chart.values))
+        ax.plot(x, chart.values, lw=0.7, marker="." if len(x) <= 300 else None, ms=3, color="#1f5fa8")
+        if chart.out_of_control.size:
+            ax.plot(x[chart.out_of_control], chart.values[chart.out_of_control], "o", ms=3.5, color="#c62828")
+        ax.axhline(chart.center, color="0.2", lw=0.9, label="mean")
+        if math.isfinite(chart.sigma_within):
+            ax.axhline(chart.ucl, color="#ef6c00", ls="--", lw=0.9, label="±3σ")
+            ax.axhline(chart.lcl, color="#ef6c00", ls="--", lw=0.9)
+        for limit in (chart.low, chart.high):
+            if limit is not None:
+                ax.axhline(limit, color="#c62828", ls=":", lw=1.0)
+        ax.set_title(f"{chart.key}  (I chart; red dotted: limits)")
+        ax.set_xlabel("run (time order)")
+        ax.set_ylabel(chart.unit or "value")
+        ax.legend(loc="upper right", fontsize=7)
+        return png_data_uri(fig)

@@ -45,8 +45,8 @@ from rig.results.tables import MEASUREMENT_COLUMNS, measurement_rows, normalise_
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STORE_PATH = Path("reports") / "results.sqlite"
-"""Default SQLite file, relative to the working directory (the bench's checkout)."""
+DEFAULT_STORE_PATH = Path(__file__).resolve().parents[2] / "reports" / "results.sqlite"
+"""Default SQLite file: ``reports/results.sqlite`` of the checkout, beside the run folders (as rig.plugin)."""
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 # One key for "schema being created": concurrent first writers on PostgreSQL must not race CREATE TABLE.

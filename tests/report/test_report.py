@@ -198,3 +198,29 @@ def test_a_malformed_report_data_file_names_the_field(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"plots": [{"kind": "heatmap", "name": "s", "title": "t", "values": [[1, 2], [3]]}]}))
     with pytest.raises(ConfigError, match=r"plots\.json: plots\.0\.heatmap\.values = .*rectangular"):
         ReportData.load(bad)
+
+
+def test_rig_report_rewrites_a_run_folder_and_stores_it(
+    outputs: tuple[RunRecord, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rig.cli import main
+    from rig.results.store import open_store
+
+    record, out = outputs
+    store_url = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    run_id = record.run_id
+    reports = out["record"].parent.parent
+    (reports / run_id).mkdir(exist_ok=True)
+    for name in ("record.json", REPORT_DATA_FILE):
+        (reports / run_id / name).write_bytes((out["record"].parent / name).read_bytes())
+    code = main(["report", run_id, "--reports", str(reports), "--no-pdf", "--store", store_url, "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["verdict"] == "FAIL" and Path(summary["outputs"]["junit"]).parent == reports / run_id
+    assert "pdf" not in summary["outputs"]
+    with open_store(store_url) as store:
+        assert store.get_run(run_id) == record
+    assert main(["report", "no-such-run", "--reports", str(reports)]) == 2
+    assert "RUN_DIR_OR_ID 'no-such-run': expected a folder with record.json" in capsys.readouterr().err
+    assert main(["report", "--schema"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"] == "RunRecord"

@@ -77,7 +77,7 @@ def test_a_bad_store_url_is_one_line_naming_it() -> None:
     with pytest.raises(ArgumentError, match=r"--store 'mysql://x/y': expected sqlite"):
         normalise_url("mysql://x/y")
     assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
-    assert normalise_url(None) == "sqlite:///reports/results.sqlite"
+    assert normalise_url(None).endswith("/reports/results.sqlite")
 
 
 def _writer(url: str, worker: int) -> int:
