@@ -8,15 +8,20 @@ identical DNG bytes.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
+from rig.calibrate.gainmap import shading_opcode_list
+from rig.calibrate.profile import CalibrationProfile
 from rig.config.lenses import LensCatalog, LensSpec
 from rig.config.station import StationConfig
 from rig.config.unit import TwinUnit
 from rig.dng import write_dng
+from rig.errors import ConfigError
 from rig.twin import firmware
 from rig.twin.mount import mount_pose
 from rig.twin.raster import ChartPose
@@ -27,6 +32,23 @@ from rig.twin.truth import UnitTruth, unit_truth
 MAKE = "Xiaomi"
 MODEL = "12S Ultra Concept"
 UNIQUE_CAMERA_MODEL = f"{MAKE} {MODEL}"
+
+_log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=4)
+def _profile_opcodes(profile: bytes, width_px: int, height_px: int) -> bytes | None:
+    """The OpcodeList2 a phone holding ``profile`` embeds: its shading as four per-channel GainMaps.
+
+    A profile the phone cannot parse embeds nothing (the firmware keeps capturing; the bench's read-back check is
+    what catches a bad write).
+    """
+    try:
+        parsed = CalibrationProfile.from_json(profile, source="phone calibration profile")
+    except ConfigError as exc:
+        _log.warning("twin phone: stored profile ignored: %s", exc)
+        return None
+    return shading_opcode_list(parsed.shading, width_px=width_px, height_px=height_px)
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,6 +169,11 @@ class TwinBench:
             f_number=truth.f_number,
             focal_length_mm=truth.focal_length_mm,
             lens_model=lens.name if lens is not None else self.lenses.native.name,
+            opcode_list2=(
+                _profile_opcodes(snapshot.profile, sensor.width_px, sensor.height_px)
+                if snapshot.profile is not None and lens is not None  # the profile is the M-mount sensor's
+                else None
+            ),
         )
         return TwinFrame(dng=dng, raw=raw, time_ns=snapshot.time_ns, snapshot=snapshot, chart=result.chart, truth=truth)
 
