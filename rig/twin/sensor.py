@@ -76,30 +76,60 @@ def expose(
     numpy.ndarray
         uint16 codes in ``[0, white_level]``.
     """
+    if noise and rng is None:
+        raise ValueError("expose(noise=True) needs a numpy Generator")
     g1 = gain_dn_per_e(sensor, iso=iso)
-    bins = float(binning * binning)
-    electrons = np.asarray(signal_dn, dtype=np.float32) * np.float32(1.0 / g1)
-    np.maximum(electrons, 0.0, out=electrons)
-    if noise:
-        if rng is None:
-            raise ValueError("expose(noise=True) needs a numpy Generator")
-        # photon and read noise in one Gaussian draw (their sum is Gaussian): var = λ/b² + (σ_r/b)² electrons²
-        variance = electrons * np.float32(1.0 / bins) + np.float32((sensor.read_noise_e / binning) ** 2)
-        noisy = rng.standard_normal(electrons.shape, dtype=np.float32)
-        noisy *= np.sqrt(variance)
-        noisy += electrons
-        low = electrons * np.float32(bins) < POISSON_BELOW_E
+    signal = np.asarray(signal_dn, dtype=np.float32)
+    codes = np.empty(signal.shape, dtype=np.uint16)
+    # row blocks of ~1 MB keep every pass in cache: the frame-wide version spends most of its time on memory
+    rows = max(1, (1 << 18) // max(1, signal.shape[-1]))
+    for start in range(0, signal.shape[0], rows):
+        block = slice(start, start + rows)
+        codes[block] = _expose_block(
+            signal[block],
+            g1=g1,
+            binning=binning,
+            sensor=sensor,
+            black_level=black_level,
+            white_level=white_level,
+            rng=rng if noise else None,
+        )
+    return codes
+
+
+def _expose_block(
+    signal: np.ndarray,
+    *,
+    g1: float,
+    binning: int,
+    sensor: SensorTruth,
+    black_level: int,
+    white_level: int,
+    rng: np.random.Generator | None,
+) -> np.ndarray:
+    """:func:`expose` on one block, in DN throughout (DN = g₁·electrons)."""
+    bins = binning * binning
+    mean = np.maximum(signal, np.float32(0.0))
+    if rng is not None:
+        # photon and read noise in one Gaussian draw (their sum is Gaussian):
+        # var_DN = g₁·S/b² + (σ_r·g₁/b)²
+        sigma = mean * np.float32(g1 / bins)
+        sigma += np.float32((sensor.read_noise_e * g1 / binning) ** 2)
+        np.sqrt(sigma, out=sigma)
+        value = rng.standard_normal(mean.shape, dtype=np.float32)
+        value *= sigma
+        value += mean
+        low = mean < np.float32(POISSON_BELOW_E * g1 / bins)
         if np.any(low):
             # few electrons: the exact Poisson count summed over the bin, plus the Gaussian read noise
-            counts = rng.poisson(electrons[low].astype(np.float64) * bins).astype(np.float32) / np.float32(bins)
-            read = rng.standard_normal(counts.shape, dtype=np.float32) * np.float32(sensor.read_noise_e / binning)
-            noisy[low] = counts + read
-        electrons = noisy
+            counts = rng.poisson(mean[low].astype(np.float64) * (bins / g1))
+            read = rng.standard_normal(counts.shape) * (sensor.read_noise_e * np.sqrt(bins))
+            value[low] = ((counts + read) * (g1 / bins)).astype(np.float32)
+    else:
+        value = mean
     # a saturated pixel's charge stops at the full well (its read noise is then irrelevant: the code clips too)
-    np.minimum(electrons, sensor.full_well_e, out=electrons)
-    codes = electrons
-    codes *= np.float32(g1)
-    codes += np.float32(black_level)
-    np.rint(codes, out=codes)
-    np.clip(codes, 0, white_level, out=codes)
-    return codes.astype(np.uint16)
+    np.minimum(value, np.float32(sensor.full_well_e * g1), out=value)
+    value += np.float32(black_level)
+    np.rint(value, out=value)
+    np.clip(value, 0, white_level, out=value)
+    return value.astype(np.uint16)
