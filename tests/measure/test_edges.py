@@ -19,10 +19,14 @@ FIELD_R_TOL = 0.01
 
 
 def _true_edges(shape: tuple[int, int], **pose: float) -> list[dict]:
+    return _edges_of(chart_squares_px(shape, **pose), shape)
+
+
+def _edges_of(quads: list[np.ndarray], shape: tuple[int, int]) -> list[dict]:
     """Midpoint, orientation, polarity and side length of every square side fully inside the frame."""
     rows, cols = shape
     edges = []
-    for quad in chart_squares_px(shape, **pose):
+    for quad in quads:
         if quad[:, 0].min() < 0 or quad[:, 1].min() < 0 or quad[:, 0].max() > cols - 1 or quad[:, 1].max() > rows - 1:
             continue
         centre = quad.mean(axis=0)
@@ -120,3 +124,52 @@ def test_blank_frame_raises() -> None:
     rng = np.random.default_rng(5)
     with pytest.raises(MeasurementError, match="no chart square"):
         find_edges(800.0 + rng.normal(0.0, 5.0, (768, 1024)))
+
+
+def _twin_quads(truth, station, chart_pose) -> list[np.ndarray]:
+    """The chart squares' corners in frame pixels, through the twin's own chart → sensor geometry."""
+    from rig.config import load_chart
+    from rig.twin.render import geometry
+
+    to_sensor = geometry(truth, station, chart_pose)
+    pitch = station.sensor.readout_pitch_um
+    w, h = station.sensor.width_px, station.sensor.height_px
+    quads = []
+    for sq in load_chart("sfr").squares:
+        a = math.radians(sq.angle_deg)
+        rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+        corners = 0.5 * sq.size * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=float) @ rot.T
+        x_um, y_um = to_sensor(corners[:, 0] + sq.x, corners[:, 1] + sq.y)
+        quads.append(np.stack([x_um / pitch + (w - 1) / 2, y_um / pitch + (h - 1) / 2], axis=1))
+    return quads
+
+
+def test_finds_the_chart_edges_on_twin_captures_at_random_chart_poses() -> None:
+    from rig.config import load_lens_catalog, load_station, load_unit
+    from rig.config.loader import FIXTURES_DIR
+    from rig.twin.raster import ChartPose
+    from rig.twin.render import render
+    from rig.twin.state import BenchState
+
+    rng = np.random.default_rng(2026)
+    station, catalog = load_station(), load_lens_catalog()
+    unit = load_unit(FIXTURES_DIR / "units" / "golden.toml")
+    lens = catalog.get(unit.lens.id)
+    state = BenchState()
+    state.update(carousel_mm=station.carousel.slots["sfr"], light_pwm=1000, exposure_time_s=0.02)
+    state.mount_lens(lens.id)
+    shape = (station.sensor.height_px, station.sensor.width_px)
+    for _ in range(3):
+        pose = ChartPose(
+            rotation_deg=float(rng.uniform(-3, 3)),
+            scale=float(rng.uniform(0.9, 1.1)),
+            shift_x=float(rng.uniform(-0.04, 0.04)),
+            shift_y=float(rng.uniform(-0.04, 0.04)),
+        )
+        # somewhere within ±0.8 mm of rail (±25 µm of focus): sharp to visibly soft
+        state.update(rail_mm=station.rail.focus_mm + float(rng.uniform(-0.8, 0.8)))
+        frame = render(station, unit, catalog, state.snapshot(), lens=lens, chart_pose=pose, rng=rng)
+        rois = find_edges(frame.raw, cfa_pattern="RGGB", black_level=station.sensor.black_level_dn)
+        truth = _edges_of(_twin_quads(frame.truth, station, pose), shape)
+        found = _match(rois, truth, shape)
+        assert found >= FOUND_MIN * len(truth), f"found {found} of {len(truth)} edges at {pose}"
