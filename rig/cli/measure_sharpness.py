@@ -1,0 +1,341 @@
+"""``rig measure sfr | chart | focus``: sharpness and focus of image files (pure measurements, no bench).
+
+* ``sfr IMAGE [--roi X Y W H]``: ISO 12233 SFR of one edge; without ``--roi`` the chart edge nearest the frame
+  centre, or the whole image when it holds a single edge and no chart.
+* ``chart IMAGE``: every edge of the SFR chart with its field position and MTF50, and per-zone medians.
+* ``focus FILE... --rail-mm Z...`` or ``focus --manifest sweep.csv``: a through-focus sweep → flange offset,
+  tilt and field curvature. A frame does not know where the rail was, so the positions come with the files:
+  either one ``--rail-mm`` value per file, in order, or a CSV manifest with columns ``file,rail_mm`` (file
+  paths relative to the manifest). Rail positions are absolute (the GRBL Z axis, mm); the station file gives
+  the rail's focus position, the collimator focal length and the sensor, ``--lens`` the lens (default: the
+  station's reference lens).
+
+Images: PNG or TIFF (8/16-bit gray; colour is reduced to BT.709 luma) or a Bayer DNG (measured on its green
+sites). Frequencies are in cycles per pixel of the file; ``--pixel-um`` adds lp/mm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rig.errors import ArgumentError, ImageInputError, MeasurementError
+
+GROUP = "measure"
+
+_MTF_STEP_CY_PX = 0.01
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("sfr", help="ISO 12233 slanted-edge SFR of one edge")
+    p.add_argument("image", type=Path, help="PNG, TIFF or DNG")
+    p.add_argument("--roi", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="edge ROI in pixels")
+    _common(p)
+    p.add_argument("--npol", type=int, default=1, help="edge fit polynomial order 1..5 (default 1)")
+    p.set_defaults(func=cmd_sfr)
+
+    p = subparsers.add_parser("chart", help="find every edge of the SFR chart and measure its SFR")
+    p.add_argument("image", type=Path, help="PNG, TIFF or DNG")
+    _common(p)
+    p.set_defaults(func=cmd_chart)
+
+    p = subparsers.add_parser("focus", help="through-focus sweep → flange offset, tilt, field curvature")
+    p.add_argument("files", type=Path, nargs="*", help="the sweep's frames (DNG, PNG or TIFF)")
+    p.add_argument("--rail-mm", type=float, nargs="+", help="absolute rail position of each file, in order")
+    p.add_argument("--manifest", type=Path, help="CSV with columns file,rail_mm (instead of FILES and --rail-mm)")
+    p.add_argument("--station", type=Path, help="station file (default: the twin station)")
+    p.add_argument("--lens", help="lens id from the station's catalog (default: the station's reference lens)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_focus)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pixel-um", type=float, help="pixel pitch in µm, to report lp/mm")
+    p.add_argument("--channel", default="G", choices=["G", "R", "Gr", "Gb", "B"], help="CFA channel for a DNG")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+# --------------------------------------------------------------------------------------------- sfr
+def cmd_sfr(args: argparse.Namespace) -> int:
+    from rig.measure.edges import find_edges
+    from rig.measure.imageio import load_image
+    from rig.measure.sfr import slanted_edge_sfr
+
+    pixel_um = _pixel_um(args.pixel_um)
+    if not 1 <= args.npol <= 5:
+        raise ArgumentError(f"--npol {args.npol}: expected 1..5")
+    image = load_image(args.image)
+    data = image.data
+    height, width = data.shape
+    orientation = None
+    if args.roi is not None:
+        x, y, w, h = args.roi
+        if w < 8 or h < 8 or x < 0 or y < 0 or x + w > width or y + h > height:
+            raise ArgumentError(
+                f"--roi {x} {y} {w} {h}: expected a region of at least 8×8 px inside the {width}×{height} image"
+            )
+        where = f"--roi {x} {y} {w} {h}"
+    else:
+        try:
+            rois = find_edges(data, cfa_pattern=image.cfa_pattern, black_level=image.black_level)
+        except MeasurementError:
+            x, y, w, h = 0, 0, width, height  # no chart: the image is the ROI
+            where = f"{args.image}"
+        else:
+            roi = min(rois, key=lambda r: r.field_r)
+            x, y, w, h, orientation = roi.x, roi.y, roi.w, roi.h, roi.orientation
+            where = f"{args.image} (chart edge at {x},{y} {w}×{h})"
+    if image.cfa_pattern is not None:
+        # keep the crop on the CFA's 2×2 phase so that the pattern still starts with the frame's colour
+        x, y = x - x % 2, y - y % 2
+    try:
+        result = slanted_edge_sfr(
+            data[y : y + h, x : x + w],
+            pixel_pitch_um=pixel_um,
+            npol=args.npol,
+            cfa_pattern=image.cfa_pattern,
+            channel=args.channel,
+            black_level=image.black_level,
+            white_level=image.white_level,
+            orientation=orientation,
+        )
+    except MeasurementError as exc:
+        raise (ArgumentError if args.roi is not None else ImageInputError)(f"{where}: {exc}") from None
+    out = {"image": str(args.image), "roi": [x, y, w, h], **sfr_json(result)}
+    _emit(out, args.json, _sfr_text)
+    return 0
+
+
+def sfr_json(result: Any) -> dict[str, Any]:
+    """The JSON form of an :class:`rig.measure.sfr.SfrResult` (MTF as [cy/px, value] pairs every 0.01 cy/px)."""
+    grid = np.round(np.arange(0.0, 1.0 + 1e-9, _MTF_STEP_CY_PX), 4)
+    return {
+        "mtf50_cy_px": _num(result.mtf50_cy_px),
+        "mtf50_lp_mm": _num(result.mtf50_lp_mm),
+        "mtf_at_nyquist_4": _num(result.mtf_at_nyquist_4),
+        "mtf_at_nyquist_2": _num(result.mtf_at_nyquist_2),
+        "angle_deg": _num(result.angle_deg),
+        "orientation": str(result.orientation),
+        "dark_to_light": bool(result.dark_to_light),
+        "edge_contrast": _num(result.edge_contrast),
+        "snr": _num(result.snr),
+        "fit_rms_px": _num(result.fit_rms_px),
+        "rows_used": int(result.rows_used),
+        "flags": sorted(str(f) for f in result.flags),
+        "mtf": [[float(f), round(result.mtf_at(f), 5)] for f in grid],
+    }
+
+
+def _sfr_text(out: dict[str, Any]) -> str:
+    lp = f", {out['mtf50_lp_mm']:.1f} lp/mm" if out["mtf50_lp_mm"] is not None else ""
+    flags = ", ".join(out["flags"]) or "none"
+    return (
+        f"{out['image']} ROI {out['roi']}: MTF50 {_fmt(out['mtf50_cy_px'])} cy/px{lp}; "
+        f"MTF at Nyquist/4 {_fmt(out['mtf_at_nyquist_4'])}, Nyquist/2 {_fmt(out['mtf_at_nyquist_2'])}; "
+        f"{out['orientation']} edge {out['angle_deg']:.2f}°, contrast {out['edge_contrast']:.2f}, "
+        f"SNR {out['snr']:.0f}; flags: {flags}"
+    )
+
+
+# --------------------------------------------------------------------------------------------- chart
+def cmd_chart(args: argparse.Namespace) -> int:
+    from rig.measure.edges import measure_chart
+    from rig.measure.imageio import load_image
+
+    pixel_um = _pixel_um(args.pixel_um)
+    image = load_image(args.image)
+    try:
+        result = measure_chart(
+            image.data,
+            cfa_pattern=image.cfa_pattern,
+            channel=args.channel,
+            black_level=image.black_level,
+            white_level=image.white_level,
+            pixel_pitch_um=pixel_um,
+        )
+    except MeasurementError as exc:
+        raise ImageInputError(f"{args.image}: {exc}") from None
+    edges = []
+    for edge in result.edges:
+        roi, sfr = edge.roi, edge.sfr
+        edges.append(
+            {
+                "roi": [roi.x, roi.y, roi.w, roi.h],
+                "orientation": str(roi.orientation),
+                "polarity": str(roi.polarity),
+                "field_r": round(roi.field_r, 4),
+                "azimuth_deg": round(roi.azimuth_deg, 2),
+                "zone": str(roi.zone),
+                "mtf50_cy_px": _num(sfr.mtf50_cy_px) if sfr else None,
+                "mtf50_lp_mm": _num(sfr.mtf50_lp_mm) if sfr else None,
+                "angle_deg": _num(sfr.angle_deg) if sfr else None,
+                "flags": sorted(str(f) for f in sfr.flags) if sfr else [],
+                "error": edge.error,
+            }
+        )
+    zones = {
+        str(z): {
+            "edges": s.edges,
+            "mtf50_median_cy_px": _num(s.mtf50_median_cy_px),
+            "mtf50_min_cy_px": _num(s.mtf50_min_cy_px),
+            "mtf50_median_lp_mm": _num(s.mtf50_median_lp_mm),
+        }
+        for z, s in result.zones.items()
+    }
+    out = {"image": str(args.image), "width_px": result.width_px, "height_px": result.height_px}
+    out |= {"edges": edges, "zones": zones}
+    _emit(out, args.json, _chart_text)
+    return 0
+
+
+def _chart_text(out: dict[str, Any]) -> str:
+    lines = [f"{out['image']}: {len(out['edges'])} edges"]
+    for name, z in out["zones"].items():
+        lines.append(f"  {name:6s} {z['edges']:3d} edges  MTF50 median {_fmt(z['mtf50_median_cy_px'])} cy/px")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- focus
+def cmd_focus(args: argparse.Namespace) -> int:
+    from rig.config.resolve import load_station_lenses
+    from rig.config.station import DEFAULT_STATION, load_station
+    from rig.measure.focus import measure_flange
+    from rig.measure.imageio import load_image
+
+    files, rails = _sweep_inputs(args)
+    station_file = args.station or DEFAULT_STATION
+    station = load_station(station_file)
+    catalog = load_station_lenses(station, station_file=Path(station_file))
+    lens_id = args.lens or station.reference_lens
+    lens = catalog.get(lens_id, source="--lens" if args.lens else str(station_file), field="lens id")
+    images = [load_image(f) for f in files]
+    shape = images[0].data.shape
+    for f, im in zip(files, images, strict=True):
+        if im.data.shape != shape or im.cfa_pattern != images[0].cfa_pattern:
+            raise ImageInputError(f"{f}: {im.data.shape[1]}×{im.data.shape[0]} does not match the sweep's first frame")
+    # the frame's pitch follows from its size: a binned read-out has larger pixels
+    pitch_um = station.sensor.full_width_px * station.sensor.pixel_pitch_um / shape[1]
+    first = images[0]
+    try:
+        result = measure_flange(
+            [im.data for im in images],
+            rails,
+            focal_length_mm=lens.focal_length_mm,
+            collimator_focal_length_mm=station.optics.collimator_focal_length_mm,
+            rail_focus_mm=station.rail.focus_mm,
+            pixel_pitch_um=pitch_um,
+            cfa_pattern=first.cfa_pattern,
+            black_level=first.black_level,
+            white_level=first.white_level,
+        )
+    except MeasurementError as exc:
+        raise ImageInputError(f"{files[0].parent}: sweep of {len(files)} frames: {exc}") from None
+    out = {
+        "station": station.name,
+        "lens": lens.id,
+        "frames": len(files),
+        "pixel_pitch_um": pitch_um,
+        "flange_offset_um": _num(result.flange_offset_um),
+        "flange_offset_sigma_um": _num(result.flange_offset_sigma_um),
+        "tilt_x_arcmin": _num(result.tilt_x_arcmin),
+        "tilt_x_sigma_arcmin": _num(result.tilt_x_sigma_arcmin),
+        "tilt_y_arcmin": _num(result.tilt_y_arcmin),
+        "tilt_y_sigma_arcmin": _num(result.tilt_y_sigma_arcmin),
+        "field_curvature_um": _num(result.field_curvature_um),
+        "fit_rms_um": _num(result.fit_rms_um),
+        "edges_used": result.edges_used,
+        "edges_total": result.edges_total,
+        "edges": [
+            {
+                "x_um": round(e.x_um, 1),
+                "y_um": round(e.y_um, 1),
+                "field_r": round(e.roi.field_r, 4),
+                "zone": str(e.roi.zone),
+                "best_rail_mm": _num(e.best.position) if e.best else None,
+                "image_focus_um": _num(e.image_focus_um),
+                "image_focus_sigma_um": _num(e.image_focus_sigma_um),
+                "peak_mtf50_cy_px": _num(e.best.peak_mtf50_cy_px) if e.best else None,
+                "error": e.error,
+            }
+            for e in result.edges
+        ],
+    }
+    _emit(out, args.json, _focus_text)
+    return 0
+
+
+def _sweep_inputs(args: argparse.Namespace) -> tuple[list[Path], list[float]]:
+    if args.manifest is not None:
+        if args.files or args.rail_mm:
+            raise ArgumentError("--manifest: give either a manifest or FILES with --rail-mm, not both")
+        return _read_manifest(args.manifest)
+    if not args.files:
+        raise ArgumentError("focus: expected FILES with --rail-mm, or --manifest CSV")
+    if args.rail_mm is None or len(args.rail_mm) != len(args.files):
+        given = 0 if args.rail_mm is None else len(args.rail_mm)
+        raise ArgumentError(f"--rail-mm: expected one rail position per file ({len(args.files)}), got {given}")
+    for value in args.rail_mm:
+        if not math.isfinite(value):
+            raise ArgumentError(f"--rail-mm {value}: expected a finite number of mm")
+    return list(args.files), list(args.rail_mm)
+
+
+def _read_manifest(path: Path) -> tuple[list[Path], list[float]]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ArgumentError(f"--manifest {path}: cannot read ({exc.strerror or exc})") from None
+    reader = csv.DictReader(text.splitlines())
+    if reader.fieldnames is None or not {"file", "rail_mm"} <= set(reader.fieldnames):
+        raise ArgumentError(f"{path}: header {reader.fieldnames}: expected columns file,rail_mm")
+    files, rails = [], []
+    for line, row in enumerate(reader, start=2):
+        try:
+            rail = float(row["rail_mm"])
+        except (TypeError, ValueError):
+            raise ArgumentError(f"{path}:{line}: rail_mm = {row['rail_mm']!r}: expected a number of mm") from None
+        if not math.isfinite(rail):
+            raise ArgumentError(f"{path}:{line}: rail_mm = {row['rail_mm']!r}: expected a finite number of mm")
+        files.append(path.parent / (row["file"] or "").strip())
+        rails.append(rail)
+    if not files:
+        raise ArgumentError(f"{path}: no rows: expected one row per frame")
+    return files, rails
+
+
+def _focus_text(out: dict[str, Any]) -> str:
+    return (
+        f"{out['frames']} frames, {out['edges_used']}/{out['edges_total']} edges: "
+        f"flange offset {_fmt(out['flange_offset_um'], 2)} ± {_fmt(out['flange_offset_sigma_um'], 2)} µm, "
+        f"tilt x {_fmt(out['tilt_x_arcmin'], 2)}′, tilt y {_fmt(out['tilt_y_arcmin'], 2)}′, "
+        f"field curvature {_fmt(out['field_curvature_um'], 2)} µm, fit rms {_fmt(out['fit_rms_um'], 2)} µm"
+    )
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _pixel_um(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ArgumentError(f"--pixel-um {value:g}: expected a pitch in µm > 0")
+    return value
+
+
+def _num(value: float | None) -> float | None:
+    """JSON has no NaN: an unmeasured number is null."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _emit(out: dict[str, Any], as_json: bool, text: Any) -> None:
+    sys.stdout.write((json.dumps(out) if as_json else text(out)) + "\n")
