@@ -5,7 +5,8 @@ Detection works on a small, shading-flattened copy of the frame: the background 
 closing that erases anything as small as a square, the frame is divided by it (so vignetting and the sensor's
 shading do not move the threshold), thresholded half-way to the squares' 1/4 level, and every convex blob that
 fills its minimum-area rectangle is a square. Each side of a square becomes one :class:`EdgeRoi`, placed on the
-middle 60 % of the side (clear of the corners) and reaching 35 % of a side across the edge on either side.
+middle 60 % of the side (clear of the corners) and reaching 35 % of a side across the edge on either side
+(at least 20 % where the frame's border is closer).
 
 Nothing here assumes where the squares are, their scale or the chart's rotation: a chart rotated a few degrees,
 scaled ±10 % or shifted is found the same way.
@@ -32,6 +33,7 @@ _MIN_FILL = 0.85  # blob area / minimum-area rectangle area
 _MAX_ASPECT = 1.35
 _ALONG = 0.6  # ROI length along the edge, fraction of the side
 _ACROSS = 0.7  # ROI width across the edge, fraction of the side
+_ACROSS_MIN = 0.4  # near the frame border the ROI may narrow to this (still ≥ 0.2 side of flat field each side)
 CENTER_MAX_R = 0.2
 MID_MAX_R = 0.6
 
@@ -189,7 +191,12 @@ def find_edges(
         for normal in _side_normals(angle):
             mid = c + 0.5 * side_px * normal
             vertical = abs(normal[0]) >= abs(normal[1])
-            along, across = _ALONG * side_px, _ACROSS * side_px
+            along = _ALONG * side_px
+            # a square near the frame border keeps its outer edges: the ROI narrows (symmetrically) to fit
+            room = (min(mid[0], width - 1 - mid[0]) if vertical else min(mid[1], height - 1 - mid[1])) - step
+            across = min(_ACROSS * side_px, 2.0 * room)
+            if across < _ACROSS_MIN * side_px:
+                continue
             w, h = (across, along) if vertical else (along, across)
             w_i = max(step * 4, round(w / step) * step)
             h_i = max(step * 4, round(h / step) * step)
