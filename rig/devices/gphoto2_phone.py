@@ -15,13 +15,15 @@ CRC-32 against the phone's property, strict DNG parse) raises :class:`FrameError
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import re
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from queue import SimpleQueue
@@ -32,6 +34,8 @@ import gphoto2 as gp
 from rig.devices import ptp_assist
 from rig.devices.protocols import AssistOutputs, Capture, Exposure, LensState, PhoneIdentity
 from rig.devices.ptp_codes import (
+    FRAME_NAME,
+    FRAME_NAME_RE,
     NO_LENS_CODE,
     PROFILE_FILENAME,
     STORAGE_ID,
@@ -55,6 +59,7 @@ from rig.errors import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 PTPIP_MODEL = "PTP/IP Camera"
 STORE = f"/store_{STORAGE_ID:08x}"
@@ -130,16 +135,21 @@ class _Worker:
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             future, fn = item
+            del item  # hold no reference to a finished call's closure (it may own the camera)
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(fn())
                 except BaseException as exc:  # handed to the waiting caller, which re-raises it
                     future.set_exception(exc)
+            del future, fn
 
-    def call(self, fn: Callable[[], T], timeout_s: float) -> T:
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
         future: Future[T] = Future()
         self._queue.put((future, fn))
-        return future.result(timeout=timeout_s)
+        return future
+
+    def call(self, fn: Callable[[], T], timeout_s: float) -> T:
+        return self.submit(fn).result(timeout=timeout_s)
 
     def stop(self) -> None:
         self._queue.put(None)
@@ -173,12 +183,14 @@ class Gphoto2Phone:
         self._camera: Any = None
         self._worker: _Worker | None = None
         self._lost: str | None = None
+        self._stuck = False  # a call overran its timeout and may still be blocked inside libgphoto2
         self._identity: PhoneIdentity | None = None
         self._burst_count: int | None = None
         self._last: _LastCapture | None = None
         self._lens: LensState | None = None
         self._pending_attach_ms: float | None = None
         self._pending_switch_ms: float | None = None
+        self._probe_events: list[tuple[EventCode, int]] = []
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -187,6 +199,7 @@ class Gphoto2Phone:
         _route_gphoto2_log()
         self._worker = _Worker(f"gphoto2-{self.port}")
         self._lost = None
+        self._stuck = False
         self._burst_count = None
         self._last = None
         try:
@@ -194,42 +207,46 @@ class Gphoto2Phone:
             self._identity = self._read_identity()
             self._lens = self._read_lens_properties()
         except BaseException:
-            self._abandon()
+            self.close()
             raise
         self.log.info("opened %s: %s", self.port, self._identity)
 
     def _connect(self) -> Any:
-        camera = gp.Camera()
-        ports = gp.PortInfoList()
-        ports.load()
-        index = ports.lookup_path(self.port)
-        camera.set_port_info(ports[index])
-        if self.port.startswith("ptpip:"):
-            # PTP/IP is never autodetected: name the generic PTP/IP driver, as `gphoto2 --camera` does
-            abilities = gp.CameraAbilitiesList()
-            abilities.load()
-            camera.set_abilities(abilities[abilities.lookup_model(PTPIP_MODEL)])
-        camera.init()
-        return camera
+        with _fd0_guard():
+            camera = gp.Camera()
+            ports = gp.PortInfoList()
+            ports.load()
+            camera.set_port_info(ports[ports.lookup_path(self.port)])
+            if self.port.startswith("ptpip:"):
+                # PTP/IP is never autodetected: name the generic PTP/IP driver, as `gphoto2 --camera` does
+                abilities = gp.CameraAbilitiesList()
+                abilities.load()
+                camera.set_abilities(abilities[abilities.lookup_model(PTPIP_MODEL)])
+            try:
+                camera.init()
+            except gp.GPhoto2Error:
+                del camera  # freed here, inside the guard
+                raise
+            return camera
 
     def close(self) -> None:
-        camera, worker = self._camera, self._worker
-        if camera is None:
-            return
-        try:
-            if self._lost is None and worker is not None:
-                self._worker_call(lambda: _end_session(camera), min(self.timeout_s, 5.0))
-        except (TimeoutError, gp.GPhoto2Error) as exc:
-            self.log.warning("closing %s: %s", self.port, exc)
-        finally:
-            self._abandon()
-
-    def _abandon(self) -> None:
-        """Forget the camera; a call still blocked in libgphoto2 keeps its own reference and ends on its own."""
-        if self._worker is not None:
-            self._worker.stop()
+        camera, worker, stuck = self._camera, self._worker, self._stuck
         self._camera = None
         self._worker = None
+        self._identity = None
+        if worker is None:
+            return
+        # The worker, not this thread, ends the session and drops the last reference to the camera: after a
+        # timeout the blocked call must finish first, and libgphoto2's teardown must run under _fd0_guard.
+        holder = [camera] if camera is not None else []
+        del camera
+        release = worker.submit(lambda: _release(holder))
+        worker.stop()
+        if not stuck:
+            try:
+                release.result(timeout=min(self.timeout_s, 5.0))
+            except TimeoutError:
+                self.log.warning("closing %s: the phone did not end the session in time", self.port)
 
     def __enter__(self) -> Self:
         self.open()
@@ -254,6 +271,7 @@ class Gphoto2Phone:
             return self._worker_call(fn, timeout_s)
         except TimeoutError:
             self._lost = f"{what} timed out"
+            self._stuck = True
             raise DeviceTimeout(f"phone {self.port}: {what} did not finish within {timeout_s:.1f} s") from None
         except gp.GPhoto2Error as exc:
             raise self._map_error(what, exc) from exc
@@ -264,19 +282,22 @@ class Gphoto2Phone:
             return DeviceLost(f"phone {self.port}: connection lost during {what} ({exc})")
         if exc.code == gp.GP_ERROR_TIMEOUT:
             return DeviceTimeout(f"phone {self.port}: {what} timed out in libgphoto2 ({exc})")
-        if exc.code == gp.GP_ERROR and not self._alive():
-            # libgphoto2 reports a stream closed by the phone as a generic error: tell it from a refusal
+        if not self._alive():
+            # libgphoto2 reports a stream the phone closed as a generic or parameter error: tell it from a refusal
             self._lost = f"{what}: {exc}"
             return DeviceLost(f"phone {self.port}: connection lost during {what} ({exc})")
         return DeviceCommandError(f"phone {self.port}: {what} failed ({exc})", code=exc.code)
 
     def _alive(self) -> bool:
-        """A cheap round trip (the phone clock property) to tell a refusal from a dead link."""
+        """Whether the link still works: poll the event channel, which always touches the socket (property
+        reads may be served from libgphoto2's cache)."""
         camera = self._camera
         try:
-            self._worker_call(lambda: camera.get_single_config(PropertyCode.PHONE_CLOCK.widget), 3.0)
+            kind, data = self._worker_call(lambda: camera.wait_for_event(0), 3.0)
         except (TimeoutError, gp.GPhoto2Error):
             return False
+        if kind == gp.GP_EVENT_UNKNOWN and isinstance(data, str):
+            self._take_vendor_event(data)  # the probe must not swallow a lens or checksum event
         return True
 
     # ------------------------------------------------------------------------------------------ properties
@@ -298,19 +319,25 @@ class Gphoto2Phone:
                     texts.append(data)
             return texts
 
-        seen: list[tuple[EventCode, int]] = []
-        for text in self._call("reading events", drain):
-            match = _VENDOR_EVENT_RE.match(text)
-            if match is None:
-                continue
-            try:
-                code = EventCode(int(match.group(1), 16))
-            except ValueError:
-                continue
-            param = int(match.group(2), 16)
-            seen.append((code, param))
-            self._apply_event(code, param)
+        texts = self._call("reading events", drain)
+        seen = [*self._probe_events, *(e for t in texts if (e := self._take_vendor_event(t, keep=False)))]
+        self._probe_events.clear()
         return seen
+
+    def _take_vendor_event(self, text: str, *, keep: bool = True) -> tuple[EventCode, int] | None:
+        """Parse libgphoto2's text for an unknown event; apply it; ``keep`` it for the next _pump_events."""
+        match = _VENDOR_EVENT_RE.match(text)
+        if match is None:
+            return None
+        try:
+            code = EventCode(int(match.group(1), 16))
+        except ValueError:
+            return None
+        event = (code, int(match.group(2), 16))
+        self._apply_event(*event)
+        if keep:
+            self._probe_events.append(event)
+        return event
 
     def _apply_event(self, code: EventCode, param: int) -> None:
         lens = self._lens
@@ -433,24 +460,30 @@ class Gphoto2Phone:
             self._set_value(PropertyCode.BURST_COUNT.widget, count)
             self._burst_count = count
         camera = self._camera
-        before = set(self._list_files(CAPTURE_FOLDER)) if count > 1 else set()
         exposure_s = _parse_shutter(self._get_value("shutterspeed"))
         interval_s = self._vendor_int(PropertyCode.BURST_INTERVAL) / 1e6 if count > 1 else 0.0
         budget = self.timeout_s + count * (exposure_s + interval_s)
         path = self._call("capture", lambda: camera.capture(gp.GP_CAPTURE_IMAGE), budget)
-        if count == 1:
-            names = [path.name]
-        else:
-            new = sorted(n for n in self._list_files(path.folder) if n.endswith(".DNG") and n not in before)
-            if len(new) != count or new[-1] != path.name:
-                raise FrameError(f"phone {self.port}: burst of {count} delivered {len(new)} frames ({new})")
-            names = new
+        # libgphoto2 reports only the last frame of a burst (and does not list the others until the folder is
+        # re-read); the phone numbers the frames of one capture consecutively (ptp_codes.FRAME_NAME)
+        match = FRAME_NAME_RE.match(path.name)
+        if match is None:
+            raise FrameError(f"phone {self.port}: captured file {path.name!r} is not named like IMG_0001.DNG")
+        last = int(match.group(1))
+        if last - count + 1 < 1:
+            raise FrameError(f"phone {self.port}: burst of {count} cannot end at {path.name}")
+        names = [FRAME_NAME.format(number=n) for n in range(last - count + 1, last + 1)]
         self._last = _LastCapture(path.folder, path.name.rsplit(".", 1)[0])
         return [self._download_frame(path.folder, name) for name in names]
 
     def _list_files(self, folder: str) -> list[str]:
         camera = self._camera
-        return self._call(f"listing {folder}", lambda: [name for name, _ in camera.folder_list_files(folder)])
+
+        def names() -> list[str]:
+            listing = camera.folder_list_files(folder)
+            return [listing.get_name(i) for i in range(listing.count())]
+
+        return self._call(f"listing {folder}", names)
 
     def _download(self, folder: str, name: str) -> bytes:
         camera = self._camera
@@ -554,7 +587,8 @@ class Gphoto2Phone:
         camera = self._camera
 
         def put() -> None:
-            if PROFILE_FILENAME in [name for name, _ in camera.folder_list_files(PROFILE_FOLDER)]:
+            listing = camera.folder_list_files(PROFILE_FOLDER)
+            if PROFILE_FILENAME in [listing.get_name(i) for i in range(listing.count())]:
                 # the slot holds only the profile; folder_delete_all runs without the GIL, file_delete does not
                 camera.folder_delete_all(PROFILE_FOLDER)
             file = gp.CameraFile()
@@ -570,6 +604,45 @@ class Gphoto2Phone:
         if PROFILE_FILENAME not in self._list_files(PROFILE_FOLDER):
             raise DeviceCommandError(f"phone {self.port}: holds no calibration profile ({PROFILE_FOLDER} is empty)")
         return self._download(PROFILE_FOLDER, PROFILE_FILENAME)
+
+
+@contextlib.contextmanager
+def _fd0_guard() -> Iterator[None]:
+    """Keep file descriptor 0 through a libgphoto2 PTP/IP teardown.
+
+    libgphoto2's PTP/IP disconnect closes its unused JPEG socket, whose descriptor defaults to 0: each camera
+    teardown closes fd 0, and once stdin is gone, whatever the process opens next as fd 0 (a socket of the
+    twin, a file). Tried: ``gp_camera_exit`` left fd 0 closed. The guard gives fd 0 back.
+    """
+    if not _fd_open(0):
+        os.open(os.devnull, os.O_RDONLY)  # the lowest free descriptor: 0
+    saved = os.dup(0)
+    try:
+        yield
+    finally:
+        if not _fd_open(0):
+            os.dup2(saved, 0)
+        os.close(saved)
+
+
+def _fd_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _release(holder: list[Any]) -> None:
+    """End the session and free the camera, both inside the fd-0 guard (runs on the worker)."""
+    with _fd0_guard():
+        while holder:
+            camera = holder.pop()
+            try:
+                _end_session(camera)
+            except gp.GPhoto2Error as exc:
+                log.debug("ending the session: %s", exc)
+            del camera
 
 
 def _end_session(camera: Any) -> None:

@@ -31,6 +31,7 @@ the lower-case hex code (``d003``).
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum, StrEnum
 
 PTPIP_VERSION = 0x00010000
@@ -257,6 +258,10 @@ class PhoneFolder(StrEnum):
     CAPTURES = "DCIM"
     CALIBRATION = "RIG"
 
+
+FRAME_NAME = "IMG_{number:04d}.DNG"
+"""Captured frames are numbered from 1 in capture order; the frames of one burst are consecutive."""
+FRAME_NAME_RE = re.compile(r"^IMG_(\d{4,})\.DNG$")
 
 PROFILE_FILENAME = "PROFILE.BIN"
 """The calibration profile's slot: ``/store_00010001/RIG/PROFILE.BIN``, the only object the host may send."""

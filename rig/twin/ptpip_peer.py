@@ -42,6 +42,7 @@ import numpy as np
 from rig.devices import ptp_assist
 from rig.devices.protocols import AssistOutputs, LensState
 from rig.devices.ptp_codes import (
+    FRAME_NAME,
     NO_LENS_CODE,
     NO_TRANSACTION,
     PROFILE_FILENAME,
@@ -674,7 +675,7 @@ class PtpIpPeer:
             ObjectFormat.DNG,
             len(dng),
             self._folders[PhoneFolder.CAPTURES],
-            f"IMG_{next(self._image_numbers):04d}.DNG",
+            FRAME_NAME.format(number=next(self._image_numbers)),
             image_width=width,
             image_height=height,
             bit_depth=16,
