@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from rig.config.unit import FirmwareTruth
 from rig.twin.firmware import apply_raw_defects, assist_outputs, lens_state
-from rig.twin.state import BenchSnapshot
+from rig.twin.state import BenchState
 
 BLACK, WHITE = 64, 1023
 
@@ -86,23 +88,11 @@ def test_peaking_marks_a_step_and_the_factor_hides_it() -> None:
 
 def test_sensor_switches_after_the_firmware_latency() -> None:
     fw = FirmwareTruth(sensor_switch_latency_ms=240.0)
-    snap = BenchSnapshot(
-        time_ns=2_100_000_000,
-        rail_mm=0,
-        carousel_mm=0,
-        pitch_deg=0,
-        light_pwm=0,
-        exposure_time_s=0.01,
-        iso=100,
-        lens_attached=True,
-        lens_id="x",
-        lens_attached_at_ns=2_000_000_000,
-        remount_index=1,
-        knock_times_ns=(),
-        profile=None,
+    snap = replace(
+        BenchState(clock=lambda: 2_100_000_000).snapshot(), lens_attached=True, lens_attached_at_ns=2_000_000_000
     )
     early = lens_state(snap, fw, lens_code=11)
     assert early.active_sensor == "main" and early.sensor_switched_at_ms is None
-    late = lens_state(BenchSnapshot(**{**snap.__dict__, "time_ns": 2_300_000_000}), fw, lens_code=11)
+    late = lens_state(replace(snap, time_ns=2_300_000_000), fw, lens_code=11)
     assert late.active_sensor == "m_mount"
     assert late.sensor_switched_at_ms - late.attached_at_ms == pytest.approx(240.0)

@@ -4,6 +4,7 @@ seeded remount scatter."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from rig.config import load_lens_catalog
 from rig.config.unit import LensSample, MountTruth, TwinUnit
 from rig.twin.mount import mount_pose, mount_truth, remount_offsets
 from rig.twin.pose import STATIC
-from rig.twin.state import BenchSnapshot
+from rig.twin.state import BenchSnapshot, BenchState
 
 LENS_ID = "apo-summicron-m-90-f2-asph"
 
@@ -22,23 +23,11 @@ def _unit(**mount: float) -> TwinUnit:
 
 
 def _snap(**kw: object) -> BenchSnapshot:
-    base: dict[str, object] = dict(
-        time_ns=0,
-        rail_mm=50.0,
-        carousel_mm=0.0,
-        pitch_deg=0.0,
-        light_pwm=0.0,
-        exposure_time_s=0.001,
-        iso=100,
-        lens_attached=True,
-        lens_id=LENS_ID,
-        lens_attached_at_ns=0,
-        remount_index=0,
-        knock_times_ns=(),
-        profile=None,
+    """A bench state with the lens on; fields not given keep BenchState's defaults (robust to new fields)."""
+    base = replace(
+        BenchState(clock=lambda: 10**9).snapshot(), lens_attached=True, lens_attached_at_ns=0, remount_index=1
     )
-    base.update(kw)
-    return BenchSnapshot(**base)  # type: ignore[arg-type]
+    return replace(base, **kw)  # type: ignore[arg-type]
 
 
 def test_sag_matches_hand_computed_moment_over_stiffness() -> None:
