@@ -46,18 +46,26 @@ def frame() -> np.ndarray:
 
 def _phone(raw: np.ndarray, firmware: FirmwareTruth):
     captured = apply_raw_defects(raw, firmware, black_level=BLACK)
-    out = assist_outputs(captured, firmware, black_level=BLACK, white_level=WHITE, zebra_threshold_pct=ZEBRA_PCT,
-                         peaking_threshold=PEAKING)  # fmt: skip
+    out = assist_outputs(
+        captured,
+        firmware,
+        black_level=BLACK,
+        white_level=WHITE,
+        zebra_threshold_pct=ZEBRA_PCT,
+        peaking_threshold=PEAKING,
+    )
     return captured, out
 
 
 def _checks(raw: np.ndarray, firmware: FirmwareTruth):
     captured, out = _phone(raw, firmware)
     hist = histogram_agreement(captured, out.histogram, black_level=BLACK, white_level=WHITE)
-    zebra = zebra_agreement(captured, out.zebra_mask, black_level=BLACK, white_level=WHITE,
-                            threshold_pct=out.zebra_threshold_pct)  # fmt: skip
-    peaking = peaking_agreement(captured, out.peaking_mask, black_level=BLACK, white_level=WHITE,
-                                threshold=out.peaking_threshold)  # fmt: skip
+    zebra = zebra_agreement(
+        captured, out.zebra_mask, black_level=BLACK, white_level=WHITE, threshold_pct=out.zebra_threshold_pct
+    )
+    peaking = peaking_agreement(
+        captured, out.peaking_mask, black_level=BLACK, white_level=WHITE, threshold=out.peaking_threshold
+    )
     bits = raw_bit_depth(captured, black_level=BLACK, white_level=WHITE)
     return hist, zebra, peaking, bits
 
@@ -101,8 +109,9 @@ def test_dropped_raw_bits_show_as_missing_codes_and_stuck_lsbs(frame: np.ndarray
 
 
 def test_sensor_switch_latency_is_the_firmware_latency() -> None:
-    snap = replace(BenchState(clock=lambda: 9_000_000_000).snapshot(), lens_attached=True,
-                   lens_attached_at_ns=5_000_000_000)  # fmt: skip
+    snap = replace(
+        BenchState(clock=lambda: 9_000_000_000).snapshot(), lens_attached=True, lens_attached_at_ns=5_000_000_000
+    )
     for latency in (150.0, 2300.0):
         state = lens_state(snap, FirmwareTruth(sensor_switch_latency_ms=latency), lens_code=11)
         assert sensor_switch_latency(state).latency_ms == pytest.approx(latency)

@@ -109,13 +109,16 @@ def test_settle_time_matches_the_analytic_envelope(seed: int, knock_known: bool)
         pose = mount_pose(unit, lens, _snap(time_ns=int(t), pitch_deg=90.0, knock_times_ns=(knock_ns,)), seed=1)
         frames.append(_frame(pose.image_shift_x_um, pose.image_shift_y_um, rng))
         stamps.append(t / 1e6)
-    settled = _frame(*(lambda p: (p.image_shift_x_um, p.image_shift_y_um))(
-        mount_pose(unit, lens, _snap(pitch_deg=90.0), seed=1)), rng)  # fmt: skip
+    settled = _frame(
+        *(lambda p: (p.image_shift_x_um, p.image_shift_y_um))(mount_pose(unit, lens, _snap(pitch_deg=90.0), seed=1)),
+        rng,
+    )
     shifts = [(r.dx_px, r.dy_px) for r in (register(settled, f) for f in frames)]
     result = settling_time(stamps, shifts, knock_time_ms=knock_ns / 1e6 if knock_known else None)
     assert result.settle_time_ms == pytest.approx(truth.settle_time_ms, rel=REL_TOL), (result, truth)
-    assert result.decay_per_s == pytest.approx(unit.mount.damping_ratio * 2 * math.pi * unit.mount.natural_frequency_hz,
-                                               rel=REL_TOL)  # fmt: skip
+    assert result.decay_per_s == pytest.approx(
+        unit.mount.damping_ratio * 2 * math.pi * unit.mount.natural_frequency_hz, rel=REL_TOL
+    )
 
 
 def test_burst_without_timestamps_and_too_few_pitches_are_refused() -> None:
