@@ -11,6 +11,11 @@ must not. A call that overruns raises :class:`DeviceTimeout` and leaves the driv
 owns the camera, so the next step must ``close()`` and ``open()`` again. A dropped connection raises
 :class:`DeviceLost`; other PTP failures raise :class:`DeviceCommandError`; a frame that fails validation (size,
 CRC-32 against the phone's property, strict DNG parse) raises :class:`FrameError` so the plan can recapture.
+
+Captured frames are not deleted from the phone: python-gphoto2 keeps the GIL inside ``gp_camera_file_delete``,
+which deadlocks against a responder in the same process (the twin) until libgphoto2's 2.5 s read timeout; the
+phone keeps a ring of recent frames instead. The profile slot is emptied with ``folder_delete_all``, which
+releases the GIL.
 """
 
 from __future__ import annotations

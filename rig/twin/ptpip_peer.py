@@ -18,7 +18,7 @@ Faults (:class:`PtpFaults`, settable at construction or on ``peer.faults`` while
 and :meth:`remove_lens`) let tests and the soak run break the phone the way a real one breaks.
 
 Only one host is served at a time, as a phone does: a second InitCommandRequest is answered with InitFail(busy).
-Captured frames are kept until the host deletes them, at most ``max_stored_frames`` (oldest dropped first).
+Captured frames are kept until the host deletes them or newer ones push them out (a ring, oldest first).
 """
 
 from __future__ import annotations
@@ -193,8 +193,9 @@ class PtpIpPeer:
         Where to listen; port 0 picks a free port (the default, safe for parallel tests).
     faults
         Initial faults; change ``peer.faults`` at any time.
-    max_stored_frames
-        Captured frames kept on the phone; older ones are dropped (ObjectRemoved) when a capture adds more.
+    max_stored_frames, max_stored_bytes
+        Captured frames kept on the phone (count and DNG bytes); older ones are dropped (ObjectRemoved) when a
+        capture adds more. The driver does not delete frames (see :mod:`rig.devices.gphoto2_phone`).
     """
 
     def __init__(
@@ -206,6 +207,7 @@ class PtpIpPeer:
         event_port: int = 0,
         faults: PtpFaults | None = None,
         max_stored_frames: int = 8,
+        max_stored_bytes: int = 512 << 20,
     ) -> None:
         self.bench = bench
         self.host = host
@@ -213,6 +215,7 @@ class PtpIpPeer:
         self.event_port = event_port
         self.faults = faults or PtpFaults()
         self.max_stored_frames = max_stored_frames
+        self.max_stored_bytes = max_stored_bytes
         self.guid = uuid.uuid5(uuid.NAMESPACE_DNS, f"{bench.unit.serial}.phone.rig").bytes
         self._lock = threading.RLock()  # objects, properties, faults, session flags
         self._send_lock = threading.Lock()  # one writer at a time on the event socket
@@ -307,6 +310,12 @@ class PtpIpPeer:
     def remove_lens(self) -> None:
         """The lens comes off the bayonet (a bench fault, as if it was knocked loose)."""
         self.bench.state.unmount_lens()
+
+    def stored_files(self) -> list[str]:
+        """Names of the files the phone holds now (captures, assists, profile), for tests and the operator."""
+        with self._lock:
+            self._sync_profile()
+            return [o.info.filename for o in self._objects.values() if o.kind != "folder"]
 
     @property
     def rebooting(self) -> bool:
@@ -737,13 +746,20 @@ class PtpIpPeer:
         return handles
 
     def _evict(self, *, keep: set[int]) -> list[int]:
-        """Make room for a capture: the assists of earlier captures go (the phone keeps only the latest), and
-        the oldest frames beyond ``max_stored_frames``."""
+        """Make room for a capture: the assists of earlier captures go (the phone keeps only the latest), then
+        the oldest frames while more than ``max_stored_frames`` or ``max_stored_bytes`` are stored (never the
+        frames of the capture being stored)."""
         old_assists = [o for o in self._objects.values() if o.kind == "assist" and o.handle not in keep]
         frames = sorted((o for o in self._objects.values() if o.kind == "frame"), key=lambda o: o.handle)
-        new_frames = sum(1 for o in frames if o.handle in keep)
-        excess = max(len(frames) - max(self.max_stored_frames, new_frames), 0)
-        old_frames = [o for o in frames if o.handle not in keep][:excess]
+        count = len(frames)
+        stored = sum(o.info.compressed_size for o in frames)
+        old_frames: list[_Object] = []
+        for obj in frames:
+            if obj.handle in keep or (count <= self.max_stored_frames and stored <= self.max_stored_bytes):
+                break
+            old_frames.append(obj)
+            count -= 1
+            stored -= obj.info.compressed_size
         for obj in (*old_assists, *old_frames):
             del self._objects[obj.handle]
         return [o.handle for o in (*old_assists, *old_frames)]

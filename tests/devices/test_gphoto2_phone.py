@@ -103,6 +103,17 @@ def test_burst_frames_are_spaced_by_the_frame_interval(phone: Gphoto2Phone, peer
     assert single.filename > shots[-1].filename
 
 
+def test_the_phone_keeps_a_ring_of_recent_frames(bench: TwinBench) -> None:
+    with PtpIpPeer(bench, max_stored_frames=2) as peer:
+        assert peer.address is not None
+        with Gphoto2Phone(peer.address, timeout_s=TIMEOUT_S) as phone:
+            names = [phone.capture().filename for _ in range(3)]
+        stored = sorted(peer.stored_files())
+    assert [n for n in stored if n.endswith(".DNG")] == names[1:]
+    stem = names[-1].removesuffix(".DNG")
+    assert [n for n in stored if not n.endswith(".DNG")] == [f"{stem}.HIS", f"{stem}.PKG", f"{stem}.ZEB"]
+
+
 def test_lens_mount_then_sensor_switch_after_the_unit_latency(phone: Gphoto2Phone, bench: TwinBench) -> None:
     latency_ms = bench.unit.firmware.sensor_switch_latency_ms
     assert phone.lens_state().attached is False
