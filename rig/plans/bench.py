@@ -231,14 +231,14 @@ class BenchOps:
             timestamp_ms=capture.timestamp_ms if capture.timestamp_ms is not None else image.timestamp_ms,
         )
 
-    def burst(self, count: int, *, tag: str) -> list[Frame]:
-        """``count`` frames as fast as the phone can, at the current placement and settings."""
+    def burst(self, count: int, *, tag: str, interval_s: float | None = None) -> list[Frame]:
+        """``count`` frames ``interval_s`` apart, at the current placement and settings."""
         if self._position is None or self._exposure is None:
             raise ArgumentError("burst: place the chart and set the exposure first")
         chart, rail_mm, pitch_deg = self._position
         exposure_time_s, iso = self._exposure
         captures = with_retries(
-            lambda: self.phone.capture_burst(count),
+            lambda: self.phone.capture_burst(count, interval_s=interval_s),
             what=f"burst of {count}",
             log_to=self.retries,
             attempts=self.attempts,

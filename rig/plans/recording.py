@@ -27,6 +27,7 @@ from rig.results.record import (
     atomic_write_bytes,
     utcnow,
 )
+from rig.results.reportdata import REPORT_DATA_FILE, Plot, ReportData, Thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,11 @@ def new_run_id(unit_serial: str, plan: str, started: datetime) -> str:
 class RunRecorder:
     """Owns one run's record and folder; every write is atomic."""
 
-    def __init__(self, record: RunRecord, run_dir: Path, limits: LimitSet) -> None:
+    def __init__(self, record: RunRecord, run_dir: Path, limits: LimitSet, plots: ReportData | None = None) -> None:
         self.record = record
         self.run_dir = run_dir
         self.limits = limits
+        self.plots = plots or ReportData()
         run_dir.mkdir(parents=True, exist_ok=True)
         self.save()
 
@@ -107,7 +109,9 @@ class RunRecorder:
         record.ended = None
         record.verdict = None
         record.errors.append(f"resumed at {utcnow().isoformat()} (re-running: {', '.join(sorted(redo)) or 'none'})")
-        return cls(record, run_dir, limits)
+        plots_path = run_dir / REPORT_DATA_FILE
+        plots = ReportData.load(plots_path) if plots_path.is_file() else None
+        return cls(record, run_dir, limits, plots)
 
     # ------------------------------------------------------------------ recording
     def measure(
@@ -177,6 +181,16 @@ class RunRecorder:
         """Store a capture or attachment in the run folder (atomically); returns its relative path."""
         atomic_write_bytes(self.run_dir / relative, data)
         return relative
+
+    def add_plot(self, plot: Plot) -> None:
+        """Attach a curve, map or check table for the report (replacing one of the same name)."""
+        self.plots.plots = [p for p in self.plots.plots if p.name != plot.name] + [plot]
+        self.plots.save(self.run_dir / REPORT_DATA_FILE)
+
+    def add_thumbnail(self, relative_png: str, caption: str) -> None:
+        self.plots.thumbnails = [t for t in self.plots.thumbnails if t.path != relative_png]
+        self.plots.thumbnails.append(Thumbnail(path=relative_png, caption=caption))
+        self.plots.save(self.run_dir / REPORT_DATA_FILE)
 
     def completed_steps(self) -> set[str]:
         return {s.name for s in self.record.steps if s.verdict is not Verdict.ERROR}

@@ -1,0 +1,226 @@
+"""Bench procedures shared by the plans: lens changes, flat fields, through-focus sweeps, pitch and remount series.
+
+Each procedure drives the bench through :class:`rig.plans.bench.BenchOps` (validated, retried captures) and hands
+pixels to the pure functions of :mod:`rig.measure`; the plans turn the typed results into recorded measurements.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from rig.config.lenses import LensSpec
+from rig.config.station import StationConfig
+from rig.devices.protocols import AssistOutputs, LensState, Phone
+from rig.errors import DeviceStateError, DeviceTimeout, MeasurementError
+from rig.measure.focus import FlangeResult, measure_flange, rail_defocus_um_per_mm
+from rig.measure.imageio import bayer_mean
+from rig.measure.registration import register
+from rig.plans.bench import BenchOps, Frame
+
+M_MOUNT = "m_mount"
+MAIN = "main"
+
+SWEEP_HALF_RANGE_UM = 90.0
+"""Image-side half range of a through-focus sweep: brackets ±40 µm of flange plus tilt and curvature."""
+SWEEP_STEPS = 11
+FLAT_TARGET_FRACTION = 0.5
+"""Flat fields are exposed to half of white − black at the centre: linear, far from clipping and from black."""
+CHART_TARGET_FRACTION = 0.6
+LIGHT_LEVEL = 0.8
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A through-focus sweep of the slanted-edge chart and what it measured."""
+
+    frames: tuple[Frame, ...]
+    rail_mm: np.ndarray  # relative to the station's focus position
+    flange: FlangeResult
+    peaking_coverage: np.ndarray  # fraction of quads the phone's peaking marks, per frame
+    assists: tuple[AssistOutputs, ...]
+    rail_um_per_mm: float
+
+    def best_rail_mm(self, *, x_um: float = 0.0, y_um: float = 0.0) -> float:
+        """Rail position (relative to focus) that focuses the sensor point (x, y) µm from the centre."""
+        f = self.flange
+        image_um = (
+            f.flange_offset_um
+            + x_um * math.tan(math.radians(f.tilt_y_arcmin / 60))
+            + y_um * math.tan(math.radians(f.tilt_x_arcmin / 60))
+        )
+        return image_um / self.rail_um_per_mm
+
+
+# ------------------------------------------------------------------------------------------------ lens
+def wait_for_sensor(phone: Phone, *, attached: bool, timeout_s: float = 10.0, poll_s: float = 0.02) -> LensState:
+    """Poll the phone's lens state until it shows the lens ``attached`` (or removed) with the matching sensor."""
+    want_sensor = M_MOUNT if attached else MAIN
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = phone.lens_state()
+        if state.attached == attached and state.active_sensor == want_sensor:
+            return state
+        if time.monotonic() >= deadline:
+            raise DeviceTimeout(
+                f"phone still reports attached={state.attached}, sensor {state.active_sensor} after {timeout_s:g} s "
+                f"(waiting for attached={attached}, sensor {want_sensor})"
+            )
+        time.sleep(poll_s)
+
+
+def ensure_lens(bench: BenchOps, lens: LensSpec, *, timeout_s: float = 10.0) -> LensState:
+    """Have ``lens`` on the bayonet and the M-mount sensor live (mounting it through the operator if needed)."""
+    state = bench.phone.lens_state()
+    if state.attached and state.lens_code == lens.lens_code and state.active_sensor == M_MOUNT:
+        return state
+    if state.attached:
+        bench.operator.unmount_lens()
+        wait_for_sensor(bench.phone, attached=False, timeout_s=timeout_s)
+    bench.operator.mount_lens(lens.id)
+    return wait_for_sensor(bench.phone, attached=True, timeout_s=timeout_s)
+
+
+def ensure_no_lens(bench: BenchOps, *, timeout_s: float = 10.0) -> LensState:
+    state = bench.phone.lens_state()
+    if state.attached:
+        bench.operator.unmount_lens()
+    return wait_for_sensor(bench.phone, attached=False, timeout_s=timeout_s)
+
+
+# ------------------------------------------------------------------------------------------------ exposure
+def offered_exposure(bench: BenchOps, wanted_s: float) -> float:
+    """The longest exposure the phone offers that is not longer than ``wanted_s`` (never overexposes)."""
+    choices = sorted(bench.phone.exposure_choices())
+    fitting = [c for c in choices if c <= wanted_s * (1 + 1e-9)]
+    if not fitting:
+        raise MeasurementError(f"the phone's shortest exposure {choices[0]:g} s overexposes (wanted {wanted_s:g} s)")
+    return fitting[-1]
+
+
+def exposure_for(bench: BenchOps, *, t_stop: float, transmittance: float, fraction: float, iso: int = 100) -> float:
+    sensor = bench.station.sensor
+    target = fraction * (sensor.white_level_dn - sensor.black_level_dn)
+    wanted = bench.exposure_for(
+        target_dn=target, t_stop=t_stop, light=LIGHT_LEVEL, transmittance=transmittance, iso=iso
+    )
+    return offered_exposure(bench, wanted)
+
+
+# ------------------------------------------------------------------------------------------------ captures
+def flat_field(bench: BenchOps, *, t_stop: float, fraction: float = FLAT_TARGET_FRACTION, tag: str) -> Frame:
+    exposure = exposure_for(bench, t_stop=t_stop, transmittance=1.0, fraction=fraction)
+    return bench.shoot(chart="flat", tag=tag, light=LIGHT_LEVEL, exposure_time_s=exposure)
+
+
+def chart_exposure(bench: BenchOps, lens_t_stop: float) -> float:
+    return exposure_for(bench, t_stop=lens_t_stop, transmittance=0.8, fraction=CHART_TARGET_FRACTION)
+
+
+def sweep_rails(station: StationConfig, lens: LensSpec, *, half_range_um: float, steps: int) -> np.ndarray:
+    k = rail_defocus_um_per_mm(
+        focal_length_mm=lens.focal_length_mm, collimator_focal_length_mm=station.optics.collimator_focal_length_mm
+    )
+    return np.linspace(-half_range_um, half_range_um, steps) / k
+
+
+def through_focus(
+    bench: BenchOps,
+    lens: LensSpec,
+    *,
+    t_stop: float,
+    tag: str = "focus",
+    half_range_um: float = SWEEP_HALF_RANGE_UM,
+    steps: int = SWEEP_STEPS,
+    with_assists: bool = True,
+) -> Sweep:
+    """Capture the slanted-edge chart across focus and fit flange offset, tilt and curvature."""
+    station = bench.station
+    rails = sweep_rails(station, lens, half_range_um=half_range_um, steps=steps)
+    exposure = chart_exposure(bench, t_stop)
+    frames: list[Frame] = []
+    assists: list[AssistOutputs] = []
+    for i, rail in enumerate(rails):
+        frames.append(
+            bench.shoot(
+                chart="sfr", tag=f"{tag}-{i:02d}", rail_mm=float(rail), light=LIGHT_LEVEL, exposure_time_s=exposure
+            )
+        )
+        if with_assists:
+            assists.append(bench.phone.assist_outputs())
+    image = frames[0].image
+    flange = measure_flange(
+        [f.raw for f in frames],
+        [station.rail.focus_mm + r for r in rails],
+        focal_length_mm=lens.focal_length_mm,
+        collimator_focal_length_mm=station.optics.collimator_focal_length_mm,
+        rail_focus_mm=station.rail.focus_mm,
+        pixel_pitch_um=station.sensor.readout_pitch_um,
+        cfa_pattern=image.cfa_pattern,
+        black_level=image.black_level,
+        white_level=image.white_level,
+    )
+    coverage = np.array([float(np.mean(a.peaking_mask)) for a in assists]) if assists else np.array([])
+    k = rail_defocus_um_per_mm(
+        focal_length_mm=lens.focal_length_mm, collimator_focal_length_mm=station.optics.collimator_focal_length_mm
+    )
+    return Sweep(tuple(frames), rails, flange, coverage, tuple(assists), k)
+
+
+def zone_mtf50_at_best_focus(sweep: Sweep) -> dict[str, float]:
+    """Median over each field zone of the edges' MTF50 at their own best focus (cy/px)."""
+    per_zone: dict[str, list[float]] = {}
+    for edge in sweep.flange.edges:
+        if edge.best is not None and math.isfinite(edge.best.peak_mtf50_cy_px):
+            per_zone.setdefault(str(edge.roi.zone), []).append(edge.best.peak_mtf50_cy_px)
+    if not per_zone:
+        raise MeasurementError("no edge of the sweep has a best focus: nothing to grade sharpness on")
+    return {zone: float(np.median(v)) for zone, v in per_zone.items()}
+
+
+def shifts_against(reference: Frame, frames: list[Frame]) -> np.ndarray:
+    """(dx, dy) of each frame against ``reference`` in read-out pixels (registration on quad luma)."""
+    ref = bayer_mean(reference.raw)
+    out = []
+    for frame in frames:
+        reg = register(ref, bayer_mean(frame.raw))
+        out.append((2.0 * reg.dx_px, 2.0 * reg.dy_px))  # quad luma is half the read-out resolution
+    return np.asarray(out, dtype=float)
+
+
+def pitch_series(
+    bench: BenchOps, *, rail_mm: float, exposure_s: float, pitches: tuple[float, ...], tag: str
+) -> list[Frame]:
+    return [
+        bench.shoot(
+            chart="sfr",
+            tag=f"{tag}{p:+.0f}",
+            rail_mm=rail_mm,
+            pitch_deg=p,
+            light=LIGHT_LEVEL,
+            exposure_time_s=exposure_s,
+        )
+        for p in pitches
+    ]
+
+
+def remount_series(
+    bench: BenchOps, lens: LensSpec, *, rail_mm: float, exposure_s: float, count: int, tag: str
+) -> list[Frame]:
+    frames = []
+    for i in range(count):
+        if i:
+            bench.operator.remount_lens()
+            wait_for_sensor(bench.phone, attached=True)
+        frames.append(
+            bench.shoot(chart="sfr", tag=f"{tag}{i}", rail_mm=rail_mm, light=LIGHT_LEVEL, exposure_time_s=exposure_s)
+        )
+    return frames
+
+
+def require_lens_state(state: LensState, lens: LensSpec) -> None:
+    if not state.attached:
+        raise DeviceStateError(f"the phone reports no lens; expected {lens.name}")

@@ -1,0 +1,221 @@
+"""QA sign-off of one unit (issue #6): every claim of the phone measured against ``fixtures/limits/signoff.toml``.
+
+Steps follow the bench with the fewest moves and lens changes: the native camera's flat field is taken before the
+lens goes on; the flat-field ramp serves bit depth, light intake and zebras; one through-focus sweep serves flange,
+tilt, sharpness and peaking; the stability series run last at the best focus the sweep found.
+
+Every test asks for ``measure`` first, so a fault while the bench is being prepared is recorded against the step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rig.config.lenses import LensCatalog, LensSpec
+from rig.measure import assist, stability, uniformity
+from rig.plans import procedures as proc
+from rig.plans.bench import BenchOps, Frame
+
+PLAN = "signoff"
+
+RAMP_FRACTIONS = (0.12, 0.3, 0.5, 0.7, 0.88)
+"""Flat-field exposure ramp (fraction of white − black at the centre): bit depth needs codes over the range."""
+PITCHES_DEG = (-90.0, -45.0, 0.0, 45.0, 90.0)
+REMOUNTS = 5
+BURST_FRAMES = 48
+BURST_INTERVAL_S = 0.0025
+ZONES = ("center", "mid", "corner")
+
+
+# --------------------------------------------------------------------------------------------- shared captures
+@pytest.fixture(scope="module")
+def native_flat(bench: BenchOps, lenses: LensCatalog, lens: LensSpec) -> Frame:
+    """The flat chart through the phone's own f/1.9 lens: the reference for light intake."""
+    was_on = bench.phone.lens_state().attached
+    proc.ensure_no_lens(bench)
+    native = lenses.native
+    frame = proc.flat_field(bench, t_stop=native.f_number / math.sqrt(native.transmission), tag="native-flat")
+    if was_on:
+        proc.ensure_lens(bench, lens)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def flat_ramp(bench: BenchOps, lens: LensSpec) -> list[Frame]:
+    proc.ensure_lens(bench, lens)
+    return [
+        proc.flat_field(bench, t_stop=lens.t_stop, fraction=f, tag=f"flat-{round(f * 100):02d}") for f in RAMP_FRACTIONS
+    ]
+
+
+@pytest.fixture(scope="module")
+def sweep(bench: BenchOps, lens: LensSpec) -> proc.Sweep:
+    proc.ensure_lens(bench, lens)
+    return proc.through_focus(bench, lens, t_stop=lens.t_stop)
+
+
+def _mid(frames: list[Frame]) -> Frame:
+    return frames[len(frames) // 2]
+
+
+# --------------------------------------------------------------------------------------------- steps
+def test_lens_detection(measure, bench: BenchOps, native_flat: Frame, lens: LensSpec) -> None:
+    """The phone sees the lens go on, reads its 6-bit code and switches to the M-mount sensor in time."""
+    proc.ensure_no_lens(bench)
+    bench.operator.mount_lens(lens.id)
+    state = proc.wait_for_sensor(bench.phone, attached=True)
+    measure("lens_detected", 1.0 if state.attached and state.lens_code == lens.lens_code else 0.0)
+    measure("sensor_switch_latency_ms", assist.sensor_switch_latency(state).latency_ms)
+
+
+def test_raw_bit_depth(measure, flat_ramp: list[Frame]) -> None:
+    """The RAW frames use every code of a 10-bit range (a dropped bit halves the codes)."""
+    raw = np.concatenate([f.raw.ravel() for f in flat_ramp])
+    image = flat_ramp[0].image
+    depth = assist.raw_bit_depth(raw, black_level=image.black_level, white_level=image.white_level)
+    paths = [f.path for f in flat_ramp]
+    measure("raw_effective_bits", depth.effective_bits, captures=paths)
+    measure("raw_missing_codes", depth.missing_codes, captures=paths)
+
+
+def test_light_intake(measure, bench: BenchOps, flat_ramp: list[Frame], native_flat: Frame, lens: LensSpec) -> None:
+    """T-stop, gain over the native lens, relative illumination, optical centre, colour shading."""
+    flat = _mid(flat_ramp)
+    image = flat.image
+    pitch = bench.station.sensor.readout_pitch_um
+    u = uniformity.measure_uniformity(
+        flat.raw,
+        black_level=image.black_level,
+        white_level=image.white_level,
+        pixel_pitch_um=pitch,
+        cfa_pattern=image.cfa_pattern,
+    )
+    light = bench.station.light
+    t = uniformity.t_stop(
+        u.centre_signal_dn,
+        response_dn_per_cd_m2_s=light.response_dn_per_cd_m2_s,
+        luminance_cd_m2=flat.light_level * light.luminance_cd_m2_at_max,
+        exposure_time_s=flat.exposure_time_s,
+        iso=flat.iso,
+    )
+    gain = uniformity.light_gain(
+        flat.raw,
+        native_flat.raw,
+        black_level=image.black_level,
+        white_level=image.white_level,
+        pixel_pitch_um=pitch,
+        exposure_ratio=(flat.exposure_time_s * flat.iso) / (native_flat.exposure_time_s * native_flat.iso),
+        cfa_pattern=image.cfa_pattern,
+    )
+    caps = [flat.path]
+    measure("t_stop_error_stops", 2 * math.log2(t.t_stop / lens.t_stop), captures=caps)
+    measure("light_gain_over_native_x", gain.gain_x, captures=[flat.path, native_flat.path])
+    measure("corner_falloff_stops", u.corner_falloff_stops[0.9], captures=caps)
+    measure("decentre_um", math.hypot(u.decentre_x_um, u.decentre_y_um), captures=caps)
+    measure("colour_shading_pct", u.colour_shading_pct, captures=caps)
+
+
+def test_zebra(measure, bench: BenchOps, flat_ramp: list[Frame]) -> None:
+    """The phone's zebra marks the same quads as ours on a bright flat field (its shading spans the threshold)."""
+    bright = flat_ramp[-1]
+    frame = bench.shoot(chart="flat", tag="zebra", light=bright.light_level, exposure_time_s=bright.exposure_time_s)
+    outputs = bench.phone.assist_outputs()
+    image = frame.image
+    zebra = assist.zebra_agreement(
+        frame.raw,
+        outputs.zebra_mask,
+        black_level=image.black_level,
+        white_level=image.white_level,
+        threshold_pct=outputs.zebra_threshold_pct,
+    )
+    measure("zebra_iou", zebra.iou, captures=[frame.path])
+
+
+def test_flange_alignment(measure, sweep: proc.Sweep) -> None:
+    """Flange focal distance error and sensor tilt from the through-focus sweep."""
+    f = sweep.flange
+    caps = [fr.path for fr in sweep.frames]
+    measure("flange_offset_um", f.flange_offset_um, captures=caps)
+    measure("tilt_x_arcmin", f.tilt_x_arcmin, captures=caps)
+    measure("tilt_y_arcmin", f.tilt_y_arcmin, captures=caps)
+    measure("field_curvature_um", f.field_curvature_um, captures=caps)
+
+
+def test_sharpness(measure, sweep: proc.Sweep) -> None:
+    """ISO 12233 MTF50 per field zone at each edge's best focus."""
+    per_zone = proc.zone_mtf50_at_best_focus(sweep)
+    caps = [fr.path for fr in sweep.frames]
+    for zone in ZONES:
+        measure(
+            "mtf50_cy_px", per_zone.get(zone), zone=zone, captures=caps, error=None if zone in per_zone else "no edge"
+        )
+
+
+def test_focus_assists(measure, bench: BenchOps, sweep: proc.Sweep) -> None:
+    """Histogram and focus peaking at best focus agree with ours on the same frame."""
+    best = sweep.best_rail_mm()
+    exposure = sweep.frames[0].exposure_time_s
+    frame = bench.shoot(chart="sfr", tag="assists", rail_mm=best, light=proc.LIGHT_LEVEL, exposure_time_s=exposure)
+    outputs = bench.phone.assist_outputs()
+    image = frame.image
+    hist = assist.histogram_agreement(
+        frame.raw, outputs.histogram, black_level=image.black_level, white_level=image.white_level
+    )
+    peaking = assist.peaking_agreement(
+        frame.raw,
+        outputs.peaking_mask,
+        black_level=image.black_level,
+        white_level=image.white_level,
+        threshold=outputs.peaking_threshold,
+    )
+    measure("histogram_error_bins", hist.bin_offset, captures=[frame.path])
+    measure("peaking_iou", peaking.iou, captures=[frame.path])
+
+
+def test_sag(measure, bench: BenchOps, sweep: proc.Sweep, lens: LensSpec) -> None:
+    """Image shift and lens tilt under the lens's weight across fixture pitch."""
+    exposure = sweep.frames[0].exposure_time_s
+    frames = proc.pitch_series(
+        bench, rail_mm=sweep.best_rail_mm(), exposure_s=exposure, pitches=PITCHES_DEG, tag="pitch"
+    )
+    bench.place(chart="sfr", rail_mm=sweep.best_rail_mm(), pitch_deg=0.0)
+    shifts = proc.shifts_against(frames[0], frames)
+    sag = stability.sag_vs_pitch(
+        list(PITCHES_DEG),
+        shifts,
+        pixel_pitch_um=bench.station.sensor.readout_pitch_um,
+        lever_arm_mm=lens.focal_length_mm - 27.8,
+    )
+    caps = [f.path for f in frames]
+    measure("sag_shift_um", sag.sag_um, captures=caps)
+    measure("sag_tilt_arcmin", sag.sag_tilt_arcmin, captures=caps)
+
+
+def test_settling(measure, bench: BenchOps, sweep: proc.Sweep) -> None:
+    """After a knock the image stays within 0.25 px after the settling time."""
+    exposure = sweep.frames[0].exposure_time_s
+    settled = bench.shoot(
+        chart="sfr", tag="settled", rail_mm=sweep.best_rail_mm(), light=proc.LIGHT_LEVEL, exposure_time_s=exposure
+    )
+    bench.stage.knock()
+    knock_ms = bench.phone.last_shock_ms()
+    frames = bench.burst(BURST_FRAMES, tag="knock", interval_s=BURST_INTERVAL_S)
+    shifts = proc.shifts_against(settled, frames)
+    result = stability.settling_time([f.timestamp_ms for f in frames], shifts, knock_time_ms=knock_ms)
+    measure("settle_time_ms", result.settle_time_ms, captures=[settled.path] + [f.path for f in frames])
+
+
+def test_remount(measure, bench: BenchOps, sweep: proc.Sweep, lens: LensSpec) -> None:
+    """The image lands in the same place every time the lens is remounted."""
+    exposure = sweep.frames[0].exposure_time_s
+    frames = proc.remount_series(
+        bench, lens, rail_mm=sweep.best_rail_mm(), exposure_s=exposure, count=REMOUNTS, tag="remount"
+    )
+    shifts = proc.shifts_against(frames[0], frames)
+    rep = stability.remount_repeatability(shifts, pixel_pitch_um=bench.station.sensor.readout_pitch_um)
+    caps = [f.path for f in frames]
+    measure("remount_sigma_um", rep.sigma_um, captures=caps)
+    measure("remount_range_um", rep.range_um, captures=caps)
