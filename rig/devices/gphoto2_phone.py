@@ -71,6 +71,8 @@ STORE = f"/store_{STORAGE_ID:08x}"
 CAPTURE_FOLDER = f"{STORE}/{PhoneFolder.CAPTURES.value}"
 PROFILE_FOLDER = f"{STORE}/{PhoneFolder.CALIBRATION.value}"
 MAX_BURST = 64
+MIN_BURST_INTERVAL_US = 1_000  # the phone's burst interval property range (µs)
+MAX_BURST_INTERVAL_US = 2_000_000
 _MAX_EVENTS_PER_DRAIN = 10_000
 _VENDOR_EVENT_RE = re.compile(r"^PTP Event ([0-9a-fA-F]{4}), Param1 ([0-9a-fA-F]{8})")
 _PORT_RE = re.compile(r"^(usb:.*|ptpip:(?P<host>[^:]+)(:(?P<port>\d{1,5})(:(?P<evt>\d{1,5}))?)?)$")
@@ -196,6 +198,8 @@ class Gphoto2Phone:
         self._pending_attach_ms: float | None = None
         self._pending_switch_ms: float | None = None
         self._probe_events: list[tuple[EventCode, int]] = []
+        self._last_shock_ms: float | None = None
+        self._burst_interval_us: int | None = None
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -206,6 +210,7 @@ class Gphoto2Phone:
         self._lost = None
         self._stuck = False
         self._burst_count = None
+        self._burst_interval_us = None
         self._last = None
         try:
             self._camera = self._call("connect", self._connect, self.timeout_s)
@@ -345,6 +350,9 @@ class Gphoto2Phone:
         return event
 
     def _apply_event(self, code: EventCode, param: int) -> None:
+        if code == EventCode.SHOCK_AT:
+            self._last_shock_ms = self._unwrap_us(param)
+            return
         lens = self._lens
         if lens is None:
             return
@@ -454,11 +462,32 @@ class Gphoto2Phone:
     def capture(self) -> Capture:
         return self._capture(1)[0]
 
-    def capture_burst(self, count: int) -> list[Capture]:
-        """``count`` frames from one shutter press, oldest first, each validated and timestamped by the phone."""
+    def capture_burst(self, count: int, *, interval_s: float | None = None) -> list[Capture]:
+        """``count`` frames from one shutter press, ``interval_s`` apart (default: the phone's setting), oldest
+        first, each validated and timestamped by the phone."""
         if not isinstance(count, int) or not 1 <= count <= MAX_BURST:
             raise ArgumentError(f"burst count = {count!r}: expected an integer 1..{MAX_BURST}")
+        if interval_s is not None:
+            interval_us = round(interval_s * 1e6)
+            if not MIN_BURST_INTERVAL_US <= interval_us <= MAX_BURST_INTERVAL_US:
+                raise ArgumentError(
+                    f"burst interval_s = {interval_s!r}: expected {MIN_BURST_INTERVAL_US / 1e6:g}"
+                    f"..{MAX_BURST_INTERVAL_US / 1e6:g} s"
+                )
+            if interval_us != self._burst_interval_us:
+                self._set_value(PropertyCode.BURST_INTERVAL.widget, interval_us)
+                self._burst_interval_us = interval_us
         return self._capture(count)
+
+    def exposure_choices(self) -> list[float]:
+        """The exposure times the phone offers, s (ascending)."""
+        widget = self._get_widget("shutterspeed")
+        return sorted(_parse_shutter(str(c)) for c in widget.get_choices())
+
+    def last_shock_ms(self) -> float | None:
+        """When the phone's accelerometer last felt a shock (phone clock, ms; from its SHOCK_AT event)."""
+        self._pump_events()
+        return self._last_shock_ms
 
     def _capture(self, count: int) -> list[Capture]:
         if self._burst_count != count:
@@ -466,7 +495,9 @@ class Gphoto2Phone:
             self._burst_count = count
         camera = self._camera
         exposure_s = _parse_shutter(self._get_value("shutterspeed"))
-        interval_s = self._vendor_int(PropertyCode.BURST_INTERVAL) / 1e6 if count > 1 else 0.0
+        if count > 1 and self._burst_interval_us is None:
+            self._burst_interval_us = self._vendor_int(PropertyCode.BURST_INTERVAL)
+        interval_s = (self._burst_interval_us or 0) / 1e6 if count > 1 else 0.0
         budget = self.timeout_s + count * (exposure_s + interval_s)
         path = self._call("capture", lambda: camera.capture(gp.GP_CAPTURE_IMAGE), budget)
         # libgphoto2 reports only the last frame of a burst (and does not list the others until the folder is

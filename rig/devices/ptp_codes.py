@@ -155,6 +155,7 @@ class EventCode(IntEnum):
     OBJECT_CHECKSUM = 0xC004
     LENS_ATTACHED_AT = 0xC005  # param: low 32 bits of the attach time, µs
     SENSOR_SWITCHED_AT = 0xC006  # param: low 32 bits of the switch time, µs
+    SHOCK_AT = 0xC007  # param: low 32 bits of the time the phone's accelerometer felt a shock (a knock), µs
 
 
 class PropertyCode(IntEnum):

@@ -247,6 +247,7 @@ class PtpIpPeer:
         self._burst_interval_us = 50_000
         self._checksum_target = ""
         self._reported: LensState | None = None
+        self._shocks_reported = 0
         self._props = self._build_props()
         self.address: str | None = None
 
@@ -266,6 +267,7 @@ class PtpIpPeer:
         self.event_port = evt.getsockname()[1]
         self._stop.clear()
         self._reported = self._lens_state()
+        self._shocks_reported = len(self.bench.state.snapshot().knock_times_ns)
         for name, target in (("accept", self._accept_loop), ("watch", self._watch_loop)):
             thread = threading.Thread(target=target, name=f"ptpip-{name}-{self.port}", daemon=True)
             thread.start()
@@ -503,8 +505,8 @@ class PtpIpPeer:
         return _Reply(data=info.pack())
 
     def _firmware_version(self) -> str:
-        fw = self.bench.unit.firmware
-        return f"V14.0.rig-twin (raw {fw.raw_bits} bit)"
+        # a constant: the unit's true firmware defects are what the bench must find, not what the phone says
+        return "V14.0.rig-twin"
 
     def _open_session(self, request: OperationRequest, data: bytes | None) -> _Reply:
         if self._session_open:
@@ -923,6 +925,7 @@ class PtpIpPeer:
             except Exception:  # a bench mid-update must not kill the phone; the next poll sees it settled
                 log.exception("lens state poll failed")
                 continue
+            self._announce_shocks()
             before = self._reported
             self._reported = now
             if before is None or now == before:
@@ -940,6 +943,13 @@ class PtpIpPeer:
                     self._send_event(EventCode.SENSOR_SWITCHED_AT, _us_low32(now.sensor_switched_at_ms))
                 self._send_event(EventCode.SENSOR_SWITCHED, sensor)
                 self._props_changed(PropertyCode.ACTIVE_SENSOR, PropertyCode.SENSOR_SWITCH_TIME, PropertyCode.FNUMBER)
+
+    def _announce_shocks(self) -> None:
+        """The phone's accelerometer feels every knock of the bench: report each one's time once."""
+        knocks = self.bench.state.snapshot().knock_times_ns
+        for t_ns in knocks[self._shocks_reported :]:
+            self._send_event(EventCode.SHOCK_AT, _us_low32(t_ns / 1e6))
+        self._shocks_reported = len(knocks)
 
     def _props_changed(self, *codes: PropertyCode) -> None:
         for code in codes:
