@@ -445,12 +445,13 @@ def _bin_esf(distance: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, floa
     nhalf = math.floor(half_span / h)
     if nhalf < 8:
         raise MeasurementError(f"no edge in the ROI: it lies {half_span:.1f} px from the ROI's side")
-    # shifted to be non-negative, truncation is floor
-    idx = (distance * OVERSAMPLING + (nhalf + 1)).astype(np.intp) - 1
-    inside = (idx >= 0) & (idx < 2 * nhalf)
-    counts = np.bincount(idx[inside], minlength=2 * nhalf).astype(np.float64)
-    sums = np.bincount(idx[inside], weights=values[inside], minlength=2 * nhalf)
-    where = np.bincount(idx[inside], weights=distance[inside], minlength=2 * nhalf)
+    # bin k + 1 (shifted to be non-negative, so truncation is floor); samples beyond either end go to the two
+    # overflow bins 0 and 2n + 1, dropped afterwards (cheaper than masking three arrays)
+    idx = np.clip((distance * OVERSAMPLING + (nhalf + 1)).astype(np.intp), 0, 2 * nhalf + 1)
+    n_bins = 2 * nhalf + 2
+    counts = np.bincount(idx, minlength=n_bins)[1:-1].astype(np.float64)
+    sums = np.bincount(idx, weights=values, minlength=n_bins)[1:-1]
+    where = np.bincount(idx, weights=distance, minlength=n_bins)[1:-1]
     filled = counts > 0
     # Near a rational slope (tan 20° ≈ 4/11) the sample phases cluster, so a bin's mean value belongs to the
     # mean distance of its samples, not to the bin centre: place it there and interpolate back to the grid.
