@@ -79,7 +79,8 @@ class SfrResult:
     mtf_at_nyquist_4, mtf_at_nyquist_2
         MTF at 0.125 and 0.25 cy/px (Nyquist/4 and Nyquist/2).
     angle_deg
-        Edge angle off vertical (or off horizontal for a horizontal edge), degrees, + = clockwise on screen.
+        Edge angle off vertical, degrees, + when the edge runs towards +x as y grows (down the image); for a
+        horizontal edge, off horizontal, + when it runs towards +y as x grows.
     orientation
         Whether the edge runs near-vertical or near-horizontal in the ROI.
     dark_to_light
@@ -237,7 +238,7 @@ def slanted_edge_sfr(
         flags.add(SfrFlag.TOO_FEW_ROWS)
     cos_t = 1.0 / np.sqrt(1.0 + slope[:rows] ** 2)
     distance = (samples.x[:rows] - edge_x[:rows, None]) * cos_t[:, None]
-    esf, half_span = _bin_esf(distance.ravel(), samples.values[:rows].ravel() * sign)
+    esf = _bin_esf(distance.ravel(), samples.values[:rows].ravel() * sign)
     freqs, mtf = _mtf_from_esf(esf, rise_px=rise_px)
 
     keep = freqs <= 1.0 + 1e-12
@@ -252,7 +253,6 @@ def slanted_edge_sfr(
     snr = float(step / sigma) if sigma > 0 else float("inf")
     if snr < 20:
         flags.add(SfrFlag.LOW_SNR)
-    del half_span
     return SfrResult(
         frequencies_cy_px=freqs,
         mtf=mtf,
@@ -373,7 +373,7 @@ def _fit_edge(samples: _Samples, *, sign: float, npol: int) -> tuple[np.ndarray,
     # ~64 rows suffice to see how wide the edge is
     stride = max(1, len(y) // 64)
     distance = (samples.x[::stride] - np.polyval(coeffs, y[::stride])[:, None]) / math.sqrt(1.0 + slope * slope)
-    esf, _ = _bin_esf(distance.ravel(), samples.values[::stride].ravel() * sign)
+    esf = _bin_esf(distance.ravel(), samples.values[::stride].ravel() * sign)
     rise = _rise_10_90_px(esf)
     half = min(half_row, max(4.0 * rise + 3.0 * samples.pitch_px, 6.0 * samples.pitch_px))
     for order in (npol, npol):
@@ -437,7 +437,7 @@ def _whole_phase_rows(samples: _Samples, slope: float) -> int:
     return max(1, min(n, round(cycles / shift_per_row)))
 
 
-def _bin_esf(distance: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
+def _bin_esf(distance: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Average the samples in bins of 1/4 px of distance to the edge; bin k is centred at (k − n/2 + ½)/4 px."""
     h = 1.0 / OVERSAMPLING
     # Symmetric about the edge so that the LSF sits in the middle and the window can be centred.
@@ -458,7 +458,7 @@ def _bin_esf(distance: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, floa
     mean_d = where[filled] / counts[filled]
     centres = (np.arange(2 * nhalf) - nhalf + 0.5) * h
     esf = np.interp(centres, mean_d, sums[filled] / counts[filled])
-    return esf, nhalf * h
+    return esf
 
 
 def _mtf_from_esf(esf: np.ndarray, *, rise_px: float) -> tuple[np.ndarray, np.ndarray]:

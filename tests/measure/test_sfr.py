@@ -78,7 +78,7 @@ def test_noise_free_mtf50_and_curve_match_the_analytic_mtf(psf: str) -> None:
                 result = slanted_edge_sfr(image)
                 assert result.orientation is (EdgeOrientation.HORIZONTAL if horizontal else EdgeOrientation.VERTICAL)
                 assert result.dark_to_light is dark_to_light
-                assert abs(abs(result.angle_deg) - angle) < 0.05
+                assert result.angle_deg == pytest.approx(angle, abs=0.05)  # sign convention of SfrResult
                 errors.append(result.mtf50_cy_px / mtf50(F, truth) - 1.0)
                 curves.append(_curve_error(result, truth))
     errors = np.abs(errors)
