@@ -74,7 +74,7 @@ class EdgeFocus:
     mtf50_cy_px: np.ndarray  # NaN where the edge could not be measured
     best: BestFocus | None
     image_focus_um: float  # s(x, y): image-side focus position, µm (NaN without a best focus)
-    image_focus_sigma_um: float
+    image_focus_sigma_um: float  # statistical (fit) 1σ; per-edge systematics (~0.4 µm on the twin) come on top
     error: str | None = None
 
 
