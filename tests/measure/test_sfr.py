@@ -181,3 +181,13 @@ def test_quality_flags() -> None:
     rng = np.random.default_rng(3)
     noisy = base + rng.normal(0.0, 60.0, base.shape)  # SNR 10
     assert SfrFlag.LOW_SNR in slanted_edge_sfr(noisy).flags
+
+
+@pytest.mark.parametrize("angle", [1.0, 44.0])
+def test_the_ends_of_the_angle_range(angle: float) -> None:
+    # 1°: one sample-phase cycle per 57 rows; 44°: next to the 45° critical angle (flag zone is ±0.5°)
+    image = gaussian_edge(_shape(angle, 120), angle_deg=angle, sigma_px=0.6)
+    result = slanted_edge_sfr(image)
+    truth50 = mtf50(F, gaussian_mtf(F, 0.6) * pixel_mtf(F, angle))
+    assert abs(result.mtf50_cy_px / truth50 - 1.0) <= MTF50_NOISE_FREE_MAX
+    assert SfrFlag.CRITICAL_ANGLE not in result.flags
