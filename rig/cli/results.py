@@ -137,7 +137,7 @@ def spc_command(args: argparse.Namespace) -> int:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from rig.report.spc_page import write_spc_outputs
-    from rig.results.spc import compute_spc
+    from rig.results.spc import SPC_MEASUREMENT_COLUMNS, compute_spc
     from rig.results.store import open_store
 
     if args.since and args.until and args.since >= args.until:
@@ -152,7 +152,7 @@ def spc_command(args: argparse.Namespace) -> int:
         task = progress.add_task("reading the results store", total=None)
         with open_store(args.store) as store:
             runs = store.runs(**selection)
-            measurements = store.measurements(**selection)
+            measurements = store.measurements(**selection, columns=SPC_MEASUREMENT_COLUMNS)
         progress.update(task, description=f"SPC over {len(runs)} runs, {len(measurements)} measurements")
         result = compute_spc(runs, measurements, charts=not args.no_charts)
         progress.update(task, description="writing spc.html")

@@ -37,6 +37,8 @@ D2_SPAN2 = 1.128
 """d₂ for moving ranges of span 2 (Montgomery, Appendix VI)."""
 
 KEY_COLUMNS = ["name", "zone"]
+SPC_MEASUREMENT_COLUMNS = ("run_id", "name", "zone", "value", "unit", "low", "high", "verdict")
+"""The measurement columns SPC reads (pass as ``columns=`` to :meth:`ResultsStore.measurements`)."""
 CAPABILITY_COLUMNS = [
     "name",
     "zone",

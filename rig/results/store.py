@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,6 +206,21 @@ class ResultsStore:
     # ------------------------------------------------------------------ writing
     def add_run(self, record: RunRecord) -> None:
         """Store (or replace) one run: its row, its measurements and steps, in one transaction."""
+        self.add_runs([record])
+
+    def add_runs(self, records: Iterable[RunRecord]) -> int:
+        """Store (or replace) several runs in one transaction (an import, a re-store of a reports folder).
+
+        Returns the number of runs written.
+        """
+        n = 0
+        with self._tx() as conn:
+            for record in records:
+                self._write(conn, record)
+                n += 1
+        return n
+
+    def _write(self, conn: Connection, record: RunRecord) -> None:
         run_row = {
             "run_id": record.run_id,
             "plan": record.plan,
@@ -247,14 +262,13 @@ class ResultsStore:
         stmt = stmt.on_conflict_do_update(
             index_elements=["run_id"], set_={k: stmt.excluded[k] for k in run_row if k != "run_id"}
         )
-        with self._tx() as conn:
-            conn.execute(stmt)
-            conn.execute(sa.delete(measurements_table).where(measurements_table.c.run_id == record.run_id))
-            conn.execute(sa.delete(steps_table).where(steps_table.c.run_id == record.run_id))
-            if meas:
-                conn.execute(measurements_table.insert(), meas)
-            if steps:
-                conn.execute(steps_table.insert(), steps)
+        conn.execute(stmt)
+        conn.execute(sa.delete(measurements_table).where(measurements_table.c.run_id == record.run_id))
+        conn.execute(sa.delete(steps_table).where(steps_table.c.run_id == record.run_id))
+        if meas:
+            conn.execute(measurements_table.insert(), meas)
+        if steps:
+            conn.execute(steps_table.insert(), steps)
 
     def delete_run(self, run_id: str) -> bool:
         with self._tx() as conn:
@@ -300,8 +314,8 @@ class ResultsStore:
         )
         query = sa.select(*cols).where(*where).order_by(runs_table.c.started, runs_table.c.run_id)
         with self._tx(read_only=True) as conn:
-            rows = conn.execute(query).all()
-        frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+            rows = [tuple(r) for r in conn.execute(query)]
+        frame = pd.DataFrame.from_records(rows, columns=list(RUN_COLUMNS))
         for col in ("started", "ended", "stored_at"):
             frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
         return frame
@@ -315,22 +329,27 @@ class ResultsStore:
         unit_serial: str | None = None,
         station: str | None = None,
         name: str | None = None,
+        columns: Sequence[str] = MEASUREMENT_COLUMNS,
     ) -> pd.DataFrame:
-        """One row per measurement (columns :data:`MEASUREMENT_COLUMNS`), in run start then record order."""
+        """One row per measurement, in run start then record order.
+
+        ``columns`` (default all of :data:`MEASUREMENT_COLUMNS`) narrows the query, e.g. to what SPC needs.
+        """
         t = measurements_table
+        unknown = [c for c in columns if c not in MEASUREMENT_COLUMNS]
+        if unknown:
+            raise ArgumentError(f"columns {unknown}: expected names from {', '.join(MEASUREMENT_COLUMNS)}")
         where = self._filters(
             t, "run_started", since=since, until=until, plan=plan, unit_serial=unit_serial, station=station
         )
         if name is not None:
             where.append(t.c.name == name)
-        query = (
-            sa.select(*[t.c[c] for c in MEASUREMENT_COLUMNS])
-            .where(*where)
-            .order_by(t.c.run_started, t.c.run_id, t.c.seq)
-        )
+        order = (t.c.run_started, t.c.run_id, t.c.seq)
+        query = sa.select(*[t.c[c] for c in columns]).where(*where).order_by(*order)
         with self._tx(read_only=True) as conn:
-            rows = conn.execute(query).all()
-        return normalise_frame(pd.DataFrame(rows, columns=list(MEASUREMENT_COLUMNS)))
+            # Plain tuples: pandas probes each Row for namedtuple fields, which costs seconds on 10⁵ rows.
+            rows = [tuple(r) for r in conn.execute(query)]
+        return normalise_frame(pd.DataFrame.from_records(rows, columns=list(columns)))
 
     def steps(self, run_id: str) -> pd.DataFrame:
         t = steps_table

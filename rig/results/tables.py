@@ -90,17 +90,19 @@ def measurements_frame(record: RunRecord) -> pd.DataFrame:
 
 
 def normalise_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Coerce column types so frames from the record, CSV, Parquet and SQL compare equal."""
+    """Coerce column types so frames from the record, CSV, Parquet and SQL compare equal (any column subset)."""
     frame = frame.copy()
-    for col in ("value", "low", "high", "margin"):
+    present = set(frame.columns)
+    for col in present & {"value", "low", "high", "margin"}:
         frame[col] = pd.to_numeric(frame[col], errors="raise").astype("float64")
-    frame["seq"] = frame["seq"].astype("int64")
-    for col in ("run_started", "timestamp"):
+    if "seq" in present:
+        frame["seq"] = frame["seq"].astype("int64")
+    for col in present & {"run_started", "timestamp"}:
         frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").astype("datetime64[us, UTC]")
-    for col in ("run_id", "plan", "unit_serial", "station", "step", "name", "zone", "verdict", "error"):
+    for col in present & {"run_id", "plan", "unit_serial", "station", "step", "name", "zone", "verdict", "error"}:
         frame[col] = frame[col].astype("object").where(frame[col].notna(), None)
     # Empty strings come back from CSV as missing: these columns are never None in the record.
-    for col in ("unit", "doc", "captures"):
+    for col in present & {"unit", "doc", "captures"}:
         frame[col] = frame[col].fillna("").astype("object")
     return frame
 

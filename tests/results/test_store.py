@@ -109,7 +109,10 @@ def _writer(url: str, worker: int) -> int:
 @pytest.mark.slow
 def test_eight_concurrent_writers_lose_and_duplicate_nothing(store_url: str) -> None:
     open_store(store_url).close()  # schema first, as a station does at start-up (writers also race it safely)
-    ctx = multiprocessing.get_context("spawn")
+    # forkserver: children fork from a clean server that imported rig once (spawn re-imports pandas and
+    # SQLAlchemy in each child; plain fork would copy this process's threads and open connections).
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
     with ctx.Pool(WRITERS) as pool:
         done = pool.starmap(_writer, [(store_url, w) for w in range(WRITERS)])
     assert sorted(done) == list(range(WRITERS))
