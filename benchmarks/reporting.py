@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' recor
 from rig.report import write_run_outputs
 from rig.report.html import render_html
 from rig.report.spc_page import write_spc_outputs
-from rig.results.spc import compute_spc
+from rig.results.spc import SPC_MEASUREMENT_COLUMNS, compute_spc
 from rig.results.store import open_store
 from tests.report.signoff import signoff_record, signoff_report_data
 from tests.results.factory import BASE_TIME, SIGNOFF_SPEC, make_run
@@ -78,7 +78,7 @@ def bench_spc(tmp: Path, measurements: int, repeat: int) -> None:
 
     def read() -> tuple:
         with open_store(url) as store:
-            return store.runs(plan="signoff"), store.measurements(plan="signoff")
+            return store.runs(plan="signoff"), store.measurements(plan="signoff", columns=SPC_MEASUREMENT_COLUMNS)
 
     frames = read()
     read_s = _median_s(read, repeat)

@@ -224,3 +224,25 @@ def test_rig_report_rewrites_a_run_folder_and_stores_it(
     assert "RUN_DIR_OR_ID 'no-such-run': expected a folder with record.json" in capsys.readouterr().err
     assert main(["report", "--schema"]) == 0
     assert json.loads(capsys.readouterr().out)["title"] == "RunRecord"
+
+
+@pytest.mark.parametrize(
+    ("verdict", "word", "colour"),
+    [(Verdict.PASS, "PASS", "#2e7d32"), (Verdict.ERROR, "ERROR", "#f9a825"), (None, "INCOMPLETE", "#546e7a")],
+)
+def test_banner_says_the_verdict_in_its_colour(verdict: Verdict | None, word: str, colour: str, tmp_path: Path) -> None:
+    from rig.report.html import render_html
+
+    record = signoff_record(np.random.default_rng(1)).model_copy(update={"verdict": verdict})
+    html = render_html(record, None, tmp_path)
+    banner = re.search(
+        r'<header id="verdict" class="banner" style="background:([^;]+);[^>]*>\s*<div class="word">(\w+)<', html
+    )
+    assert banner is not None and banner.groups() == (colour, word)
+    assert 'id="plots"' not in html  # no report data: no empty sections
+
+
+def test_schemas_export() -> None:
+    schema = ReportData.model_json_schema()
+    kinds = {d["properties"]["kind"]["const"] for d in schema["$defs"].values() if "kind" in d.get("properties", {})}
+    assert kinds == {"curves", "heatmap", "field", "checks"}
