@@ -359,12 +359,13 @@ def _fit_edge(samples: _Samples, *, sign: float, npol: int) -> tuple[np.ndarray,
     and the edge's 10–90 % rise distance (px along the normal), which sizes the windows.
     """
     y = samples.y
-    # Start from each row's steepest step (robust to noise far from the edge), fitted with a line.
-    d = np.diff(samples.values * sign, axis=1)
-    smooth = d[:, :-2] + d[:, 1:-1] + d[:, 2:] if d.shape[1] >= 3 else d
-    peak = np.argmax(smooth, axis=1) + (1 if d.shape[1] >= 3 else 0)
-    xm = 0.5 * (samples.x[:, 1:] + samples.x[:, :-1])
-    coeffs = _robust_polyfit(y, xm[np.arange(len(y)), peak], 1)
+    # Start from each row's steepest 3-sample step v[k+3] − v[k] (robust to noise far from the edge), placed
+    # between samples k+1 and k+2, and fit a line through those.
+    v = samples.values
+    step3 = v[:, 3:] - v[:, :-3]
+    peak = np.argmax(step3, axis=1) if sign > 0 else np.argmin(step3, axis=1)
+    r = np.arange(len(y))
+    coeffs = _robust_polyfit(y, 0.5 * (samples.x[r, peak + 1] + samples.x[r, peak + 2]), 1)
     half_row = 0.5 * float(samples.x[0, -1] - samples.x[0, 0])
     rms, good = float("inf"), 0
     # A first ESF tells how wide the edge is; the centroid window then covers it with margin and no more, so
