@@ -4,10 +4,14 @@ shading, effective T-stop and the gain over the phone's native lens.
 Method (ISO 17957:2015 in spirit, on linear RAW as REFERENCE.md §3 recommends): the Bayer mosaic is split into
 its four colour planes, black is subtracted, and block means on a coarse grid give the relative illumination per
 channel, normalised to the centre block. The green plane, reduced to ≈128 blocks across, is fitted with a radial
-model I₀·(1 + a₁ρ² + a₂ρ⁴ + a₃ρ⁶ + a₄ρ⁸) with a free centre (ρ = distance from it over the sensor's half
+model I₀·(1 + bρ²)⁻²·(1 + a₁ρ² + a₂ρ⁴ + a₃ρ⁶) with a free centre (ρ = distance from it over the sensor's half
 diagonal): the centre is where the falloff is symmetric (the optical axis), and the model gives the falloff at
-any field height and the on-axis signal I₀. cos⁴ and the lensfun "pa" vignetting polynomial are both even in ρ,
-so the form is exact for them up to the truncated order (< 0.005 stops at the corner of a 21 mm lens).
+any field height and the on-axis signal I₀. The first factor is the cos⁴ law exactly (cos⁴θ = (1 + tan²θ)⁻²,
+tan θ = r / exit-pupil distance, so b = (half diagonal / exit pupil)²), which a polynomial cannot follow for the
+native lens's steep chief rays; the second is the lensfun "pa" vignetting polynomial.
+
+Limitation: a shading term centred elsewhere (the sensor's chief-ray-angle mismatch, centred on the sensor where
+the microlens shift pattern is) pulls the fitted centre towards it in proportion to its strength.
 """
 
 from __future__ import annotations
@@ -112,6 +116,12 @@ def _block_means(plane: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return plane[: bh * rows, : bw * cols].reshape(rows, bh, cols, bw).mean(axis=(1, 3), dtype=np.float64)
 
 
+def _radial(p: np.ndarray, rho2: np.ndarray | float) -> np.ndarray | float:
+    """I₀·(1 + b·ρ²)⁻²·(1 + a₁ρ² + a₂ρ⁴ + a₃ρ⁶) for p = (I₀, b, a₁, a₂, a₃)."""
+    i0, b, a1, a2, a3 = p
+    return i0 / (1 + b * rho2) ** 2 * (1 + rho2 * (a1 + rho2 * (a2 + rho2 * a3)))
+
+
 def _radial_fit(green: np.ndarray, raw_shape: tuple[int, int]) -> tuple[np.ndarray, float]:
     """Fit the radial model to the green plane; returns (cx, cy, I0, a1..a4) in raw px and the RMS residual."""
     gh, gw = green.shape
@@ -129,10 +139,16 @@ def _radial_fit(green: np.ndarray, raw_shape: tuple[int, int]) -> tuple[np.ndarr
 
     def model(p: np.ndarray) -> np.ndarray:
         rho2 = ((gx.ravel() - p[0]) ** 2 + (gy.ravel() - p[1]) ** 2) / radius**2
-        return p[2] * (1 + rho2 * (p[3] + rho2 * (p[4] + rho2 * (p[5] + rho2 * p[6]))))
+        return _radial(p[2:], rho2)
 
-    start = np.array([(w - 1) / 2.0, (h - 1) / 2.0, peak, -0.2, 0.0, 0.0, 0.0])
-    fit = least_squares(lambda p: (model(p) - values) / peak, start, x_scale=[w / 10, h / 10, peak, 1, 1, 1, 1])
+    start = np.array([(w - 1) / 2.0, (h - 1) / 2.0, peak, 0.05, 0.0, 0.0, 0.0])
+    lower = [-np.inf, -np.inf, 0.0, 0.0, -np.inf, -np.inf, -np.inf]
+    fit = least_squares(
+        lambda p: (model(p) - values) / peak,
+        start,
+        x_scale=[w / 10, h / 10, peak, 0.1, 0.1, 0.1, 0.1],
+        bounds=(lower, np.inf),
+    )
     if not fit.success:
         raise MeasurementError(f"the radial shading model did not converge ({fit.message})")
     rms = float(np.sqrt(np.mean(fit.fun**2)))
@@ -207,11 +223,9 @@ def measure_uniformity(
         shading = max(shading, float(np.abs(ratio / ratio[ci, cj] - 1.0).max()))
     params, rms = _radial_fit(green, raw.shape)
     cx, cy, i0 = float(params[0]), float(params[1]), float(params[2])
-    coeffs = params[3:]
 
     def falloff(field: float) -> float:
-        r2 = field * field
-        rel = 1 + r2 * (coeffs[0] + r2 * (coeffs[1] + r2 * (coeffs[2] + r2 * coeffs[3])))
+        rel = float(_radial(params[2:], field * field)) / i0
         if rel <= 0:
             raise MeasurementError(f"the radial shading fit gives no light at field {field}: not a flat field?")
         return -math.log2(rel)
