@@ -258,6 +258,11 @@ class Gphoto2Phone:
             except TimeoutError:
                 self.log.warning("closing %s: the phone did not end the session in time", self.port)
 
+    @property
+    def is_open(self) -> bool:
+        """Open and not known to be lost (a lost phone needs close() + open())."""
+        return self._camera is not None and self._lost is None
+
     def __enter__(self) -> Self:
         self.open()
         return self
@@ -302,6 +307,8 @@ class Gphoto2Phone:
         """Whether the link still works: poll the event channel, which always touches the socket (property
         reads may be served from libgphoto2's cache)."""
         camera = self._camera
+        if camera is None or self._worker is None:  # a connect that failed: nothing is alive
+            return False
         try:
             kind, data = self._worker_call(lambda: camera.wait_for_event(0), 3.0)
         except (TimeoutError, gp.GPhoto2Error):
@@ -462,9 +469,13 @@ class Gphoto2Phone:
     def capture(self) -> Capture:
         return self._capture(1)[0]
 
-    def capture_burst(self, count: int, *, interval_s: float | None = None) -> list[Capture]:
+    def capture_burst(
+        self, count: int, *, interval_s: float | None = None, start_ms: float | None = None
+    ) -> list[Capture]:
         """``count`` frames from one shutter press, ``interval_s`` apart (default: the phone's setting), oldest
-        first, each validated and timestamped by the phone."""
+        first, each validated and timestamped by the phone. ``start_ms`` (phone clock, in the last
+        ``RING_BUFFER_MS``) takes them from the phone's zero-shutter-lag ring buffer, e.g. from just before a
+        knock the phone's accelerometer timed."""
         if not isinstance(count, int) or not 1 <= count <= MAX_BURST:
             raise ArgumentError(f"burst count = {count!r}: expected an integer 1..{MAX_BURST}")
         if interval_s is not None:
@@ -477,6 +488,8 @@ class Gphoto2Phone:
             if interval_us != self._burst_interval_us:
                 self._set_value(PropertyCode.BURST_INTERVAL.widget, interval_us)
                 self._burst_interval_us = interval_us
+        if start_ms is not None:
+            self._set_value(PropertyCode.BURST_START.widget, f"{start_ms:.3f}")
         return self._capture(count)
 
     def exposure_choices(self) -> list[float]:

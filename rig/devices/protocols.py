@@ -156,6 +156,10 @@ class Phone(Protocol):
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc: object) -> None: ...
 
+    @property
+    def is_open(self) -> bool:
+        """Open and usable (False before open(), after close() or once the connection is known lost)."""
+
     def identity(self) -> PhoneIdentity: ...
     def get_exposure(self) -> Exposure: ...
     def exposure_choices(self) -> list[float]:
@@ -163,8 +167,11 @@ class Phone(Protocol):
 
     def set_exposure(self, *, exposure_time_s: float | None = None, iso: int | None = None) -> Exposure: ...
     def capture(self) -> Capture: ...
-    def capture_burst(self, count: int, *, interval_s: float | None = None) -> list[Capture]:
-        """``count`` frames ``interval_s`` apart (default: the phone's burst interval), each with its timestamp."""
+    def capture_burst(
+        self, count: int, *, interval_s: float | None = None, start_ms: float | None = None
+    ) -> list[Capture]:
+        """``count`` frames ``interval_s`` apart (default: the phone's burst interval), each with its timestamp;
+        ``start_ms`` (phone clock, recent past) takes them from the phone's zero-shutter-lag ring buffer."""
 
     def last_shock_ms(self) -> float | None:
         """When the phone's motion sensor last felt a shock (phone clock, ms), None if never."""

@@ -21,6 +21,9 @@ code          name                    type    meaning
 0xD00A        ObjectCRC32             UINT32  CRC-32 (zlib) of the object named by ChecksumTarget
 0xD00B        ChecksumTarget   (set)  STR     file name whose CRC-32 0xD00A reports; "" = the last captured frame
 0xD00C        PhoneClock              STR     the phone clock now (ms, decimal)
+0xD00D        BurstStart       (set)  STR     phone clock (ms) of the next burst's first frame, from the phone's
+                                                zero-shutter-lag ring buffer (up to RING_BUFFER_MS in the past);
+                                                "" = from now. One-shot: cleared by the capture that uses it.
 ============  ======================  ======  ===================================================================
 
 Times are strings because the phone clock (ms since the epoch of the clock the DNG ``DateTimeOriginal`` uses)
@@ -158,6 +161,10 @@ class EventCode(IntEnum):
     SHOCK_AT = 0xC007  # param: low 32 bits of the time the phone's accelerometer felt a shock (a knock), µs
 
 
+RING_BUFFER_MS = 2000.0
+"""How far back the phone's zero-shutter-lag ring buffer reaches (ms)."""
+
+
 class PropertyCode(IntEnum):
     BATTERY_LEVEL = 0x5001
     FNUMBER = 0x5007
@@ -176,6 +183,7 @@ class PropertyCode(IntEnum):
     OBJECT_CRC32 = 0xD00A
     CHECKSUM_TARGET = 0xD00B
     PHONE_CLOCK = 0xD00C
+    BURST_START = 0xD00D
 
     @property
     def widget(self) -> str:

@@ -140,12 +140,31 @@ class BenchOps:
         )
 
     # ------------------------------------------------------------------ phone
+    def ensure_phone(self) -> None:
+        """Reconnect a phone an earlier step lost (bounded retries) before using it again."""
+        if self.phone.is_open:
+            return
+        with_retries(
+            self._reconnect_phone,
+            what="reconnect phone",
+            log_to=self.retries,
+            attempts=self.attempts,
+            backoff_s=0.5,
+            retry_on=(DeviceLost, DeviceTimeout, DeviceCommandError),
+        )
+        self._exposure = None
+
+    def exposure_choices(self) -> list[float]:
+        self.ensure_phone()
+        return self.phone.exposure_choices()
+
     def _reconnect(self, exc: DeviceError) -> None:
         self._exposure = None
         if isinstance(exc, DeviceLost | DeviceTimeout):
             self._reconnect_phone()
 
     def set_exposure(self, exposure_time_s: float, iso: int) -> None:
+        self.ensure_phone()
         if self._exposure == (exposure_time_s, iso):
             return
 
@@ -231,14 +250,18 @@ class BenchOps:
             timestamp_ms=capture.timestamp_ms if capture.timestamp_ms is not None else image.timestamp_ms,
         )
 
-    def burst(self, count: int, *, tag: str, interval_s: float | None = None) -> list[Frame]:
-        """``count`` frames ``interval_s`` apart, at the current placement and settings."""
+    def burst(
+        self, count: int, *, tag: str, interval_s: float | None = None, start_ms: float | None = None
+    ) -> list[Frame]:
+        """``count`` frames ``interval_s`` apart, at the current placement and settings (from ``start_ms`` on the
+        phone clock when given: the phone's ring buffer)."""
+        self.ensure_phone()
         if self._position is None or self._exposure is None:
             raise ArgumentError("burst: place the chart and set the exposure first")
         chart, rail_mm, pitch_deg = self._position
         exposure_time_s, iso = self._exposure
         captures = with_retries(
-            lambda: self.phone.capture_burst(count, interval_s=interval_s),
+            lambda: self.phone.capture_burst(count, interval_s=interval_s, start_ms=start_ms),
             what=f"burst of {count}",
             log_to=self.retries,
             attempts=self.attempts,

@@ -56,13 +56,25 @@ class Sweep:
 
 
 # ------------------------------------------------------------------------------------------------ lens
-def wait_for_sensor(phone: Phone, *, attached: bool, timeout_s: float = 10.0, poll_s: float = 0.02) -> LensState:
-    """Poll the phone's lens state until it shows the lens ``attached`` (or removed) with the matching sensor."""
+def wait_for_sensor(
+    phone: Phone, *, attached: bool, after_ms: float | None = None, timeout_s: float = 10.0, poll_s: float = 0.02
+) -> LensState:
+    """Poll the phone's lens state until it shows the lens ``attached`` (or removed) with the matching sensor.
+
+    ``after_ms``: the attach must be newer than this phone time (a remount is fast enough that the phone may never
+    report the lens as off in between; the new attach time is what tells the remount has been seen).
+    """
     want_sensor = M_MOUNT if attached else MAIN
     deadline = time.monotonic() + timeout_s
     while True:
         state = phone.lens_state()
-        if state.attached == attached and state.active_sensor == want_sensor:
+        fresh = after_ms is None or (state.attached_at_ms is not None and state.attached_at_ms > after_ms)
+        switched = not attached or (
+            state.sensor_switched_at_ms is not None
+            and state.attached_at_ms is not None
+            and state.sensor_switched_at_ms >= state.attached_at_ms
+        )
+        if state.attached == attached and state.active_sensor == want_sensor and fresh and switched:
             return state
         if time.monotonic() >= deadline:
             raise DeviceTimeout(
@@ -94,7 +106,7 @@ def ensure_no_lens(bench: BenchOps, *, timeout_s: float = 10.0) -> LensState:
 # ------------------------------------------------------------------------------------------------ exposure
 def offered_exposure(bench: BenchOps, wanted_s: float) -> float:
     """The longest exposure the phone offers that is not longer than ``wanted_s`` (never overexposes)."""
-    choices = sorted(bench.phone.exposure_choices())
+    choices = sorted(bench.exposure_choices())
     fitting = [c for c in choices if c <= wanted_s * (1 + 1e-9)]
     if not fitting:
         raise MeasurementError(f"the phone's shortest exposure {choices[0]:g} s overexposes (wanted {wanted_s:g} s)")
@@ -213,8 +225,9 @@ def remount_series(
     frames = []
     for i in range(count):
         if i:
+            before = bench.phone.lens_state().attached_at_ms
             bench.operator.remount_lens()
-            wait_for_sensor(bench.phone, attached=True)
+            wait_for_sensor(bench.phone, attached=True, after_ms=before)
         frames.append(
             bench.shoot(chart="sfr", tag=f"{tag}{i}", rail_mm=rail_mm, light=LIGHT_LEVEL, exposure_time_s=exposure_s)
         )

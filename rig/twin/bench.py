@@ -181,12 +181,22 @@ class TwinBench:
         """Capture one frame of the current bench state."""
         return self.render_snapshot(self.state.snapshot(), noise=noise)
 
-    def capture_burst(self, count: int, *, frame_interval_s: float, noise: bool = True) -> list[TwinFrame]:
-        """``count`` frames at simulated times ``t0 + k·frame_interval_s`` (the mount rings in simulated time)."""
+    def capture_burst(
+        self, count: int, *, frame_interval_s: float, noise: bool = True, start_ns: int | None = None
+    ) -> list[TwinFrame]:
+        """``count`` frames at simulated times ``t0 + k·frame_interval_s`` (the mount rings in simulated time).
+
+        ``start_ns`` (≤ now) takes the burst from the phone's zero-shutter-lag ring buffer: frames exposed before
+        the request, as phones keep them. The mount's motion is a function of time, so a past frame is exact.
+        """
         if count < 1:
             raise ValueError(f"burst count must be ≥ 1, got {count}")
         if frame_interval_s <= 0:
             raise ValueError(f"frame_interval_s must be > 0, got {frame_interval_s}")
         first = self.state.snapshot()
+        if start_ns is not None:
+            if start_ns > first.time_ns:
+                raise ValueError(f"burst start {start_ns} ns is in the future (now {first.time_ns} ns)")
+            first = at_time(first, start_ns)
         step_ns = round(frame_interval_s * 1e9)
         return [self.render_snapshot(at_time(first, first.time_ns + k * step_ns), noise=noise) for k in range(count)]

@@ -47,6 +47,7 @@ from rig.devices.ptp_codes import (
     NO_TRANSACTION,
     PROFILE_FILENAME,
     PTPIP_VERSION,
+    RING_BUFFER_MS,
     ROOT_PARENT,
     STORAGE_ID,
     ActiveSensor,
@@ -246,6 +247,7 @@ class PtpIpPeer:
         self._burst_count = 1
         self._burst_interval_us = 50_000
         self._checksum_target = ""
+        self._burst_start = ""
         self._reported: LensState | None = None
         self._shocks_reported = 0
         self._props = self._build_props()
@@ -658,7 +660,12 @@ class PtpIpPeer:
         """Render, store and announce: runs after the OK response, as a camera finishes exposing later."""
         with self._lock:
             count, interval_s = self._burst_count, self._burst_interval_us / 1e6
-        frames = [self.bench.capture()] if count == 1 else self.bench.capture_burst(count, frame_interval_s=interval_s)
+            start_ns = self._burst_start_ns()
+            self._burst_start = ""  # one-shot
+        if count == 1 and start_ns is None:
+            frames = [self.bench.capture()]
+        else:
+            frames = self.bench.capture_burst(count, frame_interval_s=interval_s, start_ns=start_ns)
         with self._lock:
             frame_handles = [self._store_frame(frame) for frame in frames]
             last_name = self._objects[frame_handles[-1]].info.filename
@@ -766,6 +773,19 @@ class PtpIpPeer:
             del self._objects[obj.handle]
         return [o.handle for o in (*old_assists, *old_frames)]
 
+    def _burst_start_ns(self) -> int | None:
+        """The ring-buffer start of the next burst (ns on the phone clock), clamped to what the buffer holds."""
+        text = str(self._burst_start).strip()
+        if not text:
+            return None
+        try:
+            start_ns = round(float(text) * 1e6)
+        except ValueError:
+            log.info("ignoring BurstStart %r: not a time in ms", text)
+            return None
+        now_ns = self.bench.state.now_ns()
+        return min(max(start_ns, now_ns - round(RING_BUFFER_MS * 1e6)), now_ns)
+
     def _date(self) -> str:
         return ptp_datetime(self.bench.state.now_ns() / 1e9)
 
@@ -866,6 +886,9 @@ class PtpIpPeer:
                 DataType.STR, PropForm(), lambda: self._checksum_target, setter("_checksum_target"), ""
             ),
             PropertyCode.PHONE_CLOCK: _Prop(DataType.STR, PropForm(), lambda: _ms_text(state.now_ns() / 1e6)),
+            PropertyCode.BURST_START: _Prop(
+                DataType.STR, PropForm(), lambda: self._burst_start, setter("_burst_start"), ""
+            ),
         }
 
     def _get_prop_desc(self, request: OperationRequest, data: bytes | None) -> _Reply:
