@@ -416,13 +416,23 @@ def _rise_10_90_px(esf: np.ndarray) -> float:
 
 def _robust_polyfit(y: np.ndarray, x: np.ndarray, order: int) -> np.ndarray:
     """Least-squares polynomial with one pass of outlier rejection (rows hit by a defect or a chart mark)."""
-    coeffs = np.polyfit(y, x, order)
+    coeffs = _polyfit(y, x, order)
     resid = x - np.polyval(coeffs, y)
     mad = 1.4826 * np.median(np.abs(resid - np.median(resid)))
     keep = np.abs(resid) <= max(4.0 * mad, 0.05)
     if order + 2 <= keep.sum() < len(y):
-        coeffs = np.polyfit(y[keep], x[keep], order)
+        coeffs = _polyfit(y[keep], x[keep], order)
     return coeffs
+
+
+def _polyfit(y: np.ndarray, x: np.ndarray, order: int) -> np.ndarray:
+    if order > 1:
+        return np.polyfit(y, x, order)
+    # a straight line in closed form: np.polyfit's scaling and SVD cost more than the whole fit
+    ym, xm = y.mean(), x.mean()
+    dy = y - ym
+    slope = float(np.dot(dy, x - xm) / np.dot(dy, dy))
+    return np.array([slope, xm - slope * ym])
 
 
 def _whole_phase_rows(samples: _Samples, slope: float) -> int:
