@@ -29,18 +29,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run", nargs="?", metavar="RUN_DIR_OR_ID", help="run folder, or run id under --reports")
     p.add_argument("--reports", type=Path, default=None, help="reports folder (default: reports/)")
     p.add_argument("--no-pdf", action="store_true", help="skip report.pdf (it needs Chromium)")
-    p.add_argument("--store", help="also add the run to this results store URL")
+    p.add_argument("--store", metavar="URL", help="also add the run to this results store URL")
     p.add_argument("--schema", nargs="?", const="record", choices=SCHEMAS, help="print a JSON Schema and exit")
     _output_flags(p)
     p.set_defaults(func=report_command)
 
     s = subparsers.add_parser("spc", help="yield, Pareto, Cpk and control charts over the results store")
-    s.add_argument("--since", type=_date, help="runs started at or after DATE (ISO 8601, UTC if no offset)")
-    s.add_argument("--until", type=_date, help="runs started before DATE")
+    s.add_argument(
+        "--since", type=_date, metavar="DATE", help="runs started at or after DATE (ISO 8601, UTC if no offset)"
+    )
+    s.add_argument("--until", type=_date, metavar="DATE", help="runs started before DATE")
     s.add_argument("--plan", help="only this plan (e.g. signoff)")
     s.add_argument("--station", help="only this station")
-    s.add_argument("--store", help="results store URL (default: reports/results.sqlite)")
-    s.add_argument("--out", type=Path, default=None, help="folder for spc.html and CSV (default: reports/spc)")
+    s.add_argument("--store", metavar="URL", help="results store URL (default: reports/results.sqlite)")
+    s.add_argument(
+        "--out", type=Path, default=None, metavar="DIR", help="folder for spc.html and CSV (default: reports/spc)"
+    )
     s.add_argument("--no-charts", action="store_true", help="skip the control-chart images (faster)")
     _output_flags(s)
     s.set_defaults(func=spc_command)

@@ -185,7 +185,3 @@ class ReportData(_Model):
 def as_floats(values: list[float | None]) -> list[float]:
     """Values with ``None`` as NaN: JSON has no NaN, so a gap travels as null and is drawn as a gap."""
     return [math.nan if v is None else float(v) for v in values]
-
-
-def is_number(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -386,7 +385,7 @@ def open_store(url: str | Path | None = None, *, create: bool = True) -> Results
     sa_url = normalise_url(url)
     if sa_url.startswith("sqlite:///"):
         path = sa_url.removeprefix("sqlite:///")
-        if path and path != ":memory:" and not re.match(r"^file:", path):
+        if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
         if sa_url.startswith("sqlite"):
