@@ -163,7 +163,7 @@ def pareto_png(table: pd.DataFrame) -> str | None:
         return None
     with mpl.rc_context(_RC):
         fig = Figure(figsize=SPC_FIG_SIZE_IN)
-        fig.subplots_adjust(**_SPC_MARGINS)
+        fig.subplots_adjust(**{**_SPC_MARGINS, "bottom": 0.36})  # room for slanted measurement names
         ax = fig.add_subplot()
         x = np.arange(len(table))
         ax.bar(x, table["failed_runs"], color="#c62828")
