@@ -15,7 +15,7 @@ import pytest
 
 from rig.errors import ArgumentError
 from rig.results.record import Verdict
-from rig.results.store import ResultsStore, normalise_url, open_store
+from rig.results.store import ResultsStore, StoreUnavailable, normalise_url, open_store
 from rig.results.tables import measurements_frame
 from tests.results.factory import BASE_TIME, SIGNOFF_SPEC, make_fleet, make_run
 
@@ -131,3 +131,9 @@ def test_eight_concurrent_writers_lose_and_duplicate_nothing(store_url: str) -> 
     got = frame[frame["run_id"] == "w3-0000"].sort_values("seq")["value"].to_numpy()
     np.testing.assert_array_equal(got, [m.value for m in first.measurements])
     assert set(frame["verdict"]) <= {v.value for v in Verdict}
+
+
+def test_an_unreachable_server_is_a_store_fault_naming_it() -> None:
+    # port 1 on loopback: nothing listens, the connection is refused at once
+    with pytest.raises(StoreUnavailable, match=r"results store postgresql\+psycopg://postgres@127\.0\.0\.1:1/x"):
+        open_store("postgresql://postgres@127.0.0.1:1/x")
