@@ -51,6 +51,7 @@ SQLITE_BUSY_TIMEOUT_S = 60.0
 # One key for "schema being created": concurrent first writers on PostgreSQL must not race CREATE TABLE.
 _PG_SCHEMA_LOCK = 0x716_72E5
 _READ_ONLY = "rig_read_only"
+_BATCH_RUNS = 500  # runs per statement group in add_runs: keeps IN lists and parameter sets moderate
 
 
 class StoreUnavailable(DeviceError):
@@ -146,6 +147,42 @@ def _utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+def _run_row(record: RunRecord, stored_at: datetime) -> dict[str, Any]:
+    return {
+        "run_id": record.run_id,
+        "plan": record.plan,
+        "station": record.station,
+        "unit_serial": record.unit_serial,
+        "lens": record.lens,
+        "software_version": record.software_version,
+        "git_sha": record.git_sha,
+        "operator": record.operator,
+        "started": _utc(record.started),
+        "ended": _utc(record.ended) if record.ended else None,
+        "verdict": record.verdict.value if record.verdict else None,
+        "n_measurements": len(record.measurements),
+        "stored_at": stored_at,
+        "record_json": record.model_dump_json(),
+    }
+
+
+def _step_rows(record: RunRecord) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": record.run_id,
+            "seq": i,
+            "name": s.name,
+            "verdict": s.verdict.value,
+            "started": _utc(s.started),
+            "ended": _utc(s.ended),
+            "error": s.error,
+            "retries": s.retries,
+            "attachments": json.dumps(s.attachments),
+        }
+        for i, s in enumerate(record.steps)
+    ]
+
+
 def _install_sqlite_hooks(engine: Engine) -> None:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -210,60 +247,37 @@ class ResultsStore:
     def add_runs(self, records: Iterable[RunRecord]) -> int:
         """Store (or replace) several runs in one transaction (an import, a re-store of a reports folder).
 
-        Returns the number of runs written.
+        A run id given twice keeps its last record. Returns the number of runs written.
         """
-        n = 0
+        latest = {r.run_id: r for r in records}
+        # Sorted ids: two writers upserting overlapping sets lock rows in the same order and cannot deadlock.
+        ordered = [latest[k] for k in sorted(latest)]
         with self._tx() as conn:
-            for record in records:
-                self._write(conn, record)
-                n += 1
-        return n
+            for start in range(0, len(ordered), _BATCH_RUNS):
+                self._write(conn, ordered[start : start + _BATCH_RUNS])
+        return len(ordered)
 
-    def _write(self, conn: Connection, record: RunRecord) -> None:
-        run_row = {
-            "run_id": record.run_id,
-            "plan": record.plan,
-            "station": record.station,
-            "unit_serial": record.unit_serial,
-            "lens": record.lens,
-            "software_version": record.software_version,
-            "git_sha": record.git_sha,
-            "operator": record.operator,
-            "started": _utc(record.started),
-            "ended": _utc(record.ended) if record.ended else None,
-            "verdict": record.verdict.value if record.verdict else None,
-            "n_measurements": len(record.measurements),
-            "stored_at": datetime.now(UTC),
-            "record_json": record.model_dump_json(),
-        }
-        meas = measurement_rows(record)
+    def _write(self, conn: Connection, records: list[RunRecord]) -> None:
+        now = datetime.now(UTC)
+        run_rows, meas, steps = [], [], []
+        for record in records:
+            run_rows.append(_run_row(record, now))
+            meas += measurement_rows(record)
+            steps += _step_rows(record)
         for row in meas:
             row["run_started"] = _utc(row["run_started"])
             row["timestamp"] = _utc(row["timestamp"])
-        steps = [
-            {
-                "run_id": record.run_id,
-                "seq": i,
-                "name": s.name,
-                "verdict": s.verdict.value,
-                "started": _utc(s.started),
-                "ended": _utc(s.ended),
-                "error": s.error,
-                "retries": s.retries,
-                "attachments": json.dumps(s.attachments),
-            }
-            for i, s in enumerate(record.steps)
-        ]
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        stmt = insert(runs_table).values(run_row)
+        stmt = insert(runs_table)
         # Upsert first: on PostgreSQL the row lock it takes serialises two writers of the same run id, so the
         # child delete below sees the other writer's committed rows and nothing is duplicated.
         stmt = stmt.on_conflict_do_update(
-            index_elements=["run_id"], set_={k: stmt.excluded[k] for k in run_row if k != "run_id"}
+            index_elements=["run_id"], set_={k: stmt.excluded[k] for k in run_rows[0] if k != "run_id"}
         )
-        conn.execute(stmt)
-        conn.execute(sa.delete(measurements_table).where(measurements_table.c.run_id == record.run_id))
-        conn.execute(sa.delete(steps_table).where(steps_table.c.run_id == record.run_id))
+        ids = [r["run_id"] for r in run_rows]
+        conn.execute(stmt, run_rows)
+        conn.execute(sa.delete(measurements_table).where(measurements_table.c.run_id.in_(ids)))
+        conn.execute(sa.delete(steps_table).where(steps_table.c.run_id.in_(ids)))
         if meas:
             conn.execute(measurements_table.insert(), meas)
         if steps:

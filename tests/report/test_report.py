@@ -141,7 +141,8 @@ def test_pdf_has_the_same_sections_as_the_html(outputs: tuple[RunRecord, dict[st
     text = subprocess.run(
         ["pdftotext", "-layout", str(out["pdf"]), "-"], capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    headings = ["Run", "Measurements against limits", "Steps", "Plots", "Feature checks", "Captures"]
+    headings = re.findall(r"<h2>([^<]+)</h2>", out["html"].read_text(encoding="utf-8"))
+    assert headings == ["Run", "Measurements against limits", "Steps", "Plots", "Feature checks", "Captures"]
     positions = [text.find(h) for h in headings]
     assert all(p >= 0 for p in positions) and positions == sorted(positions), dict(
         zip(headings, positions, strict=True)

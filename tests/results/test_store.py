@@ -137,3 +137,14 @@ def test_an_unreachable_server_is_a_store_fault_naming_it() -> None:
     # port 1 on loopback: nothing listens, the connection is refused at once
     with pytest.raises(StoreUnavailable, match=r"results store postgresql\+psycopg://postgres@127\.0\.0\.1:1/x"):
         open_store("postgresql://postgres@127.0.0.1:1/x")
+
+
+def test_bulk_add_matches_one_by_one_and_keeps_the_last_of_a_repeated_id(store_url: str) -> None:
+    runs = make_fleet(np.random.default_rng(4), units=30)
+    replaced = runs[3].model_copy(update={"operator": "second write"})
+    with open_store(store_url) as store:
+        assert store.add_runs([*runs, replaced]) == len(runs)
+        bulk = store.measurements()
+        assert store.get_run(runs[3].run_id) == replaced
+    expect = pd.concat([measurements_frame(r) for r in sorted(runs, key=lambda r: (r.started, r.run_id))])
+    pd.testing.assert_frame_equal(bulk, expect.reset_index(drop=True))
