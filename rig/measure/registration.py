@@ -3,7 +3,8 @@
 Two stages. A coarse one on copies reduced to ≤ 512 px: the rotation from the phase correlation of the
 log-polar resampled Fourier magnitudes (Reddy & Chatterji 1996; magnitude spectra ignore translation, and a
 rotation of the image is a cyclic shift of their polar angle), then the translation from the phase correlation
-of the derotated copies. A fine one at full resolution: a grid of patches of the reference is matched against
+of the derotated copies. A fine one at full resolution: the most textured patches of the reference (structure in
+two directions, Shi & Tomasi 1994; a patch with one edge or only shading would slide) are matched against
 the moving frame resampled through the current estimate; each patch's residual shift comes from the
 matrix-multiply upsampled DFT of the windowed cross-power spectrum (Guizar-Sicairos, Thurman & Fienup 2008, the
 method of scikit-image's ``phase_cross_correlation``) and a weighted least-squares rigid fit (2-D Kabsch) of the
@@ -137,9 +138,32 @@ def _upsampled_dft(data: np.ndarray, size: int, upsample: int, offset: tuple[flo
     return row_kernel @ data @ col_kernel
 
 
+_MIN_TEXTURE_FRACTION = 0.05
+"""Patches whose 2-D texture is below this fraction of the best patch's are not used."""
+
+
+def _deplane(patch: np.ndarray) -> np.ndarray:
+    """The patch minus its least-squares plane: shading gradients carry no position information."""
+    n = patch.shape[0]
+    u = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    gy = (patch.mean(axis=1) @ u) / (u @ u)
+    gx = (patch.mean(axis=0) @ u) / (u @ u)
+    return patch - patch.mean() - gx * u[None, :] - gy * u[:, None]
+
+
+def _texture(patch: np.ndarray) -> float:
+    """Smaller eigenvalue of the structure tensor Σ∇I∇Iᵀ (Shi & Tomasi 1994): large only where the patch holds
+    structure in two directions, so that a correlation pins both coordinates."""
+    gy, gx = np.gradient(_deplane(patch))
+    gx -= gx.mean()
+    gy -= gy.mean()
+    jxx, jyy, jxy = float((gx * gx).sum()), float((gy * gy).sum()), float((gx * gy).sum())
+    return 0.5 * (jxx + jyy - math.hypot(jxx - jyy, 2 * jxy))
+
+
 def _spectrum(patch: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, float]:
-    """FFT of the windowed, mean-free patch and its energy (Σ of the windowed values squared)."""
-    windowed = (patch - patch.mean()) * window
+    """FFT of the windowed, plane-free patch and its energy (Σ of the windowed values squared)."""
+    windowed = _deplane(patch) * window
     return np.fft.fft2(windowed), float((windowed * windowed).sum())
 
 
@@ -227,7 +251,8 @@ def register(
         2-D frames of equal shape (grey, or quad luma of a raw frame: a Bayer mosaic's fixed colour pattern
         would pull the estimate towards zero shift).
     grid
-        Patches per side of the fine stage.
+        The fine stage keeps the grid² most textured of (2·grid + 1)² candidate patches (2-D texture: the
+        structure tensor's smaller eigenvalue, at least 5 % of the best candidate's).
     patch_px
         Patch side (px); default min(128, frame's short side / 4) rounded down to a power of two.
     upsample
@@ -266,17 +291,26 @@ def register(
     t = np.array([tx, ty])
     centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
     margin = patch_px / 2 + 8 + abs(t).max()
-    xs = np.linspace(margin, w - 1 - margin, grid) if w - 1 > 2 * margin else np.array([centre[0]])
-    ys = np.linspace(margin, h - 1 - margin, grid) if h - 1 > 2 * margin else np.array([centre[1]])
-    centres = np.array([(x, y) for y in ys for x in xs])
+    # candidates on a grid twice as dense as the patches kept: a chart with sparse targets (the SFR squares) leaves
+    # most places flat or with a single edge, where a correlation slides along the edge or locks onto shading
+    n_candidates = 2 * grid + 1
+    xs = np.linspace(margin, w - 1 - margin, n_candidates) if w - 1 > 2 * margin else np.array([centre[0]])
+    ys = np.linspace(margin, h - 1 - margin, n_candidates) if h - 1 > 2 * margin else np.array([centre[1]])
     half = patch_px // 2
     window = cv2.createHanningWindow((patch_px, patch_px), cv2.CV_64F)
-    ref_spectra = []
-    for cx, cy in centres:
-        x0, y0 = round(cx) - half, round(cy) - half
-        patch = ref[y0 : y0 + patch_px, x0 : x0 + patch_px].astype(np.float64)
-        ref_spectra.append(_spectrum(patch, window) if patch.std() > 1e-6 else None)
-    origins = np.array([(round(cx) - half, round(cy) - half) for cx, cy in centres], dtype=float)
+    candidates = []
+    for cy in ys:
+        for cx in xs:
+            x0, y0 = round(cx) - half, round(cy) - half
+            patch = ref[y0 : y0 + patch_px, x0 : x0 + patch_px].astype(np.float64)
+            candidates.append((_texture(patch), (x0, y0), patch))
+    best_texture = max(c[0] for c in candidates)
+    if best_texture <= 0:
+        raise MeasurementError("0 textured patches matched (need 3): the frames lack texture")
+    candidates.sort(key=lambda c: -c[0])
+    chosen = [c for c in candidates[: grid * grid] if c[0] >= _MIN_TEXTURE_FRACTION * best_texture]
+    ref_spectra = [_spectrum(patch, window) for _, _, patch in chosen]
+    origins = np.array([origin for _, origin, _ in chosen], dtype=float)
     residual = float("nan")
     used = 0
     reach = float(np.linalg.norm([w, h])) / 2
@@ -285,8 +319,6 @@ def register(
         rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
         p_list, q_list, w_list = [], [], []
         for origin, spectrum in zip(origins, ref_spectra, strict=True):
-            if spectrum is None:
-                continue
             # patch pixel u sits at origin + u in the reference and at R(origin + u − c) + c + t in the moving frame
             start = rot @ (origin - centre) + centre + t
             sampled = _sample(mov, rot, start, patch_px)

@@ -3,12 +3,13 @@ shading, effective T-stop and the gain over the phone's native lens.
 
 Method (ISO 17957:2015 in spirit, on linear RAW as REFERENCE.md §3 recommends): the Bayer mosaic is split into
 its four colour planes, black is subtracted, and block means on a coarse grid give the relative illumination per
-channel, normalised to the centre block. The green plane, reduced to ≈128 blocks across, is fitted with a radial
-model I₀·(1 + bρ²)⁻²·(1 + a₁ρ² + a₂ρ⁴ + a₃ρ⁶) with a free centre (ρ = distance from it over the sensor's half
+channel, normalised to the centre block. The green plane, reduced to ≈64 blocks across, is fitted with a radial
+model I₀·(1 + bρ²)⁻²·(1 + a₂ρ⁴ + a₃ρ⁶ + a₄ρ⁸) with a free centre (ρ = distance from it over the sensor's half
 diagonal): the centre is where the falloff is symmetric (the optical axis), and the model gives the falloff at
 any field height and the on-axis signal I₀. The first factor is the cos⁴ law exactly (cos⁴θ = (1 + tan²θ)⁻²,
 tan θ = r / exit-pupil distance, so b = (half diagonal / exit pupil)²), which a polynomial cannot follow for the
-native lens's steep chief rays; the second is the lensfun "pa" vignetting polynomial.
+native lens's steep chief rays; the second, with b, takes the lensfun "pa" vignetting polynomial (its ρ² term
+folds into b).
 
 Limitation: a shading term centred elsewhere (the sensor's chief-ray-angle mismatch, centred on the sensor where
 the microlens shift pattern is) pulls the fitted centre towards it in proportion to its strength.
@@ -31,7 +32,7 @@ _CFA_OFFSETS = {  # (row, col) of R, Gr, Gb, B in the 2×2 quad
     "GRBG": ((0, 1), (0, 0), (1, 1), (1, 0)),
     "GBRG": ((1, 0), (1, 1), (0, 0), (0, 1)),
 }
-_FIT_BLOCKS = 128
+_FIT_BLOCKS = 64
 MAX_SATURATED_FRACTION = 1e-3
 """A flat field with more clipped samples than this is unusable: clipping flattens the falloff."""
 MIN_SIGNAL_FRACTION = 0.02
@@ -117,9 +118,14 @@ def _block_means(plane: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def _radial(p: np.ndarray, rho2: np.ndarray | float) -> np.ndarray | float:
-    """I₀·(1 + b·ρ²)⁻²·(1 + a₁ρ² + a₂ρ⁴ + a₃ρ⁶) for p = (I₀, b, a₁, a₂, a₃)."""
-    i0, b, a1, a2, a3 = p
-    return i0 / (1 + b * rho2) ** 2 * (1 + rho2 * (a1 + rho2 * (a2 + rho2 * a3)))
+    """I₀·(1 + b·ρ²)⁻²·(1 + a₂ρ⁴ + a₃ρ⁶ + a₄ρ⁸) for p = (I₀, b, a₂, a₃, a₄).
+
+    No ρ² term in the polynomial: b already carries it, and two parameters for one shape leave the fit a flat
+    valley to wander in.
+    """
+    i0, b, a2, a3, a4 = p
+    r4 = rho2 * rho2
+    return i0 / (1 + b * rho2) ** 2 * (1 + r4 * (a2 + rho2 * (a3 + rho2 * a4)))
 
 
 def _radial_fit(green: np.ndarray, raw_shape: tuple[int, int]) -> tuple[np.ndarray, float]:
@@ -141,8 +147,11 @@ def _radial_fit(green: np.ndarray, raw_shape: tuple[int, int]) -> tuple[np.ndarr
         rho2 = ((gx.ravel() - p[0]) ** 2 + (gy.ravel() - p[1]) ** 2) / radius**2
         return _radial(p[2:], rho2)
 
-    start = np.array([(w - 1) / 2.0, (h - 1) / 2.0, peak, 0.05, 0.0, 0.0, 0.0])
-    lower = [-np.inf, -np.inf, 0.0, 0.0, -np.inf, -np.inf, -np.inf]
+    # start b from the darkest block as if all its falloff were cos⁴ at ρ ≈ 1: (1 + b)⁻² = ratio
+    ratio = max(float(values.min()) / peak, 1e-3)
+    start = np.array([(w - 1) / 2.0, (h - 1) / 2.0, peak, min(ratio**-0.5 - 1.0, 10.0), 0.0, 0.0, 0.0])
+    # b > −0.9 keeps 1 + bρ² positive over the frame; negative b is a vignetting that brightens outwards (k₁ > 0)
+    lower = [-np.inf, -np.inf, 0.0, -0.9, -np.inf, -np.inf, -np.inf]
     fit = least_squares(
         lambda p: (model(p) - values) / peak,
         start,

@@ -15,8 +15,8 @@ from tests.measure.test_registration import blob_field
 
 
 def test_shift_json_gives_the_known_translation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    a = 2000 + 1500 * blob_field(384, 512, 3, n=900)
-    b = 2000 + 1500 * blob_field(384, 512, 3, shift=(1.25, -2.5), n=900)
+    a = 20000 + 1500 * blob_field(384, 512, 3, n=900)
+    b = 20000 + 1500 * blob_field(384, 512, 3, shift=(1.25, -2.5), n=900)  # pedestal: no uint16 wrap of dips
     tifffile.imwrite(tmp_path / "a.tif", np.round(a).astype(np.uint16))
     tifffile.imwrite(tmp_path / "b.tif", np.round(b).astype(np.uint16))
     assert main(["measure", "shift", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "--json"]) == 0
