@@ -283,7 +283,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def bench(station: StationConfig, bench_devices: BenchDevices, run: Any) -> Any:
+def bench(station: StationConfig, run: Any, bench_devices: BenchDevices) -> Any:
     """Retrying bench operations (place a chart, shoot a validated frame) recording captures into the run."""
     from rig.plans.bench import BenchOps
 
@@ -330,10 +330,23 @@ class StepMeasurements:
         return path
 
 
+def _is_plan_step(item: pytest.Item) -> bool:
+    return isinstance(item, pytest.Function) and getattr(item.module, "PLAN", None) is not None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # before any fixture: a step whose shared captures fail while being set up is still an ERROR in the record
+    if _is_plan_step(item):
+        item.stash[STEP_KEY] = StepState(name=step_name(item), started=utcnow())
+
+
 @pytest.fixture
 def measure(request: pytest.FixtureRequest, run: Any) -> StepMeasurements:
-    state = StepState(name=step_name(request.node), started=utcnow())
-    request.node.stash[STEP_KEY] = state
+    state = request.node.stash.get(STEP_KEY, None)
+    if state is None:
+        state = StepState(name=step_name(request.node), started=utcnow())
+        request.node.stash[STEP_KEY] = state
     return StepMeasurements(run, state)
 
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rig.config.charts import load_chart
 from rig.config.lenses import LensSpec
 from rig.config.station import StationConfig
 from rig.devices.protocols import AssistOutputs, LensState, Phone
 from rig.errors import DeviceStateError, DeviceTimeout, MeasurementError
+from rig.measure.dotgrid import DotGridFit, detect_dots, fit_dot_grid
 from rig.measure.focus import FlangeResult, measure_flange, rail_defocus_um_per_mm
 from rig.measure.imageio import bayer_mean
 from rig.measure.registration import register
@@ -180,6 +182,18 @@ def through_focus(
         focal_length_mm=lens.focal_length_mm, collimator_focal_length_mm=station.optics.collimator_focal_length_mm
     )
     return Sweep(tuple(frames), rails, flange, coverage, tuple(assists), k)
+
+
+def dot_grid(bench: BenchOps, *, t_stop: float, tag: str = "dotgrid") -> tuple[Frame, DotGridFit]:
+    """The dot-grid chart at focus and its geometry: principal point (the optical axis on the sensor) and
+    distortion. The axis comes from geometry, not shading: the sensor's chief-ray-angle shading is centred on the
+    sensor, not on the lens, and pulls a shading-symmetry centre towards the middle."""
+    chart = load_chart("dotgrid")
+    exposure = exposure_for(bench, t_stop=t_stop, transmittance=chart.background, fraction=CHART_TARGET_FRACTION)
+    frame = bench.shoot(chart="dotgrid", tag=tag, light=LIGHT_LEVEL, exposure_time_s=exposure)
+    assert chart.dots is not None  # a dot_grid chart always has its [dots] table (schema)
+    detection = detect_dots(frame.raw, cfa=True, black_level_dn=frame.image.black_level)
+    return frame, fit_dot_grid(detection, pitch=chart.dots.pitch)
 
 
 def zone_mtf50_at_best_focus(sweep: Sweep) -> dict[str, float]:

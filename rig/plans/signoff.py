@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 
+from rig.calibrate.geometry import decentre_um
 from rig.config.lenses import LensCatalog, LensSpec
 from rig.errors import MeasurementError
 from rig.measure import assist, stability, uniformity
@@ -117,8 +118,22 @@ def test_light_intake(measure, bench: BenchOps, flat_ramp: list[Frame], native_f
     measure("t_stop_error_stops", 2 * math.log2(t.t_stop / lens.t_stop), captures=caps)
     measure("light_gain_over_native_x", gain.gain_x, captures=[flat.path, native_flat.path])
     measure("corner_falloff_stops", u.corner_falloff_stops[0.9], captures=caps)
-    measure("decentre_um", math.hypot(u.decentre_x_um, u.decentre_y_um), captures=caps)
+    measure("shading_centre_offset_um", math.hypot(u.decentre_x_um, u.decentre_y_um), captures=caps)
     measure("colour_shading_pct", u.colour_shading_pct, captures=caps)
+
+
+def test_decentre(measure, bench: BenchOps, lens: LensSpec) -> None:
+    """Where the lens's optical axis meets the sensor: the dot grid's distortion centre."""
+    proc.ensure_lens(bench, lens)
+    frame, fit = proc.dot_grid(bench, t_stop=lens.t_stop)
+    dx, dy = decentre_um(
+        fit.principal_point_px,
+        width_px=frame.image.width,
+        height_px=frame.image.height,
+        pixel_pitch_um=bench.station.sensor.readout_pitch_um,
+    )
+    measure("decentre_um", math.hypot(dx, dy), captures=[frame.path])
+    measure("distortion_rms_px", fit.rms_residual_px, captures=[frame.path])
 
 
 def test_zebra(measure, bench: BenchOps, flat_ramp: list[Frame]) -> None:
