@@ -203,7 +203,7 @@ def patch_shift(a: np.ndarray, b: np.ndarray, *, window: np.ndarray, upsample: i
     return _shift_from_spectra(fa, ea, fb, eb, upsample)
 
 
-def _sample(image: np.ndarray, rot: np.ndarray, start: np.ndarray, size: int) -> np.ndarray:
+def _sample(image: np.ndarray, rot: np.ndarray, start: np.ndarray, size: int, *, order: int = 3) -> np.ndarray:
     """``image`` at ``start + rot·u`` for the patch pixels u (cubic spline on a local crop).
 
     Not ``cv2.warpAffine``: it rounds sub-pixel positions to 1/32 px, a bias as large as the accuracy we need.
@@ -217,7 +217,7 @@ def _sample(image: np.ndarray, rot: np.ndarray, start: np.ndarray, size: int) ->
     y0 = min(max(math.floor(ys.min()) - 4, 0), h - 1)
     y1 = max(min(math.ceil(ys.max()) + 5, h), y0 + 1)
     crop = image[y0:y1, x0:x1].astype(np.float64)
-    return ndimage.map_coordinates(crop, [ys - y0, xs - x0], order=3, mode="mirror")
+    return ndimage.map_coordinates(crop, [ys - y0, xs - x0], order=order, mode="mirror")
 
 
 def _rigid_fit(p: np.ndarray, q: np.ndarray, weight: np.ndarray) -> tuple[float, np.ndarray]:
@@ -314,14 +314,16 @@ def register(
     residual = float("nan")
     used = 0
     reach = float(np.linalg.norm([w, h])) / 2
-    for _ in range(iterations):
+    for iteration in range(iterations):
         previous = (theta, t.copy())
+        # the first pass only has to get within a fraction of a pixel: bilinear sampling, 4× cheaper than cubic
+        order = 1 if iteration == 0 and iterations > 1 else 3
         rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
         p_list, q_list, w_list = [], [], []
         for origin, spectrum in zip(origins, ref_spectra, strict=True):
             # patch pixel u sits at origin + u in the reference and at R(origin + u − c) + c + t in the moving frame
             start = rot @ (origin - centre) + centre + t
-            sampled = _sample(mov, rot, start, patch_px)
+            sampled = _sample(mov, rot, start, patch_px, order=order)
             if sampled.std() < 1e-6:
                 continue
             fb, energy_b = _spectrum(sampled, window)
@@ -351,7 +353,7 @@ def register(
         residual = float(np.sqrt(np.mean(dist[keep] ** 2)))
         used = int(keep.sum())
         # converged: no pixel of the frame moves by more than the correlation's resolution
-        if abs(theta - previous[0]) * reach + float(np.abs(t - previous[1]).max()) < 0.2 / upsample:
+        if order == 3 and abs(theta - previous[0]) * reach + float(np.abs(t - previous[1]).max()) < 0.2 / upsample:
             break
     return Registration(
         dx_px=float(t[0]),
