@@ -1,7 +1,7 @@
 """pytest plugin of the bench (registered as the ``rig`` pytest11 entry point).
 
 Options: ``--station PATH`` (default: the twin station), ``--unit`` (twin unit), ``--unit-serial``, ``--lens``,
-``--reports DIR``, ``--run-id``, ``--resume RUN_ID``, ``--operator``, ``--store URL``.
+``--reports DIR``, ``--run-id``, ``--resume RUN_ID``, ``--operator``, ``--store URL``, ``--calibration-dir DIR``.
 Fixtures: ``station``, ``lenses``, ``bench_devices`` (opened devices), ``stage``, ``light``, ``phone``,
 ``operator``, ``lens``, ``unit_serial``, ``twin`` (the twin server, only on a twin station), ``bench``
 (retrying operations), ``run`` (the run recorder) and ``measure`` (records into the current step).
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_REPORTS = REPO_DIR / "reports"
+DEFAULT_CALIBRATION = REPO_DIR / "calibration"
 PLAN_KEY = pytest.StashKey[str]()
 STEP_KEY = pytest.StashKey["StepState"]()
 
@@ -50,6 +51,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--resume", default=None, metavar="RUN_ID", help="continue a run from its first incomplete step")
     group.addoption("--operator", default="", help="operator name for the record")
     group.addoption("--store", default=None, help="results store URL (default: SQLite in the reports folder)")
+    group.addoption(
+        "--calibration-dir",
+        default=str(DEFAULT_CALIBRATION),
+        help="folder for the calibration plan's per-unit profile files (default: the repository's calibration/)",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- plan discovery

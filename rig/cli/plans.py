@@ -42,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--store", help="results store URL (default: SQLite in the reports folder)")
         p.add_argument("--quiet", action="store_true", help="print only the verdict line")
         p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+        if plan == "calibration":
+            p.add_argument(
+                "--calibration-dir",
+                type=Path,
+                default=None,
+                help="folder for calibration/<serial>/ profile files (default: the repository's calibration/)",
+            )
         p.set_defaults(func=run_plan, plan=plan)
 
 
@@ -65,6 +72,9 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
     reports = args.reports or DEFAULT_REPORTS
     if args.resume and not (reports / args.resume / "record.json").is_file():
         raise ArgumentError(f"--resume {args.resume}: no run record at {reports / args.resume / 'record.json'}")
+    calibration_dir = getattr(args, "calibration_dir", None)
+    if calibration_dir is not None and calibration_dir.exists() and not calibration_dir.is_dir():
+        raise ArgumentError(f"--calibration-dir {calibration_dir}: expected a folder, found a file")
     return {"station": station, "serial": serial, "reports": reports}
 
 
@@ -99,6 +109,7 @@ def run_plan(args: argparse.Namespace) -> int:
         ("--lens", args.lens),
         ("--operator", args.operator),
         ("--store", args.store),
+        ("--calibration-dir", getattr(args, "calibration_dir", None)),
     ):
         if value:
             pytest_args += [option, str(value)]

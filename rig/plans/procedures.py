@@ -152,8 +152,23 @@ def through_focus(
     with_assists: bool = True,
 ) -> Sweep:
     """Capture the slanted-edge chart across focus and fit flange offset, tilt and curvature."""
+    rails = sweep_rails(bench.station, lens, half_range_um=half_range_um, steps=steps)
+    return through_focus_at(bench, lens, rails, t_stop=t_stop, tag=tag, with_assists=with_assists)
+
+
+def through_focus_at(
+    bench: BenchOps,
+    lens: LensSpec,
+    rails: np.ndarray,
+    *,
+    t_stop: float,
+    tag: str = "focus",
+    with_assists: bool = True,
+) -> Sweep:
+    """Capture the slanted-edge chart at the given rail positions (mm from the station's focus position) and fit
+    flange offset, tilt and curvature; e.g. a short sweep centred on the focus a calibration profile predicts."""
     station = bench.station
-    rails = sweep_rails(station, lens, half_range_um=half_range_um, steps=steps)
+    rails = np.asarray(rails, dtype=float)
     exposure = chart_exposure(bench, t_stop)
     frames: list[Frame] = []
     assists: list[AssistOutputs] = []
