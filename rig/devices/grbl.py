@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import termios
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -334,7 +335,8 @@ class GrblController:
             port.flush()
         except serial.SerialTimeoutException as exc:
             raise DeviceTimeout(f"stage {self.port}: write not accepted within {self.timeout_s} s") from exc
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
+            # a vanished pty/USB device fails tcdrain() with termios.error (EIO), not a SerialException
             self._close_port()
             raise DeviceLost(f"stage lost: {self.port}: {exc}") from exc
 

@@ -31,6 +31,8 @@ from rig.plans.retry import RetryLog, with_retries
 
 log = logging.getLogger(__name__)
 
+RECONNECT_ATTEMPTS = 5
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -144,12 +146,14 @@ class BenchOps:
         """Reconnect a phone an earlier step lost (bounded retries) before using it again."""
         if self.phone.is_open:
             return
+        # a phone that lost its host may still be finishing the old session's work (or rebooting): give it
+        # 1 + 2 + 4 + 8 s before the step gives up
         with_retries(
             self._reconnect_phone,
             what="reconnect phone",
             log_to=self.retries,
-            attempts=self.attempts,
-            backoff_s=0.5,
+            attempts=RECONNECT_ATTEMPTS,
+            backoff_s=1.0,
             retry_on=(DeviceLost, DeviceTimeout, DeviceCommandError),
         )
         self._exposure = None

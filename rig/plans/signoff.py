@@ -16,10 +16,15 @@ import pytest
 
 from rig.calibrate.geometry import decentre_um
 from rig.config.lenses import LensCatalog, LensSpec
+from rig.devices.protocols import AssistOutputs
 from rig.errors import MeasurementError
 from rig.measure import assist, stability, uniformity
+from rig.measure.edges import measure_chart
+from rig.plans import figures
 from rig.plans import procedures as proc
 from rig.plans.bench import BenchOps, Frame
+from rig.plans.recording import RunRecorder
+from rig.results.reportdata import RefLine
 
 PLAN = "signoff"
 
@@ -59,6 +64,21 @@ def sweep(bench: BenchOps, lens: LensSpec) -> proc.Sweep:
     return proc.through_focus(bench, lens, t_stop=lens.t_stop)
 
 
+@pytest.fixture(scope="module")
+def best_frame(bench: BenchOps, sweep: proc.Sweep) -> tuple[Frame, AssistOutputs]:
+    """The chart at the sweep's best focus, and the phone's assists computed on exactly that frame."""
+    exposure = sweep.frames[0].exposure_time_s
+    frame = bench.shoot(
+        chart="sfr", tag="best-focus", rail_mm=sweep.best_rail_mm(), light=proc.LIGHT_LEVEL, exposure_time_s=exposure
+    )
+    return frame, bench.phone.assist_outputs()
+
+
+def _thumbnail(run: RunRecorder, frame: Frame, caption: str) -> None:
+    png = figures.preview_png(frame.raw, black_level=frame.image.black_level, white_level=frame.image.white_level)
+    run.add_thumbnail(run.save_file(frame.path.replace(".dng", ".png"), png), caption)
+
+
 def _mid(frames: list[Frame]) -> Frame:
     return frames[len(frames) // 2]
 
@@ -73,7 +93,7 @@ def test_lens_detection(measure, bench: BenchOps, native_flat: Frame, lens: Lens
     measure("sensor_switch_latency_ms", assist.sensor_switch_latency(state).latency_ms)
 
 
-def test_raw_bit_depth(measure, flat_ramp: list[Frame]) -> None:
+def test_raw_bit_depth(measure, run: RunRecorder, flat_ramp: list[Frame]) -> None:
     """The RAW frames use every code of a 10-bit range (a dropped bit halves the codes)."""
     # per frame: each flat covers a continuous run of codes (shading + noise); between ramp levels codes are
     # simply not exposed, which says nothing about the bit depth
@@ -81,12 +101,27 @@ def test_raw_bit_depth(measure, flat_ramp: list[Frame]) -> None:
         assist.raw_bit_depth(f.raw, black_level=f.image.black_level, white_level=f.image.white_level) for f in flat_ramp
     ]
     paths = [f.path for f in flat_ramp]
-    measure("raw_effective_bits", float(np.median([d.effective_bits for d in depths])), captures=paths)
+    effective = float(np.median([d.effective_bits for d in depths]))
+    measure("raw_effective_bits", effective, captures=paths)
     measure("raw_missing_codes", float(sum(d.missing_codes for d in depths)), captures=paths)
+    run.add_plot(
+        figures.trace(
+            "bit_depth",
+            "RAW codes used per flat-field level",
+            [float(np.mean(d.code_range)) for d in depths],
+            {"effective bits": [d.effective_bits for d in depths]},
+            x_label="mean level above black",
+            x_unit="DN",
+            y_label="effective bits",
+            y_unit="bit",
+        )
+    )
 
 
-def test_light_intake(measure, bench: BenchOps, flat_ramp: list[Frame], native_flat: Frame, lens: LensSpec) -> None:
-    """T-stop, gain over the native lens, relative illumination, optical centre, colour shading."""
+def test_light_intake(
+    measure, run: RunRecorder, bench: BenchOps, flat_ramp: list[Frame], native_flat: Frame, lens: LensSpec
+) -> None:
+    """T-stop, gain over the native lens, relative illumination, falloff centre, colour shading."""
     flat = _mid(flat_ramp)
     image = flat.image
     pitch = bench.station.sensor.readout_pitch_um
@@ -120,9 +155,11 @@ def test_light_intake(measure, bench: BenchOps, flat_ramp: list[Frame], native_f
     measure("corner_falloff_stops", u.corner_falloff_stops[0.9], captures=caps)
     measure("shading_centre_offset_um", math.hypot(u.decentre_x_um, u.decentre_y_um), captures=caps)
     measure("colour_shading_pct", u.colour_shading_pct, captures=caps)
+    run.add_plot(figures.shading_map(u))
+    _thumbnail(run, flat, "flat field through the lens")
 
 
-def test_decentre(measure, bench: BenchOps, lens: LensSpec) -> None:
+def test_decentre(measure, run: RunRecorder, bench: BenchOps, lens: LensSpec) -> None:
     """Where the lens's optical axis meets the sensor: the dot grid's distortion centre."""
     proc.ensure_lens(bench, lens)
     frame, fit = proc.dot_grid(bench, t_stop=lens.t_stop)
@@ -134,6 +171,7 @@ def test_decentre(measure, bench: BenchOps, lens: LensSpec) -> None:
     )
     measure("decentre_um", math.hypot(dx, dy), captures=[frame.path])
     measure("distortion_rms_px", fit.rms_residual_px, captures=[frame.path])
+    _thumbnail(run, frame, f"dot grid: optical axis {dx:+.1f}, {dy:+.1f} µm from the sensor centre")
 
 
 def test_zebra(measure, bench: BenchOps, flat_ramp: list[Frame]) -> None:
@@ -152,7 +190,7 @@ def test_zebra(measure, bench: BenchOps, flat_ramp: list[Frame]) -> None:
     measure("zebra_iou", zebra.iou, captures=[frame.path])
 
 
-def test_flange_alignment(measure, sweep: proc.Sweep) -> None:
+def test_flange_alignment(measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep) -> None:
     """Flange focal distance error and sensor tilt from the through-focus sweep."""
     f = sweep.flange
     caps = [fr.path for fr in sweep.frames]
@@ -160,24 +198,35 @@ def test_flange_alignment(measure, sweep: proc.Sweep) -> None:
     measure("tilt_x_arcmin", f.tilt_x_arcmin, captures=caps)
     measure("tilt_y_arcmin", f.tilt_y_arcmin, captures=caps)
     measure("field_curvature_um", f.field_curvature_um, captures=caps)
+    run.add_plot(figures.through_focus_curves(f, sweep.rail_um_per_mm))
+    half_diag_um = bench.station.sensor.half_diagonal_mm * 1000
+    run.add_plot(figures.focus_field_map(f, half_diagonal_um=half_diag_um))
 
 
-def test_sharpness(measure, sweep: proc.Sweep) -> None:
-    """ISO 12233 MTF50 per field zone at each edge's best focus."""
+def test_sharpness(measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep, best_frame) -> None:
+    """ISO 12233 MTF50 per field zone at each edge's best focus; MTF curves at the sweep's best focus."""
     per_zone = proc.zone_mtf50_at_best_focus(sweep)
     caps = [fr.path for fr in sweep.frames]
     for zone in ZONES:
         measure(
             "mtf50_cy_px", per_zone.get(zone), zone=zone, captures=caps, error=None if zone in per_zone else "no edge"
         )
+    frame, _ = best_frame
+    image = frame.image
+    chart = measure_chart(
+        frame.raw,
+        cfa_pattern=image.cfa_pattern,
+        black_level=image.black_level,
+        white_level=image.white_level,
+        pixel_pitch_um=bench.station.sensor.readout_pitch_um,
+    )
+    run.add_plot(figures.mtf_curves(chart))
+    _thumbnail(run, frame, "slanted-edge chart at best focus")
 
 
-def test_focus_assists(measure, bench: BenchOps, sweep: proc.Sweep) -> None:
+def test_focus_assists(measure, run: RunRecorder, sweep: proc.Sweep, best_frame) -> None:
     """Histogram and focus peaking at best focus agree with ours on the same frame."""
-    best = sweep.best_rail_mm()
-    exposure = sweep.frames[0].exposure_time_s
-    frame = bench.shoot(chart="sfr", tag="assists", rail_mm=best, light=proc.LIGHT_LEVEL, exposure_time_s=exposure)
-    outputs = bench.phone.assist_outputs()
+    frame, outputs = best_frame
     image = frame.image
     hist = assist.histogram_agreement(
         frame.raw, outputs.histogram, black_level=image.black_level, white_level=image.white_level
@@ -191,9 +240,20 @@ def test_focus_assists(measure, bench: BenchOps, sweep: proc.Sweep) -> None:
     )
     measure("histogram_error_bins", hist.bin_offset, captures=[frame.path])
     measure("peaking_iou", peaking.iou, captures=[frame.path])
+    rows = [
+        ("histogram offset", "0 bins", f"{hist.bin_offset:+d} bins", hist.bin_offset == 0),
+        ("peaking IoU", "≥ 0.90", f"{peaking.iou:.3f}", peaking.iou >= 0.9),
+    ]
+    if sweep.peaking_coverage.size >= 5:
+        pf = assist.peaking_focus(sweep.rail_mm, sweep.peaking_coverage, sfr_best_rail_mm=sweep.best_rail_mm())
+        diff_um = pf.difference_mm * sweep.rail_um_per_mm
+        rows.append(
+            ("peaking best focus vs SFR", "within the depth of focus", f"{diff_um:+.1f} µm", abs(diff_um) <= 4.5)
+        )
+    run.add_plot(figures.checks("feature_checks", "Camera feature checks", rows))
 
 
-def test_sag(measure, bench: BenchOps, sweep: proc.Sweep, lens: LensSpec) -> None:
+def test_sag(measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep, lens: LensSpec) -> None:
     """Image shift and lens tilt under the lens's weight across fixture pitch."""
     exposure = sweep.frames[0].exposure_time_s
     frames = proc.pitch_series(
@@ -201,18 +261,28 @@ def test_sag(measure, bench: BenchOps, sweep: proc.Sweep, lens: LensSpec) -> Non
     )
     bench.place(chart="sfr", rail_mm=sweep.best_rail_mm(), pitch_deg=0.0)
     shifts = proc.shifts_against(frames[0], frames)
+    pitch_um = bench.station.sensor.readout_pitch_um
     sag = stability.sag_vs_pitch(
-        list(PITCHES_DEG),
-        shifts,
-        pixel_pitch_um=bench.station.sensor.readout_pitch_um,
-        lever_arm_mm=lens.focal_length_mm - 27.8,
+        list(PITCHES_DEG), shifts, pixel_pitch_um=pitch_um, lever_arm_mm=lens.focal_length_mm - 27.8
     )
     caps = [f.path for f in frames]
     measure("sag_shift_um", sag.sag_um, captures=caps)
     measure("sag_tilt_arcmin", sag.sag_tilt_arcmin, captures=caps)
+    run.add_plot(
+        figures.trace(
+            "sag",
+            "Image shift across fixture pitch",
+            PITCHES_DEG,
+            {"x": sag.shift_x_um, "y": sag.shift_y_um},
+            x_label="pitch",
+            x_unit="°",
+            y_label="shift",
+            y_unit="µm",
+        )
+    )
 
 
-def test_settling(measure, bench: BenchOps, sweep: proc.Sweep) -> None:
+def test_settling(measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep) -> None:
     """After a knock the image stays within 0.25 px after the settling time."""
     exposure = sweep.frames[0].exposure_time_s
     settled = bench.shoot(
@@ -227,18 +297,46 @@ def test_settling(measure, bench: BenchOps, sweep: proc.Sweep) -> None:
         BURST_FRAMES, tag="knock", interval_s=BURST_INTERVAL_S, start_ms=knock_ms - 2 * BURST_INTERVAL_S * 1000
     )
     shifts = proc.shifts_against(settled, frames)
-    result = stability.settling_time([f.timestamp_ms for f in frames], shifts, knock_time_ms=knock_ms)
+    stamps = [f.timestamp_ms for f in frames]
+    result = stability.settling_time(stamps, shifts, knock_time_ms=knock_ms)
     measure("settle_time_ms", result.settle_time_ms, captures=[settled.path] + [f.path for f in frames])
+    t_ms = [(s or math.nan) - knock_ms for s in stamps]
+    run.add_plot(
+        figures.trace(
+            "settling",
+            "Image motion after a knock",
+            t_ms,
+            {"dx": shifts[:, 0], "dy": shifts[:, 1]},
+            x_label="time after the knock",
+            x_unit="ms",
+            y_label="shift",
+            y_unit="px",
+            hlines=[RefLine(value=0.25, label="+0.25 px"), RefLine(value=-0.25, label="−0.25 px")],
+        )
+    )
 
 
-def test_remount(measure, bench: BenchOps, sweep: proc.Sweep, lens: LensSpec) -> None:
+def test_remount(measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep, lens: LensSpec) -> None:
     """The image lands in the same place every time the lens is remounted."""
     exposure = sweep.frames[0].exposure_time_s
     frames = proc.remount_series(
         bench, lens, rail_mm=sweep.best_rail_mm(), exposure_s=exposure, count=REMOUNTS, tag="remount"
     )
     shifts = proc.shifts_against(frames[0], frames)
-    rep = stability.remount_repeatability(shifts, pixel_pitch_um=bench.station.sensor.readout_pitch_um)
+    pitch_um = bench.station.sensor.readout_pitch_um
+    rep = stability.remount_repeatability(shifts, pixel_pitch_um=pitch_um)
     caps = [f.path for f in frames]
     measure("remount_sigma_um", rep.sigma_um, captures=caps)
     measure("remount_range_um", rep.range_um, captures=caps)
+    run.add_plot(
+        figures.trace(
+            "remount",
+            "Image position per remount",
+            list(range(1, len(frames) + 1)),
+            {"x": shifts[:, 0] * pitch_um, "y": shifts[:, 1] * pitch_um},
+            x_label="mount",
+            x_unit="",
+            y_label="position",
+            y_unit="µm",
+        )
+    )
