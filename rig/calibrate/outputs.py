@@ -1,0 +1,153 @@
+"""The calibration folder of one unit: ``<calibration dir>/<serial>/`` with the profile and its exports.
+
+Files (calibration/README.md describes them for the people who use them):
+
+``profile.json``
+    :meth:`CalibrationProfile.to_json` bytes, exactly what is written to the phone (so a later read-back can be
+    compared with the file byte for byte).
+``gainmap.opcodes``
+    The profile's shading as a DNG OpcodeList of four per-Bayer-channel GainMaps (:mod:`rig.calibrate.gainmap`),
+    for the profile's read-out size.
+``camera.yaml``
+    OpenCV FileStorage camera model from the dot grid (:mod:`rig.calibrate.opencv_yaml`).
+``verification.json``
+    :class:`Verification`: read-back comparison and post-calibration residuals, rewritten as each check completes
+    (a check not done yet is ``null``).
+
+Every file is replaced atomically, so a folder never holds a half-written file after a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rig.calibrate.gainmap import shading_opcode_list
+from rig.calibrate.opencv_yaml import OpenCvCamera, write_opencv_yaml
+from rig.calibrate.profile import BayerChannel, CalibrationProfile
+from rig.config.loader import validate
+from rig.errors import ArgumentError, ConfigError
+from rig.results.record import atomic_write_bytes
+
+PROFILE_FILE = "profile.json"
+GAINMAP_FILE = "gainmap.opcodes"
+CAMERA_FILE = "camera.yaml"
+VERIFICATION_FILE = "verification.json"
+
+_SAFE_SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def unit_dir(calibration_dir: str | Path, unit_serial: str) -> Path:
+    """``calibration_dir/unit_serial`` (created), refusing a serial that is not a plain folder name.
+
+    Raises
+    ------
+    ArgumentError
+        The serial would escape the folder (``..``, ``/``) or ``calibration_dir`` exists and is not a folder.
+    """
+    if not _SAFE_SERIAL.fullmatch(unit_serial) or unit_serial in {".", ".."}:
+        raise ArgumentError(f"unit serial {unit_serial!r}: expected letters, digits, '.', '_' or '-' (a folder name)")
+    base = Path(calibration_dir)
+    if base.exists() and not base.is_dir():
+        raise ArgumentError(f"--calibration-dir {base}: expected a folder, found a file")
+    folder = base / unit_serial
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_profile_files(folder: Path, profile: CalibrationProfile, camera: OpenCvCamera | None) -> dict[str, Path]:
+    """Write ``profile.json``, ``gainmap.opcodes`` and (with a dot-grid model) ``camera.yaml`` into ``folder``.
+
+    The GainMaps cover the read-out frame the shading was fitted on (``profile.shading.image_*_px``); their
+    coordinates are relative, so they apply at any read-out size.
+    """
+    shading = profile.shading
+    written = {
+        "profile": atomic_write_bytes(folder / PROFILE_FILE, profile.to_json()),
+        "gainmap": atomic_write_bytes(
+            folder / GAINMAP_FILE,
+            shading_opcode_list(shading, width_px=shading.image_width_px, height_px=shading.image_height_px),
+        ),
+    }
+    if camera is not None:
+        # cv2.FileStorage writes in place: write beside the target, then rename (atomic like the other files); cv2
+        # creates the file itself, so it gets the permissions the umask allows, like the other outputs
+        tmp = folder / f".{CAMERA_FILE}.{os.getpid()}.{uuid.uuid4().hex}.yaml"
+        try:
+            write_opencv_yaml(tmp, camera)
+            os.replace(tmp, folder / CAMERA_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written["camera"] = folder / CAMERA_FILE
+    return written
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Verification(_Model):
+    """What the bench checked after writing the profile; ``None`` = not (yet) checked.
+
+    ``profile_sha256``: hash of the profile bytes written. ``readback_*``: the phone's copy compared with them.
+    ``shading_residual_pct``: max |1 − block / centre| per Bayer channel of a flat field re-captured with the
+    profile applied through the phone's own OpcodeList2 (%). ``flange_*``: the profile's flange offset, the
+    re-measured one and their difference (µm).
+    """
+
+    schema_version: str = "1.0"
+    unit_serial: str
+    run_id: str
+    profile_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    updated: datetime
+    readback_byte_identical: bool | None = None
+    readback_differences: list[str] = Field(default_factory=list)
+    shading_residual_pct: dict[BayerChannel, float] | None = None
+    shading_residual_worst_pct: float | None = None
+    flange_profile_um: float | None = None
+    flange_remeasured_um: float | None = None
+    flange_residual_um: float | None = None
+    tilt_x_remeasured_arcmin: float | None = None
+    tilt_y_remeasured_arcmin: float | None = None
+
+
+def profile_sha256(profile: CalibrationProfile) -> str:
+    return hashlib.sha256(profile.to_json()).hexdigest()
+
+
+def write_verification(folder: Path, verification: Verification) -> Path:
+    return atomic_write_bytes(
+        folder / VERIFICATION_FILE, (verification.model_dump_json(indent=2) + "\n").encode("utf-8")
+    )
+
+
+def read_verification(path: str | Path) -> Verification:
+    """Parse a ``verification.json``; anything wrong raises one-line :class:`ConfigError` naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, "", "(unreadable)", f"a verification.json ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(path, "", "(unparsable)", f"a JSON verification record ({exc})") from None
+    return validate(Verification, data, path)
+
+
+def read_profile_file(path: str | Path) -> CalibrationProfile:
+    """Parse a ``profile.json`` (one-line :class:`ConfigError` naming the file and field when it is wrong)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, "", "(unreadable)", f"a calibration profile ({exc})") from None
+    return CalibrationProfile.from_json(data, source=str(path))

@@ -1,0 +1,324 @@
+"""Factory calibration of one unit (issue #6 point 4): measure → profile → export → write to the phone → verify.
+
+Steps follow the carousel with the fewest moves (dot grid, flat, slanted edges; then, with the profile on the
+phone, slanted edges and flat again), the lens mounted once:
+
+1. the reference lens is detected with its 6-bit code;
+2. the dot grid gives the optical centre (decentre) and distortion;
+3. a flat field gives the per-Bayer-channel lens-shading gain maps;
+4. a through-focus sweep gives flange offset and tilt;
+5. the :class:`~rig.calibrate.profile.CalibrationProfile` is exported to ``<calibration dir>/<serial>/``, written
+   to the phone and read back byte for byte;
+6. a short sweep centred on the focus the profile predicts re-measures the flange (the stored offset must be the
+   one the bench sees again);
+7. a flat field re-captured with the profile on the phone is corrected by the GainMaps the phone itself embeds in
+   its DNG (OpcodeList2), and what is left of the shading is checked (≤ 1 %).
+
+Limits: ``fixtures/limits/calibration.toml``. Every test asks for ``measure`` first, so a fault while the bench is
+being prepared is recorded against the step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rig import __version__
+from rig.calibrate import outputs
+from rig.calibrate.gainmap import GainMap, apply_opcode_list, decode_opcode_list
+from rig.calibrate.geometry import decentre_um, geometry_for_profile
+from rig.calibrate.opencv_yaml import OpenCvCamera, camera_from_fit
+from rig.calibrate.profile import BAYER_CHANNELS, CalibrationProfile, ReferenceLens, compare_profiles
+from rig.calibrate.shading import ShadingFit, fit_shading, residual_shading
+from rig.config.lenses import LensSpec
+from rig.config.station import StationConfig
+from rig.errors import MeasurementError
+from rig.measure.dotgrid import DotGridFit
+from rig.measure.focus import EdgeFocus, rail_defocus_um_per_mm
+from rig.plans import procedures as proc
+from rig.plans.bench import BenchOps, Frame
+from rig.plans.recording import RunRecorder
+from rig.results.record import utcnow
+from rig.results.reportdata import CurvesPlot, HeatmapPlot, RefLine, Series
+
+PLAN = "calibration"
+
+VERIFY_HALF_RANGE_UM = 36.0
+"""Image-side half range of the verification sweep about the profile's focus: it only has to bracket the best
+focus of every edge (tilt ≤ 5′ moves a corner by ≤ 12 µm), not find an unknown flange."""
+VERIFY_STEPS = 9
+"""9 µm apart: as fine as the 18 µm of the full sweep's 11 steps over ±90 µm, at 9 instead of 11 frames."""
+
+
+# --------------------------------------------------------------------------------------------- shared captures
+@pytest.fixture(scope="module")
+def calibration_folder(pytestconfig: pytest.Config, unit_serial: str) -> Path:
+    """``<--calibration-dir>/<serial>/``, where this unit's profile files go."""
+    return outputs.unit_dir(Path(pytestconfig.getoption("--calibration-dir")), unit_serial)
+
+
+@pytest.fixture(scope="module")
+def grid(bench: BenchOps, lens: LensSpec) -> tuple[Frame, DotGridFit]:
+    proc.ensure_lens(bench, lens)
+    return proc.dot_grid(bench, t_stop=lens.t_stop)
+
+
+@pytest.fixture(scope="module")
+def flat(bench: BenchOps, lens: LensSpec) -> Frame:
+    proc.ensure_lens(bench, lens)
+    return proc.flat_field(bench, t_stop=lens.t_stop, tag="flat")
+
+
+@pytest.fixture(scope="module")
+def shading(flat: Frame) -> ShadingFit:
+    image = flat.image
+    return fit_shading(
+        flat.raw, black_level_dn=image.black_level, white_level_dn=image.white_level, cfa_pattern=image.cfa_pattern
+    )
+
+
+@pytest.fixture(scope="module")
+def sweep(bench: BenchOps, lens: LensSpec) -> proc.Sweep:
+    proc.ensure_lens(bench, lens)
+    # the phone's assist outputs are the sign-off's business: skipping them saves a PTP round trip per frame
+    return proc.through_focus(bench, lens, t_stop=lens.t_stop, with_assists=False)
+
+
+@pytest.fixture(scope="module")
+def camera(grid: tuple[Frame, DotGridFit], station: StationConfig, lens: LensSpec, unit_serial: str) -> OpenCvCamera:
+    _, fit = grid
+    return camera_from_fit(
+        fit,
+        focal_length_mm=lens.focal_length_mm,
+        pixel_pitch_um=station.sensor.readout_pitch_um,
+        unit_serial=unit_serial,
+        lens_id=lens.id,
+    )
+
+
+@pytest.fixture(scope="module")
+def profile(
+    station: StationConfig,
+    lens: LensSpec,
+    unit_serial: str,
+    flat: Frame,
+    shading: ShadingFit,
+    sweep: proc.Sweep,
+    grid: tuple[Frame, DotGridFit],
+    camera: OpenCvCamera,
+) -> CalibrationProfile:
+    """The unit's profile from the three calibration captures."""
+    frame, fit = grid
+    f = sweep.flange
+    return CalibrationProfile(
+        unit_serial=unit_serial,
+        station=station.name,
+        # the bench calibrates wide open: the f-number the sweep's depth of focus and the flat's shading belong to
+        reference_lens=ReferenceLens(id=lens.id, f_number=lens.max_f_number),
+        created=utcnow(),
+        software_version=__version__,
+        flange_offset_um=f.flange_offset_um,
+        tilt_x_arcmin=f.tilt_x_arcmin,
+        tilt_y_arcmin=f.tilt_y_arcmin,
+        optical_center_px=fit.principal_point_px,
+        decentre_um=_decentre(frame, fit, station),
+        black_level_dn=flat.image.black_level,
+        shading=shading.maps,
+        geometry=geometry_for_profile(fit, camera),
+    )
+
+
+def _decentre(frame: Frame, fit: DotGridFit, station: StationConfig) -> tuple[float, float]:
+    """(x, y) µm from the sensor centre to the dot grid's distortion centre (the optical axis)."""
+    return decentre_um(
+        fit.principal_point_px,
+        width_px=frame.image.width,
+        height_px=frame.image.height,
+        pixel_pitch_um=station.sensor.readout_pitch_um,
+    )
+
+
+@dataclass
+class VerificationLog:
+    """verification.json of this run, rewritten as each check completes."""
+
+    folder: Path
+    record: outputs.Verification
+
+    def update(self, **fields: object) -> None:
+        self.record = self.record.model_copy(update={**fields, "updated": utcnow()})
+        # validate what model_copy does not: a wrong type here is a plan bug, caught before it reaches the file
+        self.record = outputs.Verification.model_validate(self.record.model_dump())
+        outputs.write_verification(self.folder, self.record)
+
+
+@pytest.fixture(scope="module")
+def written(
+    bench: BenchOps,
+    run: RunRecorder,
+    profile: CalibrationProfile,
+    camera: OpenCvCamera,
+    calibration_folder: Path,
+) -> VerificationLog:
+    """Export the profile files, write the profile to the phone; the verification log starts here."""
+    outputs.write_profile_files(calibration_folder, profile, camera)
+    bench.phone.write_profile(profile.to_json())
+    log = VerificationLog(
+        calibration_folder,
+        outputs.Verification(
+            unit_serial=profile.unit_serial,
+            run_id=run.record.run_id,
+            profile_sha256=outputs.profile_sha256(profile),
+            updated=utcnow(),
+        ),
+    )
+    outputs.write_verification(calibration_folder, log.record)
+    return log
+
+
+# --------------------------------------------------------------------------------------------- report plots
+def _gain_heatmaps(run: RunRecorder, fit: ShadingFit) -> None:
+    gains = fit.maps.gains_array()
+    for name, channel in zip(BAYER_CHANNELS, gains, strict=True):
+        run.add_plot(
+            HeatmapPlot(
+                name=f"gain_map_{name}",
+                title=f"Lens-shading gain map, {name}",
+                values=np.round(channel, 4).tolist(),
+                unit="×",
+                annotate=False,
+                caption=f"{fit.maps.map_points_v}×{fit.maps.map_points_h} points edge to edge; falloff "
+                f"{fit.falloff_pct[name]:.1f} %, fit rms {fit.fit_rms_pct[name]:.2f} % of peak",
+            )
+        )
+
+
+def _through_focus_plot(name: str, title: str, sweep: proc.Sweep, *, rail_focus_mm: float) -> CurvesPlot:
+    """MTF50 against image-side focus (µm from the nominal image plane): per zone, the edges nearest to and
+    farthest from the centre (tilt shows as corners peaking at different focus)."""
+    flange = sweep.flange
+    by_zone: dict[str, list[EdgeFocus]] = {}
+    for edge in flange.edges:
+        if edge.best is not None:
+            by_zone.setdefault(str(edge.roi.zone), []).append(edge)
+    series: list[Series] = []
+    for zone, edges in sorted(by_zone.items()):
+        ordered = sorted(edges, key=lambda e: math.hypot(e.x_um, e.y_um))
+        for edge in ordered[:1] + ordered[1:][-1:]:
+            x = (np.asarray(edge.rail_mm) - rail_focus_mm) * sweep.rail_um_per_mm
+            y = [float(v) if math.isfinite(v) else None for v in edge.mtf50_cy_px]
+            label = f"{zone} ({edge.x_um / 1000:+.1f}, {edge.y_um / 1000:+.1f}) mm"
+            series.append(Series(label=label, x=x.tolist(), y=y, zone=zone))
+    return CurvesPlot(
+        name=name,
+        title=title,
+        x_label="image-side focus",
+        x_unit="µm",
+        y_label="MTF50",
+        y_unit="cy/px",
+        series=series or [Series(label="no edge", x=[0.0], y=[None])],
+        vlines=[RefLine(value=flange.flange_offset_um, label=f"flange {flange.flange_offset_um:+.2f} µm")],
+        caption=f"{flange.edges_used} of {flange.edges_total} edges in the plane fit, rms {flange.fit_rms_um:.2f} µm",
+    )
+
+
+# --------------------------------------------------------------------------------------------- steps
+def test_lens_detection(measure, bench: BenchOps, lens: LensSpec) -> None:
+    """The phone reports the reference lens with its catalog 6-bit code (the profile belongs to that lens)."""
+    state = proc.ensure_lens(bench, lens)
+    measure("lens_detected", 1.0 if state.attached and state.lens_code == lens.lens_code else 0.0)
+
+
+def test_decentre(measure, station: StationConfig, grid: tuple[Frame, DotGridFit]) -> None:
+    """Optical centre from the dot grid's distortion centre (as sign-off measures it) and the distortion fit."""
+    frame, fit = grid
+    measure("decentre_um", math.hypot(*_decentre(frame, fit, station)), captures=[frame.path])
+    measure("distortion_rms_px", fit.rms_residual_px, captures=[frame.path])
+
+
+def test_shading(measure, run: RunRecorder, flat: Frame, shading: ShadingFit) -> None:
+    """Per-Bayer-channel gain maps from the flat field; the largest gain is the noise cost in the corners."""
+    _gain_heatmaps(run, shading)
+    measure("shading_gain_max", float(shading.maps.gains_array().max()), captures=[flat.path])
+
+
+def test_flange_alignment(measure, run: RunRecorder, station: StationConfig, sweep: proc.Sweep) -> None:
+    """Flange offset and sensor tilt from the through-focus sweep, as stored in the profile."""
+    f = sweep.flange
+    caps = [fr.path for fr in sweep.frames]
+    run.add_plot(
+        _through_focus_plot("through_focus", "Through focus: MTF50", sweep, rail_focus_mm=station.rail.focus_mm)
+    )
+    measure("flange_offset_um", f.flange_offset_um, captures=caps)
+    measure("tilt_x_arcmin", f.tilt_x_arcmin, captures=caps)
+    measure("tilt_y_arcmin", f.tilt_y_arcmin, captures=caps)
+
+
+def test_profile_readback(measure, bench: BenchOps, profile: CalibrationProfile, written: VerificationLog) -> None:
+    """The profile read back from the phone is byte-identical to the one written (and to profile.json)."""
+    comparison = compare_profiles(profile, bench.phone.read_profile(), source="profile read back from the phone")
+    written.update(readback_byte_identical=comparison.byte_identical, readback_differences=list(comparison.differences))
+    measure(
+        "profile_readback_match",
+        1.0 if comparison.byte_identical else 0.0,
+        error=None if comparison.byte_identical else "; ".join(comparison.differences[:5]) or "bytes differ",
+    )
+
+
+def test_flange_verification(
+    measure,
+    run: RunRecorder,
+    bench: BenchOps,
+    station: StationConfig,
+    lens: LensSpec,
+    profile: CalibrationProfile,
+    written: VerificationLog,
+) -> None:
+    """A short sweep centred on the focus the profile predicts finds the flange where the profile says it is."""
+    k = rail_defocus_um_per_mm(
+        focal_length_mm=lens.focal_length_mm, collimator_focal_length_mm=station.optics.collimator_focal_length_mm
+    )
+    image_um = profile.flange_offset_um + np.linspace(-VERIFY_HALF_RANGE_UM, VERIFY_HALF_RANGE_UM, VERIFY_STEPS)
+    check = proc.through_focus_at(bench, lens, image_um / k, t_stop=lens.t_stop, tag="verify-focus", with_assists=False)
+    f = check.flange
+    residual = f.flange_offset_um - profile.flange_offset_um
+    written.update(
+        flange_profile_um=profile.flange_offset_um,
+        flange_remeasured_um=f.flange_offset_um,
+        flange_residual_um=residual,
+        tilt_x_remeasured_arcmin=f.tilt_x_arcmin,
+        tilt_y_remeasured_arcmin=f.tilt_y_arcmin,
+    )
+    run.add_plot(
+        _through_focus_plot(
+            "through_focus_verify",
+            "Verification sweep about the profile's focus",
+            check,
+            rail_focus_mm=station.rail.focus_mm,
+        )
+    )
+    measure("flange_residual_um", residual, captures=[fr.path for fr in check.frames])
+
+
+def test_shading_verification(
+    measure, run: RunRecorder, bench: BenchOps, lens: LensSpec, written: VerificationLog
+) -> None:
+    """A new flat field, corrected by the GainMaps the phone embeds in its own DNG, is flat within 1 %."""
+    proc.ensure_lens(bench, lens)
+    frame = proc.flat_field(bench, t_stop=lens.t_stop, tag="verify-flat")
+    image = frame.image
+    if image.opcode_list2 is None:
+        raise MeasurementError(f"{frame.path}: the phone embedded no OpcodeList2: it does not apply the profile")
+    opcodes = decode_opcode_list(image.opcode_list2, source=f"{frame.path} OpcodeList2")
+    if sum(isinstance(op, GainMap) for op in opcodes) != len(BAYER_CHANNELS):
+        raise MeasurementError(
+            f"{frame.path}: OpcodeList2 holds {len(opcodes)} opcodes, expected one GainMap per Bayer channel"
+        )
+    corrected = apply_opcode_list(frame.raw.astype(np.float64) - image.black_level, opcodes, source=frame.path)
+    residual = residual_shading(corrected, cfa_pattern=image.cfa_pattern)
+    written.update(shading_residual_pct=residual.max_abs_pct, shading_residual_worst_pct=residual.worst_pct)
+    measure("shading_residual_pct", residual.worst_pct, captures=[frame.path])
