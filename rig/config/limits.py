@@ -65,6 +65,30 @@ class LimitSet(StrictModel):
 
 LIMITS_DIR = FIXTURES_DIR / "limits"
 
+UNIT_OF_SUFFIX = {
+    "_cy_px": "cy/px",
+    "_lp_mm": "lp/mm",
+    "_um": "um",
+    "_mm": "mm",
+    "_ms": "ms",
+    "_arcmin": "arcmin",
+    "_stops": "stops",
+    "_pct": "%",
+    "_px": "px",
+    "_x": "x",
+}
+"""A measurement's name carries its unit (DESIGN.md §7): the limit's ``unit`` must agree with the suffix.
+Longest suffixes first (``_cy_px`` before ``_px``)."""
+
+
+def _check_unit_suffix(path: Path, name: str, unit: str) -> None:
+    for suffix in sorted(UNIT_OF_SUFFIX, key=len, reverse=True):
+        if name.endswith(suffix):
+            expected = UNIT_OF_SUFFIX[suffix]
+            if unit != expected:
+                raise ConfigError(path, f"{name}.unit", unit, f'"{expected}" (the name ends in {suffix})')
+            return
+
 
 def load_limits(plan_or_path: str | Path) -> LimitSet:
     """Load the limit set of a plan (``signoff``) or a file path."""
@@ -73,4 +97,6 @@ def load_limits(plan_or_path: str | Path) -> LimitSet:
         path = LIMITS_DIR / f"{plan_or_path}.toml"
     raw = read_toml(path)
     limits = {name: validate(Limit, table, path, prefix=name) for name, table in raw.items()}
+    for name, limit in limits.items():
+        _check_unit_suffix(path, name, limit.unit)
     return LimitSet(source=str(path), limits=limits)

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from rig.config.loader import FIXTURES_DIR, StrictModel, load_toml
+from rig.twin.faults import FaultPlan
 
 TWIN_PORT = "twin"
 
@@ -146,6 +147,7 @@ class TwinConfig(StrictModel):
     unit: str = Field(description="twin unit file, relative to the repository or the station file")
     seed: int = 1
     time_scale: float = Field(1.0, gt=0, le=1000, description="simulated motion runs this many times faster")
+    faults: FaultPlan | None = Field(None, description="bench faults the twin injects (issue #8, rig.twin.faults)")
 
 
 class StationConfig(StrictModel):

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field
 
 from rig.config.loader import FIXTURES_DIR, StrictModel, load_toml
+from rig.twin.faults import FaultPlan
 
 
 class MountTruth(StrictModel):
@@ -85,6 +86,7 @@ class TwinUnit(StrictModel):
     sensor: SensorTruth = SensorTruth()
     lens: LensSample
     firmware: FirmwareTruth = FirmwareTruth()
+    faults: FaultPlan | None = Field(None, description="bench faults the twin injects (issue #8, rig.twin.faults)")
 
 
 UNITS_DIR = FIXTURES_DIR / "units"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from rig.errors import (
     DeviceCommandError,
     DeviceError,
     DeviceLost,
+    DeviceStateError,
     DeviceTimeout,
     FrameError,
     ImageInputError,
@@ -53,6 +55,29 @@ class Frame:
         return self.image.raw
 
 
+class _WatchedOperator:
+    """The operator as the plan sees it: every lens action it asks for is noted, so that a lens change nobody
+    asked for (knocked off, pulled mid-test) can be told apart from the plan's own."""
+
+    def __init__(self, operator: Operator, on_action: Callable[[], None]) -> None:
+        self._operator = operator
+        self._on_action = on_action
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._operator, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._on_action()
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                self._on_action()
+
+        return call
+
+
 class BenchOps:
     """The plan's view of the bench: stage, light, phone and operator behind retrying operations."""
 
@@ -72,7 +97,7 @@ class BenchOps:
         self.stage = stage
         self.light = light
         self.phone = phone
-        self.operator = operator
+        self.operator: Operator = _WatchedOperator(operator, self._forget_lens)  # type: ignore[assignment]
         self.recorder = recorder
         self._reconnect_phone = reconnect_phone
         self.attempts = attempts
@@ -80,12 +105,19 @@ class BenchOps:
         self._position: tuple[str, float, float] | None = None  # (chart, rail_mm, pitch_deg) when known
         self._exposure: tuple[float, int] | None = None
         self._frame_counter = 0
+        self._lens_seen: tuple[str | None, bool, int | None] | None = None  # at the last capture
         self.homed = False
 
     # ------------------------------------------------------------------ motion
     def _recover_stage(self, exc: DeviceError) -> None:
         self._position = None
-        if isinstance(exc, DeviceAlarm):
+        if isinstance(exc, DeviceTimeout):
+            # a move that never reported Idle: where the axes are is unknown. Ctrl-X stops the controller (GRBL
+            # then alarms, as after any reset during motion); unlock + re-home below make the position known again
+            controller = getattr(self.stage, "controller", None)
+            if controller is not None:
+                controller.soft_reset()
+        if isinstance(exc, DeviceAlarm | DeviceTimeout):
             self.stage.recover()  # $X + $H: the only safe way out of an alarm
             self.homed = True
 
@@ -165,7 +197,42 @@ class BenchOps:
     def _reconnect(self, exc: DeviceError) -> None:
         self._exposure = None
         if isinstance(exc, DeviceLost | DeviceTimeout):
+            # a phone that rebooted refuses connections for a while: bounded retries with backoff (0.5, 1, 2 s)
+            with_retries(
+                self._reconnect_phone,
+                what="reconnect phone",
+                log_to=self.retries,
+                attempts=self.attempts + 1,
+                backoff_s=0.5,
+                retry_on=(DeviceLost, DeviceTimeout, DeviceCommandError),
+            )
+
+    # ------------------------------------------------------------------ lens watch
+    def _forget_lens(self) -> None:
+        self._lens_seen = None
+
+    def _check_lens(self, image: DngImage) -> None:
+        """The lens must be as it was at the previous capture unless the plan changed it through the operator: a
+        frame taken after the lens came off unasked is not measured (the step ends as ERROR).
+
+        Two witnesses: the lens the frame's own DNG names (LensModel, written by the phone for that exposure) and
+        the phone's lens state (from its events, which libgphoto2 may hold back while a capture is running).
+        """
+        state = self.phone.lens_state()
+        seen = (image.lens_model, state.attached, state.lens_code)
+        before = self._lens_seen
+        if before is not None and before != seen:
+            # The expectation stays: every later frame is refused too until the plan mounts a lens itself. A new
+            # session makes the phone's reported lens state current (an event lost during the capture would
+            # otherwise let the plan believe the lens is still on).
+            self._exposure = None
             self._reconnect_phone()
+            raise DeviceStateError(
+                f"lens changed mid-test without a lens change by the plan: frame lens {before[0]!r}, phone "
+                f"{_lens_text(before[1], before[2])} before; frame lens {image.lens_model!r}, phone "
+                f"{_lens_text(state.attached, state.lens_code)} now"
+            )
+        self._lens_seen = seen
 
     def set_exposure(self, exposure_time_s: float, iso: int) -> None:
         self.ensure_phone()
@@ -214,7 +281,9 @@ class BenchOps:
 
         def shot() -> tuple[Capture, DngImage]:
             capture = self.phone.capture()
-            return capture, self._validated(capture)
+            image = self._validated(capture)
+            self._check_lens(image)
+            return capture, image
 
         return with_retries(
             shot,
@@ -275,6 +344,7 @@ class BenchOps:
         frames = []
         for i, capture in enumerate(captures):
             image = self._validated(capture)
+            self._check_lens(image)
             frames.append(
                 Frame(
                     path=self._store(capture, f"{tag}-{i:02d}"),
@@ -300,3 +370,7 @@ class BenchOps:
         if per_second <= 0:
             raise ArgumentError(f"light {light}: expected a level > 0 for an exposure")
         return target_dn / per_second
+
+
+def _lens_text(attached: bool, lens_code: int | None) -> str:
+    return f"lens code {lens_code}" if attached else "no lens"

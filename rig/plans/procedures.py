@@ -272,3 +272,45 @@ def remount_series(
 def require_lens_state(state: LensState, lens: LensSpec) -> None:
     if not state.attached:
         raise DeviceStateError(f"the phone reports no lens; expected {lens.name}")
+
+
+# ------------------------------------------------------------------------------------------------ light check
+LIGHT_REPEAT_TOLERANCE = 0.005
+"""Largest relative change of the centre signal between two identical flat captures (0.5 %). Photon and read
+noise averaged over the central quarter of the frame move it by ~0.01 %, the PWM setting is the same: a larger
+change means the panel's luminance moved between the exposures (flicker, drift), which would bias a T-stop."""
+
+
+def centre_signal_dn(frame: Frame) -> float:
+    """Mean signal above black (DN) of the central quarter (half width × half height) of a frame."""
+    quads = bayer_mean(frame.raw)
+    h, w = quads.shape
+    centre = quads[h // 4 : h - h // 4, w // 4 : w - w // 4]
+    return float(np.mean(centre)) - frame.image.black_level
+
+
+def check_light_steady(bench: BenchOps, frame: Frame, *, tag: str, tolerance: float = LIGHT_REPEAT_TOLERANCE) -> float:
+    """Capture ``frame`` again with the same chart, placement, light and exposure and compare centre signals.
+
+    Returns the relative change (repeat / first − 1). Raises :class:`MeasurementError` ("light unstable") when it
+    exceeds ``tolerance``: a luminance measured from that frame cannot be trusted.
+    """
+    repeat = bench.shoot(
+        chart=frame.chart,
+        tag=tag,
+        rail_mm=frame.rail_mm,
+        pitch_deg=frame.pitch_deg,
+        light=frame.light_level,
+        exposure_time_s=frame.exposure_time_s,
+        iso=frame.iso,
+    )
+    first, second = centre_signal_dn(frame), centre_signal_dn(repeat)
+    if first <= 0:
+        raise MeasurementError(f"light unstable: no signal above black in {frame.path} ({first:.1f} DN)")
+    change = second / first - 1.0
+    if abs(change) > tolerance:
+        raise MeasurementError(
+            f"light unstable: the centre signal of two identical {frame.chart} captures differs by "
+            f"{change * 100:+.2f} % ({frame.path} vs {repeat.path}); expected within ±{tolerance * 100:g} %"
+        )
+    return change

@@ -123,6 +123,8 @@ def test_light_intake(
 ) -> None:
     """T-stop, gain over the native lens, relative illumination, falloff centre, colour shading."""
     flat = _mid(flat_ramp)
+    # a T-stop is a luminance measurement: the panel must hold its level (issue #8, flicker or drift = ERROR)
+    proc.check_light_steady(bench, flat, tag="flat-repeat")
     image = flat.image
     pitch = bench.station.sensor.readout_pitch_um
     u = uniformity.measure_uniformity(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -99,6 +100,10 @@ class TwinBench:
         self.state = BenchState()
         self._counter = 0
         self._counter_lock = threading.Lock()
+        # fault injection (rig.twin.faults): a factor on the light panel's luminance per frame index, and
+        # callbacks told the index of every frame once it is rendered
+        self.light_factor: Callable[[int], float] | None = None
+        self.capture_listeners: list[Callable[[int], None]] = []
 
     # ------------------------------------------------------------------------------------------- lens
     def lens_spec(self) -> LensSpec | None:
@@ -134,9 +139,18 @@ class TwinBench:
             self._counter += 1
             return value
 
+    @property
+    def frames_rendered(self) -> int:
+        """How many frames the bench has rendered so far."""
+        with self._counter_lock:
+            return self._counter
+
     def render_snapshot(self, snapshot: BenchSnapshot, *, noise: bool = True) -> TwinFrame:
         """Render one frame for ``snapshot`` (advances the capture counter)."""
         counter = self._next_counter()
+        if self.light_factor is not None:
+            # a flickering or drifting panel: the luminance this exposure really got
+            snapshot = replace(snapshot, light_pwm=snapshot.light_pwm * self.light_factor(counter))
         rng = np.random.default_rng([self.seed, counter])
         lens = self.imaging_lens(snapshot)
         pose = mount_pose(self.unit, lens, snapshot, seed=self.seed)
@@ -175,7 +189,12 @@ class TwinBench:
                 else None
             ),
         )
-        return TwinFrame(dng=dng, raw=raw, time_ns=snapshot.time_ns, snapshot=snapshot, chart=result.chart, truth=truth)
+        frame = TwinFrame(
+            dng=dng, raw=raw, time_ns=snapshot.time_ns, snapshot=snapshot, chart=result.chart, truth=truth
+        )
+        for listener in self.capture_listeners:
+            listener(counter)
+        return frame
 
     def capture(self, *, noise: bool = True) -> TwinFrame:
         """Capture one frame of the current bench state."""

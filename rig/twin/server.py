@@ -16,6 +16,7 @@ from rig.config.station import StationConfig
 from rig.config.unit import TwinUnit
 from rig.errors import ConfigError
 from rig.twin.bench import TwinBench
+from rig.twin.faults import FaultInjector, FaultPlan, initial_grbl_faults, initial_ptp_faults
 from rig.twin.grbl_peer import GrblPeer
 from rig.twin.operator import TwinOperator
 from rig.twin.ptpip_peer import PtpIpPeer
@@ -42,6 +43,7 @@ class TwinServer:
         ptp_port: int = 0,
         ptp_event_port: int = 0,
         host: str = "127.0.0.1",
+        faults: FaultPlan | None = None,
     ) -> None:
         if station.twin is None:
             raise ConfigError(station.name, "twin", None, "a [twin] table to run the twin")
@@ -50,8 +52,16 @@ class TwinServer:
         self.lenses = lenses
         self.bench = TwinBench(station, unit, lenses, seed=station.twin.seed if seed is None else seed)
         self.operator = TwinOperator(self.bench.state, lenses)
-        self.grbl = GrblPeer(self.bench.state, station, time_scale=station.twin.time_scale)
-        self.ptp = PtpIpPeer(self.bench, host=host, port=ptp_port, event_port=ptp_event_port)
+        # faults of the unit file, the station's [twin.faults] and the caller's (issue #8)
+        plan = (unit.faults or FaultPlan()).merged(station.twin.faults).merged(faults)
+        self.grbl = GrblPeer(
+            self.bench.state, station, time_scale=station.twin.time_scale, faults=initial_grbl_faults(plan)
+        )
+        self.ptp = PtpIpPeer(
+            self.bench, host=host, port=ptp_port, event_port=ptp_event_port, faults=initial_ptp_faults(plan)
+        )
+        self.faults = FaultInjector(self, plan)
+        """The fault plan in force and the test API to break the bench now (``server.faults.inject(...)``)."""
         self.addresses: TwinAddresses | None = None
 
     def start(self) -> TwinAddresses:
@@ -66,6 +76,7 @@ class TwinServer:
         return self.addresses
 
     def stop(self) -> None:
+        self.faults.close()
         try:
             self.ptp.stop()
         finally:
