@@ -54,11 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> dict[str, Any]:
     """Load every input the plan will read, so a mistake is reported before the bench moves."""
+    from rig.config.limits import load_limits
     from rig.config.resolve import load_station_lenses, load_twin_unit
     from rig.plugin import DEFAULT_REPORTS
 
     station = load_station(args.station)
     lenses = load_station_lenses(station, station_file=args.station)
+    load_limits(args.plan)  # a limit with a wrong type or unit is reported here, before any motor moves
     unit = load_twin_unit(station, args.unit, station_file=args.station) if station.is_twin else None
     if args.unit and not station.is_twin:
         raise ArgumentError(f"--unit {args.unit}: only a twin station has simulated units; use --unit-serial")
@@ -124,9 +126,10 @@ def run_plan(args: argparse.Namespace) -> int:
         return 3
     record = RunRecord.load(record_path)
     verdict = record.verdict.value if record.verdict else "ERROR"
-    if args.json:
+    if args.json:  # one JSON document and nothing else on stdout, for scripts
         print(json.dumps(_summary(record, reports / run_id, time.monotonic() - started), indent=2))
-    elif not args.quiet:
+        return EXIT_BY_VERDICT.get(verdict, 3)
+    if not args.quiet:
         _print_summary(record, reports / run_id, time.monotonic() - started)
     print(f"{verdict} {record.unit_serial} {record.plan} {reports / run_id}")
     return EXIT_BY_VERDICT.get(verdict, 3)
