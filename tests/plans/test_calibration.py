@@ -7,6 +7,7 @@ the plan mounts the lens once, at pitch 0, on the station's seed), never against
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
@@ -64,9 +65,7 @@ class CalibrationRun:
         return m.value
 
 
-@pytest.fixture(scope="module")
-def cal_run(tmp_path_factory: pytest.TempPathFactory) -> CalibrationRun:
-    tmp = tmp_path_factory.mktemp("calibrate")
+def _run_calibrate(tmp: Path) -> dict[str, Any]:
     reports, calibration = tmp / "reports", tmp / "calibration"
     done = subprocess.run(
         [
@@ -88,30 +87,53 @@ def cal_run(tmp_path_factory: pytest.TempPathFactory) -> CalibrationRun:
         timeout=240,
         check=False,
     )
-    # --json prints the summary, then the verdict line
-    summary = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
-    run_dir = Path(summary["run_dir"])
-    return CalibrationRun(
-        exit_code=done.returncode,
-        summary=summary,
-        record=RunRecord.load(run_dir / "record.json"),
-        run_dir=run_dir,
-        folder=calibration / load_unit(UNIT).serial,
-        stderr=done.stderr,
-    )
+    return {"exit_code": done.returncode, "stdout": done.stdout, "stderr": done.stderr, "calibration": str(calibration)}
 
 
 @pytest.fixture(scope="module")
-def twin_bench() -> TwinBench:
-    """A twin of the same unit on the same station, the lens mounted once as the plan mounts it."""
-    station = load_station()
-    unit = load_unit(UNIT)
-    bench = TwinBench(station, unit, load_lens_catalog())  # the station's seed, as the plan's twin server uses
+def cal_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> CalibrationRun:
+    """One ``rig calibrate`` per test session, shared by xdist workers (pytest-xdist's recipe: a file lock in the
+    session's common temp folder), so the tests of this module cost one plan run wherever they are scheduled."""
+    if worker_id == "master":
+        result = _run_calibrate(tmp_path_factory.mktemp("calibrate"))
+    else:
+        shared = tmp_path_factory.getbasetemp().parent / "calibrate-cal-misaligned"
+        shared.mkdir(exist_ok=True)
+        done_file = shared / "result.json"
+        with (shared / "lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not done_file.is_file():
+                done_file.write_text(json.dumps(_run_calibrate(shared)))
+            result = json.loads(done_file.read_text())
+    stdout = result["stdout"]
+    assert "}" in stdout, f"rig calibrate exit {result['exit_code']}: {result['stderr'][-2000:]}"
+    # --json prints the summary, then the verdict line
+    summary = json.loads(stdout[: stdout.rindex("}") + 1])
+    run_dir = Path(summary["run_dir"])
+    return CalibrationRun(
+        exit_code=result["exit_code"],
+        summary=summary,
+        record=RunRecord.load(run_dir / "record.json"),
+        run_dir=run_dir,
+        folder=Path(result["calibration"]) / load_unit(UNIT).serial,
+        stderr=result["stderr"],
+    )
+
+
+def mounted_twin(unit_file: Path) -> TwinBench:
+    """A twin of the unit on the default station, the lens mounted once as the plan mounts it."""
+    unit = load_unit(unit_file)
+    bench = TwinBench(load_station(), unit, load_lens_catalog())  # the station's seed, as the plan's server uses
     clock = _Clock()
     bench.state.clock = clock
     bench.state.mount_lens(unit.lens.id)
     clock.now_ns = 5_000_000_000  # past the sensor switch
     return bench
+
+
+@pytest.fixture(scope="module")
+def twin_bench() -> TwinBench:
+    return mounted_twin(UNIT)
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +248,45 @@ def test_report_has_the_gain_maps_and_through_focus_curves(
     for name in ("through_focus", "through_focus_verify"):
         assert plots[name]["kind"] == "curves" and plots[name]["series"][0]["y"]
     assert (cal_run.run_dir / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_a_flange_beyond_what_a_profile_may_store_fails_on_that_measurement_only(tmp_path: Path) -> None:
+    """Plain ``pytest --pyargs rig.plans.calibration`` (in a subprocess), only the steps that matter here."""
+    unit_file = FIXTURES_DIR / "units" / "cal-reshim.toml"
+    reports = tmp_path / "reports"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--pyargs",
+            "rig.plans.calibration",
+            "--unit",
+            str(unit_file),
+            "--reports",
+            str(reports),
+            "--calibration-dir",
+            str(tmp_path / "calibration"),
+            "--run-id",
+            "reshim",
+            "-k",
+            "lens_detection or flange_alignment",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout[-2000:]  # pytest: a test failed
+    record = RunRecord.load(reports / "reshim" / "record.json")
+    assert record.verdict is not None and record.verdict.value == "FAIL"
+    assert [m.key for m in record.failures()] == ["flange_offset_um"]
+    (flange,) = [m for m in record.measurements if m.name == "flange_offset_um"]
+    true_flange = mounted_twin(unit_file).truth().flange_offset_um
+    assert true_flange > 40.0
+    assert flange.value is not None and abs(flange.value - true_flange) <= FLANGE_TOL_UM  # failed for the right number
