@@ -333,14 +333,23 @@ class BenchOps:
             raise ArgumentError("burst: place the chart and set the exposure first")
         chart, rail_mm, pitch_deg = self._position
         exposure_time_s, iso = self._exposure
-        captures = with_retries(
-            lambda: self.phone.capture_burst(count, interval_s=interval_s, start_ms=start_ms),
-            what=f"burst of {count}",
-            log_to=self.retries,
-            attempts=self.attempts,
-            retry_on=(FrameError, DeviceLost, DeviceTimeout),
-            before_retry=self._reconnect,
-        )
+        # Frames from the phone's ring buffer (start_ms) were exposed before the request: a session lost on the
+        # way takes the buffer with it (a reboot clears it), so only a bad frame is retried then; the step ends as
+        # ERROR and a resume repeats the whole knock.
+        from_ring = start_ms is not None
+        try:
+            captures = with_retries(
+                lambda: self.phone.capture_burst(count, interval_s=interval_s, start_ms=start_ms),
+                what=f"burst of {count}",
+                log_to=self.retries,
+                attempts=self.attempts,
+                retry_on=(FrameError,) if from_ring else (FrameError, DeviceLost, DeviceTimeout),
+                before_retry=self._reconnect,
+            )
+        except (DeviceLost, DeviceTimeout) as exc:
+            if not from_ring:
+                raise
+            raise type(exc)(f"{exc}; a burst from the ring buffer cannot be retried after losing the phone") from exc
         frames = []
         for i, capture in enumerate(captures):
             image = self._validated(capture)
