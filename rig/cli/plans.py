@@ -201,7 +201,19 @@ def _summary(record: Any, run_dir: Path, wall_s: float) -> dict[str, Any]:
         "failures": [m.key for m in record.failures()],
         "errors": record.errors,
         "artifacts": record.artifacts,
+        "certificate": _certificate(run_dir),
     }
+
+
+def _certificate(run_dir: Path) -> dict[str, Any] | None:
+    """Level, reasons and notes of a certification run's certificate (None for other plans or without one)."""
+    from rig.calibrate.certificate import CERTIFICATE_FILE, LensCertificate
+
+    path = run_dir / CERTIFICATE_FILE
+    if not path.is_file():
+        return None
+    cert = LensCertificate.load(path)
+    return {"level": cert.level.value, "reasons": cert.reasons, "notes": cert.notes, "file": str(path)}
 
 
 def _print_summary(record: Any, run_dir: Path, wall_s: float) -> None:
@@ -228,4 +240,9 @@ def _print_summary(record: Any, run_dir: Path, wall_s: float) -> None:
     console.print(table)
     for error in record.errors:
         console.print(f"[yellow]error[/yellow] {error}")
+    cert = _certificate(run_dir)
+    if cert is not None:  # the lens lab's answer on top of the limits' verdict
+        console.print(f"certificate [bold]{cert['level']}[/bold] ({cert['file']})")
+        for line in cert["reasons"] + cert["notes"]:
+            console.print(f"  {line}")
     console.print(f"run folder {run_dir}  ({wall_s:.1f} s)")
