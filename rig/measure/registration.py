@@ -135,7 +135,9 @@ def _upsampled_dft(data: np.ndarray, size: int, upsample: int, offset: tuple[flo
         * (np.arange(size)[:, None] - offset[0])
         * (np.fft.ifftshift(np.arange(rows))[None, :] - rows // 2)
     )
-    return row_kernel @ data @ col_kernel
+    # (data @ col_kernel) first: the same product, but OpenBLAS's zgemm on a short-wide left operand was measured
+    # 100× slower here (30 ms against 0.2 ms for 15×128·128×128 vs 128×128·128×15)
+    return row_kernel @ (data @ col_kernel)
 
 
 _MIN_TEXTURE_FRACTION = 0.05
