@@ -55,13 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _validate(args: argparse.Namespace) -> dict[str, Any]:
     """Load every input the plan will read, so a mistake is reported before the bench moves."""
     from rig.config.limits import load_limits
-    from rig.config.limits import load_limits
     from rig.config.resolve import load_station_lenses, load_twin_unit
     from rig.plugin import DEFAULT_REPORTS
 
     station = load_station(args.station)
     lenses = load_station_lenses(station, station_file=args.station)
-    load_limits(args.plan)  # a limit with a wrong type or unit is reported here, before any motor moves
     load_limits(args.plan)  # a limit with a wrong type or unit is reported here, before any motor moves
     unit = load_twin_unit(station, args.unit, station_file=args.station) if station.is_twin else None
     if args.unit and not station.is_twin:
