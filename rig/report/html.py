@@ -98,6 +98,11 @@ def render_html(record: RunRecord, data: ReportData | None, run_dir: Path, *, ge
             figures.append(_Figure(plot.name, svg, plot.caption))
     thumbs = [_Thumb(t.path, t.caption, thumbnail_data_uri(run_dir / t.path)) for t in data.thumbnails]
     counts = {v.value: sum(m.verdict is v for m in record.measurements) for v in Verdict}
+    # a step that ended as ERROR before it measured anything is an error of the run all the same
+    measured_steps = {m.step for m in record.measurements}
+    counts[Verdict.ERROR.value] += sum(
+        s.verdict is Verdict.ERROR and s.name not in measured_steps for s in record.steps
+    )
     duration = (record.ended - record.started).total_seconds() if record.ended else None
     return (
         environment()
