@@ -29,9 +29,8 @@ from rig.twin.raster import ChartPose  # noqa: E402
 from rig.twin.render import render  # noqa: E402
 from rig.twin.state import BenchState  # noqa: E402
 from tests.measure.analytic import (  # noqa: E402
+    EDGE_PSFS,
     F,
-    disc_edge,
-    disc_mtf,
     gaussian_edge,
     gaussian_mtf,
     mosaic,
@@ -118,22 +117,7 @@ def _shape(angle: float, rows: int) -> tuple[int, int]:
 
 
 def sfr_accuracy() -> None:
-    psfs = {
-        "gauss σ0.5": (
-            lambda sh, a, p: gaussian_edge(sh, angle_deg=a, sigma_px=0.5, dark_to_light=p),
-            gaussian_mtf(F, 0.5),
-        ),
-        "gauss σ0.8": (
-            lambda sh, a, p: gaussian_edge(sh, angle_deg=a, sigma_px=0.8, dark_to_light=p),
-            gaussian_mtf(F, 0.8),
-        ),
-        "gauss σ1.5": (
-            lambda sh, a, p: gaussian_edge(sh, angle_deg=a, sigma_px=1.5, dark_to_light=p),
-            gaussian_mtf(F, 1.5),
-        ),
-        "disc D2": (lambda sh, a, p: disc_edge(sh, angle_deg=a, diameter_px=2.0, dark_to_light=p), disc_mtf(F, 2.0)),
-        "disc D4": (lambda sh, a, p: disc_edge(sh, angle_deg=a, diameter_px=4.0, dark_to_light=p), disc_mtf(F, 4.0)),
-    }
+    psfs = EDGE_PSFS
     errors, curves = [], []
     for make, psf_mtf in psfs.values():
         for angle in ANGLES:

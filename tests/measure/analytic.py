@@ -202,3 +202,31 @@ def chart_squares_px(
         pts = (corners + np.array([sq.x, sq.y])) * half_diag * scale
         quads.append(pts @ r_chart.T + centre)
     return quads
+
+
+EdgeMaker = Callable[[tuple[int, int], float, bool], np.ndarray]
+
+EDGE_PSFS: dict[str, tuple[EdgeMaker, np.ndarray]] = {
+    "gauss0.5": (
+        lambda shape, a, pol: gaussian_edge(shape, angle_deg=a, sigma_px=0.5, dark_to_light=pol),
+        gaussian_mtf(F, 0.5),
+    ),
+    "gauss0.8": (
+        lambda shape, a, pol: gaussian_edge(shape, angle_deg=a, sigma_px=0.8, dark_to_light=pol),
+        gaussian_mtf(F, 0.8),
+    ),
+    "gauss1.5": (
+        lambda shape, a, pol: gaussian_edge(shape, angle_deg=a, sigma_px=1.5, dark_to_light=pol),
+        gaussian_mtf(F, 1.5),
+    ),
+    "disc2": (
+        lambda shape, a, pol: disc_edge(shape, angle_deg=a, diameter_px=2.0, dark_to_light=pol),
+        disc_mtf(F, 2.0),
+    ),
+    "disc4": (
+        lambda shape, a, pol: disc_edge(shape, angle_deg=a, diameter_px=4.0, dark_to_light=pol),
+        disc_mtf(F, 4.0),
+    ),
+}
+"""Edges with a known PSF (edge synthesis, analytic PSF MTF without the pixel), shared by the SFR tests and the
+accuracy benchmark."""

@@ -10,9 +10,8 @@ import pytest
 from rig.errors import MeasurementError
 from rig.measure.sfr import EdgeOrientation, SfrFlag, slanted_edge_sfr
 from tests.measure.analytic import (
+    EDGE_PSFS,
     F,
-    disc_edge,
-    disc_mtf,
     gaussian_edge,
     gaussian_mtf,
     mosaic,
@@ -29,28 +28,7 @@ CURVE_SNR50_MAX = 0.05  # noise adds ±0.01–0.02 per frequency sample on a 200
 
 ANGLES_DEG = (2.0, 5.0, 10.0, 20.0, 30.0, 40.0)
 
-PSFS = {
-    "gauss0.5": (
-        lambda shape, a, pol: gaussian_edge(shape, angle_deg=a, sigma_px=0.5, dark_to_light=pol),
-        gaussian_mtf(F, 0.5),
-    ),
-    "gauss0.8": (
-        lambda shape, a, pol: gaussian_edge(shape, angle_deg=a, sigma_px=0.8, dark_to_light=pol),
-        gaussian_mtf(F, 0.8),
-    ),
-    "gauss1.5": (
-        lambda shape, a, pol: gaussian_edge(shape, angle_deg=a, sigma_px=1.5, dark_to_light=pol),
-        gaussian_mtf(F, 1.5),
-    ),
-    "disc2": (
-        lambda shape, a, pol: disc_edge(shape, angle_deg=a, diameter_px=2.0, dark_to_light=pol),
-        disc_mtf(F, 2.0),
-    ),
-    "disc4": (
-        lambda shape, a, pol: disc_edge(shape, angle_deg=a, diameter_px=4.0, dark_to_light=pol),
-        disc_mtf(F, 4.0),
-    ),
-}
+PSFS = EDGE_PSFS
 
 
 def _shape(angle_deg: float, rows: int) -> tuple[int, int]:
