@@ -147,7 +147,7 @@ class _Progress:
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self._t0[nodeid] = time.monotonic()
-        if not self.quiet:
+        if not self.quiet and self.console.is_terminal:  # a transient "running" line; logs get only results
             self.console.print(f"[dim]…[/dim] {location[2].removeprefix('test_')}", end="\r")
 
     def pytest_runtest_logreport(self, report: Any) -> None:
