@@ -276,6 +276,8 @@ def run(
             run_id=pytestconfig.getoption("--run-id"),
             config={"station": station.model_dump(mode="json"), "limits": limits.source},
         )
+    if station.sensor.binning > 1:  # sharpness limits in cy/px are per read-out pitch
+        recorder.zone_qualifier = f"bin{station.sensor.binning}"
     pytestconfig.stash[_RECORDER_KEY] = recorder
     return recorder
 

@@ -12,6 +12,7 @@ limits per field zone::
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -39,13 +40,16 @@ class Limit(ZoneLimit):
     zones: dict[str, ZoneLimit] = Field(default_factory=dict)
 
     def for_zone(self, zone: str | None) -> ZoneLimit:
-        """Limits of ``zone``; a qualified zone such as ``f1.4:corner`` falls back to ``corner``, then the default."""
+        """Limits of ``zone``. A qualified zone such as ``bin4:f1.4:corner`` falls back, most specific first, to
+        the zones that keep fewer qualifiers (``bin4:corner``, ``f1.4:corner``, then ``corner``), then the default.
+        """
         if zone is not None:
-            if zone in self.zones:
-                return self.zones[zone]
-            tail = zone.rsplit(":", 1)[-1]
-            if tail in self.zones:
-                return self.zones[tail]
+            *qualifiers, base = zone.split(":")
+            for keep in range(len(qualifiers), -1, -1):
+                for chosen in itertools.combinations(qualifiers, keep):
+                    candidate = ":".join((*chosen, base))
+                    if candidate in self.zones:
+                        return self.zones[candidate]
         return ZoneLimit(low=self.low, high=self.high)
 
 

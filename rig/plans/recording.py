@@ -55,8 +55,18 @@ def new_run_id(unit_serial: str, plan: str, started: datetime) -> str:
 class RunRecorder:
     """Owns one run's record and folder; every write is atomic."""
 
-    def __init__(self, record: RunRecord, run_dir: Path, limits: LimitSet, plots: ReportData | None = None) -> None:
+    def __init__(
+        self,
+        record: RunRecord,
+        run_dir: Path,
+        limits: LimitSet,
+        plots: ReportData | None = None,
+        *,
+        zone_qualifier: str | None = None,
+    ) -> None:
         self.record = record
+        # limits that depend on the readout (MTF50 in cy/px at a binned pitch) are looked up as "<qualifier>:<zone>"
+        self.zone_qualifier = zone_qualifier
         self.run_dir = run_dir
         self.limits = limits
         self.plots = plots or ReportData()
@@ -126,7 +136,7 @@ class RunRecorder:
     ) -> MeasurementRecord:
         """Judge ``value`` against the declared limit of ``name`` (and ``zone``) and record it."""
         limit = self.limits.get(name)
-        bounds = limit.for_zone(zone)
+        bounds = limit.for_zone(f"{self.zone_qualifier}:{zone}" if self.zone_qualifier and zone else zone)
         number = None if value is None else float(value)
         if number is not None and not math.isfinite(number):
             error = error or f"not a finite number ({number})"

@@ -33,8 +33,13 @@ def test_values_are_judged_against_zone_limits(tmp_path: Path) -> None:
     assert rec.measure("s", "flange_offset_um", 5.01).verdict is Verdict.FAIL
     assert rec.measure("s", "flange_offset_um", -5.01).verdict is Verdict.FAIL
     # zone limits: corner is looser than centre
-    assert rec.measure("s", "mtf50_cy_px", 0.30, zone="corner").verdict is Verdict.PASS
-    assert rec.measure("s", "mtf50_cy_px", 0.30, zone="center").verdict is Verdict.FAIL
+    assert rec.measure("s", "mtf50_cy_px", 0.20, zone="corner").verdict is Verdict.PASS
+    assert rec.measure("s", "mtf50_cy_px", 0.20, zone="center").verdict is Verdict.FAIL
+    # a binned readout looks its limits up under its qualifier first; the record keeps the plain zone
+    rec.zone_qualifier = "bin4"
+    binned = rec.measure("s", "mtf50_cy_px", 0.30, zone="center")
+    assert (binned.verdict, binned.zone, binned.low) == (Verdict.FAIL, "center", 0.33)
+    rec.zone_qualifier = None
     nan = rec.measure("s", "flange_offset_um", float("nan"))
     assert nan.verdict is Verdict.ERROR and nan.value is None and "finite" in (nan.error or "")
     assert rec.measure("s", "flange_offset_um", None, error="no edge").verdict is Verdict.ERROR
