@@ -294,18 +294,25 @@ def raw_bit_depth(raw: np.ndarray, *, black_level: int, white_level: int, nomina
     MeasurementError
         A frame whose samples span fewer than 8 codes: nothing to tell the bits apart.
     """
-    signal = raw.astype(np.int64).ravel() - black_level
-    signal = signal[(signal >= 0) & (signal < white_level - black_level)]
-    if signal.size == 0:
+    # one histogram of the codes instead of sorting the samples: the same order statistics and code set, in one pass
+    # (a full-size frame is 50 M samples)
+    span = white_level - black_level
+    if span <= 0:
+        raise MeasurementError(f"a white level above black, got black {black_level} and white {white_level}")
+    shifted = raw.ravel().astype(np.int64) - black_level
+    counts = np.bincount(shifted[(shifted >= 0) & (shifted < span)], minlength=span)
+    total = int(counts.sum())
+    if total == 0:
         raise MeasurementError("samples between black and white to count codes on")
-    lo, hi = (int(v) for v in np.percentile(signal, [0.1, 99.9]))
+    cumulative = np.cumsum(counts)
+    lo, hi = (_percentile_code(cumulative, total, q) for q in (0.1, 99.9))
     if hi - lo < 8:
         raise MeasurementError(f"a gradient spanning at least 8 codes, got {lo}..{hi} DN above black")
-    inside = signal[(signal >= lo) & (signal <= hi)]
-    distinct = int(np.unique(inside).size)
+    present = np.flatnonzero(counts[lo : hi + 1]) + lo
+    distinct = int(present.size)
     in_range = hi - lo + 1
     stuck = tuple(
-        bit for bit in range(nominal_bits) if (1 << (bit + 1)) <= hi - lo and np.unique((inside >> bit) & 1).size == 1
+        bit for bit in range(nominal_bits) if (1 << (bit + 1)) <= hi - lo and np.unique((present >> bit) & 1).size == 1
     )
     return BitDepth(
         nominal_bits=nominal_bits,
@@ -317,6 +324,15 @@ def raw_bit_depth(raw: np.ndarray, *, black_level: int, white_level: int, nomina
         effective_bits=nominal_bits + math.log2(distinct / in_range),
         stuck_bits=stuck,
     )
+
+
+def _percentile_code(cumulative: np.ndarray, total: int, q: float) -> int:
+    """``int(np.percentile(samples, q))`` (linear method) from the samples' cumulative code histogram."""
+    position = q / 100.0 * (total - 1)
+    below = math.floor(position)
+    lower = int(np.searchsorted(cumulative, below, side="right"))
+    upper = int(np.searchsorted(cumulative, min(below + 1, total - 1), side="right"))
+    return int(lower + (position - below) * (upper - lower))
 
 
 def sensor_switch_latency(state: LensState) -> SwitchLatency:

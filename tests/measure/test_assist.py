@@ -129,3 +129,27 @@ def test_peaking_focus_finds_the_vertex_of_a_coverage_curve() -> None:
     assert result.difference_mm == pytest.approx(0.17, abs=0.05)
     with pytest.raises(MeasurementError, match="no maximum"):
         peaking_focus(rail, rail * 0.01, sfr_best_rail_mm=50.0)
+
+
+def test_bit_depth_from_the_code_histogram_equals_the_sorted_sample_definition() -> None:
+    """The histogram shortcut gives exactly the order statistics and code set of sorting the samples."""
+    rng = np.random.default_rng(11)
+    checked = 0
+    for trial in range(60):
+        raw = np.clip(np.round(rng.normal(rng.uniform(80, 1000), rng.uniform(2, 200), 3000)), 0, 1023)
+        raw = raw.astype(np.uint16)
+        if trial % 3 == 0:
+            raw = (raw >> 1) << 1  # a dropped LSB
+        signal = raw.astype(np.int64) - 64
+        signal = signal[(signal >= 0) & (signal < 1023 - 64)]
+        lo, hi = (int(v) for v in np.percentile(signal, [0.1, 99.9]))
+        if hi - lo < 8:
+            continue
+        inside = signal[(signal >= lo) & (signal <= hi)]
+        got = raw_bit_depth(raw, black_level=64, white_level=1023)
+        assert got.code_range == (lo, hi)
+        assert got.distinct_codes == np.unique(inside).size
+        stuck = tuple(b for b in range(10) if (1 << (b + 1)) <= hi - lo and np.unique((inside >> b) & 1).size == 1)
+        assert got.stuck_bits == stuck
+        checked += 1
+    assert checked >= 40
