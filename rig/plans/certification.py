@@ -330,13 +330,8 @@ def test_sag(
     image, so only the shift is measured and the certificate says so.
     """
     set_aperture(bench, stops[0])
-    frames = proc.pitch_series(
-        bench, rail_mm=sweep.best_rail_mm(), exposure_s=sweep.frames[0].exposure_time_s, pitches=PITCHES_DEG,
-        tag="pitch",
-    )  # fmt: skip
-    bench.place(chart="sfr", rail_mm=sweep.best_rail_mm(), pitch_deg=0.0)
+    frames, shifts = proc.sag_series(bench, sweep, pitches=PITCHES_DEG)
     pitch_um = bench.station.sensor.readout_pitch_um
-    shifts = proc.shifts_against(frames[0], frames)
     shift_um = (shifts - shifts[0]) * pitch_um
     caps = [f.path for f in frames]
     measure("sag_shift_um", float(np.max(np.hypot(shift_um[:, 0], shift_um[:, 1]))), captures=caps)
@@ -349,15 +344,8 @@ def test_sag(
         )
         measure("sag_tilt_arcmin", sag.sag_tilt_arcmin, captures=caps)
     run.add_plot(
-        figures.trace(
-            "sag",
-            "Image shift across fixture pitch (from lens up)",
-            PITCHES_DEG,
-            {"x": shift_um[:, 0], "y": shift_um[:, 1]},
-            x_label="pitch",
-            x_unit="°",
-            y_label="shift",
-            y_unit="µm",
+        figures.sag_trace(
+            "Image shift across fixture pitch (from lens up)", PITCHES_DEG, shift_um[:, 0], shift_um[:, 1]
         )
     )
 

@@ -133,6 +133,21 @@ def trace(
     )
 
 
+def sag_trace(
+    title: str, pitches: Sequence[float], shift_x_um: Sequence[float], shift_y_um: Sequence[float]
+) -> CurvesPlot:
+    return trace(
+        "sag",
+        title,
+        pitches,
+        {"x": shift_x_um, "y": shift_y_um},
+        x_label="pitch",
+        x_unit="°",
+        y_label="shift",
+        y_unit="µm",
+    )
+
+
 def checks(name: str, title: str, rows: Sequence[tuple[str, str, str, bool]]) -> ChecksPlot:
     return ChecksPlot(
         name=name, title=title, checks=[Check(name=n, expected=e, observed=o, ok=ok) for n, e, o, ok in rows]

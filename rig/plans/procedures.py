@@ -264,6 +264,17 @@ def pitch_series(
     ]
 
 
+def sag_series(
+    bench: BenchOps, sweep: Sweep, *, pitches: tuple[float, ...], tag: str = "pitch"
+) -> tuple[list[Frame], np.ndarray]:
+    """The chart at the sweep's best focus at each fixture pitch (the fixture is levelled again afterwards), and
+    each frame's (dx, dy) against the first, in read-out pixels."""
+    rail = sweep.best_rail_mm()
+    frames = pitch_series(bench, rail_mm=rail, exposure_s=sweep.frames[0].exposure_time_s, pitches=pitches, tag=tag)
+    bench.place(chart="sfr", rail_mm=rail, pitch_deg=0.0)
+    return frames, shifts_against(frames[0], frames)
+
+
 def remount_series(
     bench: BenchOps, lens: LensSpec, *, rail_mm: float, exposure_s: float, count: int, tag: str
 ) -> list[Frame]:

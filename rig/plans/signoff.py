@@ -258,12 +258,7 @@ def test_focus_assists(measure, run: RunRecorder, sweep: proc.Sweep, best_frame)
 
 def test_sag(measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep, lens: LensSpec) -> None:
     """Image shift and lens tilt under the lens's weight across fixture pitch."""
-    exposure = sweep.frames[0].exposure_time_s
-    frames = proc.pitch_series(
-        bench, rail_mm=sweep.best_rail_mm(), exposure_s=exposure, pitches=PITCHES_DEG, tag="pitch"
-    )
-    bench.place(chart="sfr", rail_mm=sweep.best_rail_mm(), pitch_deg=0.0)
-    shifts = proc.shifts_against(frames[0], frames)
+    frames, shifts = proc.sag_series(bench, sweep, pitches=PITCHES_DEG)
     pitch_um = bench.station.sensor.readout_pitch_um
     sag = stability.sag_vs_pitch(
         list(PITCHES_DEG), shifts, pixel_pitch_um=pitch_um, lever_arm_mm=lens.focal_length_mm - 27.8
@@ -271,18 +266,7 @@ def test_sag(measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep, lens
     caps = [f.path for f in frames]
     measure("sag_shift_um", sag.sag_um, captures=caps)
     measure("sag_tilt_arcmin", sag.sag_tilt_arcmin, captures=caps)
-    run.add_plot(
-        figures.trace(
-            "sag",
-            "Image shift across fixture pitch",
-            PITCHES_DEG,
-            {"x": sag.shift_x_um, "y": sag.shift_y_um},
-            x_label="pitch",
-            x_unit="°",
-            y_label="shift",
-            y_unit="µm",
-        )
-    )
+    run.add_plot(figures.sag_trace("Image shift across fixture pitch", PITCHES_DEG, sag.shift_x_um, sag.shift_y_um))
 
 
 def test_settling(measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep) -> None:
