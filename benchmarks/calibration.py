@@ -12,12 +12,12 @@ import time
 
 import numpy as np
 
-from rig.calibrate.gainmap import apply_opcode_list, decode_opcode_list, shading_opcode_list
 from rig.calibrate.shading import fit_shading, residual_shading
 from rig.config import load_chart, load_lens_catalog, load_station, load_unit
 from rig.config.loader import FIXTURES_DIR
 from rig.measure.dotgrid import detect_dots, fit_dot_grid, ptlens_radius
-from rig.twin.bench import TwinBench
+from rig.spec.gainmap import apply_opcode_list, decode_opcode_list, shading_opcode_list
+from rig.twin.world import TwinBench
 
 
 class _Clock:

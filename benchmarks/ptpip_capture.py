@@ -19,8 +19,8 @@ from typing import Any
 from rig.config import load_lens_catalog, load_station, load_unit
 from rig.config.loader import FIXTURES_DIR
 from rig.devices.gphoto2_phone import Gphoto2Phone
-from rig.twin.bench import TwinBench, TwinFrame
 from rig.twin.ptpip_peer import PtpIpPeer
+from rig.twin.world import TwinBench, TwinFrame
 
 
 class TimedBench:

@@ -11,7 +11,7 @@ import time
 
 from rig.config import load_lens_catalog, load_station, load_unit
 from rig.config.loader import FIXTURES_DIR
-from rig.twin.bench import TwinBench
+from rig.twin.world import TwinBench
 
 
 def _bench(binning: int, chart: str = "sfr") -> TwinBench:

@@ -22,14 +22,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from rig.config.lenses import LensCatalog, LensSpec
-from rig.config.station import DEFAULT_STATION, TWIN_PORT, StationConfig, load_station
+from rig.config.station import DEFAULT_STATION, StationConfig, load_station
 from rig.errors import ArgumentError, CapabilityMissing, DeviceError, MeasurementError, RigError
 from rig.results.record import MeasurementRecord, Verdict, utcnow
+
+if TYPE_CHECKING:  # the plugin loads in every pytest run where rig is installed: keep its import cheap
+    from rig.bench.open import BenchDevices
+    from rig.bench.ops import BenchOps
+    from rig.bench.recording import RunRecorder
+    from rig.config.unit import TwinUnit
+    from rig.devices.protocols import Light, Operator, Phone, Stage
+    from rig.twin.server import TwinServer
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +77,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     config.stash[PLAN_KEY] = str(plans.pop())
     resume = config.getoption("--resume")
     if resume:
-        from rig.plans.recording import RECORD_FILE
+        from rig.bench.recording import RECORD_FILE
         from rig.results.record import RunRecord
 
         record_path = Path(config.getoption("--reports")) / resume / RECORD_FILE
@@ -107,7 +115,7 @@ def lenses(station: StationConfig, station_file: Path) -> LensCatalog:
 
 
 @pytest.fixture(scope="session")
-def twin_unit(pytestconfig: pytest.Config, station: StationConfig, station_file: Path) -> Any:
+def twin_unit(pytestconfig: pytest.Config, station: StationConfig, station_file: Path) -> TwinUnit | None:
     """The simulated unit's true parameters (twin stations only; plans never read them)."""
     if not station.is_twin:
         return None
@@ -117,7 +125,7 @@ def twin_unit(pytestconfig: pytest.Config, station: StationConfig, station_file:
 
 
 @pytest.fixture(scope="session")
-def unit_serial(pytestconfig: pytest.Config, station: StationConfig, twin_unit: Any) -> str:
+def unit_serial(pytestconfig: pytest.Config, station: StationConfig, twin_unit: TwinUnit | None) -> str:
     serial = pytestconfig.getoption("--unit-serial") or (twin_unit.serial if twin_unit is not None else None)
     if not serial:
         raise ArgumentError("--unit-serial: expected the serial of the unit on the bench")
@@ -136,112 +144,38 @@ def lens(pytestconfig: pytest.Config, station: StationConfig, lenses: LensCatalo
 
 
 # ---------------------------------------------------------------------------------------------- devices
-@dataclass
-class BenchDevices:
-    """Everything plugged into the bench, opened once per session and closed at its end."""
+@pytest.fixture(scope="session")
+def bench_devices(station: StationConfig, lenses: LensCatalog, twin_unit: TwinUnit | None) -> Iterator[BenchDevices]:
+    """The station's devices (real, or the twin's peers behind the same drivers), opened for the session."""
+    from rig.bench.open import bench_devices as opened
 
-    station: StationConfig
-    stage: Any
-    light: Any
-    phone: Any
-    operator: Any
-    controller: Any
-    twin: Any = None
-    closers: list[Any] = field(default_factory=list)
-
-    def reconnect_phone(self) -> None:
-        try:
-            self.phone.close()
-        except RigError as exc:
-            log.info("closing the lost phone connection: %s", exc)
-        self.phone.open()
-
-    def close(self) -> None:
-        for closer in reversed(self.closers):
-            try:
-                closer()
-            except Exception as exc:  # closing must go on whatever one device says
-                log.warning("closing %s: %s", closer, exc)
+    with opened(station, lenses, unit=twin_unit) as devices:
+        yield devices
 
 
 @pytest.fixture(scope="session")
-def bench_devices(station: StationConfig, lenses: LensCatalog, twin_unit: Any) -> Iterator[BenchDevices]:
-    from rig.devices.gphoto2_phone import Gphoto2Phone
-    from rig.devices.grbl import GrblController, GrblLight, GrblStage
-
-    twin = None
-    closers: list[Any] = []
-    stage_port, phone_port = station.stage.port, station.phone.port
-    try:
-        if station.is_twin:
-            from rig.twin.server import TwinServer
-
-            twin = TwinServer(station, twin_unit, lenses)
-            addresses = twin.start()
-            closers.append(twin.stop)
-            if stage_port == TWIN_PORT:
-                stage_port = addresses.serial_port
-            if phone_port == TWIN_PORT:
-                phone_port = addresses.phone_port
-        controller = GrblController(
-            stage_port,
-            baudrate=station.stage.baudrate,
-            timeout_s=station.stage.timeout_s,
-            move_timeout_s=station.stage.move_timeout_s,
-            poll_interval_s=station.stage.poll_interval_s,
-        )
-        controller.open()
-        closers.append(controller.close)
-        phone = Gphoto2Phone(phone_port, timeout_s=station.phone.timeout_s)
-        phone.open()
-        closers.append(phone.close)
-        if twin is not None:
-            operator: Any = twin.operator
-        else:
-            from rig.devices.console_operator import ConsoleOperator
-
-            operator = ConsoleOperator(phone, lenses)
-        devices = BenchDevices(
-            station=station,
-            stage=GrblStage(controller, station),
-            light=GrblLight(controller, station),
-            phone=phone,
-            operator=operator,
-            controller=controller,
-            twin=twin,
-            closers=closers,
-        )
-    except BaseException:
-        for closer in reversed(closers):
-            closer()
-        raise
-    yield devices
-    devices.close()
-
-
-@pytest.fixture(scope="session")
-def twin(bench_devices: BenchDevices) -> Any:
+def twin(bench_devices: BenchDevices) -> TwinServer | None:
     """The twin server (its ``bench`` has the truth), or None on a real station."""
     return bench_devices.twin
 
 
 @pytest.fixture(scope="session")
-def stage(bench_devices: BenchDevices) -> Any:
+def stage(bench_devices: BenchDevices) -> Stage:
     return bench_devices.stage
 
 
 @pytest.fixture(scope="session")
-def light(bench_devices: BenchDevices) -> Any:
+def light(bench_devices: BenchDevices) -> Light:
     return bench_devices.light
 
 
 @pytest.fixture(scope="session")
-def phone(bench_devices: BenchDevices) -> Any:
+def phone(bench_devices: BenchDevices) -> Phone:
     return bench_devices.phone
 
 
 @pytest.fixture(scope="session")
-def operator(bench_devices: BenchDevices) -> Any:
+def operator(bench_devices: BenchDevices) -> Operator:
     return bench_devices.operator
 
 
@@ -249,10 +183,10 @@ def operator(bench_devices: BenchDevices) -> Any:
 @pytest.fixture(scope="session")
 def run(
     pytestconfig: pytest.Config, station: StationConfig, station_file: Path, unit_serial: str, lens: LensSpec
-) -> Any:
+) -> RunRecorder:
     """The run recorder of a plan session (its record is saved after every measurement)."""
+    from rig.bench.recording import RunRecorder
     from rig.config.limits import load_limits
-    from rig.plans.recording import RunRecorder
 
     plan = pytestconfig.stash.get(PLAN_KEY, None)
     if plan is None:
@@ -283,7 +217,7 @@ def run(
 
 
 _ITEMS_KEY = pytest.StashKey[list[pytest.Item]]()
-_RECORDER_KEY = pytest.StashKey[Any]()
+_RECORDER_KEY = pytest.StashKey["RunRecorder"]()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -291,9 +225,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def bench(station: StationConfig, run: Any, bench_devices: BenchDevices) -> Any:
+def bench(station: StationConfig, run: RunRecorder, bench_devices: BenchDevices) -> BenchOps:
     """Retrying bench operations (place a chart, shoot a validated frame) recording captures into the run."""
-    from rig.plans.bench import BenchOps
+    from rig.bench.ops import BenchOps
 
     return BenchOps(
         station,
@@ -317,7 +251,7 @@ class StepState:
 class StepMeasurements:
     """The ``measure`` fixture: record numbers of the current step against the plan's limits."""
 
-    def __init__(self, recorder: Any, state: StepState) -> None:
+    def __init__(self, recorder: RunRecorder, state: StepState) -> None:
         self._recorder = recorder
         self._state = state
 
@@ -350,7 +284,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture
-def measure(request: pytest.FixtureRequest, run: Any) -> StepMeasurements:
+def measure(request: pytest.FixtureRequest, run: RunRecorder) -> StepMeasurements:
     state = request.node.stash.get(STEP_KEY, None)
     if state is None:
         state = StepState(name=step_name(request.node), started=utcnow())
@@ -425,7 +359,7 @@ def _finish_step(item: pytest.Item, state: StepState, verdict: Verdict, error: s
     )
 
 
-def _bench_of(item: pytest.Item) -> Any:
+def _bench_of(item: pytest.Item) -> BenchOps | None:
     funcargs = getattr(item, "funcargs", {})
     return funcargs.get("bench")
 
@@ -435,6 +369,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if recorder is None:
         return
     recorder.finish()
-    from rig.plans.outputs import publish_run
+    from rig.bench.outputs import publish_run
 
     publish_run(recorder, store_url=session.config.getoption("--store"))

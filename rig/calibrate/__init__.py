@@ -1,4 +1,4 @@
-"""Calibration outputs: measurements → :class:`~rig.calibrate.profile.CalibrationProfile` and its exporters.
+"""Calibration outputs: measurements → :class:`~rig.spec.profile.CalibrationProfile` and its exporters.
 
 ``profile`` (the versioned JSON document the phone stores), ``shading`` (per-Bayer-channel gain maps from a flat
 field), ``gainmap`` (DNG GainMap opcode lists), ``opencv_yaml`` (OpenCV FileStorage camera model) and ``lensfun``

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from rig.calibrate.opencv_yaml import OpenCvCamera
-from rig.calibrate.profile import Geometry
 from rig.measure.dotgrid import DotGridFit
+from rig.spec.profile import Geometry
 
 
 def decentre_um(

@@ -12,7 +12,7 @@ the phone sensor's, the conventions :mod:`rig.measure.dotgrid` and the lens cata
 aspect ratio lensfun would assume 3:2 and misplace r = 1 by 8 %.
 
 The pa model is radial luminance only, ``Cd = Cs·(1 + k1·r² + k2·r⁴ + k3·r⁶)``: the per-channel colour shading
-of the sensor lives in the DNG GainMaps (:mod:`rig.calibrate.gainmap`), not here.
+of the sensor lives in the DNG GainMaps (:mod:`rig.spec.gainmap`), not here.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Files (calibration/README.md describes them for the people who use them):
     :meth:`CalibrationProfile.to_json` bytes, exactly what is written to the phone (so a later read-back can be
     compared with the file byte for byte).
 ``gainmap.opcodes``
-    The profile's shading as a DNG OpcodeList of four per-Bayer-channel GainMaps (:mod:`rig.calibrate.gainmap`),
+    The profile's shading as a DNG OpcodeList of four per-Bayer-channel GainMaps (:mod:`rig.spec.gainmap`),
     for the profile's read-out size.
 ``camera.yaml``
     OpenCV FileStorage camera model from the dot grid (:mod:`rig.calibrate.opencv_yaml`).
@@ -29,12 +29,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rig.calibrate.gainmap import shading_opcode_list
 from rig.calibrate.opencv_yaml import OpenCvCamera, write_opencv_yaml
-from rig.calibrate.profile import BayerChannel, CalibrationProfile
 from rig.config.loader import validate
 from rig.errors import ArgumentError, ConfigError
 from rig.results.record import atomic_write_bytes
+from rig.spec.gainmap import shading_opcode_list
+from rig.spec.profile import BayerChannel, CalibrationProfile
 
 PROFILE_FILE = "profile.json"
 GAINMAP_FILE = "gainmap.opcodes"

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.polynomial import legendre
 
-from rig.calibrate.gainmap import apply_opcode_list, gain_maps_for_shading
-from rig.calibrate.profile import BAYER_CHANNELS, BayerChannel, ShadingMaps, cfa_offsets
 from rig.errors import MeasurementError
+from rig.spec.gainmap import apply_opcode_list, gain_maps_for_shading
+from rig.spec.profile import BAYER_CHANNELS, BayerChannel, ShadingMaps, cfa_offsets
 
 DEFAULT_MAP_POINTS = (19, 25)
 """(MapPointsV, MapPointsH): a 4:3 grid of 18 × 24 cells. Bilinear interpolation between points is what limits

@@ -83,7 +83,7 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
 def run_plan(args: argparse.Namespace) -> int:
     import pytest
 
-    from rig.plans.recording import new_run_id
+    from rig.bench.recording import new_run_id
     from rig.results.record import RunRecord, utcnow
 
     checked = _validate(args)

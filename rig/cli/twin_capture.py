@@ -13,7 +13,7 @@ from rig.config.loader import resolve_path
 from rig.config.station import DEFAULT_STATION
 from rig.config.unit import UNITS_DIR
 from rig.errors import ArgumentError, ConfigError
-from rig.twin.bench import TwinBench
+from rig.twin.world import TwinBench
 
 GROUP = "twin"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
+from rig.config.faults import FaultPlan
 from rig.config.loader import FIXTURES_DIR, StrictModel, load_toml
-from rig.twin.faults import FaultPlan
 
 TWIN_PORT = "twin"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import Field
 
+from rig.config.faults import FaultPlan
 from rig.config.loader import FIXTURES_DIR, StrictModel, load_toml
-from rig.twin.faults import FaultPlan
 
 
 class MountTruth(StrictModel):

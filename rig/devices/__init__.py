@@ -1,31 +1,8 @@
-"""Hardware behind small Protocols (DESIGN.md §8.4): plans ask for a capability, never a class."""
+"""Hardware behind small Protocols (DESIGN.md §8.4): plans ask for a capability, never a class.
 
-from rig.devices.protocols import (
-    AssistOutputs,
-    Axis,
-    Capture,
-    Exposure,
-    LensState,
-    Light,
-    Operator,
-    Phone,
-    PhoneIdentity,
-    Stage,
-    StageState,
-    StageStatus,
-)
+The value types the Protocols return (``LensState``, ``StageStatus`` …) live in :mod:`rig.spec.types`.
+"""
 
-__all__ = [
-    "AssistOutputs",
-    "Axis",
-    "Capture",
-    "Exposure",
-    "LensState",
-    "Light",
-    "Operator",
-    "Phone",
-    "PhoneIdentity",
-    "Stage",
-    "StageState",
-    "StageStatus",
-]
+from rig.devices.protocols import Light, Operator, Phone, Stage
+
+__all__ = ["Light", "Operator", "Phone", "Stage"]

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import TextIO
 
 from rig.config.lenses import LensCatalog
-from rig.devices.protocols import LensState, Phone
+from rig.devices.protocols import Phone
 from rig.errors import ArgumentError, DeviceStateError, DeviceTimeout
+from rig.spec.types import LensState
 
 
 class ConsoleOperator:

@@ -2,7 +2,7 @@
 
 The driver never knows which (DESIGN.md §8.3): the station file's ``phone.port`` is a gphoto2 port string,
 ``usb:BUS,DEV`` or ``ptpip:HOST[:PORT[:EVENTPORT]]``. The phone's vendor properties and assist objects are the
-ones :mod:`rig.devices.ptp_codes` and :mod:`rig.devices.ptp_assist` define; libgphoto2 shows vendor properties
+ones :mod:`rig.spec.ptp` and :mod:`rig.spec.ptp_assist` define; libgphoto2 shows vendor properties
 of a generic PTP device as widgets of its ``other`` config section named by hex code (``d003``).
 
 Every libgphoto2 call runs on the driver's own worker thread and is waited for at most its timeout: libgphoto2
@@ -36,22 +36,6 @@ from typing import Any, Self, TypeVar
 
 import gphoto2 as gp
 
-from rig.devices import ptp_assist
-from rig.devices.protocols import AssistOutputs, Capture, Exposure, LensState, PhoneIdentity
-from rig.devices.ptp_codes import (
-    FRAME_NAME,
-    FRAME_NAME_RE,
-    NO_LENS_CODE,
-    PROFILE_FILENAME,
-    STORAGE_ID,
-    ActiveSensor,
-    AssistSuffix,
-    EventCode,
-    OperationCode,
-    PhoneFolder,
-    PropertyCode,
-)
-from rig.dng import read_dng
 from rig.errors import (
     ArgumentError,
     DeviceCommandError,
@@ -62,6 +46,22 @@ from rig.errors import (
     FrameError,
     ImageInputError,
 )
+from rig.spec import ptp_assist
+from rig.spec.dng import read_dng
+from rig.spec.ptp import (
+    FRAME_NAME,
+    FRAME_NAME_RE,
+    NO_LENS_CODE,
+    PROFILE_FILENAME,
+    STORAGE_ID,
+    ActiveSensorCode,
+    AssistSuffix,
+    EventCode,
+    OperationCode,
+    PhoneFolder,
+    PropertyCode,
+)
+from rig.spec.types import ActiveSensor, AssistOutputs, Capture, Exposure, LensState, PhoneIdentity
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -369,20 +369,20 @@ class Gphoto2Phone:
             self._lens = LensState(
                 attached=True,
                 lens_code=None if param == NO_LENS_CODE else param,
-                active_sensor=ActiveSensor.MAIN.label,
+                active_sensor=ActiveSensor.MAIN,
                 attached_at_ms=self._pending_attach_ms,
             )
         elif code == EventCode.LENS_DETACHED:
-            self._lens = LensState(attached=False, lens_code=None, active_sensor=ActiveSensor.MAIN.label)
+            self._lens = LensState(attached=False, lens_code=None, active_sensor=ActiveSensor.MAIN)
         elif code == EventCode.SENSOR_SWITCHED_AT:
             self._pending_switch_ms = self._unwrap_us(param)
         elif code == EventCode.SENSOR_SWITCHED:
-            sensor = ActiveSensor.M_MOUNT if param == ActiveSensor.M_MOUNT else ActiveSensor.MAIN
-            to_m_mount = sensor is ActiveSensor.M_MOUNT
+            sensor = ActiveSensorCode.M_MOUNT if param == ActiveSensorCode.M_MOUNT else ActiveSensorCode.MAIN
+            to_m_mount = sensor is ActiveSensorCode.M_MOUNT
             self._lens = LensState(
                 attached=lens.attached,
                 lens_code=lens.lens_code,
-                active_sensor=sensor.label,
+                active_sensor=sensor.sensor,
                 attached_at_ms=lens.attached_at_ms,
                 sensor_switched_at_ms=self._pending_switch_ms if to_m_mount else None,
             )
@@ -586,7 +586,7 @@ class Gphoto2Phone:
         return LensState(
             attached=self._vendor_int(PropertyCode.LENS_ATTACHED) == 1,
             lens_code=None if code == NO_LENS_CODE else code,
-            active_sensor=ActiveSensor(self._vendor_int(PropertyCode.ACTIVE_SENSOR)).label,
+            active_sensor=ActiveSensorCode(self._vendor_int(PropertyCode.ACTIVE_SENSOR)).sensor,
             attached_at_ms=self._vendor_ms(PropertyCode.LENS_ATTACHED_TIME),
             sensor_switched_at_ms=self._vendor_ms(PropertyCode.SENSOR_SWITCH_TIME),
         )

@@ -24,8 +24,6 @@ from typing import Self
 import serial
 
 from rig.config.station import StationConfig
-from rig.devices.grbl_codes import CRITICAL_ALARMS, alarm_meaning, error_meaning
-from rig.devices.protocols import Axis, StageState, StageStatus
 from rig.errors import (
     ArgumentError,
     DeviceAlarm,
@@ -34,6 +32,8 @@ from rig.errors import (
     DeviceStateError,
     DeviceTimeout,
 )
+from rig.spec.grbl import CRITICAL_ALARMS, alarm_meaning, error_meaning
+from rig.spec.types import Axis, StageState, StageStatus
 
 STATUS_QUERY = b"?"
 FEED_HOLD = b"!"
@@ -640,6 +640,10 @@ class GrblStage(_OnController):
 
     def status(self) -> StageStatus:
         return self.controller.status().to_stage_status()
+
+    def abort(self) -> None:
+        """Stop all motion now (realtime Ctrl-X); where the axes are is unknown until :meth:`recover` re-homes."""
+        self.controller.soft_reset()
 
     def recover(self) -> None:
         """Clear an alarm (soft reset first if GRBL demands it, then ``$X``) and re-home."""

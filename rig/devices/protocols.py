@@ -7,41 +7,16 @@ each driver is a context manager (DESIGN.md §8.5).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Protocol, Self, runtime_checkable
 
-import numpy as np
-
-
-class Axis(StrEnum):
-    """GRBL axis letters of the bench (DESIGN.md §1)."""
-
-    CAROUSEL = "X"  # which chart faces the lens, mm
-    PITCH = "Y"  # fixture pitch, degrees (−90 lens up … +90 lens down)
-    RAIL = "Z"  # chart rail, mm
-
-
-class StageState(StrEnum):
-    """GRBL 1.1 machine states as reported in ``<State|...>``."""
-
-    IDLE = "Idle"
-    RUN = "Run"
-    HOLD = "Hold"
-    JOG = "Jog"
-    HOME = "Home"
-    ALARM = "Alarm"
-    DOOR = "Door"
-    CHECK = "Check"
-    SLEEP = "Sleep"
-
-
-@dataclass(frozen=True)
-class StageStatus:
-    state: StageState
-    position: dict[Axis, float]  # machine position (MPos), mm or degrees
-    feed: float = 0.0
-    spindle: float = 0.0
+from rig.spec.types import (
+    AssistOutputs,
+    Capture,
+    Exposure,
+    LensState,
+    PhoneIdentity,
+    StageStatus,
+)
 
 
 @runtime_checkable
@@ -70,6 +45,9 @@ class Stage(Protocol):
 
     def status(self) -> StageStatus: ...
 
+    def abort(self) -> None:
+        """Stop all motion at once (a move that never finished); the position is unknown until :meth:`recover`."""
+
     def recover(self) -> None:
         """Clear an alarm: unlock (``$X``) and re-home."""
 
@@ -91,60 +69,6 @@ class Light(Protocol):
 
     @property
     def level(self) -> float: ...
-
-
-@dataclass(frozen=True)
-class PhoneIdentity:
-    manufacturer: str
-    model: str
-    serial: str
-    firmware: str
-
-
-@dataclass(frozen=True)
-class Exposure:
-    exposure_time_s: float
-    iso: int
-
-
-@dataclass(frozen=True)
-class LensState:
-    """What the phone reports about the bayonet.
-
-    Timestamps are the phone's own clock in ms (its events), so a latency is a difference of two of them.
-    """
-
-    attached: bool
-    lens_code: int | None  # 6-bit code as set/read by the phone, None if no lens or uncoded
-    active_sensor: str  # "main" (native lens) or "m_mount"
-    attached_at_ms: float | None = None
-    sensor_switched_at_ms: float | None = None
-
-
-@dataclass(frozen=True)
-class Capture:
-    """One captured frame as the phone delivered it."""
-
-    dng: bytes
-    filename: str
-    timestamp_ms: float | None = None  # phone clock at the start of the exposure
-
-
-@dataclass(frozen=True)
-class AssistOutputs:
-    """The phone's exposure/focus assists computed on its last capture.
-
-    ``histogram``: counts per bin of the RAW histogram (the phone's own computation).
-    ``zebra_mask`` / ``peaking_mask``: boolean arrays, one value per Bayer quad (half the raw size).
-    """
-
-    histogram: np.ndarray
-    histogram_bins: int
-    zebra_mask: np.ndarray
-    zebra_threshold_pct: float
-    peaking_mask: np.ndarray
-    peaking_threshold: float
-    extras: dict[str, float] = field(default_factory=dict)
 
 
 @runtime_checkable

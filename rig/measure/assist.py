@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from rig.devices.protocols import LensState
 from rig.errors import MeasurementError
+from rig.spec.types import LensState
 
 _LUMA = (0.2126, 0.7152, 0.0722)
 

@@ -2,7 +2,7 @@
 
 A measurement never needs colour processing: raw data is measured per CFA channel (or on the green sites), and a
 gray image as it is. :func:`load_image` returns the pixels with what a measurement needs to read them (CFA
-pattern, black and white levels); DNG files go through :func:`rig.dng.read_dng`, which validates them.
+pattern, black and white levels); DNG files go through :func:`rig.spec.dng.read_dng`, which validates them.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import tifffile
 
-from rig.dng import read_dng
 from rig.errors import ImageInputError
+from rig.spec.dng import read_dng
 
 CFA_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 # BT.709 luma, sfrmat's default for colour input

@@ -7,7 +7,7 @@ phone, slanted edges and flat again), the lens mounted once:
 2. the dot grid gives the optical centre (decentre) and distortion;
 3. a flat field gives the per-Bayer-channel lens-shading gain maps;
 4. a through-focus sweep gives flange offset and tilt;
-5. the :class:`~rig.calibrate.profile.CalibrationProfile` is exported to ``<calibration dir>/<serial>/``, written
+5. the :class:`~rig.spec.profile.CalibrationProfile` is exported to ``<calibration dir>/<serial>/``, written
    to the phone and read back byte for byte;
 6. a short sweep centred on the focus the profile predicts re-measures the flange (the stored offset must be the
    one the bench sees again);
@@ -28,22 +28,22 @@ import numpy as np
 import pytest
 
 from rig import __version__
+from rig.bench import procedures as proc
+from rig.bench.ops import BenchOps, Frame
+from rig.bench.recording import RunRecorder
 from rig.calibrate import outputs
-from rig.calibrate.gainmap import GainMap, apply_opcode_list, decode_opcode_list
 from rig.calibrate.geometry import decentre_um, geometry_for_profile
 from rig.calibrate.opencv_yaml import OpenCvCamera, camera_from_fit
-from rig.calibrate.profile import BAYER_CHANNELS, CalibrationProfile, ReferenceLens, compare_profiles
 from rig.calibrate.shading import ShadingFit, fit_shading, residual_shading
 from rig.config.lenses import LensSpec
 from rig.config.station import StationConfig
 from rig.errors import MeasurementError
 from rig.measure.dotgrid import DotGridFit
 from rig.measure.focus import EdgeFocus, rail_defocus_um_per_mm
-from rig.plans import procedures as proc
-from rig.plans.bench import BenchOps, Frame
-from rig.plans.recording import RunRecorder
 from rig.results.record import utcnow
 from rig.results.reportdata import CurvesPlot, HeatmapPlot, RefLine, Series
+from rig.spec.gainmap import GainMap, apply_opcode_list, decode_opcode_list
+from rig.spec.profile import BAYER_CHANNELS, CalibrationProfile, ReferenceLens, compare_profiles
 
 PLAN = "calibration"
 

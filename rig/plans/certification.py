@@ -25,6 +25,10 @@ import math
 import numpy as np
 import pytest
 
+from rig.bench import figures
+from rig.bench import procedures as proc
+from rig.bench.ops import BenchOps, Frame
+from rig.bench.recording import RunRecorder
 from rig.calibrate.certificate import (
     CERTIFICATE_FILE,
     LENSFUN_FILE,
@@ -39,10 +43,6 @@ from rig.errors import DeviceTimeout
 from rig.measure import stability, uniformity
 from rig.measure.dotgrid import DotGridFit
 from rig.measure.edges import measure_chart
-from rig.plans import figures
-from rig.plans import procedures as proc
-from rig.plans.bench import BenchOps, Frame
-from rig.plans.recording import RunRecorder
 
 PLAN = "certification"
 

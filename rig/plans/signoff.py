@@ -14,17 +14,17 @@ import math
 import numpy as np
 import pytest
 
+from rig.bench import figures
+from rig.bench import procedures as proc
+from rig.bench.ops import BenchOps, Frame
+from rig.bench.recording import RunRecorder
 from rig.calibrate.geometry import decentre_um
 from rig.config.lenses import LensCatalog, LensSpec
-from rig.devices.protocols import AssistOutputs
 from rig.errors import MeasurementError
 from rig.measure import assist, stability, uniformity
 from rig.measure.edges import measure_chart
-from rig.plans import figures
-from rig.plans import procedures as proc
-from rig.plans.bench import BenchOps, Frame
-from rig.plans.recording import RunRecorder
 from rig.results.reportdata import RefLine
+from rig.spec.types import AssistOutputs
 
 PLAN = "signoff"
 

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from rig.config.unit import FirmwareTruth
-from rig.devices.protocols import AssistOutputs, LensState
+from rig.spec.types import ActiveSensor, AssistOutputs, LensState
 from rig.twin.state import BenchSnapshot
 
 FULL_RAW_BITS = 10
@@ -156,14 +156,14 @@ def lens_state(snapshot: BenchSnapshot, firmware: FirmwareTruth, *, lens_code: i
     the main sensor and no switch time.
     """
     if not snapshot.lens_attached or snapshot.lens_attached_at_ns is None:
-        return LensState(attached=False, lens_code=None, active_sensor="main")
+        return LensState(attached=False, lens_code=None, active_sensor=ActiveSensor.MAIN)
     attached_ms = snapshot.lens_attached_at_ns / 1e6
     switched_ms = attached_ms + firmware.sensor_switch_latency_ms
     switched = snapshot.time_ns / 1e6 >= switched_ms
     return LensState(
         attached=True,
         lens_code=lens_code,
-        active_sensor="m_mount" if switched else "main",
+        active_sensor=ActiveSensor.M_MOUNT if switched else ActiveSensor.MAIN,
         attached_at_ms=attached_ms,
         sensor_switched_at_ms=switched_ms if switched else None,
     )

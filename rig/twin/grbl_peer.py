@@ -54,8 +54,8 @@ from dataclasses import dataclass, field, fields
 from typing import Self
 
 from rig.config.station import StationConfig
-from rig.devices.grbl_codes import GrblAlarm, GrblError
-from rig.devices.protocols import StageState
+from rig.spec.grbl import GrblAlarm, GrblError
+from rig.spec.types import StageState
 from rig.twin.state import BenchState
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from rig.devices.ptp_codes import (
+from rig.spec.ptp import (
     PTP_STANDARD_VERSION,
     AccessCapability,
     AssociationType,

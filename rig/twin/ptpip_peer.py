@@ -1,12 +1,12 @@
 """The twin phone as a PTP/IP responder on 127.0.0.1: libgphoto2 (python-gphoto2 or the ``gphoto2`` command)
 talks to it exactly as to the phone on a network (REFERENCE.md §5, DESIGN.md §4).
 
-What the phone offers (codes in :mod:`rig.devices.ptp_codes`):
+What the phone offers (codes in :mod:`rig.spec.ptp`):
 
 - DeviceInfo ``Xiaomi`` / ``12S Ultra Concept`` with the unit's serial; one storage ``/store_00010001`` holding
   ``DCIM/`` (captures) and ``RIG/`` (the calibration profile slot ``PROFILE.BIN``).
 - InitiateCapture renders ``BurstCount`` frames on the twin bench (``IMG_nnnn.DNG``, format 0x3811) and stores the
-  assist outputs of the last frame beside it (``.HIS/.ZEB/.PKG``, :mod:`rig.devices.ptp_assist`), computed on
+  assist outputs of the last frame beside it (``.HIS/.ZEB/.PKG``, :mod:`rig.spec.ptp_assist`), computed on
   first access by :func:`rig.twin.firmware.assist_outputs`. Events: ObjectAdded per object, then CaptureComplete.
 - Exposure time, ISO, f-number, battery, and the vendor properties (lens, sensor switch, assists, burst, CRC-32).
 - The lens: the phone reads the bench state; :func:`rig.twin.firmware.lens_state` says what it reports and when
@@ -39,9 +39,8 @@ from typing import TYPE_CHECKING, Self
 
 import numpy as np
 
-from rig.devices import ptp_assist
-from rig.devices.protocols import AssistOutputs, LensState
-from rig.devices.ptp_codes import (
+from rig.spec import ptp_assist
+from rig.spec.ptp import (
     FRAME_NAME,
     NO_LENS_CODE,
     NO_TRANSACTION,
@@ -50,7 +49,7 @@ from rig.devices.ptp_codes import (
     RING_BUFFER_MS,
     ROOT_PARENT,
     STORAGE_ID,
-    ActiveSensor,
+    ActiveSensorCode,
     AssistSuffix,
     DataType,
     EventCode,
@@ -62,6 +61,7 @@ from rig.devices.ptp_codes import (
     PropertyCode,
     ResponseCode,
 )
+from rig.spec.types import ActiveSensor, AssistOutputs, LensState
 from rig.twin import firmware
 from rig.twin.ptp_datasets import DeviceInfo, ObjectInfo, PropForm, StorageInfo, device_prop_desc, ptp_datetime
 from rig.twin.ptpip_wire import (
@@ -84,7 +84,7 @@ from rig.twin.ptpip_wire import (
 )
 
 if TYPE_CHECKING:
-    from rig.twin.bench import TwinBench, TwinFrame
+    from rig.twin.world import TwinBench, TwinFrame
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class PtpIpPeer:
     Parameters
     ----------
     bench
-        The :class:`rig.twin.bench.TwinBench` whose state the phone reads and writes and which renders captures.
+        The :class:`rig.twin.world.TwinBench` whose state the phone reads and writes and which renders captures.
     host, port, event_port
         Where to listen; port 0 picks a free port (the default, safe for parallel tests).
     faults
@@ -818,7 +818,7 @@ class PtpIpPeer:
 
         def f_number() -> int:
             ls = self._lens_state()
-            if ls.active_sensor != ActiveSensor.M_MOUNT.label:
+            if ls.active_sensor is not ActiveSensor.M_MOUNT:
                 return NATIVE_F_NUMBER_X100
             snap = state.snapshot()
             spec = self.bench.lenses.get(snap.lens_id) if snap.lens_id else None
@@ -826,7 +826,7 @@ class PtpIpPeer:
             return round(n * 100)
 
         def sensor() -> int:
-            return ActiveSensor.M_MOUNT if self._lens_state().active_sensor == "m_mount" else ActiveSensor.MAIN
+            return ActiveSensorCode.of(self._lens_state().active_sensor)
 
         def crc() -> int:
             with self._lock:
@@ -854,7 +854,7 @@ class PtpIpPeer:
                 DataType.UINT8, PropForm.enum((0, 1)), lambda: int(self._lens_state().attached)
             ),
             PropertyCode.LENS_CODE: _Prop(DataType.UINT8, PropForm(), lens_code),
-            PropertyCode.ACTIVE_SENSOR: _Prop(DataType.UINT8, PropForm.enum(tuple(ActiveSensor)), sensor),
+            PropertyCode.ACTIVE_SENSOR: _Prop(DataType.UINT8, PropForm.enum(tuple(ActiveSensorCode)), sensor),
             PropertyCode.LENS_ATTACHED_TIME: _Prop(
                 DataType.STR, PropForm(), lambda: _ms_text(self._lens_state().attached_at_ms)
             ),
@@ -961,7 +961,7 @@ class PtpIpPeer:
                 self._send_event(EventCode.LENS_DETACHED)
                 self._props_changed(PropertyCode.LENS_ATTACHED, PropertyCode.LENS_CODE, PropertyCode.LENS_ATTACHED_TIME)
             if now.active_sensor != before.active_sensor:
-                sensor = ActiveSensor.M_MOUNT if now.active_sensor == "m_mount" else ActiveSensor.MAIN
+                sensor = ActiveSensorCode.of(now.active_sensor)
                 if now.sensor_switched_at_ms is not None:
                     self._send_event(EventCode.SENSOR_SWITCHED_AT, _us_low32(now.sensor_switched_at_ms))
                 self._send_event(EventCode.SENSOR_SWITCHED, sensor)

@@ -11,7 +11,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rig.devices.ptp_codes import DataPhase, DataType, PacketType
+from rig.spec.ptp import DataPhase, DataType, PacketType
 
 HEADER = struct.Struct("<II")
 MAX_PACKET = 1 << 31

@@ -11,15 +11,16 @@ import logging
 from dataclasses import dataclass
 from typing import Self
 
+from rig.config.faults import FaultPlan
 from rig.config.lenses import LensCatalog
 from rig.config.station import StationConfig
 from rig.config.unit import TwinUnit
 from rig.errors import ConfigError
-from rig.twin.bench import TwinBench
-from rig.twin.faults import FaultInjector, FaultPlan, initial_grbl_faults, initial_ptp_faults
+from rig.twin.faults import FaultInjector, initial_grbl_faults, initial_ptp_faults
 from rig.twin.grbl_peer import GrblPeer
 from rig.twin.operator import TwinOperator
 from rig.twin.ptpip_peer import PtpIpPeer
+from rig.twin.world import TwinBench
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,9 @@ import struct
 import numpy as np
 import pytest
 
-from rig.calibrate.gainmap import (
+from rig.errors import ImageInputError
+from rig.spec.dng import read_dng, write_dng
+from rig.spec.gainmap import (
     DNG_VERSION_1_3,
     GainMap,
     OpcodeFlags,
@@ -18,9 +20,7 @@ from rig.calibrate.gainmap import (
     gain_maps_for_shading,
     shading_opcode_list,
 )
-from rig.calibrate.profile import ShadingMaps
-from rig.dng import read_dng, write_dng
-from rig.errors import ImageInputError
+from rig.spec.profile import ShadingMaps
 
 
 def _map(v: int = 3, h: int = 4, map_planes: int = 1, **kw: object) -> GainMap:

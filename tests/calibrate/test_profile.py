@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from rig.calibrate.profile import (
+from rig.errors import ConfigError
+from rig.spec.profile import (
     SCHEMA_VERSION,
     CalibrationProfile,
     ReferenceLens,
@@ -16,7 +17,6 @@ from rig.calibrate.profile import (
     cfa_offsets,
     compare_profiles,
 )
-from rig.errors import ConfigError
 
 
 def make_profile(seed: int = 3, **changes: object) -> CalibrationProfile:

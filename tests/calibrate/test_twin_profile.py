@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from rig.calibrate.gainmap import apply_opcode_list, decode_opcode_list
-from rig.calibrate.profile import CalibrationProfile, ReferenceLens
 from rig.calibrate.shading import fit_shading, residual_shading
 from rig.config import load_lens_catalog, load_station, load_unit
 from rig.config.loader import FIXTURES_DIR
-from rig.dng import read_dng
-from rig.twin.bench import TwinBench
+from rig.spec.dng import read_dng
+from rig.spec.gainmap import apply_opcode_list, decode_opcode_list
+from rig.spec.profile import CalibrationProfile, ReferenceLens
+from rig.twin.world import TwinBench
 
 RESIDUAL_LIMIT_PCT = 1.0  # brief: residual shading ≤ 1 % after the phone's own GainMaps are applied
 TARGET_CENTRE_DN = 600.0  # ~60 % of the 10-bit range: unclipped corners, photon-noise SNR ≈ 60

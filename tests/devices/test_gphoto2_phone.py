@@ -16,11 +16,11 @@ import pytest
 
 from rig.devices.gphoto2_phone import Gphoto2Phone, normalise_port
 from rig.devices.protocols import Phone
-from rig.dng import read_dng
 from rig.errors import ArgumentError, DeviceError, DeviceLost, DeviceStateError, DeviceTimeout, FrameError
+from rig.spec.dng import read_dng
 from rig.twin import firmware
-from rig.twin.bench import TwinBench
 from rig.twin.ptpip_peer import PtpFaults, PtpIpPeer
+from rig.twin.world import TwinBench
 from tests.twin.test_ptpip_peer import make_bench
 
 pytestmark = pytest.mark.timeout(60)

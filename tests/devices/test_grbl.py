@@ -10,9 +10,10 @@ import pytest
 
 from rig.config.station import StationConfig, load_station
 from rig.devices.grbl import GrblController, GrblLight, GrblStage, parse_status
-from rig.devices.grbl_codes import alarm_meaning, error_meaning
-from rig.devices.protocols import Axis, Light, Stage, StageState
+from rig.devices.protocols import Light, Stage
 from rig.errors import ArgumentError, DeviceAlarm, DeviceCommandError, DeviceLost, DeviceStateError, DeviceTimeout
+from rig.spec.grbl import alarm_meaning, error_meaning
+from rig.spec.types import Axis, StageState
 from rig.twin.grbl_peer import GrblFaults, GrblPeer
 from rig.twin.state import BenchState
 

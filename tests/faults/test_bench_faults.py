@@ -13,16 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from rig.bench import procedures as proc
+from rig.bench.open import open_bench
+from rig.bench.ops import BenchOps
+from rig.config.faults import FaultKind, FaultPlan, FaultSpec
 from rig.config.lenses import LensCatalog, LensSpec
 from rig.config.resolve import load_station_lenses
 from rig.config.station import StationConfig, load_station
 from rig.config.unit import UNITS_DIR, load_unit
-from rig.devices.gphoto2_phone import Gphoto2Phone
-from rig.devices.grbl import GrblController, GrblLight, GrblStage
 from rig.errors import ConfigError, DeviceError, DeviceStateError, MeasurementError
-from rig.plans import procedures as proc
-from rig.plans.bench import BenchOps
-from rig.twin.faults import FaultKind, FaultPlan, FaultSpec
 from rig.twin.server import TwinServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -43,38 +42,25 @@ def _station() -> StationConfig:
 
 
 class Rig:
-    """A twin server with the factory drivers and BenchOps on top, as the plugin builds them."""
+    """The golden twin unit on the bench exactly as the plugin opens it (open_bench), with BenchOps on top."""
 
     def __init__(self, station: StationConfig, lenses: LensCatalog) -> None:
-        self.server = TwinServer(station, load_unit(UNITS_DIR / "golden.toml"), lenses)
-        addresses = self.server.start()
-        self.controller = GrblController(
-            addresses.serial_port,
-            timeout_s=station.stage.timeout_s,
-            move_timeout_s=station.stage.move_timeout_s,
-            poll_interval_s=station.stage.poll_interval_s,
-        )
-        self.controller.open()
-        self.phone = Gphoto2Phone(addresses.phone_port, timeout_s=station.phone.timeout_s)
-        self.phone.open()
+        self.devices = open_bench(station, lenses, unit=load_unit(UNITS_DIR / "golden.toml"))
+        assert self.devices.twin is not None
+        self.server = self.devices.twin
+        self.phone = self.devices.phone
         self.bench = BenchOps(
             station,
-            stage=GrblStage(self.controller, station),
-            light=GrblLight(self.controller, station),
-            phone=self.phone,
-            operator=self.server.operator,
+            stage=self.devices.stage,
+            light=self.devices.light,
+            phone=self.devices.phone,
+            operator=self.devices.operator,
             recorder=None,
-            reconnect_phone=self.reconnect,
+            reconnect_phone=self.devices.reconnect_phone,
         )
 
-    def reconnect(self) -> None:
-        self.phone.close()
-        self.phone.open()
-
     def close(self) -> None:
-        self.phone.close()
-        self.controller.close()
-        self.server.stop()
+        self.devices.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from rig.bench.outputs import publish_run
+from rig.bench.recording import RECORD_FILE, RunRecorder
 from rig.config.limits import load_limits
-from rig.plans.outputs import publish_run
-from rig.plans.recording import RECORD_FILE, RunRecorder
 from rig.results.record import RunRecord, Verdict, utcnow
 
 pytestmark = pytest.mark.timeout(120)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rig.bench.recording import RunRecorder
 from rig.cli.soak import FRAMES_PER_SIGNOFF, SoakFigures, _account, _draw_faults, _faults_toml
+from rig.config.faults import FaultKind
 from rig.config.limits import load_limits
 from rig.config.loader import validate
 from rig.config.unit import UNITS_DIR, TwinUnit
-from rig.plans.recording import RunRecorder
 from rig.results.record import Verdict, utcnow
-from rig.twin.faults import FaultKind
 
 
 def test_fault_draws_follow_the_rate_and_make_a_valid_unit_file() -> None:

@@ -7,9 +7,9 @@ import pytest
 
 from rig.config import load_chart, load_lens_catalog, load_station, load_unit
 from rig.config.loader import FIXTURES_DIR
-from rig.dng import read_dng
 from rig.measure.dotgrid import detect_dots, fit_dot_grid, ptlens_radius
-from rig.twin.bench import TwinBench
+from rig.spec.dng import read_dng
+from rig.twin.world import TwinBench
 
 CENTRE_TOL_PX = 0.1  # ~290 dots at ~0.05 px rms on the twin's noisy, blurred CFA frame
 MAPPING_TOL_PX = 0.15  # fitted vs true radial mapping, anywhere out to the corner

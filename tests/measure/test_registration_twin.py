@@ -10,8 +10,8 @@ from rig.config.loader import FIXTURES_DIR
 from rig.config.unit import load_unit
 from rig.measure.imageio import bayer_mean
 from rig.measure.registration import register
-from rig.twin.bench import TwinBench
 from rig.twin.mount import mount_pose
+from rig.twin.world import TwinBench
 
 NOISY_SHIFT_TOL_PX = 0.05  # brief: ≤ 0.05 px on noisy twin captures
 LENS = "apo-summicron-m-90-f2-asph"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from rig.dng import write_dng
 from rig.errors import ImageInputError
 from rig.measure.imageio import bayer_mean, bayer_plane, channel_site, load_image
+from rig.spec.dng import write_dng
 
 
 def test_gray_png_and_tiff_round_trip(tmp_path: Path) -> None:

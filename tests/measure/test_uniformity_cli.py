@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rig.cli import main
-from rig.dng import write_dng
+from rig.spec.dng import write_dng
 from tests.measure.test_uniformity import BLACK, WHITE, _expose, _law
 
 

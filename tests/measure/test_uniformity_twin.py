@@ -12,7 +12,7 @@ from rig.config import load_lens_catalog, load_station
 from rig.config.loader import FIXTURES_DIR
 from rig.config.unit import load_unit
 from rig.measure.uniformity import light_gain, measure_uniformity, t_stop
-from rig.twin.bench import TwinBench
+from rig.twin.world import TwinBench
 
 T_STOP_TOL_STOPS = 0.03  # brief: within 0.03 stops (of light: 2·log₂ of the T-stop ratio)
 GAIN_RTOL = 0.02  # brief: within 2 %

@@ -1,7 +1,7 @@
 """The calibration plan end to end on the twin (``rig calibrate`` in a subprocess, one run shared by the tests).
 
 The unit ``cal-misaligned`` has flange +12 µm, tilt 2′/−1.8′, a 25 µm decentre and strong extra vignetting. The
-profile it gets is judged against the twin's truth (:meth:`rig.twin.bench.TwinBench.truth` for the same mount:
+profile it gets is judged against the twin's truth (:meth:`rig.twin.world.TwinBench.truth` for the same mount:
 the plan mounts the lens once, at pitch 0, on the station's seed), never against what the plan itself computed.
 """
 
@@ -21,15 +21,15 @@ import numpy as np
 import pytest
 
 from rig.calibrate import outputs
-from rig.calibrate.gainmap import GainMap, decode_opcode_list
 from rig.calibrate.opencv_yaml import read_opencv_yaml
-from rig.calibrate.profile import BAYER_CHANNELS, CalibrationProfile
 from rig.calibrate.shading import apply_shading, residual_shading
 from rig.config import load_lens_catalog, load_station, load_unit
 from rig.config.loader import FIXTURES_DIR
 from rig.results.record import RunRecord
-from rig.twin.bench import TwinBench
+from rig.spec.gainmap import GainMap, decode_opcode_list
+from rig.spec.profile import BAYER_CHANNELS, CalibrationProfile
 from rig.twin.truth import UnitTruth
+from rig.twin.world import TwinBench
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = FIXTURES_DIR / "units" / "cal-misaligned.toml"

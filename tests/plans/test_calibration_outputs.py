@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from rig.calibrate import outputs
-from rig.calibrate.gainmap import GainMap, decode_opcode_list
 from rig.calibrate.opencv_yaml import camera_from_fit, read_opencv_yaml
-from rig.calibrate.profile import BAYER_CHANNELS, CalibrationProfile, cfa_offsets
 from rig.errors import ArgumentError, ConfigError
 from rig.results.record import utcnow
+from rig.spec.gainmap import GainMap, decode_opcode_list
+from rig.spec.profile import BAYER_CHANNELS, CalibrationProfile, cfa_offsets
 from tests.calibrate.test_opencv_yaml import _fit
 from tests.calibrate.test_profile import make_profile
 

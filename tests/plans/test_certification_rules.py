@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rig.bench.ops import Frame
 from rig.calibrate.certificate import (
     CERTIFICATE_FILE,
     LENSFUN_INFINITY_M,
@@ -27,11 +28,10 @@ from rig.calibrate.certificate import (
 from rig.calibrate.lensfun import PaFit, lensfun_xml, parse_lensfun_xml
 from rig.config import load_lens_catalog
 from rig.config.limits import load_limits
-from rig.dng import read_dng, write_dng
 from rig.errors import ConfigError
-from rig.plans.bench import Frame
 from rig.plans.certification import apertures_for, radial_relative_illumination
 from rig.results.record import MeasurementRecord, RunRecord, StepRecord, Verdict, utcnow
+from rig.spec.dng import read_dng, write_dng
 
 LIMITS = load_limits("certification")
 STOPS = (1.4, 2.8, 5.6)

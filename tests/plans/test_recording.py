@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from rig.bench.recording import RECORD_FILE, RunRecorder
+from rig.bench.retry import RetryLog, with_retries
 from rig.config.limits import load_limits
 from rig.errors import ConfigError, DeviceLost, DeviceTimeout, FrameError
-from rig.plans.recording import RECORD_FILE, RunRecorder
-from rig.plans.retry import RetryLog, with_retries
 from rig.results.record import RunRecord, Verdict, utcnow
 
 

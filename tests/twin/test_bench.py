@@ -11,8 +11,8 @@ import rawpy
 
 from rig.cli import main
 from rig.config import LensCatalog, StationConfig, TwinUnit
-from rig.dng import read_dng
-from rig.twin.bench import TwinBench
+from rig.spec.dng import read_dng
+from rig.twin.world import TwinBench
 
 
 class FakeClock:

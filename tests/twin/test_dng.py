@@ -1,4 +1,4 @@
-"""rig.dng: a DNG we write reads back byte-exact, LibRaw agrees on its layout, and bad files fail in one line."""
+"""rig.spec.dng: a DNG we write reads back byte-exact, LibRaw agrees on its layout, and bad files fail in one line."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import rawpy
 import tifffile
 
-from rig.dng import read_dng, write_dng
 from rig.errors import ImageInputError
+from rig.spec.dng import read_dng, write_dng
 
 BLACK = 64
 WHITE = 1023

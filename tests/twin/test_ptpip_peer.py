@@ -20,7 +20,7 @@ import rawpy
 
 from rig.config import LensCatalog, StationConfig, TwinUnit, load_lens_catalog, load_station, load_unit
 from rig.config.loader import FIXTURES_DIR
-from rig.devices.ptp_codes import (
+from rig.spec.ptp import (
     DataPhase,
     InitFailReason,
     OperationCode,
@@ -28,9 +28,9 @@ from rig.devices.ptp_codes import (
     PropertyCode,
     ResponseCode,
 )
-from rig.twin.bench import TwinBench
 from rig.twin.ptpip_peer import PtpIpPeer
 from rig.twin.ptpip_wire import packet, parse_ptp_string, read_packet, u16, u32
+from rig.twin.world import TwinBench
 
 pytestmark = pytest.mark.timeout(60)
 

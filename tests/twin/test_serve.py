@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rig.config import load_station
 from rig.devices.grbl import GrblController, GrblStage
-from rig.devices.protocols import StageState
+from rig.spec.types import StageState
 
 
 def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:

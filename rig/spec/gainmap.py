@@ -29,8 +29,8 @@ from enum import IntEnum, IntFlag
 
 import numpy as np
 
-from rig.calibrate.profile import ShadingMaps
 from rig.errors import ImageInputError
+from rig.spec.profile import ShadingMaps
 
 DNG_VERSION_1_3 = 0x01030000
 _HEADER = struct.Struct(">IIII")  # OpcodeID, DNGVersion, Flags, ParamBytes

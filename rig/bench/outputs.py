@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
+from rig.bench.recording import RunRecorder
 from rig.errors import RigError
-from rig.plans.recording import RunRecorder
 
 log = logging.getLogger(__name__)
 

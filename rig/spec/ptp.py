@@ -37,6 +37,8 @@ from __future__ import annotations
 import re
 from enum import IntEnum, StrEnum
 
+from rig.spec.types import ActiveSensor
+
 PTPIP_VERSION = 0x00010000
 """Protocol version sent in InitCommandAck (1.0)."""
 
@@ -246,15 +248,19 @@ class AssociationType(IntEnum):
     GENERIC_FOLDER = 1
 
 
-class ActiveSensor(IntEnum):
-    """Value of :attr:`PropertyCode.ACTIVE_SENSOR`; ``.label`` is the name :class:`LensState` uses."""
+class ActiveSensorCode(IntEnum):
+    """Wire value of :attr:`PropertyCode.ACTIVE_SENSOR`; :attr:`sensor` is the value type plans see."""
 
     MAIN = 0
     M_MOUNT = 1
 
     @property
-    def label(self) -> str:
-        return "main" if self is ActiveSensor.MAIN else "m_mount"
+    def sensor(self) -> ActiveSensor:
+        return ActiveSensor.MAIN if self is ActiveSensorCode.MAIN else ActiveSensor.M_MOUNT
+
+    @classmethod
+    def of(cls, sensor: ActiveSensor) -> ActiveSensorCode:
+        return cls.M_MOUNT if sensor is ActiveSensor.M_MOUNT else cls.MAIN
 
 
 NO_LENS_CODE = 0xFF

@@ -16,13 +16,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from rig.calibrate.gainmap import shading_opcode_list
-from rig.calibrate.profile import CalibrationProfile
 from rig.config.lenses import LensCatalog, LensSpec
 from rig.config.station import StationConfig
 from rig.config.unit import TwinUnit
-from rig.dng import write_dng
 from rig.errors import ConfigError
+from rig.spec.dng import write_dng
+from rig.spec.gainmap import shading_opcode_list
+from rig.spec.profile import CalibrationProfile
+from rig.spec.types import ActiveSensor
 from rig.twin import firmware
 from rig.twin.mount import mount_pose
 from rig.twin.raster import ChartPose
@@ -120,7 +121,7 @@ class TwinBench:
         """
         if not snapshot.lens_attached or snapshot.lens_id is None:
             return None
-        if firmware.lens_state(snapshot, self.unit.firmware, lens_code=None).active_sensor != "m_mount":
+        if firmware.lens_state(snapshot, self.unit.firmware, lens_code=None).active_sensor is not ActiveSensor.M_MOUNT:
             return None
         return self.lenses.get(snapshot.lens_id, source="bench", field="lens_id")
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from rig.bench.recording import CAPTURES_DIR, RunRecorder
+from rig.bench.retry import RetryLog, with_retries
 from rig.config.station import StationConfig
-from rig.devices.protocols import Capture, Light, Operator, Phone, Stage
-from rig.dng import DngImage, read_dng
+from rig.devices.protocols import Light, Operator, Phone, Stage
 from rig.errors import (
     ArgumentError,
     DeviceAlarm,
@@ -28,8 +28,8 @@ from rig.errors import (
     FrameError,
     ImageInputError,
 )
-from rig.plans.recording import CAPTURES_DIR, RunRecorder
-from rig.plans.retry import RetryLog, with_retries
+from rig.spec.dng import DngImage, read_dng
+from rig.spec.types import Capture
 
 log = logging.getLogger(__name__)
 
@@ -55,27 +55,35 @@ class Frame:
         return self.image.raw
 
 
-class _WatchedOperator:
-    """The operator as the plan sees it: every lens action it asks for is noted, so that a lens change nobody
-    asked for (knocked off, pulled mid-test) can be told apart from the plan's own."""
+class WatchedOperator:
+    """The operator as the plan sees it: every lens action it asks for is noted (before and after), so that a
+    lens change nobody asked for (knocked off, pulled mid-test) can be told apart from the plan's own.
+
+    Satisfies :class:`~rig.devices.protocols.Operator` by composition: each method calls the wrapped operator.
+    """
 
     def __init__(self, operator: Operator, on_action: Callable[[], None]) -> None:
-        self._operator = operator
+        self.wrapped = operator
         self._on_action = on_action
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._operator, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
+    def _noted(self, action: Callable[[], None]) -> None:
+        self._on_action()
+        try:
+            action()
+        finally:
             self._on_action()
-            try:
-                return attr(*args, **kwargs)
-            finally:
-                self._on_action()
 
-        return call
+    def mount_lens(self, lens_id: str) -> None:
+        self._noted(lambda: self.wrapped.mount_lens(lens_id))
+
+    def unmount_lens(self) -> None:
+        self._noted(self.wrapped.unmount_lens)
+
+    def remount_lens(self) -> None:
+        self._noted(self.wrapped.remount_lens)
+
+    def set_aperture(self, f_number: float) -> None:
+        self._noted(lambda: self.wrapped.set_aperture(f_number))
 
 
 class BenchOps:
@@ -97,7 +105,7 @@ class BenchOps:
         self.stage = stage
         self.light = light
         self.phone = phone
-        self.operator: Operator = _WatchedOperator(operator, self._forget_lens)  # type: ignore[assignment]
+        self.operator = WatchedOperator(operator, self._forget_lens)
         self.recorder = recorder
         self._reconnect_phone = reconnect_phone
         self.attempts = attempts
@@ -114,9 +122,7 @@ class BenchOps:
         if isinstance(exc, DeviceTimeout):
             # a move that never reported Idle: where the axes are is unknown. Ctrl-X stops the controller (GRBL
             # then alarms, as after any reset during motion); unlock + re-home below make the position known again
-            controller = getattr(self.stage, "controller", None)
-            if controller is not None:
-                controller.soft_reset()
+            self.stage.abort()
         if isinstance(exc, DeviceAlarm | DeviceTimeout):
             self.stage.recover()  # $X + $H: the only safe way out of an alarm
             self.homed = True

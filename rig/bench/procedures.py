@@ -1,6 +1,6 @@
 """Bench procedures shared by the plans: lens changes, flat fields, through-focus sweeps, pitch and remount series.
 
-Each procedure drives the bench through :class:`rig.plans.bench.BenchOps` (validated, retried captures) and hands
+Each procedure drives the bench through :class:`rig.bench.ops.BenchOps` (validated, retried captures) and hands
 pixels to the pure functions of :mod:`rig.measure`; the plans turn the typed results into recorded measurements.
 """
 
@@ -12,19 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rig.bench.ops import BenchOps, Frame
 from rig.config.charts import load_chart
 from rig.config.lenses import LensSpec
 from rig.config.station import StationConfig
-from rig.devices.protocols import AssistOutputs, LensState, Phone
+from rig.devices.protocols import Phone
 from rig.errors import DeviceStateError, DeviceTimeout, MeasurementError
 from rig.measure.dotgrid import DotGridFit, detect_dots, fit_dot_grid
 from rig.measure.focus import FlangeResult, measure_flange, rail_defocus_um_per_mm
 from rig.measure.imageio import bayer_mean
 from rig.measure.registration import register
-from rig.plans.bench import BenchOps, Frame
-
-M_MOUNT = "m_mount"
-MAIN = "main"
+from rig.spec.types import ActiveSensor, AssistOutputs, LensState
 
 SWEEP_HALF_RANGE_UM = 90.0
 """Image-side half range of a through-focus sweep: brackets ±40 µm of flange plus tilt and curvature."""
@@ -66,7 +64,7 @@ def wait_for_sensor(
     ``after_ms``: the attach must be newer than this phone time (a remount is fast enough that the phone may never
     report the lens as off in between; the new attach time is what tells the remount has been seen).
     """
-    want_sensor = M_MOUNT if attached else MAIN
+    want_sensor = ActiveSensor.M_MOUNT if attached else ActiveSensor.MAIN
     deadline = time.monotonic() + timeout_s
     while True:
         state = phone.lens_state()
@@ -76,7 +74,7 @@ def wait_for_sensor(
             and state.attached_at_ms is not None
             and state.sensor_switched_at_ms >= state.attached_at_ms
         )
-        if state.attached == attached and state.active_sensor == want_sensor and fresh and switched:
+        if state.attached == attached and state.active_sensor is want_sensor and fresh and switched:
             return state
         if time.monotonic() >= deadline:
             raise DeviceTimeout(
@@ -89,7 +87,7 @@ def wait_for_sensor(
 def ensure_lens(bench: BenchOps, lens: LensSpec, *, timeout_s: float = 10.0) -> LensState:
     """Have ``lens`` on the bayonet and the M-mount sensor live (mounting it through the operator if needed)."""
     state = bench.phone.lens_state()
-    if state.attached and state.lens_code == lens.lens_code and state.active_sensor == M_MOUNT:
+    if state.attached and state.lens_code == lens.lens_code and state.active_sensor is ActiveSensor.M_MOUNT:
         return state
     if state.attached:
         bench.operator.unmount_lens()

@@ -7,7 +7,7 @@ read-back byte for byte; :func:`compare_profiles` names every field that differs
 Shading is held as four DNG-style gain maps, one per Bayer channel (R, Gr, Gb, B), each a MapPointsV ×
 MapPointsH grid of gains ≥ 1 whose points sit at relative image coordinates
 ``origin + index · spacing`` (0 = top/left edge of the image, 1 = bottom/right edge), exactly as the DNG
-GainMap opcode places them (DNG 1.4 spec, OpcodeList GainMap; :mod:`rig.calibrate.gainmap`).
+GainMap opcode places them (DNG 1.4 spec, OpcodeList GainMap; :mod:`rig.spec.gainmap`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rig.config.loader import validate
 from rig.errors import MISSING, ConfigError
+from rig.spec.model import validate
 
 SCHEMA_VERSION = "1.0"
 """``major.minor``: a reader accepts any minor of its own major and refuses other majors."""

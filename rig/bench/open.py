@@ -1,0 +1,155 @@
+"""Open the bench a station file describes: real drivers, or the same drivers on the twin's peers.
+
+This is the one place that knows which classes implement the Protocols (labgrid's "resource ≠ driver"): the
+station file says what is plugged in where (a serial port and a ``usb:``/``ptpip:`` phone address, or
+``twin`` for both), :func:`open_bench` builds and opens the drivers and returns them typed by their Protocols.
+The pytest plugin, the CLI, the benchmarks and the tests all open the bench through it, so a test exercises the
+wiring a station runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rig.config.faults import FaultPlan
+from rig.config.lenses import LensCatalog
+from rig.config.station import TWIN_PORT, StationConfig
+from rig.config.unit import TwinUnit
+from rig.devices.protocols import Light, Operator, Phone, Stage
+from rig.errors import ConfigError, RigError
+
+if TYPE_CHECKING:
+    from rig.twin.server import TwinServer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchDevices:
+    """Everything plugged into the bench, opened once and closed together (in reverse order of opening)."""
+
+    station: StationConfig
+    stage: Stage
+    light: Light
+    phone: Phone
+    operator: Operator
+    twin: TwinServer | None = None
+    """The twin server on a twin station (its ``bench`` holds the truth; plans never read it), else None."""
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def reconnect_phone(self) -> None:
+        """Close the (lost) phone session and open a new one."""
+        try:
+            self.phone.close()
+        except RigError as exc:
+            log.info("closing the lost phone connection: %s", exc)
+        self.phone.open()
+
+    def close(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                closer()
+            except Exception as exc:  # closing must go on whatever one device says
+                log.warning("closing %s: %s", closer, exc)
+        self.closers.clear()
+
+
+def open_bench(
+    station: StationConfig,
+    lenses: LensCatalog,
+    *,
+    unit: TwinUnit | None = None,
+    faults: FaultPlan | None = None,
+    operator: Operator | None = None,
+) -> BenchDevices:
+    """Build and open the station's devices; on a twin station start the twin for ``unit`` first.
+
+    Parameters
+    ----------
+    station
+        The validated station file.
+    lenses
+        The station's lens catalogue (the operator checks lens ids against it).
+    unit
+        The twin unit on the bench (twin stations only; required there).
+    faults
+        Extra faults for the twin (tests, the soak run), merged with the unit's and the station's.
+    operator
+        The hands at a real station (e.g. a web operator screen); default: prompts on this terminal. The twin's
+        operator always acts on the twin.
+
+    Returns
+    -------
+    BenchDevices
+        Opened devices; call :meth:`BenchDevices.close` (or use :func:`bench_devices`) when done.
+    """
+    from rig.devices.gphoto2_phone import Gphoto2Phone
+    from rig.devices.grbl import GrblController, GrblLight, GrblStage
+
+    closers: list[Callable[[], None]] = []
+    twin: TwinServer | None = None
+    stage_port, phone_port = station.stage.port, station.phone.port
+    try:
+        if station.is_twin:
+            from rig.twin.server import TwinServer
+
+            if unit is None:
+                raise ConfigError(station.name, "twin", None, "a twin unit to put on the twin station")
+            twin = TwinServer(station, unit, lenses, faults=faults)
+            addresses = twin.start()
+            closers.append(twin.stop)
+            if stage_port == TWIN_PORT:
+                stage_port = addresses.serial_port
+            if phone_port == TWIN_PORT:
+                phone_port = addresses.phone_port
+        controller = GrblController(
+            stage_port,
+            baudrate=station.stage.baudrate,
+            timeout_s=station.stage.timeout_s,
+            move_timeout_s=station.stage.move_timeout_s,
+            poll_interval_s=station.stage.poll_interval_s,
+        )
+        controller.open()
+        closers.append(controller.close)
+        phone = Gphoto2Phone(phone_port, timeout_s=station.phone.timeout_s)
+        phone.open()
+        closers.append(phone.close)
+        if twin is not None:
+            operator = twin.operator
+        elif operator is None:
+            from rig.devices.console_operator import ConsoleOperator
+
+            operator = ConsoleOperator(phone, lenses)
+        return BenchDevices(
+            station=station,
+            stage=GrblStage(controller, station),
+            light=GrblLight(controller, station),
+            phone=phone,
+            operator=operator,
+            twin=twin,
+            closers=closers,
+        )
+    except BaseException:
+        for closer in reversed(closers):
+            closer()
+        raise
+
+
+@contextmanager
+def bench_devices(
+    station: StationConfig,
+    lenses: LensCatalog,
+    *,
+    unit: TwinUnit | None = None,
+    faults: FaultPlan | None = None,
+) -> Iterator[BenchDevices]:
+    """:func:`open_bench` as a context manager: the devices are closed however the block ends."""
+    devices = open_bench(station, lenses, unit=unit, faults=faults)
+    try:
+        yield devices
+    finally:
+        devices.close()
