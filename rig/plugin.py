@@ -17,7 +17,6 @@ Importing this module stays cheap: pytest loads it in every run where rig is ins
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from rig.config.lenses import LensCatalog, LensSpec
-from rig.config.station import DEFAULT_STATION, StationConfig, load_station
-from rig.errors import ArgumentError, CapabilityMissing, DeviceError, MeasurementError, RigError
+from rig.config.station import StationConfig, load_station
+from rig.errors import CapabilityMissing, DeviceError, MeasurementError, RigError
 from rig.results.record import MeasurementRecord, Verdict, utcnow
 
 if TYPE_CHECKING:  # the plugin loads in every pytest run where rig is installed: keep its import cheap
     from rig.bench.open import BenchDevices
     from rig.bench.ops import BenchOps
+    from rig.bench.options import RunOptions
     from rig.bench.recording import RunRecorder
     from rig.config.unit import TwinUnit
     from rig.devices.protocols import Light, Operator, Phone, Stage
@@ -41,29 +41,26 @@ if TYPE_CHECKING:  # the plugin loads in every pytest run where rig is installed
 
 log = logging.getLogger(__name__)
 
-REPO_DIR = Path(__file__).resolve().parents[1]
-DEFAULT_REPORTS = REPO_DIR / "reports"
-DEFAULT_CALIBRATION = REPO_DIR / "calibration"
 PLAN_KEY = pytest.StashKey[str]()
 STEP_KEY = pytest.StashKey["StepState"]()
+OPTIONS_KEY = pytest.StashKey["RunOptions"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("rig", "camera bench")
-    group.addoption("--station", default=str(DEFAULT_STATION), help="station file (default: the twin station)")
-    group.addoption("--unit", default=None, help="twin unit file or name (twin station only)")
-    group.addoption("--unit-serial", default=None, help="serial of the unit on the bench (real station)")
-    group.addoption("--lens", default=None, help="catalog id of the lens under test (default: the station's)")
-    group.addoption("--reports", default=str(DEFAULT_REPORTS), help="folder for run folders")
-    group.addoption("--run-id", default=None, help="id of the run folder (default: time-serial-plan)")
-    group.addoption("--resume", default=None, metavar="RUN_ID", help="continue a run from its first incomplete step")
-    group.addoption("--operator", default="", help="operator name for the record")
-    group.addoption("--store", default=None, help="results store URL (default: SQLite in the reports folder)")
-    group.addoption(
-        "--calibration-dir",
-        default=str(DEFAULT_CALIBRATION),
-        help="folder for the calibration plan's per-unit profile files (default: the repository's calibration/)",
-    )
+    from rig.bench.options import add_pytest_options
+
+    add_pytest_options(parser.getgroup("rig", "camera bench"))
+
+
+def options_of(config: pytest.Config) -> RunOptions:
+    """The session's run options (one RunOptions, the same model the ``rig`` command builds)."""
+    from rig.bench.options import from_pytest
+
+    options = config.stash.get(OPTIONS_KEY, None)
+    if options is None:
+        options = from_pytest(config)
+        config.stash[OPTIONS_KEY] = options
+    return options
 
 
 # ---------------------------------------------------------------------------------------------- plan discovery
@@ -75,12 +72,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if len(plans) > 1:
         raise pytest.UsageError(f"one plan per run, got {sorted(p for p in plans if p)}")
     config.stash[PLAN_KEY] = str(plans.pop())
-    resume = config.getoption("--resume")
+    options = options_of(config)
+    resume = options.resume
     if resume:
         from rig.bench.recording import RECORD_FILE
         from rig.results.record import RunRecord
 
-        record_path = Path(config.getoption("--reports")) / resume / RECORD_FILE
+        record_path = options.reports_dir / resume / RECORD_FILE
         if not record_path.is_file():
             raise pytest.UsageError(f"--resume {resume}: no run record at {record_path}")
         done = {s.name for s in RunRecord.load(record_path).steps if s.verdict is not Verdict.ERROR}
@@ -97,8 +95,14 @@ def step_name(item: pytest.Item) -> str:
 
 # ---------------------------------------------------------------------------------------------- configuration
 @pytest.fixture(scope="session")
+def run_options(pytestconfig: pytest.Config) -> RunOptions:
+    """Every option of this run (station, unit, folders, resume …), as the ``rig`` command would pass them."""
+    return options_of(pytestconfig)
+
+
+@pytest.fixture(scope="session")
 def station_file(pytestconfig: pytest.Config) -> Path:
-    return Path(pytestconfig.getoption("--station"))
+    return options_of(pytestconfig).station
 
 
 @pytest.fixture(scope="session")
@@ -121,26 +125,20 @@ def twin_unit(pytestconfig: pytest.Config, station: StationConfig, station_file:
         return None
     from rig.config.resolve import load_twin_unit
 
-    return load_twin_unit(station, pytestconfig.getoption("--unit"), station_file=station_file)
+    return load_twin_unit(station, options_of(pytestconfig).unit, station_file=station_file)
 
 
 @pytest.fixture(scope="session")
 def unit_serial(pytestconfig: pytest.Config, station: StationConfig, twin_unit: TwinUnit | None) -> str:
-    serial = pytestconfig.getoption("--unit-serial") or (twin_unit.serial if twin_unit is not None else None)
-    if not serial:
-        raise ArgumentError("--unit-serial: expected the serial of the unit on the bench")
-    if not re.fullmatch(station.serial_pattern, serial):
-        raise ArgumentError(
-            f"unit serial {serial!r}: expected a match of the station's pattern {station.serial_pattern}"
-        )
-    return serial
+    serial = options_of(pytestconfig).unit_serial or (twin_unit.serial if twin_unit is not None else None)
+    return station.check_serial(serial)
 
 
 @pytest.fixture(scope="session")
 def lens(pytestconfig: pytest.Config, station: StationConfig, lenses: LensCatalog, station_file: Path) -> LensSpec:
     """The lens under test: ``--lens`` or the station's reference lens."""
-    lens_id = pytestconfig.getoption("--lens") or station.reference_lens
-    return lenses.get(lens_id, source="--lens" if pytestconfig.getoption("--lens") else station_file, field="lens")
+    asked = options_of(pytestconfig).lens
+    return lenses.get(asked or station.reference_lens, source="--lens" if asked else station_file, field="lens")
 
 
 # ---------------------------------------------------------------------------------------------- devices
@@ -192,8 +190,9 @@ def run(
     if plan is None:
         raise pytest.UsageError("the run fixture is for plan modules (they set PLAN = '<name>')")
     limits = load_limits(plan)
-    reports = Path(pytestconfig.getoption("--reports"))
-    resume = pytestconfig.getoption("--resume")
+    options = options_of(pytestconfig)
+    reports = options.reports_dir
+    resume = options.resume
     if resume:
         redo = {step_name(item) for item in pytestconfig.stash.get(_ITEMS_KEY, [])}
         recorder = RunRecorder.resume(reports / resume, limits, redo)
@@ -206,8 +205,8 @@ def run(
             unit_serial=unit_serial,
             lens=lens.id,
             reports_dir=reports,
-            operator=pytestconfig.getoption("--operator"),
-            run_id=pytestconfig.getoption("--run-id"),
+            operator=options.operator,
+            run_id=options.run_id,
             config={"station": station.model_dump(mode="json"), "limits": limits.source},
         )
     if station.sensor.binning > 1:  # sharpness limits in cy/px are per read-out pitch
@@ -371,4 +370,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     recorder.finish()
     from rig.bench.outputs import publish_run
 
-    publish_run(recorder, store_url=session.config.getoption("--store"))
+    publish_run(recorder, store_url=options_of(session.config).store)

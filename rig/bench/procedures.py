@@ -57,7 +57,7 @@ class Sweep:
 
 # ------------------------------------------------------------------------------------------------ lens
 def wait_for_sensor(
-    phone: Phone, *, attached: bool, after_ms: float | None = None, timeout_s: float = 10.0, poll_s: float = 0.02
+    phone: Phone, *, attached: bool, timeout_s: float, after_ms: float | None = None, poll_s: float = 0.02
 ) -> LensState:
     """Poll the phone's lens state until it shows the lens ``attached`` (or removed) with the matching sensor.
 
@@ -84,23 +84,23 @@ def wait_for_sensor(
         time.sleep(poll_s)
 
 
-def ensure_lens(bench: BenchOps, lens: LensSpec, *, timeout_s: float = 10.0) -> LensState:
+def ensure_lens(bench: BenchOps, lens: LensSpec) -> LensState:
     """Have ``lens`` on the bayonet and the M-mount sensor live (mounting it through the operator if needed)."""
     state = bench.phone.lens_state()
     if state.attached and state.lens_code == lens.lens_code and state.active_sensor is ActiveSensor.M_MOUNT:
         return state
     if state.attached:
         bench.operator.unmount_lens()
-        wait_for_sensor(bench.phone, attached=False, timeout_s=timeout_s)
+        wait_for_sensor(bench.phone, attached=False, timeout_s=bench.station.phone.lens_change_timeout_s)
     bench.operator.mount_lens(lens.id)
-    return wait_for_sensor(bench.phone, attached=True, timeout_s=timeout_s)
+    return wait_for_sensor(bench.phone, attached=True, timeout_s=bench.station.phone.lens_change_timeout_s)
 
 
-def ensure_no_lens(bench: BenchOps, *, timeout_s: float = 10.0) -> LensState:
+def ensure_no_lens(bench: BenchOps) -> LensState:
     state = bench.phone.lens_state()
     if state.attached:
         bench.operator.unmount_lens()
-    return wait_for_sensor(bench.phone, attached=False, timeout_s=timeout_s)
+    return wait_for_sensor(bench.phone, attached=False, timeout_s=bench.station.phone.lens_change_timeout_s)
 
 
 # ------------------------------------------------------------------------------------------------ exposure
@@ -281,7 +281,9 @@ def remount_series(
         if i:
             before = bench.phone.lens_state().attached_at_ms
             bench.operator.remount_lens()
-            wait_for_sensor(bench.phone, attached=True, after_ms=before)
+            wait_for_sensor(
+                bench.phone, attached=True, after_ms=before, timeout_s=bench.station.phone.lens_change_timeout_s
+            )
         frames.append(
             bench.shoot(chart="sfr", tag=f"{tag}{i}", rail_mm=rail_mm, light=LIGHT_LEVEL, exposure_time_s=exposure_s)
         )

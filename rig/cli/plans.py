@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rig.config.station import DEFAULT_STATION, load_station
+from rig.config.station import load_station
 from rig.errors import ArgumentError
+
+if TYPE_CHECKING:
+    from rig.bench.options import RunOptions
 
 GROUP = None
 
@@ -30,54 +32,42 @@ EXIT_BY_VERDICT = {"PASS": 0, "FAIL": 1, "ERROR": 3, "SKIP": 3}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from rig.bench.options import add_argparse_options
+
     for command, (plan, help_text) in PLANS.items():
         p = subparsers.add_parser(command, help=help_text, description=help_text)
-        p.add_argument("--station", type=Path, default=DEFAULT_STATION, help="station file (default: the twin)")
-        p.add_argument("--unit", help="twin unit file or name in fixtures/units/ (twin station only)")
-        p.add_argument("--unit-serial", help="serial of the unit on the bench (required on a real station)")
-        p.add_argument("--lens", help="catalog id of the lens (default: the station's reference lens)")
-        p.add_argument("--reports", type=Path, default=None, help="reports folder (default: reports/)")
-        p.add_argument("--resume", metavar="RUN_ID", help="continue RUN_ID from its first step not completed")
-        p.add_argument("--operator", default="", help="operator name for the record")
-        p.add_argument("--store", help="results store URL (default: SQLite in the reports folder)")
+        add_argparse_options(p, plan)
         p.add_argument("--quiet", action="store_true", help="print only the verdict line")
         p.add_argument("--json", action="store_true", help="print the run summary as JSON")
-        if plan == "calibration":
-            p.add_argument(
-                "--calibration-dir",
-                type=Path,
-                default=None,
-                help="folder for calibration/<serial>/ profile files (default: the repository's calibration/)",
-            )
         p.set_defaults(func=run_plan, plan=plan)
 
 
-def _validate(args: argparse.Namespace) -> dict[str, Any]:
-    """Load every input the plan will read, so a mistake is reported before the bench moves."""
+def _validate(args: argparse.Namespace) -> tuple[RunOptions, str]:
+    """Load every input the plan will read, so a mistake is reported before the bench moves.
+
+    Returns the run options and the unit serial.
+    """
+    from rig.bench.options import RunOptions
     from rig.config.limits import load_limits
     from rig.config.resolve import load_station_lenses, load_twin_unit
-    from rig.plugin import DEFAULT_REPORTS
 
-    station = load_station(args.station)
-    lenses = load_station_lenses(station, station_file=args.station)
+    options = RunOptions.from_values(vars(args))
+    station = load_station(options.station)
+    lenses = load_station_lenses(station, station_file=options.station)
     load_limits(args.plan)  # a limit with a wrong type or unit is reported here, before any motor moves
-    unit = load_twin_unit(station, args.unit, station_file=args.station) if station.is_twin else None
-    if args.unit and not station.is_twin:
-        raise ArgumentError(f"--unit {args.unit}: only a twin station has simulated units; use --unit-serial")
-    serial = args.unit_serial or (unit.serial if unit is not None else None)
-    if not serial:
-        raise ArgumentError(f"--unit-serial: required on station {station.name} (pattern {station.serial_pattern})")
-    if not re.fullmatch(station.serial_pattern, serial):
-        raise ArgumentError(f"--unit-serial {serial!r}: expected a match of {station.serial_pattern}")
-    if args.lens:
-        lenses.get(args.lens, source="--lens", field="lens")
-    reports = args.reports or DEFAULT_REPORTS
-    if args.resume and not (reports / args.resume / "record.json").is_file():
-        raise ArgumentError(f"--resume {args.resume}: no run record at {reports / args.resume / 'record.json'}")
-    calibration_dir = getattr(args, "calibration_dir", None)
+    unit = load_twin_unit(station, options.unit, station_file=options.station) if station.is_twin else None
+    if options.unit and not station.is_twin:
+        raise ArgumentError(f"--unit {options.unit}: only a twin station has simulated units; use --unit-serial")
+    serial = station.check_serial(options.unit_serial or (unit.serial if unit is not None else None))
+    if options.lens:
+        lenses.get(options.lens, source="--lens", field="lens")
+    reports = options.reports_dir
+    if options.resume and not (reports / options.resume / "record.json").is_file():
+        raise ArgumentError(f"--resume {options.resume}: no run record at {reports / options.resume / 'record.json'}")
+    calibration_dir = options.calibration_dir
     if calibration_dir is not None and calibration_dir.exists() and not calibration_dir.is_dir():
         raise ArgumentError(f"--calibration-dir {calibration_dir}: expected a folder, found a file")
-    return {"station": station, "serial": serial, "reports": reports}
+    return options, serial
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -86,16 +76,15 @@ def run_plan(args: argparse.Namespace) -> int:
     from rig.bench.recording import new_run_id
     from rig.results.record import RunRecord, utcnow
 
-    checked = _validate(args)
-    reports: Path = checked["reports"]
-    run_id = args.resume or new_run_id(checked["serial"], args.plan, utcnow())
+    options, serial = _validate(args)
+    reports = options.reports_dir
+    run_id = options.resume or options.run_id or new_run_id(serial, args.plan, utcnow())
+    if not options.resume:
+        options = options.model_copy(update={"run_id": run_id})
     pytest_args = [
         "--pyargs",
         f"rig.plans.{args.plan}",
-        "--station",
-        str(args.station),
-        "--reports",
-        str(reports),
+        *options.model_copy(update={"reports": reports}).pytest_args(args.plan),
         "-p",
         "no:cacheprovider",
         "-p",
@@ -105,17 +94,6 @@ def run_plan(args: argparse.Namespace) -> int:
         "--rootdir",
         str(reports),
     ]
-    for option, value in (
-        ("--unit", args.unit),
-        ("--unit-serial", args.unit_serial),
-        ("--lens", args.lens),
-        ("--operator", args.operator),
-        ("--store", args.store),
-        ("--calibration-dir", getattr(args, "calibration_dir", None)),
-    ):
-        if value:
-            pytest_args += [option, str(value)]
-    pytest_args += ["--resume", run_id] if args.resume else ["--run-id", run_id]
     progress = _Progress(quiet=args.quiet or args.json)
     reports.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

@@ -65,9 +65,9 @@ def _date(text: str) -> datetime:
 
 
 def _default_reports() -> Path:
-    from rig.results.store import DEFAULT_STORE_PATH
+    from rig.config.home import default_reports_dir
 
-    return DEFAULT_STORE_PATH.parent
+    return default_reports_dir()
 
 
 def _reports_dir(args: argparse.Namespace) -> Path:

@@ -27,7 +27,7 @@ class FaultKind(enum.StrEnum):
     TRUNCATED_DNG = "truncated_dng"  # the next frame is stored cut short by the phone
     STUCK_CAPTURE = "stuck_capture"  # the next capture is accepted but never completes
     PHONE_REBOOT = "phone_reboot"  # the phone restarts (session lost, refused for ``downtime_s``)
-    LENS_REMOVED = "lens_removed"  # the lens is knocked off the bayonet
+    LENS_REMOVED = "lens_removed"  # the lens is knocked off the bayonet as the next frame is exposed
     LIGHT_FLICKER = "light_flicker"  # luminance alternates ±``amplitude_pct`` frame to frame
     LIGHT_DRIFT = "light_drift"  # luminance changes by ``drift_pct_per_capture`` every frame
 

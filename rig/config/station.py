@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from rig.config.faults import FaultPlan
 from rig.config.loader import FIXTURES_DIR, StrictModel, load_toml
+from rig.errors import ArgumentError
 
 TWIN_PORT = "twin"
 
@@ -131,7 +132,10 @@ class StageConfig(StrictModel):
 
 class PhoneConfig(StrictModel):
     port: str = Field(min_length=1, description='gphoto2 port ("usb:BUS,DEV", "ptpip:HOST:PORT:EVT") or "twin"')
-    timeout_s: float = Field(10.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0, le=3600, description="one PTP operation, s")
+    lens_change_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="how long the phone may take to report a lens change and switch sensors, s"
+    )
 
     @field_validator("port")
     @classmethod
@@ -186,6 +190,18 @@ class StationConfig(StrictModel):
     @property
     def is_twin(self) -> bool:
         return self.twin is not None and TWIN_PORT in (self.stage.port, self.phone.port)
+
+    def check_serial(self, serial: str | None) -> str:
+        """``serial`` if it matches this station's pattern; else one :class:`ArgumentError` line (the only check)."""
+        if not serial:
+            raise ArgumentError(
+                f"--unit-serial: required on station {self.name} (a serial matching {self.serial_pattern})"
+            )
+        if not re.fullmatch(self.serial_pattern, serial):
+            raise ArgumentError(
+                f"--unit-serial {serial!r}: expected a match of station {self.name}'s pattern {self.serial_pattern}"
+            )
+        return serial
 
 
 DEFAULT_STATION = FIXTURES_DIR / "stations" / "twin.toml"

@@ -30,6 +30,7 @@ import pytest
 from rig import __version__
 from rig.bench import procedures as proc
 from rig.bench.ops import BenchOps, Frame
+from rig.bench.options import RunOptions
 from rig.bench.recording import RunRecorder
 from rig.calibrate import outputs
 from rig.calibrate.geometry import decentre_um, geometry_for_profile
@@ -56,9 +57,9 @@ VERIFY_STEPS = 9
 
 # --------------------------------------------------------------------------------------------- shared captures
 @pytest.fixture(scope="module")
-def calibration_folder(pytestconfig: pytest.Config, unit_serial: str) -> Path:
+def calibration_folder(run_options: RunOptions, unit_serial: str) -> Path:
     """``<--calibration-dir>/<serial>/``, where this unit's profile files go."""
-    return outputs.unit_dir(Path(pytestconfig.getoption("--calibration-dir")), unit_serial)
+    return outputs.unit_dir(run_options.calibration_folder, unit_serial)
 
 
 @pytest.fixture(scope="module")

@@ -183,7 +183,7 @@ def test_lens_detection(measure, bench: BenchOps, lens: LensSpec) -> None:
     proc.ensure_no_lens(bench)
     bench.operator.mount_lens(lens.id)
     try:
-        state = proc.wait_for_sensor(bench.phone, attached=True)
+        state = proc.wait_for_sensor(bench.phone, attached=True, timeout_s=bench.station.phone.lens_change_timeout_s)
     except DeviceTimeout as exc:
         # the phone answers but never reports this lens: that is the lens not detected, not a bench fault
         measure("lens_detected", 0.0, error=str(exc))

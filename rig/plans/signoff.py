@@ -89,7 +89,7 @@ def test_lens_detection(measure, bench: BenchOps, native_flat: Frame, lens: Lens
     """The phone sees the lens go on, reads its 6-bit code and switches to the M-mount sensor in time."""
     proc.ensure_no_lens(bench)
     bench.operator.mount_lens(lens.id)
-    state = proc.wait_for_sensor(bench.phone, attached=True)
+    state = proc.wait_for_sensor(bench.phone, attached=True, timeout_s=bench.station.phone.lens_change_timeout_s)
     measure("lens_detected", 1.0 if state.attached and state.lens_code == lens.lens_code else 0.0)
     measure("sensor_switch_latency_ms", assist.sensor_switch_latency(state).latency_ms)
 

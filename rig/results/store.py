@@ -38,13 +38,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError as SAArgumentError
 from sqlalchemy.exc import OperationalError
 
+from rig.config.home import default_store_path
 from rig.errors import ArgumentError, DeviceError
 from rig.results.record import RunRecord
 from rig.results.tables import MEASUREMENT_COLUMNS, measurement_rows, normalise_frame
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STORE_PATH = Path(__file__).resolve().parents[2] / "reports" / "results.sqlite"
 """Default SQLite file: ``reports/results.sqlite`` of the checkout, beside the run folders (as rig.plugin)."""
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
@@ -130,7 +130,7 @@ def normalise_url(url: str | Path | None) -> str:
     """A SQLAlchemy URL from what a user types: ``None`` (default file), a path, ``sqlite:///…`` or
     ``postgresql://…`` (``postgres://`` accepted); PostgreSQL always goes through psycopg 3."""
     if url is None:
-        return f"sqlite:///{DEFAULT_STORE_PATH}"
+        return f"sqlite:///{default_store_path()}"
     text = str(url).strip()
     if isinstance(url, Path) or "://" not in text:
         return f"sqlite:///{Path(text)}"

@@ -72,7 +72,9 @@ class FaultInjector:
         self._drift_from = 0
         self._timers: list[threading.Timer] = []
         self.fired: list[FiredFault] = [FiredFault(s.kind, 0, time.monotonic()) for s in at_power_up]
+        self._lens_off_at_exposure = False
         server.bench.capture_listeners.append(self.on_capture)
+        server.bench.exposure_listeners.append(self.on_exposure)
         server.bench.light_factor = self.light_factor
         # faults due from power-up are armed before any frame exists
         self.on_capture(-1)
@@ -85,7 +87,16 @@ class FaultInjector:
             due = [s for s in self._pending if s.after_captures <= done]
             self._pending = [s for s in self._pending if s.after_captures > done]
         for spec in due:
-            self._apply(spec, done)
+            self._apply(spec, done, planned=True)
+
+    def on_exposure(self, counter: int) -> None:
+        """Called as frame ``counter`` (0-based) starts its exposure: a planned knock takes the lens off now, so
+        that frame is the first one exposed without it (the same frame on every run, however loaded the host)."""
+        with self._lock:
+            knock, self._lens_off_at_exposure = self._lens_off_at_exposure, False
+        if knock:
+            self.server.ptp.remove_lens()
+            log.info("fault performed: lens knocked off as frame %d is exposed", counter)
 
     def inject(self, kind: FaultKind | str, **size: float) -> None:
         """Break the bench now (test API), e.g. ``injector.inject("grbl_alarm")``."""
@@ -97,7 +108,7 @@ class FaultInjector:
         with self._lock:
             return list(self._pending)
 
-    def _apply(self, spec: FaultSpec, at_capture: int) -> None:
+    def _apply(self, spec: FaultSpec, at_capture: int, *, planned: bool = False) -> None:
         kind = spec.kind
         grbl, ptp = self.server.grbl, self.server.ptp
         if kind is FaultKind.SERIAL_VANISH:
@@ -120,7 +131,13 @@ class FaultInjector:
             # off the rendering thread: a reboot resets the sockets that thread may be about to answer on
             threading.Thread(target=ptp.reboot, args=(spec.downtime_s,), name="fault-reboot", daemon=True).start()
         elif kind is FaultKind.LENS_REMOVED:
-            ptp.remove_lens()
+            # From a plan the knock lands as the next exposure starts: right after a frame it would race the
+            # phone's lens event against the bench's look at it. On demand (tests) it happens at once.
+            if planned:
+                with self._lock:
+                    self._lens_off_at_exposure = True
+            else:
+                ptp.remove_lens()
         elif kind is FaultKind.LIGHT_FLICKER:
             with self._lock:
                 self._flicker_pct, self._flicker_from = spec.amplitude_pct, at_capture

@@ -105,6 +105,8 @@ class TwinBench:
         # callbacks told the index of every frame once it is rendered
         self.light_factor: Callable[[int], float] | None = None
         self.capture_listeners: list[Callable[[int], None]] = []
+        self.exposure_listeners: list[Callable[[int], None]] = []
+        """Called with the index a frame is about to get, as its exposure starts (before the state is read)."""
 
     # ------------------------------------------------------------------------------------------- lens
     def lens_spec(self) -> LensSpec | None:
@@ -199,6 +201,8 @@ class TwinBench:
 
     def capture(self, *, noise: bool = True) -> TwinFrame:
         """Capture one frame of the current bench state."""
+        for listener in self.exposure_listeners:
+            listener(self.frames_rendered)
         return self.render_snapshot(self.state.snapshot(), noise=noise)
 
     def capture_burst(
