@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TWIN_STATION = REPO / "fixtures" / "stations" / "twin.toml"
+TWIN_STATION = REPO / "rig" / "fixtures" / "stations" / "twin.toml"
 
 
 def run_signoff(station: Path, unit: str, reports: Path) -> tuple[float, dict]:
@@ -68,8 +68,8 @@ def main() -> None:
         if args.full:
             full = Path(tmp) / "twin-full.toml"
             text = TWIN_STATION.read_text().replace("binning = 4 ", "binning = 1 ")
-            text = text.replace('unit = "fixtures/units/golden.toml"', f'unit = "{REPO}/fixtures/units/golden.toml"')
-            text = text.replace('lenses = "fixtures/lenses.toml"', f'lenses = "{REPO}/fixtures/lenses.toml"')
+            text = text.replace('unit = "fixtures/units/golden.toml"', f'unit = "{REPO}/rig/fixtures/units/golden.toml"')
+            text = text.replace('lenses = "fixtures/lenses.toml"', f'lenses = "{REPO}/rig/fixtures/lenses.toml"')
             full.write_text(text)
             wall, summary = run_signoff(full, args.unit, Path(tmp) / "full")
             report("full 8192×6144", wall, summary, target_s=None)

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 def test_wheel_in_a_fresh_venv_signs_off_from_an_empty_folder(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)],
         check=True,
         capture_output=True,
         timeout=300,
@@ -51,14 +51,19 @@ def test_wheel_in_a_fresh_venv_signs_off_from_an_empty_folder(tmp_path: Path) ->
         timeout=300,
     )
     installed = site / "rig"
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "RIG_HOME"}}
     origin = subprocess.run(
-        [str(python), "-c", "import rig; print(rig.__file__)"], check=True, capture_output=True, text=True
+        [str(python), "-c", "import rig; print(rig.__file__)"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     ).stdout.strip()
     assert Path(origin).parent == installed, f"rig imported from {origin}, expected the wheel in {installed}"
 
     home = tmp_path / "empty"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "RIG_HOME"}}
     result = subprocess.run(
         [str(python), "-m", "rig", "signoff", "--quiet"],
         cwd=home,

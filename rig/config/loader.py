@@ -15,7 +15,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 __all__ = ["FIXTURES_DIR", "StrictModel", "config_error_from_validation", "load_toml", "read_toml", "validate"]
 
-FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
+FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures"
 """The repository's ``fixtures/`` folder (the bench as data)."""
 
 
