@@ -68,8 +68,6 @@ def main() -> None:
         if args.full:
             full = Path(tmp) / "twin-full.toml"
             text = TWIN_STATION.read_text().replace("binning = 4 ", "binning = 1 ")
-            text = text.replace('unit = "fixtures/units/golden.toml"', f'unit = "{REPO}/rig/fixtures/units/golden.toml"')
-            text = text.replace('lenses = "fixtures/lenses.toml"', f'lenses = "{REPO}/rig/fixtures/lenses.toml"')
             full.write_text(text)
             wall, summary = run_signoff(full, args.unit, Path(tmp) / "full")
             report("full 8192×6144", wall, summary, target_s=None)
