@@ -319,12 +319,10 @@ class Lobby:
         if number is None:
             return False
         pending.number = number
-        ack = u32(number) + self._guid + (self._friendly_name + "\x00").encode("utf-16-le") + u32(PTPIP_VERSION)
-        if not self._send(pending, packet(PacketType.INIT_COMMAND_ACK, ack)):
-            self.release(number)
-            return True
-        pending.stage = _Stage.WAITING_FOR_EVENT
+        pending.stage = _Stage.WAITING_FOR_EVENT  # before the ack: the host may act on it at once
         pending.deadline_ns = self._deadline(self._budgets.event_connect_s)
+        ack = u32(number) + self._guid + (self._friendly_name + "\x00").encode("utf-16-le") + u32(PTPIP_VERSION)
+        self._send(pending, packet(PacketType.INIT_COMMAND_ACK, ack))  # a failed send drops it, freeing the slot
         return True
 
     def _init_event(self, pending: _Pending, ptype: int, payload: bytes) -> None:
