@@ -12,6 +12,11 @@ owns the camera, so the next step must ``close()`` and ``open()`` again. A dropp
 :class:`DeviceLost`; other PTP failures raise :class:`DeviceCommandError`; a frame that fails validation (size,
 CRC-32 against the phone's property, strict DNG parse) raises :class:`FrameError` so the plan can recapture.
 
+Latency: over USB a PTP transaction is bulk transfers with no Nagle and no delayed ACK. Over PTP/IP libgphoto2
+does not set ``TCP_NODELAY`` (camlibs/ptp2/ptpip.c ``ptp_ptpip_connect``), so its data phase after an
+OperationRequest waits for the phone's ACK: a PTP/IP phone must ACK at once (``TCP_QUICKACK``, re-armed before
+every read, as the twin's peer does, :mod:`rig.twin.ptpip_peer.wire`) or every property set costs ~45 ms.
+
 Captured frames are not deleted from the phone: python-gphoto2 keeps the GIL inside ``gp_camera_file_delete``,
 which deadlocks against a responder in the same process (the twin) until libgphoto2's 2.5 s read timeout; the
 phone keeps a ring of recent frames instead. The profile slot is emptied with ``folder_delete_all``, which
@@ -513,6 +518,7 @@ class Gphoto2Phone:
         interval_s = (self._burst_interval_us or 0) / 1e6 if count > 1 else 0.0
         budget = self.timeout_s + count * (exposure_s + interval_s)
         path = self._call("capture", lambda: camera.capture(gp.GP_CAPTURE_IMAGE), budget)
+        self._see_a_detach_during_the_capture()
         # libgphoto2 reports only the last frame of a burst (and does not list the others until the folder is
         # re-read); the phone numbers the frames of one capture consecutively (ptp_codes.FRAME_NAME)
         match = FRAME_NAME_RE.match(path.name)
@@ -580,6 +586,22 @@ class Gphoto2Phone:
             raise DeviceStateError(f"phone {self.port}: lens_state() needs open() first")
         self._pump_events()
         return self._lens
+
+    def _see_a_detach_during_the_capture(self) -> None:
+        """libgphoto2's generic capture loop reads every event until CaptureComplete and drops all but ObjectAdded
+        and CaptureComplete (camlibs/ptp2/library.c, ``camera_capture``: "Received event 0x%04x, ignoring"), so a
+        LensDetached during a capture never reaches :meth:`_pump_events`: ask the LensAttached property instead.
+
+        Its value is fresh: reading the DevicePropChanged the phone sends for it (first of the lens properties)
+        expires libgphoto2's cached value (camlibs/ptp2/ptp.c, ``handle_event_internal``). The lens code and
+        times are not read here: with libgphoto2 2.5.34 the later DevicePropChanged events of one burst did not
+        reliably expire the cache (tried), so a lens *attached* during a capture is left to the frame's own DNG
+        (BenchOps checks its LensModel) and the next events.
+        """
+        lens = self._lens
+        if lens is not None and lens.attached and self._vendor_int(PropertyCode.LENS_ATTACHED) != 1:
+            self.log.info("the lens came off during a capture (its event was dropped by libgphoto2)")
+            self._lens = LensState(attached=False, lens_code=None, active_sensor=ActiveSensor.MAIN)
 
     def _read_lens_properties(self) -> LensState:
         code = self._vendor_int(PropertyCode.LENS_CODE)

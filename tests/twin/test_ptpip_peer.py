@@ -29,7 +29,7 @@ from rig.spec.ptp import (
     ResponseCode,
 )
 from rig.twin.ptpip_peer import PtpIpPeer
-from rig.twin.ptpip_wire import packet, parse_ptp_string, read_packet, u16, u32
+from rig.twin.ptpip_peer.wire import packet, parse_ptp_string, read_packet, u16, u32
 from rig.twin.world import TwinBench
 
 pytestmark = pytest.mark.timeout(60)

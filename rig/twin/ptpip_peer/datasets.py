@@ -20,7 +20,7 @@ from rig.spec.ptp import (
     ObjectFormat,
     StorageType,
 )
-from rig.twin.ptpip_wire import (
+from rig.twin.ptpip_peer.wire import (
     ProtocolViolation,
     pack_value,
     parse_ptp_string,

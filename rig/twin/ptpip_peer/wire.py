@@ -2,10 +2,23 @@
 
 Every packet is ``u32 length (header included), u32 type, payload``, little-endian (REFERENCE.md §5). PTP strings
 are ``u8 number of UTF-16 code units including the NUL`` followed by UTF-16LE, the empty string being one ``00``.
+
+A length field is checked against the largest packet of its type *before* anything is allocated: a host (or a
+stray client) announcing 2 GiB gets its connection closed, not 2 GiB of zeroed memory. The bounds come from what
+an initiator sends: libgphoto2 (camlibs/ptp2/ptpip.c, 2.5.x) writes control packets of a few dozen bytes (its
+host name is at most 100 characters) and data in ``WRITE_BLOCKSIZE`` = 64 KiB blocks (``ptp_ptpip_senddata``).
+
+Latency: libgphoto2 never sets ``TCP_NODELAY`` (``ptp_ptpip_connect`` only makes its sockets non-blocking), so
+Nagle holds its second small write (StartData after an OperationRequest) until the first is ACKed; a responder
+that delays its ACK (Linux: up to 40 ms) then costs every SetDevicePropValue ~45 ms. :func:`tune` sets
+``TCP_NODELAY`` on the responder's sockets and :func:`recv_exact` re-arms ``TCP_QUICKACK`` before each read, because
+Linux clears it again whenever the connection looks interactive (tcp(7): "not permanent"). A USB phone has no
+Nagle at all; a phone serving PTP/IP over Wi-Fi should do the same as this peer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 from collections.abc import Iterable
@@ -14,9 +27,16 @@ from dataclasses import dataclass
 from rig.spec.ptp import DataPhase, DataType, PacketType
 
 HEADER = struct.Struct("<II")
-MAX_PACKET = 1 << 31
+MAX_CONTROL_PAYLOAD = 1024
+"""Largest payload of a non-data packet from the host (InitCommandRequest is the longest: GUID, host name, version)."""
+MAX_DATA_PAYLOAD = 16 << 20
+"""Largest Data/EndData payload accepted from a host (libgphoto2 sends 64 KiB blocks; other initiators send more)."""
+MAX_DATA_OUT = 64 << 20
+"""Largest object a host may send the phone (StartData total; the profile slot is the only writable object)."""
 DATA_CHUNK = 1 << 20
 """Bytes per Data packet when the responder sends an object: small enough to interleave a dropped connection."""
+_DATA_TYPES = (PacketType.DATA, PacketType.END_DATA)
+_UNKNOWN_LENGTHS = (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF)  # a StartData total meaning "length not known" in PTP
 
 
 class ConnectionClosed(Exception):
@@ -27,12 +47,47 @@ class ProtocolViolation(Exception):
     """A packet that PTP/IP does not allow here (wrong type, impossible length)."""
 
 
+# --------------------------------------------------------------------------------------------- sockets
+def tune(sock: socket.socket) -> None:
+    """Send small packets at once (``TCP_NODELAY``) and ACK what arrives at once (``TCP_QUICKACK``)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    rearm_quickack(sock)
+
+
+def rearm_quickack(sock: socket.socket) -> None:
+    """Linux only; tcp(7): quickack mode is left again by the stack, so it is set before every read."""
+    if _QUICKACK is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+
+
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+
+
 # --------------------------------------------------------------------------------------------- packets
+def max_payload(ptype: int) -> int:
+    """The largest payload a host may send in a packet of type ``ptype`` (bytes)."""
+    return MAX_DATA_PAYLOAD if ptype in _DATA_TYPES else MAX_CONTROL_PAYLOAD
+
+
+def check_header(length: int, ptype: int) -> int:
+    """The payload size a header announces, or ProtocolViolation when it is impossible or above the maximum."""
+    if length < HEADER.size:
+        raise ProtocolViolation(f"packet length {length}: below the {HEADER.size}-byte header")
+    if length - HEADER.size > max_payload(ptype):
+        raise ProtocolViolation(
+            f"packet type {ptype} of {length} bytes: above the {max_payload(ptype)}-byte maximum for that type"
+        )
+    return length - HEADER.size
+
+
 def recv_exact(sock: socket.socket, size: int) -> bytes:
     buf = bytearray(size)
     view = memoryview(buf)
     got = 0
     while got < size:
+        rearm_quickack(sock)
         try:
             n = sock.recv_into(view[got:], size - got)
         except (ConnectionResetError, BrokenPipeError) as exc:
@@ -44,11 +99,9 @@ def recv_exact(sock: socket.socket, size: int) -> bytes:
 
 
 def read_packet(sock: socket.socket) -> tuple[int, bytes]:
-    """One packet: ``(type, payload)``."""
+    """One packet: ``(type, payload)``; the length is bounded by :func:`max_payload` before the payload is read."""
     length, ptype = HEADER.unpack(recv_exact(sock, HEADER.size))
-    if not HEADER.size <= length < MAX_PACKET:
-        raise ProtocolViolation(f"packet length {length}")
-    return ptype, recv_exact(sock, length - HEADER.size)
+    return ptype, recv_exact(sock, check_header(length, ptype))
 
 
 def packet(ptype: PacketType, payload: bytes = b"") -> bytes:
@@ -120,17 +173,25 @@ def receive_data_out(sock: socket.socket, transaction_id: int) -> bytes:
     tid, total = struct.unpack_from("<IQ", payload)
     if tid != transaction_id:
         raise ProtocolViolation(f"StartData for transaction {tid}, expected {transaction_id}")
+    if total > MAX_DATA_OUT and total not in _UNKNOWN_LENGTHS:
+        raise ProtocolViolation(
+            f"transaction {transaction_id}: StartData announces {total} bytes, above the {MAX_DATA_OUT}-byte maximum"
+        )
     parts: list[bytes] = []
+    received = 0
     while True:
         ptype, payload = read_packet(sock)
-        if ptype not in (PacketType.DATA, PacketType.END_DATA) or len(payload) < 4:
+        if ptype not in _DATA_TYPES or len(payload) < 4:
             raise ProtocolViolation(f"expected Data/EndData in transaction {transaction_id}, got type {ptype}")
         parts.append(payload[4:])
+        received += len(payload) - 4
+        if received > MAX_DATA_OUT:
+            raise ProtocolViolation(f"transaction {transaction_id}: more than {MAX_DATA_OUT} bytes of data")
         if ptype == PacketType.END_DATA:
             break
     data = b"".join(parts)
     # libgphoto2 announces the exact length; a 32-bit total of 0xFFFFFFFF means "unknown" in PTP
-    if total not in (len(data), 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF):
+    if total not in (len(data), *_UNKNOWN_LENGTHS):
         raise ProtocolViolation(f"transaction {transaction_id}: StartData announced {total} bytes, got {len(data)}")
     return data
 
