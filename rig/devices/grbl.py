@@ -266,8 +266,10 @@ class GrblController:
         """GRBL's serial RX buffer from ``$I`` (``[OPT:..,blocks,rx]``)."""
 
     @classmethod
-    def for_station(cls, station: StationConfig, port: str | None = None) -> GrblController:
-        """A controller with the station's port, budgets and settings handshake."""
+    def for_station(
+        cls, station: StationConfig, port: str | None = None, *, handshake: bool = True
+    ) -> GrblController:
+        """A controller with the station's port and budgets; ``handshake``: check the settings at open."""
         s = station.stage
         return cls(
             port or s.port,
@@ -277,7 +279,7 @@ class GrblController:
             homing_timeout_s=s.homing_timeout_s,
             poll_interval_s=s.poll_interval_s,
             alarm_message_timeout_s=s.alarm_message_timeout_s,
-            station=station,
+            station=station if handshake else None,
         )
 
     # ------------------------------------------------------------------------------------------- lifecycle
@@ -304,6 +306,11 @@ class GrblController:
     def alarm_code(self) -> int | None:
         """The last ``ALARM:N`` not yet cleared by an unlock or homing, or None."""
         return self._session.alarm_code
+
+    @property
+    def gcode_locked(self) -> bool:
+        """GRBL is in Alarm (its power-up lock or an alarm): it refuses G-code and its outputs are off."""
+        return self._session.locked or self._session.alarm_code is not None or self._session.silent
 
     @property
     def position_lost(self) -> bool:
@@ -724,13 +731,14 @@ class GrblController:
         self.clear_reset()
         self.command("$H", timeout_s=self.homing_timeout_s)
         self._session.alarm_code = None
-        self._session.position_lost = False
+        self._session.position_lost = self._session.locked = False
 
     def unlock(self) -> None:
         """Clear an alarm with ``$X`` (after the reset a critical alarm demands); the position may be wrong."""
         self.clear_reset()
         self.command("$X")
         self._session.alarm_code = None
+        self._session.locked = False
 
 
 class _OnController:
@@ -783,7 +791,7 @@ class GrblStage(_OnController):
 
     def _outputs_off(self) -> None:
         c = self.controller
-        if c.is_open and not c.needs_reset and c.alarm_code is None:
+        if c.is_open and not c.gcode_locked:
             try:
                 c.command("M5 M9")
             except DeviceError as exc:
@@ -940,7 +948,7 @@ class GrblLight(_OnController):
     def close(self) -> None:
         """Switch the light off before the last user closes the port."""
         c = self.controller
-        if c.is_open and not c.needs_reset and c.alarm_code is None and self._level > 0:
+        if c.is_open and not c.gcode_locked and self._level != 0:
             try:
                 self.off()
             except DeviceError as exc:

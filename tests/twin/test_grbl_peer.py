@@ -15,7 +15,7 @@ import serial
 from rig.config.station import StationConfig, load_station
 from rig.devices.grbl import GrblController
 from rig.spec.types import StageState
-from rig.twin.grbl_peer import GrblPeer, TrapezoidProfile
+from rig.twin.grbl import GrblPeer, TrapezoidProfile
 from rig.twin.state import BenchState
 
 pytestmark = pytest.mark.timeout(30)
