@@ -591,10 +591,24 @@ class GrblPeer:
             if true[i] >= -_SWITCH_EPS or true[i] <= -self._travel_phys[i] + _SWITCH_EPS
         )
 
+    def _switch_crossing(self, block: Block) -> float:
+        """Path length at which ``block`` first reaches a limit switch (an end of the physical travel)."""
+        start = self._true(block.origin)
+        crossings = [block.length]
+        for i in range(3):
+            u = block.unit[i]
+            if u > 0:
+                crossings.append((0.0 - start[i]) / u)
+            elif u < 0:
+                crossings.append((-self._travel_phys[i] - start[i]) / u)
+        return max(0.0, min(crossings))
+
     def _mid_move_fault_locked(self, block: Block, tau: float) -> bool:
         if block.kind is BlockKind.HOME:
             return False
         if self._eeprom[Setting.HARD_LIMITS] and self._pressed(self._true(self._mpos)):
+            # the axis stops on its switch, not wherever the last tick left it
+            self._set_mpos_locked(block.point(self._switch_crossing(block)))
             self._active = None
             self._planner.clear()
             self._raise_alarm_locked(GrblAlarm.HARD_LIMIT)
@@ -907,6 +921,7 @@ class GrblPeer:
             return
         self._planner.append(block)
         self._planned = target
+        self._advance_locked()
         self._cond.notify_all()
         self._wait_locked(generation, lambda: self._active is None and not self._planner)
 
@@ -1086,6 +1101,7 @@ class GrblPeer:
             self._planner.append(block)
             if self._state is StageState.IDLE:
                 self._state = StageState.JOG if kind is BlockKind.JOG else StageState.RUN
+            self._advance_locked()  # an idle planner starts the block now, not at the motion thread's next tick
             self._cond.notify_all()
         if kind is BlockKind.PROBE:
             self._probe_locked(motion, generation)
