@@ -52,6 +52,7 @@ from rig.spec.grbl import (
     LINE_MAX_CHARS,
     OK,
     OPTIONS_RE,
+    PARAMETER_RE,
     PROBE_RE,
     RX_BUFFER_BYTES,
     SETTING_LINE_RE,
@@ -804,10 +805,16 @@ class GrblStage(_OnController):
     def _set_work_coordinates(self) -> None:
         """G54 = the station's work offsets; G92 cleared; mm, absolute (gnea/grbl commands.md, G10 L2)."""
         c = self.controller
-        c.command(self._work_offsets_line())
+        expected = tuple(self._axes[a].mapping.work_offset for a in AXES)
+        stored = None
+        for line in c.command("$#"):
+            match = PARAMETER_RE.match(line)
+            if match and match["name"] == "G54":
+                stored = tuple(float(v) for v in match["values"].split(","))
+        if stored is None or any(abs(v - e) > 1e-3 for v, e in zip(stored, expected, strict=True)):
+            c.command(self._work_offsets_line())  # written to EEPROM: only when it differs (wear)
         c.command("G21 G90 G54 G92.1")
         status = c.status()
-        expected = tuple(self._axes[a].mapping.work_offset for a in AXES)
         if any(abs(w - e) > 1e-3 for w, e in zip(status.wco, expected, strict=True)):
             raise DeviceCommandError(f"stage {c.port}: work offset is {status.wco} after G10 L2, expected {expected}")
         self._referenced = True

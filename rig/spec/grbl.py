@@ -458,3 +458,5 @@ PARSER_STATE_RE = re.compile(r"^\[GC:(?P<words>[^\]]*)\]$")
 """``$G``: ``[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]`` (interface.md "Feedback messages")."""
 PROBE_RE = re.compile(r"^\[PRB:(?P<pos>[-0-9.,]+):(?P<ok>[01])\]$")
 """A probe result ``[PRB:x,y,z:success]`` (machine coordinates)."""
+PARAMETER_RE = re.compile(r"^\[(?P<name>G5[4-9]|G28|G30|G92|TLO):(?P<values>[-0-9.,]+)\]$")
+"""A ``$#`` line: ``[G54:-305.000,-95.000,-105.000]`` (work coordinate offsets are stored in EEPROM)."""

@@ -287,3 +287,15 @@ def test_light_level_is_what_grbl_confirms(homed: Target) -> None:
         assert homed.light.level == pytest.approx(round(level * pwm_max) / pwm_max, abs=1e-9)
     homed.light.off()
     assert homed.light.level == 0.0
+
+
+def test_wpos_reports_give_the_same_station_positions(station: StationConfig) -> None:
+    """``$10=0``: GRBL reports WPos; the driver reads the station position from it directly."""
+    if REAL_PORT:
+        pytest.skip("needs the twin's fault injection (runs in CI against the peer)")
+    wpos_station = station.model_copy(update={"stage": station.stage.model_copy(update={"status_mask": 0})})
+    for target in _open(wpos_station, settings={10: 0}):
+        target.stage.home()
+        wanted = _middle(station)
+        _assert_at(target, target.stage.move_to(**wanted).position, wanted)
+        assert target.peer is not None and target.peer.state.rail_mm == pytest.approx(wanted["rail_mm"], abs=0.005)
