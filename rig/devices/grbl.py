@@ -47,15 +47,18 @@ from rig.errors import (
 )
 from rig.spec.grbl import (
     ALARM_PREFIX,
+    ALARM_REPORT_DELAY_S,
     BANNER_RE,
     ERROR_PREFIX,
     LINE_MAX_CHARS,
+    MESSAGE_PREFIX,
     OK,
     OPTIONS_RE,
     PARAMETER_RE,
     PROBE_RE,
     RX_BUFFER_BYTES,
     SETTING_LINE_RE,
+    STARTUP_RESULT_PREFIX,
     GrblError,
     Message,
     Realtime,
@@ -267,9 +270,7 @@ class GrblController:
         """GRBL's serial RX buffer from ``$I`` (``[OPT:..,blocks,rx]``)."""
 
     @classmethod
-    def for_station(
-        cls, station: StationConfig, port: str | None = None, *, handshake: bool = True
-    ) -> GrblController:
+    def for_station(cls, station: StationConfig, port: str | None = None, *, handshake: bool = True) -> GrblController:
         """A controller with the station's port and budgets; ``handshake``: check the settings at open."""
         s = station.stage
         return cls(
@@ -448,7 +449,7 @@ class GrblController:
             session.messages.append(line)
         elif (match := BANNER_RE.match(line)) is not None:
             self._on_banner(match["version"])
-        elif line.startswith("[MSG:") or line.startswith(">"):
+        elif line.startswith((MESSAGE_PREFIX, STARTUP_RESULT_PREFIX)):
             session.messages.append(line)  # feedback, and results of the $N startup lines (">G21:ok")
             self.log.info("stage message: %s", line)
         elif self._pending and not self._pending[0].dropped:
@@ -713,12 +714,12 @@ class GrblController:
                     break
         self._write(Realtime.SOFT_RESET.value)
         # ALARM:3 (abort during motion) delays the banner by GRBL's 500 ms alarm report
-        self._wait_banner(_Wait.of(self.timeout_s + 1.0))
+        self._wait_banner(_Wait.of(self.timeout_s + ALARM_REPORT_DELAY_S))
 
     def await_self_reset(self) -> None:
         """After an alarm GRBL clears by resetting itself (homing failure, abort cycle): wait for its banner."""
         if self._session.self_reset_expected:
-            self._wait_banner(_Wait.of(self.timeout_s + 1.0))
+            self._wait_banner(_Wait.of(self.timeout_s + ALARM_REPORT_DELAY_S))
 
     def clear_reset(self) -> None:
         """Whatever the last alarm demands before GRBL listens again: its own reset, or ours after the message."""

@@ -147,6 +147,7 @@ ALARM_MESSAGES: dict[int, tuple[str, str]] = {
 }
 """``ALARM:N`` → (short name, description)."""
 
+
 def error_meaning(code: int) -> str:
     """One line explaining ``error:code``, e.g. ``"error:20 Unsupported command: Unsupported or invalid ..."``."""
     name, text = ERROR_MESSAGES.get(code, ("Unknown error", "not a GRBL 1.1 error code"))
@@ -180,6 +181,8 @@ RX_BUFFER_BYTES = 128
 """serial.h RX_BUFFER_SIZE on an ATmega328p: the bytes a host may have in flight (character counting)."""
 PLANNER_BLOCKS = 15
 """planner.h BLOCK_BUFFER_SIZE 16; the planner reports (and holds) one block less."""
+OPTIONS_LINE = f"[OPT:V,{PLANNER_BLOCKS},{RX_BUFFER_BYTES}]"
+"""``$I``'s build options of a stock 1.1h on an ATmega328p: variable spindle, 15 planner blocks, 128 RX bytes."""
 OPTIONS_RE = re.compile(r"^\[OPT:(?P<codes>[A-Z*+]*),(?P<blocks>\d+),(?P<rx>\d+)\]$")
 """``$I`` build options ``[OPT:V,15,128]``: codes, planner blocks, RX buffer bytes (interface.md, ``$I``)."""
 STARTUP_LINES = 2
@@ -223,6 +226,9 @@ class Message(StrEnum):
 OK = "ok"
 ERROR_PREFIX = "error:"
 ALARM_PREFIX = "ALARM:"
+MESSAGE_PREFIX = "[MSG:"
+STARTUP_RESULT_PREFIX = ">"
+"""A ``$N`` startup line's result: ``>G21:ok`` (report.c report_execute_startup_message)."""
 
 
 @dataclass(frozen=True)

@@ -37,17 +37,21 @@ from typing import Self
 
 from rig.config.station import HomingDirection, StationConfig
 from rig.spec.grbl import (
+    ALARM_PREFIX,
     ALARM_REPORT_DELAY_S,
     BANNER,
     COORD_DECIMALS_INCH,
     COORD_DECIMALS_MM,
     DEFAULT_SETTINGS,
+    ERROR_PREFIX,
     HELP_LINE,
     LINE_MAX_CHARS,
     MM_PER_INCH,
     OK,
+    OPTIONS_LINE,
     PLANNER_BLOCKS,
     RX_BUFFER_BYTES,
+    STARTUP_RESULT_PREFIX,
     STATUS_MASK_BUFFER,
     STATUS_MASK_MPOS,
     VERSION_LINE,
@@ -419,7 +423,7 @@ class GrblPeer:
     def _raise_alarm_locked(self, code: GrblAlarm, *, reset_after_delay: bool = False) -> None:
         behaviour = alarm_behaviour(code)
         self._state = StageState.ALARM
-        self._emit(f"ALARM:{int(code)}")
+        self._emit(f"{ALARM_PREFIX}{int(code)}")
         self._alarm = _Alarm(
             code,
             behaviour.critical,
@@ -459,7 +463,7 @@ class GrblPeer:
         self._origin = tuple(self._origin[i] + self._mpos[i] for i in range(3))  # type: ignore[assignment]
         self._mpos = self._planned = ZERO
         if self._eeprom.lost:
-            self._emit(f"error:{int(GrblError.SETTING_READ_FAIL)}")
+            self._emit(f"{ERROR_PREFIX}{int(GrblError.SETTING_READ_FAIL)}")
             self._eeprom.restore_defaults()
             for line in self._eeprom.settings_lines():
                 self._emit(line)
@@ -657,8 +661,8 @@ class GrblPeer:
             with self._cond:
                 if generation != self._generation or not (self._executing or line.startup):
                     continue
-                answer = OK if code is None else f"error:{int(code)}"
-                self._emit(f">{line.text}:{answer}" if line.startup else answer)
+                answer = OK if code is None else f"{ERROR_PREFIX}{int(code)}"
+                self._emit(f"{STARTUP_RESULT_PREFIX}{line.text}:{answer}" if line.startup else answer)
                 self._executing = False
                 if not line.startup:
                     self._commands_answered += 1
@@ -743,7 +747,7 @@ class GrblPeer:
                 if not idle_or_alarm:
                     return GrblError.IDLE_ERROR
                 self._emit(VERSION_LINE)
-                self._emit(f"[OPT:V,{PLANNER_BLOCKS},{RX_BUFFER_BYTES}]")
+                self._emit(OPTIONS_LINE)
             elif line == "$X":
                 if state is StageState.ALARM:
                     self._emit(Message.CAUTION_UNLOCKED)
