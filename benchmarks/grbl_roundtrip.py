@@ -14,7 +14,7 @@ import numpy as np
 
 from rig.config.station import load_station
 from rig.devices.grbl import GrblController, GrblStage
-from rig.twin.grbl_peer import GrblPeer
+from rig.twin.grbl import GrblPeer
 from rig.twin.state import BenchState
 
 

@@ -106,13 +106,7 @@ def open_bench(
                 stage_port = addresses.serial_port
             if phone_port == TWIN_PORT:
                 phone_port = addresses.phone_port
-        controller = GrblController(
-            stage_port,
-            baudrate=station.stage.baudrate,
-            timeout_s=station.stage.timeout_s,
-            move_timeout_s=station.stage.move_timeout_s,
-            poll_interval_s=station.stage.poll_interval_s,
-        )
+        controller = GrblController.for_station(station, stage_port)
         controller.open()
         closers.append(controller.close)
         phone = Gphoto2Phone(phone_port, timeout_s=station.phone.timeout_s)

@@ -7,14 +7,18 @@ whether the port leads to hardware or to the twin. ``port = "twin"`` asks the pl
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
 from rig.config.faults import FaultPlan
 from rig.config.loader import FIXTURES_DIR, StrictModel, load_toml
-from rig.errors import ArgumentError
+from rig.errors import ArgumentError, ConfigError
+from rig.spec.types import Axis
 
 TWIN_PORT = "twin"
 
@@ -122,12 +126,82 @@ class KnockerConfig(StrictModel):
     pulse_ms: float = Field(20.0, gt=0, le=1000)
 
 
+class HomingDirection(StrEnum):
+    """Which way an axis seeks its homing switch, in GRBL's (and the station's) positive sense."""
+
+    POSITIVE = "positive"  # GRBL's default; $23 bit clear
+    NEGATIVE = "negative"  # $23 bit set
+
+
+_FINITE = {"allow_inf_nan": False}
+
+
+class AxisMapping(StrictModel):
+    """How one station axis sits in GRBL's machine space (settings.md ``$23``, ``$27``, ``$10x``, ``$13x``).
+
+    After homing, GRBL's machine space is ``[-travel, 0]`` on every axis: with positive homing the switch is at
+    MPos 0 and the pull-off leaves the axis at ``-pull_off``; with negative homing the switch is at ``-travel``
+    (limits.c limits_go_home). The driver writes ``work_offset`` into G54 (``G10 L2 P1``), so that GRBL's work
+    coordinates are the station's: station = MPos - work_offset.
+    """
+
+    homing_direction: HomingDirection
+    travel: float = Field(gt=0, le=10_000, description="GRBL max travel $13x, station units (mm or degrees)", **_FINITE)
+    steps_per_unit: float = Field(gt=0, le=100_000, description="GRBL $10x, steps per station unit", **_FINITE)
+    work_offset: float = Field(
+        ge=-10_000, le=10_000, description="machine coordinate of station zero (G54), station units", **_FINITE
+    )
+
+
+class StageAxes(StrictModel):
+    """The mapping of every bench axis; all three are required (an incomplete mapping is refused)."""
+
+    carousel: AxisMapping  # GRBL X
+    pitch: AxisMapping  # GRBL Y
+    rail: AxisMapping  # GRBL Z
+
+    def of(self, axis: Axis) -> AxisMapping:
+        return {Axis.CAROUSEL: self.carousel, Axis.PITCH: self.pitch, Axis.RAIL: self.rail}[axis]
+
+
 class StageConfig(StrictModel):
+    """The GRBL 1.1 motion controller: port, wait budgets (seconds), and what its EEPROM must hold.
+
+    Every wait of the driver is bounded by one of these budgets; the twin station may shorten them since its
+    motion runs faster than real time.
+    """
+
     port: str = Field(min_length=1, description='serial device, pyserial URL, or "twin"')
     baudrate: int = Field(115200, gt=0)
-    timeout_s: float = Field(5.0, gt=0)
-    move_timeout_s: float = Field(60.0, gt=0)
-    poll_interval_s: float = Field(0.1, gt=0, le=5, description="status polling period while waiting for Idle")
+    timeout_s: float = Field(5.0, gt=0, le=600, **_FINITE)
+    move_timeout_s: float = Field(60.0, gt=0, le=3600, **_FINITE)
+    homing_timeout_s: float = Field(120.0, gt=0, le=3600, **_FINITE)
+    poll_interval_s: float = Field(
+        0.2,
+        ge=0.1,
+        le=5,
+        description="status polling period while waiting for Idle; gnea/grbl interface.md: ~5 Hz, at most 10 Hz",
+        **_FINITE,
+    )
+    alarm_message_timeout_s: float = Field(
+        2.0,
+        gt=0.5,
+        le=60,
+        description="wait for [MSG:Reset to continue] after a critical alarm (GRBL prints it 0.5 s after ALARM:N)",
+        **_FINITE,
+    )
+    homing: bool = Field(True, description="$22: homing cycle enabled")
+    soft_limits: bool = Field(True, description="$20: soft limits (requires homing)")
+    hard_limits: bool = Field(True, description="$21: hard limits")
+    pull_off_mm: float = Field(1.0, gt=0, le=100, description="$27: homing pull-off, station units", **_FINITE)
+    status_mask: int = Field(1, ge=0, le=3, description="$10: bit 0 MPos (else WPos), bit 1 buffer state")
+    axes: StageAxes
+
+    @model_validator(mode="after")
+    def _soft_limits_need_homing(self) -> StageConfig:
+        if self.soft_limits and not self.homing:
+            raise ValueError("homing = true when soft_limits = true (GRBL refuses $20=1 without $22=1: error:10)")
+        return self
 
 
 class PhoneConfig(StrictModel):
@@ -203,10 +277,128 @@ class StationConfig(StrictModel):
             )
         return serial
 
+    def axis_ranges(self) -> dict[Axis, AxisRange]:
+        """Each bench axis: its station range, units, limits and GRBL mapping (GRBL reports X, Y, Z)."""
+        axes = self.stage.axes
+        return {
+            Axis.CAROUSEL: AxisRange(
+                Axis.CAROUSEL, "carousel", "carousel_mm", 0.0, self.carousel.max_mm, "mm",
+                self.carousel.max_rate_mm_min, self.carousel.accel_mm_s2, axes.carousel,
+            ),
+            Axis.PITCH: AxisRange(
+                Axis.PITCH, "pitch", "pitch_deg", self.fixture.min_deg, self.fixture.max_deg, "deg",
+                self.fixture.max_rate_deg_min, self.fixture.accel_deg_s2, axes.pitch,
+            ),
+            Axis.RAIL: AxisRange(
+                Axis.RAIL, "rail", "rail_mm", self.rail.min_mm, self.rail.max_mm, "mm",
+                self.rail.max_rate_mm_min, self.rail.accel_mm_s2, axes.rail,
+            ),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AxisRange:
+    """One bench axis in station terms and where it lands in GRBL's machine space."""
+
+    axis: Axis
+    name: str  # the [stage.axes] table name
+    argument: str  # the Stage.move_to keyword
+    low: float
+    high: float
+    unit: str
+    max_rate_per_min: float
+    accel_per_s2: float
+    mapping: AxisMapping
+
+    @property
+    def machine_low(self) -> float:
+        return self.low + self.mapping.work_offset
+
+    @property
+    def machine_high(self) -> float:
+        return self.high + self.mapping.work_offset
+
+    def reachable_machine_range(self, pull_off: float) -> tuple[float, float]:
+        """GRBL's travel ``[-travel, 0]`` less the pull-off at the switch end (the switch itself is a hard limit)."""
+        travel = self.mapping.travel
+        if self.mapping.homing_direction is HomingDirection.POSITIVE:
+            return -travel, -pull_off
+        return -travel + pull_off, 0.0
+
+
+def check_axis_mapping(station: StationConfig, source: str | Path) -> None:
+    """Every station range must fit GRBL's travel after homing; raises a one-line ConfigError naming the axis.
+
+    The station range ``[low, high]`` maps to machine ``[low + work_offset, high + work_offset]``, which must lie
+    inside ``[-travel, 0]`` without reaching the homing switch (pull-off ``$27``).
+    """
+    pull_off = station.stage.pull_off_mm
+    for axis in station.axis_ranges().values():
+        lo, hi = axis.reachable_machine_range(pull_off)
+        m_lo, m_hi = axis.machine_low, axis.machine_high
+        if not (lo - 1e-9 <= m_lo and m_hi <= hi + 1e-9) or not (math.isfinite(m_lo) and math.isfinite(m_hi)):
+            raise ConfigError(
+                source,
+                f"stage.axes.{axis.name}.work_offset",
+                axis.mapping.work_offset,
+                f"an offset that puts the {axis.name} range [{axis.low:g}, {axis.high:g}] {axis.unit} (machine "
+                f"[{m_lo:g}, {m_hi:g}]) inside GRBL's travel [{lo:g}, {hi:g}] (travel {axis.mapping.travel:g}, "
+                f"homing {axis.mapping.homing_direction.value}, pull-off {pull_off:g})",
+            )
+
 
 DEFAULT_STATION = FIXTURES_DIR / "stations" / "twin.toml"
 
 
 def load_station(path: str | Path = DEFAULT_STATION) -> StationConfig:
-    """Load and validate a station file."""
-    return load_toml(path, StationConfig)
+    """Load and validate a station file (including that its ranges fit the motion controller's travel)."""
+    station = load_toml(path, StationConfig)
+    check_axis_mapping(station, path)
+    return station
+
+
+@dataclass(frozen=True)
+class RequiredSetting:
+    """One GRBL ``$N`` value a station depends on: exact, or a lower bound (``at_least``)."""
+
+    number: int
+    value: float
+    at_least: bool
+    why: str
+
+    def satisfied_by(self, found: float) -> bool:
+        tolerance = 1e-3  # $$ prints 3 decimals
+        return found >= self.value - tolerance if self.at_least else abs(found - self.value) <= tolerance
+
+
+def required_grbl_settings(station: StationConfig) -> dict[int, RequiredSetting]:
+    """The settings handshake: what the controller's EEPROM must hold for this station (gnea/grbl settings.md).
+
+    Exact: report units mm (``$13=0``), limits and homing as configured, the homing direction mask and pull-off the
+    axis mapping assumes, steps per unit, the spindle PWM range the light is scaled by (``$30`` = ``pwm_max``,
+    ``$31=0``) and the status mask. Lower bounds: max rates, accelerations and travel at least the station's.
+    """
+    stage = station.stage
+    required: dict[int, RequiredSetting] = {}
+
+    def need(number: int, value: float, why: str, *, at_least: bool = False) -> None:
+        required[number] = RequiredSetting(number, float(value), at_least, why)
+
+    need(10, stage.status_mask, "status report mask (stage.status_mask)")
+    need(13, 0, "positions reported in mm, not inches")
+    need(20, int(stage.soft_limits), "soft limits (stage.soft_limits)")
+    need(21, int(stage.hard_limits), "hard limits (stage.hard_limits)")
+    need(22, int(stage.homing), "homing cycle (stage.homing)")
+    mask = 0
+    for index, axis in enumerate(station.axis_ranges().values()):
+        if axis.mapping.homing_direction is HomingDirection.NEGATIVE:
+            mask |= 1 << index
+        need(100 + index, axis.mapping.steps_per_unit, f"steps per unit (stage.axes.{axis.name}.steps_per_unit)")
+        need(110 + index, axis.max_rate_per_min, f"max rate of the {axis.name}", at_least=True)
+        need(120 + index, axis.accel_per_s2, f"acceleration of the {axis.name}", at_least=True)
+        need(130 + index, axis.mapping.travel, f"travel (stage.axes.{axis.name}.travel)", at_least=True)
+    need(23, mask, "homing direction mask (stage.axes.*.homing_direction)")
+    need(27, stage.pull_off_mm, "homing pull-off (stage.pull_off_mm)")
+    need(30, station.light.pwm_max, "spindle max = the light's full scale (light.pwm_max)")
+    need(31, 0, "spindle min 0 (the light dims to off)")
+    return required

@@ -44,7 +44,7 @@ class StageState(StrEnum):
 @dataclass(frozen=True)
 class StageStatus:
     state: StageState
-    position: dict[Axis, float]  # machine position (MPos), mm or degrees
+    position: dict[Axis, float]  # station position (GRBL work coordinates, MPos - WCO), mm or degrees
     feed: float = 0.0
     spindle: float = 0.0
 

@@ -5,7 +5,7 @@ one built by a test or the soak run. Each ``[[faults.inject]]`` entry names a :c
 it strikes, counted in frames the twin phone has rendered (``after_captures``: armed once that many frames
 exist; 0 = from power-up). The :class:`FaultInjector` applies the plan to a running
 :class:`~rig.twin.server.TwinServer`: one-shot faults are armed on the GRBL and PTP/IP peers
-(:class:`~rig.twin.grbl_peer.GrblFaults`, :class:`~rig.twin.ptpip_peer.PtpFaults`) and fire on the next
+(:class:`~rig.twin.grbl.GrblFaults`, :class:`~rig.twin.ptpip_peer.PtpFaults`) and fire on the next
 matching operation; a phone reboot or a lens knocked off happen at that instant; light flicker and drift
 change the light panel's luminance from that frame on. Everything that fired is kept in
 :attr:`FaultInjector.fired` (a test's ground truth of what went wrong, never visible to the plan).
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from rig.config.faults import FaultKind, FaultPlan, FaultSpec
 
 if TYPE_CHECKING:
-    from rig.twin.grbl_peer import GrblFaults
+    from rig.twin.grbl import GrblFaults
     from rig.twin.ptpip_peer import PtpFaults
     from rig.twin.server import TwinServer
 
@@ -178,7 +178,7 @@ _PTP_COUNTERS = {
 
 def initial_grbl_faults(plan: FaultPlan | None) -> GrblFaults:
     """The GRBL faults armed at power-up (``after_captures = 0``) for the peer's constructor."""
-    from rig.twin.grbl_peer import GrblFaults
+    from rig.twin.grbl import GrblFaults
 
     faults = GrblFaults()
     for spec in (plan or FaultPlan()).inject:

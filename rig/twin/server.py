@@ -17,7 +17,7 @@ from rig.config.station import StationConfig
 from rig.config.unit import TwinUnit
 from rig.errors import ConfigError
 from rig.twin.faults import FaultInjector, initial_grbl_faults, initial_ptp_faults
-from rig.twin.grbl_peer import GrblPeer
+from rig.twin.grbl import GrblPeer
 from rig.twin.operator import TwinOperator
 from rig.twin.ptpip_peer import PtpIpPeer
 from rig.twin.world import TwinBench

@@ -1,27 +1,43 @@
-"""The GRBL driver against the twin's GRBL peer, across a real pseudo-terminal (no in-process shortcut)."""
+"""The GRBL driver's own behaviour against the twin's GRBL peer, across a real pseudo-terminal.
+
+The behaviour every GRBL controller must show is in test_grbl_conformance.py (which also runs against real
+hardware); here: parsing, lifecycle, the station's budgets and poll rate, bad station input, and the bench faults
+of issue #8.
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from rig.config.loader import FIXTURES_DIR
 from rig.config.station import StationConfig, load_station
 from rig.devices.grbl import GrblController, GrblLight, GrblStage, parse_status
 from rig.devices.protocols import Light, Stage
-from rig.errors import ArgumentError, DeviceAlarm, DeviceCommandError, DeviceLost, DeviceStateError, DeviceTimeout
+from rig.errors import (
+    ArgumentError,
+    ConfigError,
+    DeviceAlarm,
+    DeviceCommandError,
+    DeviceLost,
+    DeviceStateError,
+    DeviceTimeout,
+)
 from rig.spec.grbl import alarm_meaning, error_meaning
 from rig.spec.types import Axis, StageState
-from rig.twin.grbl_peer import GrblFaults, GrblPeer
+from rig.twin.grbl import GrblFaults, GrblPeer
 from rig.twin.state import BenchState
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = pytest.mark.timeout(60)
 
-TIME_SCALE = 50.0  # fast simulated motion: the longest move here (300 mm carousel) takes ~0.07 s real
-POSITION_TOL = 0.001  # GRBL reports MPos with 3 decimals
-POLL_S = 0.005
+TIME_SCALE = 50.0
+POSITION_TOL = 0.001  # GRBL reports positions with 3 decimals
 
 
 @dataclass
@@ -33,29 +49,18 @@ class Bench:
     light: GrblLight
 
 
-def _station(**rail: float) -> StationConfig:
-    station = load_station()
-    if rail:
-        station = station.model_copy(update={"rail": station.rail.model_copy(update=rail)})
-    return station
-
-
 @pytest.fixture
 def station() -> StationConfig:
-    return _station()
+    return load_station()
 
 
 def _bench(
-    station: StationConfig,
-    *,
-    peer_station: StationConfig | None = None,
-    faults: GrblFaults | None = None,
-    move_timeout_s: float = 10.0,
+    station: StationConfig, *, faults: GrblFaults | None = None, move_timeout_s: float = 10.0
 ) -> Iterator[Bench]:
     state = BenchState()
-    peer = GrblPeer(state, peer_station or station, time_scale=TIME_SCALE, faults=faults)
-    port = peer.start()
-    controller = GrblController(port, timeout_s=2.0, move_timeout_s=move_timeout_s, poll_interval_s=POLL_S)
+    peer = GrblPeer(state, station, time_scale=TIME_SCALE, faults=faults)
+    controller = GrblController.for_station(station, peer.start())
+    controller.timeout_s, controller.move_timeout_s = 2.0, move_timeout_s
     stage, light = GrblStage(controller, station), GrblLight(controller, station)
     try:
         with stage, light:
@@ -80,17 +85,17 @@ def test_status_report_in_the_documented_forms_parses() -> None:
     # Examples from gnea/grbl doc/markdown/interface.md (1.1 status report).
     report = parse_status("<Idle|MPos:0.000,0.000,0.000|FS:0,0|WCO:0.000,0.000,0.000>")
     assert report.state is StageState.IDLE and report.mpos == (0.0, 0.0, 0.0) and report.substate is None
-    report = parse_status("<Run|MPos:-5.000,10.500,3.125|Bf:15,128|FS:500,8000|Ov:100,100,100|A:SF>")
-    assert report.mpos == (-5.0, 10.5, 3.125)
-    assert (report.feed_mm_min, report.spindle) == (500.0, 8000.0)
-    assert (report.planner_blocks_free, report.rx_bytes_free) == (15, 128)
-    assert report.overrides_pct == (100, 100, 100) and report.accessories == "SF"
+    report = parse_status("<Run|MPos:-5.000,10.500,3.125|Bf:15,128|FS:500,8000|Pn:XZ|Ov:100,100,100|A:SF>")
+    assert report.mpos == (-5.0, 10.5, 3.125) and report.pins == "XZ"
+    assert (report.feed_per_min, report.spindle) == (500.0, 8000.0)
+    assert (report.report.planner_blocks_free, report.report.rx_bytes_free) == (15, 128)
+    assert report.report.overrides_pct == (100, 100, 100) and report.report.accessories == "SF"
     # WPos form ($10=0): machine position is WPos + WCO, with WCO remembered from an earlier report.
     report = parse_status("<Hold:0|WPos:1.000,2.000,3.000|F:250>", wco=(10.0, 20.0, 30.0))
-    assert report.state is StageState.HOLD and report.substate == 0
-    assert report.mpos == (11.0, 22.0, 33.0) and report.wpos == (1.0, 2.0, 3.0) and report.feed_mm_min == 250.0
-    status = report.to_stage_status()
-    assert status.position == {Axis.CAROUSEL: 11.0, Axis.PITCH: 22.0, Axis.RAIL: 33.0}
+    assert report.state is StageState.HOLD and report.substate == 0 and report.spindle is None
+    assert report.mpos == (11.0, 22.0, 33.0) and report.wpos == (1.0, 2.0, 3.0) and report.feed_per_min == 250.0
+    # the Protocol's position is the work (= station) position
+    assert report.to_stage_status().position == {Axis.CAROUSEL: 1.0, Axis.PITCH: 2.0, Axis.RAIL: 3.0}
 
 
 @pytest.mark.parametrize("line", ["Idle|MPos:0,0,0", "<Flying|MPos:0,0,0>", "<Idle|MPos:0,x,0>", "<Idle|FS:0,0>"])
@@ -106,6 +111,65 @@ def test_code_meanings_are_grbls_own() -> None:
     assert "Hard limit has been triggered" in alarm_meaning(1)
 
 
+# ------------------------------------------------------------------------------------------- station settings
+def test_poll_rates_are_within_grbls_guidance() -> None:
+    # gnea/grbl interface.md: status reports at about 5 Hz, 10 Hz at most
+    for path in sorted((FIXTURES_DIR / "stations").glob("*.toml")):
+        assert 0.1 <= load_station(path).stage.poll_interval_s <= 1.0, path
+    assert GrblController("x").poll_interval_s == 0.2
+
+
+def _station_file(tmp_path: Path, old: str, new: str) -> Path:
+    text = (FIXTURES_DIR / "stations" / "twin.toml").read_text()
+    assert old in text
+    path = tmp_path / "station.toml"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def test_a_range_outside_the_travel_is_one_line_naming_the_axis(tmp_path: Path) -> None:
+    path = _station_file(tmp_path, "work_offset = -105.0", "work_offset = -20.0")
+    with pytest.raises(ConfigError) as info:
+        load_station(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "stage.axes.rail.work_offset = -20.0" in message and "[0, 100] mm" in message and "[-110, -1]" in message
+
+
+def test_an_incomplete_axis_mapping_is_one_line_naming_the_axis(tmp_path: Path) -> None:
+    text = (FIXTURES_DIR / "stations" / "twin.toml").read_text()
+    start = text.index("[stage.axes.pitch]")
+    end = text.index("[stage.axes.rail]")
+    path = tmp_path / "station.toml"
+    path.write_text(text[:start] + text[end:])
+    with pytest.raises(ConfigError, match=r"stage\.axes\.pitch = \(missing\)"):
+        load_station(path)
+    path.write_text(text.replace("steps_per_unit = 40.0", "steps_per_unit = nan"))
+    with pytest.raises(ConfigError, match=r"stage\.axes\.pitch\.steps_per_unit = nan"):
+        load_station(path)
+
+
+def test_bad_station_mapping_exits_2_before_anything_moves(tmp_path: Path) -> None:
+    path = _station_file(tmp_path, "travel = 190.0", "travel = 150.0")
+    result = subprocess.run(
+        [sys.executable, "-m", "rig", "station", "configure", "--station", str(path), "--dry-run"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "stage.axes.pitch.work_offset" in lines[0] and "travel 150" in lines[0]
+
+
+def test_controller_travel_shorter_than_the_station_is_bad_input(station: StationConfig) -> None:
+    peer = GrblPeer(BenchState(), station, time_scale=TIME_SCALE, settings={132: 60.0})
+    controller = GrblController.for_station(station, peer.start())
+    try:
+        with pytest.raises(ConfigError, match=r"stage\.axes\.rail\.travel = 110\.0: expected at most .*\$132 = 60"):
+            controller.open()
+    finally:
+        peer.stop()
+
+
 # ------------------------------------------------------------------------------------------- lifecycle
 def test_drivers_satisfy_the_protocols(bench: Bench) -> None:
     assert isinstance(bench.stage, Stage)
@@ -115,10 +179,11 @@ def test_drivers_satisfy_the_protocols(bench: Bench) -> None:
 def test_open_reads_banner_and_the_homing_lock(bench: Bench) -> None:
     assert bench.controller.version == "1.1h"
     assert "[MSG:'$H'|'$X' to unlock]" in bench.controller.messages
+    assert bench.controller.rx_buffer_bytes == 128
     assert bench.stage.status().state is StageState.ALARM
 
 
-def test_calls_before_open_name_the_state(station: StationConfig) -> None:
+def test_calls_before_open_name_the_state() -> None:
     controller = GrblController("/dev/null-no-such-port")
     with pytest.raises(DeviceStateError, match="not open"):
         controller.status()
@@ -133,19 +198,9 @@ def test_controller_is_shared_until_the_last_close(bench: Bench) -> None:
     bench.light.open()  # balance the fixture's close
 
 
-# ------------------------------------------------------------------------------------------- motion
-def test_home_then_absolute_moves_reach_their_targets(homed: Bench) -> None:
-    stage, state = homed.stage, homed.state
-    assert stage.status().state is StageState.IDLE
-    for target in ({"rail_mm": 73.25}, {"pitch_deg": -42.5, "carousel_mm": 12.0}, {"rail_mm": 0.5, "pitch_deg": 90.0}):
-        status = stage.move_to(**target)
-        assert status.state is StageState.IDLE
-        axis_of = {"rail_mm": Axis.RAIL, "carousel_mm": Axis.CAROUSEL, "pitch_deg": Axis.PITCH}
-        for name, value in target.items():
-            assert status.position[axis_of[name]] == pytest.approx(value, abs=POSITION_TOL)
-            assert getattr(state, name) == pytest.approx(value, abs=POSITION_TOL)
-    stage.select_chart("dotgrid")
-    assert stage.status().position[Axis.CAROUSEL] == pytest.approx(200.0, abs=POSITION_TOL)
+def test_moves_before_homing_are_refused_before_sending(bench: Bench) -> None:
+    with pytest.raises(DeviceStateError, match="position unknown"):
+        bench.stage.move_to(rail_mm=10.0)
 
 
 def test_targets_outside_the_station_are_refused_before_sending(homed: Bench) -> None:
@@ -161,30 +216,13 @@ def test_targets_outside_the_station_are_refused_before_sending(homed: Bench) ->
     assert homed.stage.status().position == before  # nothing moved, nothing clipped
 
 
-def test_soft_limit_alarm_is_reported_and_recovered(station: StationConfig) -> None:
-    # The controller's EEPROM travel ($132 = 60 mm) is tighter than the station file (100 mm): the driver's
-    # own check passes and GRBL itself refuses the move.
-    for bench in _bench(station, peer_station=_station(max_mm=60.0, focus_mm=30.0)):
-        bench.stage.home()
-        bench.stage.move_to(rail_mm=20.0)
-        with pytest.raises(DeviceAlarm, match="ALARM:2 Soft limit") as info:
-            bench.stage.move_to(rail_mm=90.0)
-        assert info.value.code == 2
-        assert bench.state.rail_mm == pytest.approx(20.0, abs=POSITION_TOL)  # rejected before any motion
-        with pytest.raises(DeviceAlarm, match="recover"):
-            bench.light.set_level(0.5)  # GRBL ignores lines until reset; the driver says so instead of hanging
-        bench.stage.recover()
-        assert bench.stage.status().state is StageState.IDLE
-        assert bench.stage.move_to(rail_mm=55.0).position[Axis.RAIL] == pytest.approx(55.0, abs=POSITION_TOL)
-
-
 def test_invalid_commands_give_grbls_meaning(homed: Bench) -> None:
     with pytest.raises(DeviceCommandError, match="error:20 Unsupported command") as info:
-        homed.controller.command("G38.2 Z-5 F10")
+        homed.controller.command("G2 X1 Y1 I1")
     assert info.value.code == 20
     with pytest.raises(DeviceCommandError, match="error:2 Bad number format"):
         homed.controller.command("G1 Zabc")
-    homed.controller.command("$X")  # the controller still answers after errors
+    homed.controller.command("$G")  # the controller still answers after errors
 
 
 def test_gcode_is_locked_until_homed(bench: Bench) -> None:
@@ -193,28 +231,12 @@ def test_gcode_is_locked_until_homed(bench: Bench) -> None:
     assert info.value.code == 9
 
 
-# ------------------------------------------------------------------------------------------- light, knocker
-def test_light_level_sets_the_panel_pwm(homed: Bench) -> None:
-    light, state = homed.light, homed.state
-    pwm_max = homed.stage.station.light.pwm_max
-    for level in (0.0, 0.2504, 1.0):
-        light.set_level(level)
-        assert state.light_pwm == round(level * pwm_max)
-        assert light.level == pytest.approx(round(level * pwm_max) / pwm_max)
-    light.off()
-    assert state.light_pwm == 0.0 and light.level == 0.0
-    for bad in (1.01, -0.1, float("inf")):
-        with pytest.raises(ArgumentError, match="light level"):
-            light.set_level(bad)
-
-
 def test_knock_pulses_the_knocker_once(homed: Bench) -> None:
     before = len(homed.state.knock_times_ns)
     homed.stage.knock()
     homed.stage.knock()
     times = homed.state.knock_times_ns
     assert len(times) == before + 2
-    # the second pulse starts after the first dwell (pulse_ms at the simulated time scale) has passed
     pulse_ns = homed.stage.station.knocker.pulse_ms * 1e6 / TIME_SCALE
     assert times[-1] - times[-2] >= pulse_ns
 
@@ -222,10 +244,8 @@ def test_knock_pulses_the_knocker_once(homed: Bench) -> None:
 # ------------------------------------------------------------------------------------------- faults (issue #8)
 def test_port_vanishing_mid_move_raises_device_lost(homed: Bench) -> None:
     homed.peer.set_faults(vanish_mid_move=True)
-    start = time.monotonic()
     with pytest.raises(DeviceLost, match="stage lost"):
         homed.stage.move_to(rail_mm=100.0)
-    assert time.monotonic() - start < homed.controller.timeout_s
     assert homed.peer.vanished
 
 
@@ -237,9 +257,12 @@ def test_status_stuck_in_run_times_out_at_move_timeout(station: StationConfig) -
         with pytest.raises(DeviceTimeout, match=r"not Idle within 0\.5 s") as info:
             bench.stage.move_to(rail_mm=10.0)
         elapsed = time.monotonic() - start
-        # bounded below by the timeout; above by one poll and one status round trip on a loaded machine
-        assert move_timeout_s <= elapsed < move_timeout_s + 1.0
+        assert elapsed >= move_timeout_s  # bounded below by the budget (no upper wall-clock bound)
         assert "<Run|" in str(info.value)
+        bench.stage.abort()  # the dwell's late ok comes with the reset, before the banner
+        bench.peer.set_faults(stuck_in_run=False)
+        bench.stage.recover()
+        assert bench.stage.move_to(rail_mm=20.0).position[Axis.RAIL] == pytest.approx(20.0, abs=POSITION_TOL)
 
 
 def test_hard_limit_mid_move_is_an_alarm_the_stage_recovers_from(homed: Bench) -> None:
@@ -247,7 +270,7 @@ def test_hard_limit_mid_move_is_an_alarm_the_stage_recovers_from(homed: Bench) -
     homed.peer.set_faults(alarm_mid_move=True)
     with pytest.raises(DeviceAlarm, match="ALARM:1 Hard limit") as info:
         homed.stage.move_to(rail_mm=90.0)
-    assert info.value.code == 1
+    assert info.value.code == 1 and homed.controller.position_lost
     assert 10.0 < homed.state.rail_mm < 90.0  # stopped where the switch tripped
     homed.stage.recover()
     assert homed.stage.move_to(rail_mm=90.0).position[Axis.RAIL] == pytest.approx(90.0, abs=POSITION_TOL)
@@ -258,13 +281,31 @@ def test_injected_error_reaches_the_caller_once(homed: Bench) -> None:
     with pytest.raises(DeviceCommandError, match="error:22 Undefined feed rate"):
         homed.light.set_level(0.5)
     homed.light.set_level(0.5)
-    assert homed.state.light_pwm == 500
+    assert homed.state.light_pwm == 500 and homed.light.level == 0.5
 
 
 def test_port_dropping_after_n_commands_is_device_lost(homed: Bench) -> None:
     homed.peer.set_faults(drop_after_commands=2)
-    homed.light.set_level(0.1)
-    homed.light.set_level(0.2)
+    homed.controller.command("$G")
+    homed.controller.command("$G")
     with pytest.raises(DeviceLost):
-        homed.light.set_level(0.3)
-    assert homed.state.light_pwm == 200
+        homed.controller.command("$G")
+
+
+def test_station_configure_writes_the_required_settings(station: StationConfig, capsys: pytest.CaptureFixture) -> None:
+    from rig.cli import main
+
+    wrong = {13: 1, 30: 500, 22: 0, 20: 0, 132: 60.0}
+    peer = GrblPeer(BenchState(), station, time_scale=TIME_SCALE, settings=wrong)
+    port = peer.start()
+    try:
+        assert main(["station", "configure", "--port", port, "--dry-run"]) == 0
+        assert peer.settings[13] == 1  # a dry run writes nothing
+        assert main(["station", "configure", "--port", port]) == 0
+        out = capsys.readouterr().out
+        assert "$13=0" in out and "$30=1000" in out and "$132=110.000" in out
+        assert out.index("$22=1") < out.index("$20=1")  # homing first, or GRBL refuses soft limits (error:10)
+        with GrblController.for_station(station, port) as controller:  # the handshake now passes
+            assert controller.settings[13] == 0
+    finally:
+        peer.stop()
