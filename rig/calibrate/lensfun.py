@@ -234,9 +234,7 @@ def lens_element(lens: LensfunLens) -> ET.Element:
             )
         for t in lens.tca:
             names = ("vr", "vb", "cr", "cb", "br", "bb")
-            ET.SubElement(
-                cal, "tca", model="poly3", focal=_num(t.focal_mm), **{n: _num(getattr(t, n)) for n in names}
-            )
+            ET.SubElement(cal, "tca", model="poly3", focal=_num(t.focal_mm), **{n: _num(getattr(t, n)) for n in names})
         for v in lens.vignetting:
             ET.SubElement(
                 cal,
