@@ -22,8 +22,9 @@ model is the whole radial falloff of the phone's *raw* data, fitted on raw flat 
 only, ``Cd = Cs·(1 + k1·r² + k2·r⁴ + k3·r⁶)``. The phone's DNGs also carry the per-channel shading correction as a
 GainMap (OpcodeList2, :mod:`rig.spec.gainmap`), which DNG-SDK readers and darktable apply. The two correct the
 same falloff, so every documented path uses exactly one of them: DNG-SDK/darktable users take distortion and TCA
-from lensfun and leave its vignetting off; lensfun-only users (RawTherapee, LibRaw/rawpy, Hugin), whose tools
-ignore the GainMap, take all three.
+from lensfun and leave its vignetting off; lensfun-only users (LibRaw/rawpy, dcraw, Hugin, RawTherapee), whose tools
+ignore the GainMap, take all three (RawTherapee applies the GainMap only with its flat-field "from metadata"
+option on, rawimagesource.cc ``ff_FromMetaData``; then it is a GainMap reader).
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ PHONE_CROP_FACTOR = crop_factor(PHONE_SENSOR_DIAGONAL_MM)  # 2.6408
 PHONE_ASPECT_RATIO = "4:3"
 CORRECTION_GUIDE = (
     "Which correction where. Distortion (ptlens) and TCA: every raw pipeline. Vignetting (pa): the whole radial "
-    "falloff of the phone's raw data, only for pipelines that ignore the DNG GainMap (RawTherapee, LibRaw/rawpy, "
-    "dcraw, Hugin). The phone's DNGs carry a GainMap (OpcodeList2) that already corrects this falloff; DNG-SDK "
-    "readers (Adobe Camera Raw, Lightroom) and darktable apply it, so there use lensfun for distortion and TCA only "
-    "and leave its vignetting off (darktable: lens correction module, corrections = distortion & TCA), or the "
-    "corners come out too bright."
+    "falloff of the phone's raw data, only for pipelines that ignore the DNG GainMap (LibRaw/rawpy, dcraw, Hugin, "
+    "RawTherapee with flat-field 'from metadata' off). The phone's DNGs carry a GainMap (OpcodeList2) that already "
+    "corrects this falloff; DNG-SDK readers (Adobe Camera Raw, Lightroom) and darktable apply it, so there use "
+    "lensfun for distortion and TCA only and leave its vignetting off (darktable: lens correction module, "
+    "corrections = distortion & TCA), or the corners come out too bright."
 )
 LENS_CHILD_ORDER = ("maker", "model", "mount", "focal", "aperture", "type", "cropfactor", "aspect-ratio", "calibration")
 _REPEATABLE = {"maker", "model", "mount"}

@@ -31,7 +31,8 @@ Per-Bayer-channel shading uses four maps with Top/Left at the channel's CFA offs
 (Android DngCreator's layout). The area is in pixels of the frame the list is embedded in, so a list made for a
 2048 × 1536 read-out corrects only the top-left quarter of an 8192 × 6144 frame: :func:`readout_opcode_lists` gives
 one list per read-out of the sensor. Readers that apply GainMaps: the DNG SDK (Adobe Camera Raw, Lightroom) and
-darktable; LibRaw (rawpy, dcraw-based tools) ignores them.
+darktable (and RawTherapee with its flat-field "from metadata" option on); LibRaw (rawpy, dcraw-based tools) ignores
+them.
 """
 
 from __future__ import annotations
