@@ -44,13 +44,14 @@ LENSFUN_DATABASE_VERSION = "1"
 
 
 def crop_factor(sensor_diagonal_mm: float) -> float:
-    """lensfun crop factor of a sensor: the 35 mm frame's diagonal over the sensor's, to 4 decimals."""
+    """lensfun crop factor of a sensor: the 35 mm frame's diagonal over the sensor's, to 2 decimals as lensfun's
+    database writes them (the phone's and its lenses' entries must carry the same value)."""
     if not sensor_diagonal_mm > 0:
         raise ValueError(f"sensor diagonal must be > 0 mm, got {sensor_diagonal_mm}")
-    return round(FULL_FRAME_DIAGONAL_MM / sensor_diagonal_mm, 4)
+    return round(FULL_FRAME_DIAGONAL_MM / sensor_diagonal_mm, 2)
 
 
-PHONE_CROP_FACTOR = crop_factor(PHONE_SENSOR_DIAGONAL_MM)  # 2.6408
+PHONE_CROP_FACTOR = crop_factor(PHONE_SENSOR_DIAGONAL_MM)  # 2.64
 PHONE_ASPECT_RATIO = "4:3"
 CORRECTION_GUIDE = (
     "Which correction where. Distortion (ptlens) and TCA: every raw pipeline. Vignetting (pa): the whole radial "
