@@ -1,9 +1,15 @@
-"""A lensfun database entry (``<lens>``) for an M lens as measured on the phone, and the ``pa`` vignetting fit.
+"""A lensfun database (``<camera>`` for the phone, ``<lens>`` per M lens as measured on it) and the pa fit.
 
-Format (lensfun ``data/db/lensfun-database.dtd``, REFERENCE.md §7): ``<lensdatabase version="2">`` holding
-``<lens>`` elements whose children come in the order maker+, model+, mount+, focal?, aperture?, type?,
-cropfactor, aspect-ratio?, calibration?; ``<calibration>`` holds ``<distortion>``, ``<tca>`` and ``<vignetting>``
-elements (in that order).
+Format (lensfun ``data/db/lensfun-database.dtd``, REFERENCE.md §7): ``<lensdatabase version="1">`` — every
+released lensfun (0.3.2–0.3.4: Debian's, darktable's, RawTherapee's, lensfunpy's) refuses version 2 with
+"Database version is 2, but newest supported is only 1!", and nothing here needs version 2. ``<camera>``
+children: maker, model, mount, cropfactor (no ``<aspect-ratio>``: 0.3.4 rejects it there, "Wrong context for
+element"). ``<lens>`` children in the order maker+, model+, mount+, focal?, aperture?, type?, cropfactor,
+aspect-ratio?, calibration?; ``<calibration>`` holds ``<distortion>``, ``<tca>`` and ``<vignetting>`` (in that
+order). lensfun offers a lens only for a camera it has matched by the raw file's Exif Make and Model, with the
+same mount and a crop factor no smaller than the lens's calibration crop factor: so the file carries the phone's
+``<camera>`` (Make ``Xiaomi``, its Model, mount ``Leica M``, crop factor from the sensor diagonal, ≈ 2.64) and
+every lens with that mount and crop factor.
 
 Normalisation. lensfun scales radii by the calibration frame it is told about: ``cropfactor`` 2.64 (the phone
 sensor's 16.38 mm diagonal against 43.27 mm) and ``aspect-ratio`` 4:3 make that frame exactly the phone's
@@ -11,8 +17,14 @@ sensor's 16.38 mm diagonal against 43.27 mm) and ``aspect-ratio`` 4:3 make that 
 the phone sensor's, the conventions :mod:`rig.measure.dotgrid` and the lens catalog already use. Without the
 aspect ratio lensfun would assume 3:2 and misplace r = 1 by 8 %.
 
-The pa model is radial luminance only, ``Cd = Cs·(1 + k1·r² + k2·r⁴ + k3·r⁶)``: the per-channel colour shading
-of the sensor lives in the DNG GainMaps (:mod:`rig.spec.gainmap`), not here.
+Which correction where (:data:`CORRECTION_GUIDE`, also the file's comment and calibration/README.md). The pa
+model is the whole radial falloff of the phone's *raw* data, fitted on raw flat fields; it is radial luminance
+only, ``Cd = Cs·(1 + k1·r² + k2·r⁴ + k3·r⁶)``. The phone's DNGs also carry the per-channel shading correction as a
+GainMap (OpcodeList2, :mod:`rig.spec.gainmap`), which DNG-SDK readers and darktable apply. The two correct the
+same falloff, so every documented path uses exactly one of them: DNG-SDK/darktable users take distortion and TCA
+from lensfun and leave its vignetting off; lensfun-only users (LibRaw/rawpy, dcraw, Hugin, RawTherapee), whose tools
+ignore the GainMap, take all three (RawTherapee applies the GainMap only with its flat-field "from metadata"
+option on, rawimagesource.cc ``ff_FromMetaData``; then it is a GainMap reader).
 """
 
 from __future__ import annotations
@@ -26,8 +38,29 @@ import numpy as np
 
 from rig.errors import MISSING, ConfigError, MeasurementError
 
-PHONE_CROP_FACTOR = 2.64
+FULL_FRAME_DIAGONAL_MM = 43.2666  # √(36² + 24²): the crop factor's reference
+PHONE_SENSOR_DIAGONAL_MM = 16.384  # 8192 × 6144 at 1.6 µm (REFERENCE.md §2)
+LENSFUN_DATABASE_VERSION = "1"
+
+
+def crop_factor(sensor_diagonal_mm: float) -> float:
+    """lensfun crop factor of a sensor: the 35 mm frame's diagonal over the sensor's, to 2 decimals as lensfun's
+    database writes them (the phone's and its lenses' entries must carry the same value)."""
+    if not sensor_diagonal_mm > 0:
+        raise ValueError(f"sensor diagonal must be > 0 mm, got {sensor_diagonal_mm}")
+    return round(FULL_FRAME_DIAGONAL_MM / sensor_diagonal_mm, 2)
+
+
+PHONE_CROP_FACTOR = crop_factor(PHONE_SENSOR_DIAGONAL_MM)  # 2.64
 PHONE_ASPECT_RATIO = "4:3"
+CORRECTION_GUIDE = (
+    "Which correction where. Distortion (ptlens) and TCA: every raw pipeline. Vignetting (pa): the whole radial "
+    "falloff of the phone's raw data, only for pipelines that ignore the DNG GainMap (LibRaw/rawpy, dcraw, Hugin, "
+    "RawTherapee with flat-field 'from metadata' off). The phone's DNGs carry a GainMap (OpcodeList2) that already "
+    "corrects this falloff; DNG-SDK readers (Adobe Camera Raw, Lightroom) and darktable apply it, so there use "
+    "lensfun for distortion and TCA only and leave its vignetting off (darktable: lens correction module, "
+    "corrections = distortion & TCA), or the corners come out too bright."
+)
 LENS_CHILD_ORDER = ("maker", "model", "mount", "focal", "aperture", "type", "cropfactor", "aspect-ratio", "calibration")
 _REPEATABLE = {"maker", "model", "mount"}
 _REQUIRED = {"maker", "model", "mount", "cropfactor"}
@@ -42,6 +75,19 @@ class PtlensDistortion:
     a: float
     b: float
     c: float
+
+
+@dataclass(frozen=True)
+class Poly3Tca:
+    """``<tca model="poly3">`` at one focal length (mm): Rd = Ru·(b·Ru² + c·Ru + v), red and blue against green."""
+
+    focal_mm: float
+    vr: float
+    vb: float
+    cr: float = 0.0
+    cb: float = 0.0
+    br: float = 0.0
+    bb: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +115,23 @@ class LensfunLens:
     cropfactor: float = PHONE_CROP_FACTOR
     aspect_ratio: str | None = PHONE_ASPECT_RATIO
     distortion: tuple[PtlensDistortion, ...] = field(default_factory=tuple)
+    tca: tuple[Poly3Tca, ...] = field(default_factory=tuple)
     vignetting: tuple[PaVignetting, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class LensfunCamera:
+    """One lensfun ``<camera>``: ``maker``/``model`` exactly as the raw files' Exif Make and Model."""
+
+    maker: str
+    model: str
+    mount: str = "Leica M"
+    cropfactor: float = PHONE_CROP_FACTOR
+
+
+def phone_camera(make: str, model: str, *, sensor_diagonal_mm: float) -> LensfunCamera:
+    """The ``<camera>`` of the phone's M-mount sensor, named as its DNGs name it."""
+    return LensfunCamera(maker=make, model=model, cropfactor=crop_factor(sensor_diagonal_mm))
 
 
 @dataclass(frozen=True)
@@ -166,12 +228,15 @@ def lens_element(lens: LensfunLens) -> ET.Element:
     ET.SubElement(el, "cropfactor").text = _num(lens.cropfactor)
     if lens.aspect_ratio:
         ET.SubElement(el, "aspect-ratio").text = lens.aspect_ratio
-    if lens.distortion or lens.vignetting:
+    if lens.distortion or lens.tca or lens.vignetting:
         cal = ET.SubElement(el, "calibration")
         for d in lens.distortion:
             ET.SubElement(
                 cal, "distortion", model="ptlens", focal=_num(d.focal_mm), a=_num(d.a), b=_num(d.b), c=_num(d.c)
             )
+        for t in lens.tca:
+            names = ("vr", "vb", "cr", "cb", "br", "bb")
+            ET.SubElement(cal, "tca", model="poly3", focal=_num(t.focal_mm), **{n: _num(getattr(t, n)) for n in names})
         for v in lens.vignetting:
             ET.SubElement(
                 cal,
@@ -187,9 +252,25 @@ def lens_element(lens: LensfunLens) -> ET.Element:
     return el
 
 
-def lensfun_xml(lenses: Sequence[LensfunLens]) -> str:
-    """A complete lensfun database file (``<lensdatabase version="2">``) holding ``lenses``."""
-    root = ET.Element("lensdatabase", version="2")
+def camera_element(camera: LensfunCamera) -> ET.Element:
+    """The ``<camera>`` element: maker, model, mount, cropfactor (lensfun 0.3.x takes no aspect ratio here)."""
+    el = ET.Element("camera")
+    ET.SubElement(el, "maker").text = camera.maker
+    ET.SubElement(el, "model").text = camera.model
+    ET.SubElement(el, "mount").text = camera.mount
+    ET.SubElement(el, "cropfactor").text = _num(camera.cropfactor)
+    return el
+
+
+def lensfun_xml(lenses: Sequence[LensfunLens], cameras: Sequence[LensfunCamera] = ()) -> str:
+    """A complete lensfun database file (``<lensdatabase version="1">``): the cameras, then the lenses.
+
+    A comment at the top says which correction a user applies in which tool (:data:`CORRECTION_GUIDE`).
+    """
+    root = ET.Element("lensdatabase", version=LENSFUN_DATABASE_VERSION)
+    root.append(ET.Comment(f" {CORRECTION_GUIDE} "))
+    for camera in cameras:
+        root.append(camera_element(camera))
     for lens in lenses:
         root.append(lens_element(lens))
     ET.indent(root, space=" ")
@@ -260,6 +341,7 @@ def parse_lensfun_xml(text: str, *, source: str = "lensfun XML") -> list[Lensfun
         aperture = el.find("aperture")
         cal = el.find("calibration")
         dist: list[PtlensDistortion] = []
+        tca: list[Poly3Tca] = []
         vig: list[PaVignetting] = []
         if cal is not None:
             for d in cal.findall("distortion"):
@@ -268,6 +350,11 @@ def parse_lensfun_xml(text: str, *, source: str = "lensfun XML") -> list[Lensfun
                 dist.append(
                     PtlensDistortion(*(_attr(d, n, source, f"{where}.distortion") for n in ("focal", "a", "b", "c")))
                 )
+            for t in cal.findall("tca"):
+                if t.get("model") != "poly3":
+                    continue
+                names = ("focal", "vr", "vb", "cr", "cb", "br", "bb")
+                tca.append(Poly3Tca(*(_attr(t, n, source, f"{where}.tca") for n in names)))
             for v in cal.findall("vignetting"):
                 names = ("focal", "aperture", "distance", "k1", "k2", "k3")
                 vig.append(PaVignetting(*(_attr(v, n, source, f"{where}.vignetting") for n in names)))
@@ -286,6 +373,7 @@ def parse_lensfun_xml(text: str, *, source: str = "lensfun XML") -> list[Lensfun
                 cropfactor=_number(el.findtext("cropfactor"), source, f"{where}.cropfactor"),
                 aspect_ratio=el.findtext("aspect-ratio"),
                 distortion=tuple(dist),
+                tca=tuple(tca),
                 vignetting=tuple(vig),
             )
         )

@@ -5,9 +5,10 @@ Files (calibration/README.md describes them for the people who use them):
 ``profile.json``
     :meth:`CalibrationProfile.to_json` bytes, exactly what is written to the phone (so a later read-back can be
     compared with the file byte for byte).
-``gainmap.opcodes``
-    The profile's shading as a DNG OpcodeList of four per-Bayer-channel GainMaps (:mod:`rig.spec.gainmap`),
-    for the profile's read-out size.
+``gainmap-<W>x<H>.opcodes``
+    The profile's shading as a DNG OpcodeList of four per-Bayer-channel GainMaps (:mod:`rig.spec.gainmap`), one
+    file per read-out of the sensor (8192x6144, 4096x3072, 2048x1536): a GainMap's area is in pixels of the frame
+    it is embedded in, so each read-out needs its own.
 ``camera.yaml``
     OpenCV FileStorage camera model from the dot grid (:mod:`rig.calibrate.opencv_yaml`).
 ``verification.json``
@@ -33,11 +34,11 @@ from rig.calibrate.opencv_yaml import OpenCvCamera, write_opencv_yaml
 from rig.config.loader import validate
 from rig.errors import ArgumentError, ConfigError
 from rig.results.record import atomic_write_bytes
-from rig.spec.gainmap import shading_opcode_list
+from rig.spec.gainmap import readout_opcode_lists
 from rig.spec.profile import BayerChannel, CalibrationProfile
 
 PROFILE_FILE = "profile.json"
-GAINMAP_FILE = "gainmap.opcodes"
+GAINMAP_FILE_PATTERN = "gainmap-*x*.opcodes"
 CAMERA_FILE = "camera.yaml"
 VERIFICATION_FILE = "verification.json"
 
@@ -62,20 +63,23 @@ def unit_dir(calibration_dir: str | Path, unit_serial: str) -> Path:
     return folder
 
 
-def write_profile_files(folder: Path, profile: CalibrationProfile, camera: OpenCvCamera | None) -> dict[str, Path]:
-    """Write ``profile.json``, ``gainmap.opcodes`` and (with a dot-grid model) ``camera.yaml`` into ``folder``.
+def gainmap_file(width_px: int, height_px: int) -> str:
+    """Name of the OpcodeList file for one read-out: ``gainmap-8192x6144.opcodes``."""
+    return f"gainmap-{width_px}x{height_px}.opcodes"
 
-    The GainMaps cover the read-out frame the shading was fitted on (``profile.shading.image_*_px``); their
-    coordinates are relative, so they apply at any read-out size.
+
+def write_profile_files(folder: Path, profile: CalibrationProfile, camera: OpenCvCamera | None) -> dict[str, Path]:
+    """Write ``profile.json``, one ``gainmap-<W>x<H>.opcodes`` per read-out and (with a dot-grid model)
+    ``camera.yaml`` into ``folder``; keys ``profile``, ``gainmap-<W>x<H>`` and ``camera``.
+
+    A ``gainmap.opcodes`` left by an older version (one read-out's list only) is removed, so no file in the folder
+    corrects a frame partly.
     """
-    shading = profile.shading
-    written = {
-        "profile": atomic_write_bytes(folder / PROFILE_FILE, profile.to_json()),
-        "gainmap": atomic_write_bytes(
-            folder / GAINMAP_FILE,
-            shading_opcode_list(shading, width_px=shading.image_width_px, height_px=shading.image_height_px),
-        ),
-    }
+    written = {"profile": atomic_write_bytes(folder / PROFILE_FILE, profile.to_json())}
+    for (width, height), opcodes in readout_opcode_lists(profile.shading).items():
+        name = gainmap_file(width, height)
+        written[name.removesuffix(".opcodes")] = atomic_write_bytes(folder / name, opcodes)
+    (folder / "gainmap.opcodes").unlink(missing_ok=True)
     if camera is not None:
         # cv2.FileStorage writes in place: write beside the target, then rename (atomic like the other files); cv2
         # creates the file itself, so it gets the permissions the umask allows, like the other outputs

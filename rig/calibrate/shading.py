@@ -103,6 +103,7 @@ def fit_shading(
     black_level_dn: float,
     white_level_dn: float = 1023,
     cfa_pattern: str = "RGGB",
+    binning: int = 1,
     map_points: tuple[int, int] = DEFAULT_MAP_POINTS,
     blocks: tuple[int, int] = (48, 64),
     degree: int = 6,
@@ -117,6 +118,9 @@ def fit_shading(
         Sensor black and white level, DN.
     cfa_pattern : str
         Colours of the top-left 2×2 quad, row by row.
+    binning : int
+        Binning of the read-out ``raw`` comes from (1: full size): the maps are in normalised sensor coordinates
+        and record the sensor's full size, so the phone can embed them in every read-out.
     map_points : (int, int)
         (MapPointsV, MapPointsH) of the gain maps; points span the frame edge to edge.
     blocks : (int, int)
@@ -175,7 +179,9 @@ def fit_shading(
         rms[name] = float(100 * np.sqrt(np.mean((means.ravel() - fitted) ** 2)) / peak)
         peaks[name] = peak
         falloff[name] = float(100 * (1 - fine.min() / peak))
-    maps = ShadingMaps.from_array(gains, image_width_px=width, image_height_px=height, cfa_pattern=cfa_pattern)
+    maps = ShadingMaps.from_array(
+        gains, image_width_px=width, image_height_px=height, binning=binning, cfa_pattern=cfa_pattern
+    )
     return ShadingFit(maps=maps, fit_rms_pct=rms, peak_signal_dn=peaks, falloff_pct=falloff)
 
 

@@ -75,10 +75,14 @@ def flat(bench: BenchOps, lens: LensSpec) -> Frame:
 
 
 @pytest.fixture(scope="module")
-def shading(flat: Frame) -> ShadingFit:
+def shading(flat: Frame, station: StationConfig) -> ShadingFit:
     image = flat.image
     return fit_shading(
-        flat.raw, black_level_dn=image.black_level, white_level_dn=image.white_level, cfa_pattern=image.cfa_pattern
+        flat.raw,
+        black_level_dn=image.black_level,
+        white_level_dn=image.white_level,
+        cfa_pattern=image.cfa_pattern,
+        binning=station.sensor.binning,
     )
 
 

@@ -37,8 +37,9 @@ from rig.calibrate.certificate import (
     issue_certificate,
     lensfun_entry,
 )
-from rig.calibrate.lensfun import PaFit, fit_pa_vignetting, lensfun_xml
+from rig.calibrate.lensfun import PaFit, fit_pa_vignetting, lensfun_xml, phone_camera
 from rig.config.lenses import LensSpec
+from rig.config.station import StationConfig
 from rig.errors import DeviceTimeout
 from rig.measure import stability, uniformity
 from rig.measure.dotgrid import DotGridFit
@@ -351,12 +352,20 @@ def test_sag(
 
 
 def test_lensfun_profile(
-    measure, lens: LensSpec, grid: tuple[Frame, DotGridFit], vignetting_fits: dict[float, PaFit]
+    measure,
+    station: StationConfig,
+    lens: LensSpec,
+    grid: tuple[Frame, DotGridFit],
+    vignetting_fits: dict[float, PaFit],
 ) -> None:
-    """The lensfun entry of the lens on this phone: ptlens distortion and pa vignetting per aperture."""
-    _, fit = grid
+    """The lensfun database of the lens on this phone: the phone's camera entry (as its DNGs name it) and the lens
+    with ptlens distortion and pa vignetting per aperture."""
+    frame, fit = grid
     entry = lensfun_entry(lens, distortion_abc=(fit.ptlens_a, fit.ptlens_b, fit.ptlens_c), vignetting=vignetting_fits)
-    measure.attach(LENSFUN_FILE, lensfun_xml([entry]).encode("utf-8"))
+    camera = phone_camera(
+        frame.image.make or "", frame.image.model or "", sensor_diagonal_mm=2 * station.sensor.half_diagonal_mm
+    )
+    measure.attach(LENSFUN_FILE, lensfun_xml([entry], cameras=[camera]).encode("utf-8"))
 
 
 def test_certificate(measure, run: RunRecorder, lens: LensSpec, stops: tuple[float, ...]) -> None:

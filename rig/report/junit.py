@@ -3,10 +3,15 @@
 One ``<testcase>`` per measurement (``classname`` = plan.step, ``name`` = measurement[zone]); a FAIL carries
 ``<failure message="value … outside [low, high]">``, an ERROR ``<error>``, a SKIP ``<skipped>``. A step that
 recorded no measurement at all (it errored or was skipped before measuring) gets one testcase of its own, so a
-broken step is never invisible. ``<testsuite>`` carries the counts and the run's properties.
+broken step is never invisible. ``<testsuite>`` carries the counts, the run's properties and one property per
+measured value (``step.measurement[zone]`` = ``value unit``), where a CI server or MES reads them.
 
-Format: the de-facto schema Jenkins and GitLab parse (testsuites/testsuite/testcase with tests, failures,
-errors, skipped, time, timestamp attributes), as written by pytest's ``--junitxml``.
+Format: only the elements and attributes of the Jenkins xUnit plugin's JUnit schema (jenkinsci/xunit-plugin,
+``src/main/resources/org/jenkinsci/plugins/xunit/types/model/xsd/junit-10.xsd``) that pytest's own
+``--junitxml`` also writes: ``<testsuites name>``; ``<testsuite name tests failures errors skipped time timestamp
+hostname>`` holding ``<properties>`` and ``<testcase classname name time>``; ``<failure message>``,
+``<error message>``, ``<skipped message>`` and ``<system-out>`` inside a testcase. The schema allows no
+``skipped`` on ``<testsuites>`` and no ``<properties>`` inside a ``<testcase>``, so neither is written.
 """
 
 from __future__ import annotations
@@ -30,10 +35,10 @@ def _measurement_case(suite: ET.Element, record: RunRecord, m: MeasurementRecord
     case = ET.SubElement(suite, "testcase", classname=f"{record.plan}.{m.step}", name=m.key, time="0")
     detail = m.doc or ""
     if m.verdict is Verdict.FAIL:
-        el = ET.SubElement(case, "failure", message=failure_message(m), type="FAIL")
+        el = ET.SubElement(case, "failure", message=failure_message(m))
         el.text = detail
     elif m.verdict is Verdict.ERROR:
-        el = ET.SubElement(case, "error", message=m.error or "not measured", type="ERROR")
+        el = ET.SubElement(case, "error", message=m.error or "not measured")
         el.text = detail
     elif m.verdict is Verdict.SKIP:
         ET.SubElement(case, "skipped", message=m.error or "not applicable")
@@ -46,9 +51,9 @@ def _step_case(suite: ET.Element, record: RunRecord, s: StepRecord) -> ET.Elemen
     seconds = max((s.ended - s.started).total_seconds(), 0.0)
     case = ET.SubElement(suite, "testcase", classname=f"{record.plan}.{s.name}", name=s.name, time=f"{seconds:.3f}")
     if s.verdict is Verdict.FAIL:
-        ET.SubElement(case, "failure", message=s.error or "step failed", type="FAIL")
+        ET.SubElement(case, "failure", message=s.error or "step failed")
     elif s.verdict is Verdict.ERROR:
-        ET.SubElement(case, "error", message=s.error or "step error", type="ERROR")
+        ET.SubElement(case, "error", message=s.error or "step error")
     elif s.verdict is Verdict.SKIP:
         ET.SubElement(case, "skipped", message=s.error or "not applicable")
     return case
@@ -68,7 +73,7 @@ def junit_tree(record: RunRecord) -> ET.ElementTree:
         "skipped": str(counts[Verdict.SKIP]),
         "time": f"{max(duration, 0.0):.3f}",
     }
-    root = ET.Element("testsuites", name=f"rig {record.plan}", **attrs)
+    root = ET.Element("testsuites", name=f"rig {record.plan}")
     suite = ET.SubElement(
         root,
         "testsuite",
@@ -83,6 +88,9 @@ def junit_tree(record: RunRecord) -> ET.ElementTree:
         if value is not None:
             ET.SubElement(props, "property", name=key, value=str(value))
     ET.SubElement(props, "property", name="verdict", value=(record.verdict or record.final_verdict()).value)
+    for m in record.measurements:
+        if m.value is not None:
+            ET.SubElement(props, "property", name=f"{m.step}.{m.key}", value=f"{m.value!r} {m.unit}".rstrip())
     for m in record.measurements:
         _measurement_case(suite, record, m)
     for s in bare_steps:

@@ -61,7 +61,39 @@ class StoreUnavailable(DeviceError):
 metadata = sa.MetaData()
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements only INTEGER PRIMARY KEY
-_TS = sa.DateTime(timezone=True)
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC time in both stores.
+
+    PostgreSQL keeps ``timestamptz``. SQLite has no time type and SQLAlchemy's DateTime writes naive text there, so
+    it is stored as ISO 8601 text with an explicit offset (``2026-11-02 08:00:00.000000+00:00``), a form SQLite's own
+    date functions read (sqlite.org/lang_datefunc.html, time values with a ``[+-]HH:MM`` suffix) and that sorts
+    and compares as text in time order (every value is UTC, same width). Rows written naive by earlier versions
+    are read as UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(32))
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        value = _utc(value)
+        return value.isoformat(sep=" ", timespec="microseconds") if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return _utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+_TS = UtcDateTime()
 
 runs_table = sa.Table(
     "runs",

@@ -3,6 +3,13 @@
 Every :class:`~rig.results.record.MeasurementRecord` field is a column, so a row rebuilds the record exactly
 (:func:`measurements_from_frame`); run-level columns (run id, plan, unit, station, run start) are repeated on
 each row so one table answers SPC queries without a join.
+
+For analysis across runs every ``measurements.parquet`` has the one explicit Arrow schema
+:data:`MEASUREMENT_SCHEMA` (no type inferred from the data: an all-null column would otherwise become type
+``null`` in one run and ``double`` in the next, and ``pyarrow.dataset`` would refuse the folder), so
+``pyarrow.dataset.dataset(reports_dir, format="parquet")`` reads every run as one table. CSV timestamps are
+ISO 8601 with a colon offset (``2026-11-02T08:00:02.000000+00:00``), the form SQLite's date functions and
+``datetime.fromisoformat`` read.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from rig.results.record import MeasurementRecord, RunRecord, Verdict, atomic_write_bytes
 
@@ -37,6 +46,33 @@ MEASUREMENT_COLUMNS: tuple[str, ...] = (
     "timestamp",
 )
 """Column order of every measurement table (CSV, Parquet, :meth:`ResultsStore.measurements`)."""
+
+_UTC_US = pa.timestamp("us", tz="UTC")
+MEASUREMENT_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("plan", pa.string(), nullable=False),
+        pa.field("unit_serial", pa.string(), nullable=False),
+        pa.field("station", pa.string(), nullable=False),
+        pa.field("run_started", _UTC_US, nullable=False),
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("step", pa.string(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("zone", pa.string()),
+        pa.field("value", pa.float64()),
+        pa.field("unit", pa.string(), nullable=False),
+        pa.field("low", pa.float64()),
+        pa.field("high", pa.float64()),
+        pa.field("margin", pa.float64()),
+        pa.field("verdict", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("doc", pa.string(), nullable=False),
+        pa.field("captures", pa.string(), nullable=False),
+        pa.field("timestamp", _UTC_US, nullable=False),
+    ]
+)
+"""The Arrow schema of every ``measurements.parquet``, identical in every run (columns :data:`MEASUREMENT_COLUMNS`).
+"""
 
 CAPTURE_SEPARATOR = ";"
 
@@ -140,8 +176,11 @@ def measurements_from_frame(frame: pd.DataFrame) -> list[MeasurementRecord]:
 
 
 def write_csv(record: RunRecord, path: Path) -> Path:
-    """``measurements.csv``: UTF-8, ISO 8601 timestamps, empty cell for a missing value."""
-    text = measurements_frame(record).to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+    """``measurements.csv``: UTF-8, ISO 8601 timestamps with a colon offset, empty cell for a missing value."""
+    frame = measurements_frame(record)
+    for col in ("run_started", "timestamp"):
+        frame[col] = [t.isoformat(timespec="microseconds") for t in frame[col]]
+    text = frame.to_csv(index=False)
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -151,11 +190,17 @@ def read_csv(path: Path) -> pd.DataFrame:
     return normalise_frame(frame)
 
 
+def measurements_table(record: RunRecord) -> pa.Table:
+    """The record's measurements as an Arrow table of :data:`MEASUREMENT_SCHEMA` (no pandas metadata)."""
+    table = pa.Table.from_pandas(measurements_frame(record), schema=MEASUREMENT_SCHEMA, preserve_index=False)
+    return table.replace_schema_metadata(None)
+
+
 def write_parquet(record: RunRecord, path: Path) -> Path:
-    """``measurements.parquet`` (pyarrow): typed columns, timestamps in UTC."""
+    """``measurements.parquet`` (pyarrow) of :data:`MEASUREMENT_SCHEMA`: the same schema in every run."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    measurements_frame(record).to_parquet(tmp, index=False, engine="pyarrow")
+    pq.write_table(measurements_table(record), tmp)
     tmp.replace(path)
     return path
 

@@ -1,13 +1,23 @@
 """Minimal Bayer DNG writer and a strict reader (REFERENCE.md §6).
 
-The phone (and the twin) deliver raw frames as uncompressed DNG 1.4: one IFD holding the CFA image in 16-bit
+The phone (and the twin) deliver raw frames as uncompressed DNG 1.4: IFD0 holds the CFA image in 16-bit
 containers (``PhotometricInterpretation`` 32803, ``WhiteLevel`` 1023 for 10-bit data), the DNG colour tags a
-raw converter needs (``ColorMatrix1`` of an sRGB-primaries camera under D65, ``AsShotNeutral``) and the
-TIFF/EP capture tags (exposure, ISO, f-number, focal length, lens model) directly in IFD0, as TIFF/EP allows.
+raw converter needs (``ColorMatrix1`` of an sRGB-primaries camera under D65, ``AsShotNeutral``), ``Orientation``,
+``DefaultCropOrigin``/``DefaultCropSize`` and the phone's calibration as ``OpcodeList2`` (GainMaps, applied to the
+linear raw data) and, when given, ``OpcodeList3`` (after demosaicing).
+
+The capture tags live where readers look for them: in an Exif IFD that IFD0's ``ExifIFD`` (34665) points to
+(Exif 2.32 §4.6.3; TIFF 6.0 §2 for the IFD layout): ``ExposureTime``, ``FNumber``, ``PhotographicSensitivity``
+with ``SensitivityType`` 2 and ``RecommendedExposureIndex`` (CIPA DC-004), ``DateTimeOriginal``,
+``OffsetTimeOriginal``, ``SubSecTimeOriginal``, ``FocalLength``, ``FocalLengthIn35mmFilm``, ``LensMake``,
+``LensModel``. Written in IFD0 instead (as TIFF/EP allows) ``exiftool -validate`` warns "Wrong IFD", LibRaw
+reports ISO 0 and no capture time, and RawTherapee loses exposure, aperture, focal length and lens.
+tifffile writes no Exif IFD of its own, so :func:`write_dng` appends one (:func:`_encode_ifd`) after the image
+and points IFD0's ``ExifIFD`` entry at it.
 
 The capture time is written as ``DateTimeOriginal`` (UTC, whole seconds) + ``SubSecTimeOriginal`` (six
 digits, i.e. microseconds) + ``OffsetTimeOriginal`` ``+00:00``, so the frame times of a burst survive the file
-to 1 µs. ``timestamp_ms`` is milliseconds since the Unix epoch of whatever clock the phone uses.
+to 1 µs. ``timestamp_ms`` is milliseconds since the Unix epoch of the phone's real-time clock.
 
 LibRaw (rawpy) opens files with required tags missing, so :func:`read_dng` validates on its own: anything that
 is not a readable DNG raises :class:`rig.errors.ImageInputError` with one line naming the file and the problem.
@@ -17,6 +27,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,18 +43,24 @@ from rig.errors import ImageInputError
 # TIFF / TIFF-EP / EXIF / DNG tag codes used here.
 TAG_MAKE = 271
 TAG_MODEL = 272
+TAG_ORIENTATION = 274
 TAG_CFA_REPEAT_PATTERN_DIM = 33421
 TAG_CFA_PATTERN = 33422
 TAG_EXPOSURE_TIME = 33434
 TAG_F_NUMBER = 33437
 TAG_EXIF_IFD = 34665
-TAG_ISO = 34855
+TAG_ISO = 34855  # PhotographicSensitivity (Exif 2.3; ISOSpeedRatings before)
+TAG_SENSITIVITY_TYPE = 34864
+TAG_RECOMMENDED_EXPOSURE_INDEX = 34866
+TAG_EXIF_VERSION = 36864
 TAG_DATETIME_ORIGINAL = 36867
 TAG_OFFSET_TIME_ORIGINAL = 36881
 TAG_FOCAL_LENGTH = 37386
 TAG_SUBSEC_TIME_ORIGINAL = 37521
-TAG_LENS_MODEL = 42036
+TAG_FOCAL_LENGTH_35MM = 41989
 TAG_BODY_SERIAL = 42033
+TAG_LENS_MAKE = 42035
+TAG_LENS_MODEL = 42036
 TAG_DNG_VERSION = 50706
 TAG_DNG_BACKWARD_VERSION = 50707
 TAG_UNIQUE_CAMERA_MODEL = 50708
@@ -51,11 +68,18 @@ TAG_CFA_PLANE_COLOR = 50710
 TAG_BLACK_LEVEL_REPEAT_DIM = 50713
 TAG_BLACK_LEVEL = 50714
 TAG_WHITE_LEVEL = 50717
+TAG_DEFAULT_CROP_ORIGIN = 50719
+TAG_DEFAULT_CROP_SIZE = 50720
 TAG_COLOR_MATRIX1 = 50721
 TAG_AS_SHOT_NEUTRAL = 50728
 TAG_CAMERA_SERIAL = 50735
 TAG_CALIBRATION_ILLUMINANT1 = 50778
 TAG_OPCODE_LIST2 = 51009
+TAG_OPCODE_LIST3 = 51022
+
+ORIENTATION_NORMAL = 1  # row 0 at the top, column 0 at the left (TIFF 6.0 Orientation)
+SENSITIVITY_TYPE_REI = 2  # Exif 2.32 SensitivityType: Recommended Exposure Index (CIPA DC-004)
+EXIF_VERSION = b"0232"
 
 PHOTOMETRIC_CFA = 32803
 ILLUMINANT_D65 = 21
@@ -102,6 +126,9 @@ class DngImage:
     lens_model: str | None
     timestamp_ms: float | None
     opcode_list2: bytes | None
+    opcode_list3: bytes | None = None
+    lens_make: str | None = None
+    focal_length_35mm_mm: float | None = None
     source: str = "<bytes>"
     tags: Mapping[str, Any] = field(default_factory=dict)
 
@@ -131,6 +158,69 @@ def _timestamp_strings(timestamp_ms: float) -> tuple[str, str]:
     return stamp, f"{micro:06d}"
 
 
+# TIFF field types (TIFF 6.0 §2, "IFD Entry"): code → (struct format of one value, bytes of one value)
+_TIFF_TYPES: dict[int | str, tuple[int, str, int]] = {
+    "B": (1, "B", 1),
+    "s": (2, "s", 1),
+    "H": (3, "H", 2),
+    "I": (4, "I", 4),
+    "2I": (5, "I", 8),
+    7: (7, "s", 1),
+    "2i": (10, "i", 8),
+}
+
+
+def _entry_payload(dtype: int | str, count: int, value: Any) -> tuple[int, int, bytes]:
+    """(TIFF type code, count, little-endian value bytes) of one IFD entry."""
+    code, fmt, size = _TIFF_TYPES[dtype]
+    if fmt == "s":
+        data = value.encode("ascii") + b"\x00" if isinstance(value, str) else bytes(value)
+        return code, len(data), data
+    values = list(value) if isinstance(value, tuple | list) else [value]
+    n = len(values) // 2 if size == 8 else len(values)
+    if count and n != count:
+        raise ValueError(f"tag of type {dtype!r}: {n} values for count {count}")
+    return code, n, struct.pack(f"<{len(values)}{fmt}", *values)
+
+
+def _encode_ifd(entries: Iterable[ExtraTag], offset: int) -> bytes:
+    """A little-endian TIFF IFD placed at file ``offset``: entries sorted by code, values over 4 bytes after it.
+
+    TIFF 6.0 §2: a 2-byte count, 12-byte entries (tag, type, count, value or offset), a 4-byte next-IFD offset
+    (0: none), and every value on a word (even) boundary.
+    """
+    items = sorted(entries, key=lambda e: e[0])
+    table = struct.pack("<H", len(items))
+    data_start = offset + 2 + 12 * len(items) + 4
+    heap = b""
+    for tag, dtype, count, value, _ in items:
+        code, n, payload = _entry_payload(dtype, count, value)
+        if len(payload) <= 4:
+            field = payload.ljust(4, b"\x00")
+        else:
+            heap += b"\x00" * (len(heap) % 2)  # word boundary; no pad after the last value, so the file ends on data
+            field = struct.pack("<I", data_start + len(heap))
+            heap += payload
+        table += struct.pack("<HHI", tag, code, n) + field
+    return table + struct.pack("<I", 0) + heap
+
+
+_EXIF_POINTER_PLACEHOLDER = TAG_EXIF_IFD + 1
+"""tifffile refuses to write tag 34665 itself, so IFD0 gets a LONG under this neighbouring (unused) code, which
+:func:`_point_to_exif_ifd` renames in place: no other tag sits between the two, so the entries stay sorted."""
+
+
+def _point_to_exif_ifd(tiff: bytearray, exif_offset: int) -> None:
+    """Turn IFD0's placeholder entry of a little-endian TIFF into ``ExifIFD`` = ``exif_offset``."""
+    (ifd0,) = struct.unpack_from("<I", tiff, 4)
+    (count,) = struct.unpack_from("<H", tiff, ifd0)
+    codes = [struct.unpack_from("<H", tiff, ifd0 + 2 + 12 * i)[0] for i in range(count)]
+    index = codes.index(_EXIF_POINTER_PLACEHOLDER)
+    if TAG_EXIF_IFD in codes or (index and codes[index - 1] >= TAG_EXIF_IFD):
+        raise ValueError(f"IFD0 codes {codes}: cannot place ExifIFD {TAG_EXIF_IFD} at the placeholder")
+    struct.pack_into("<HHII", tiff, ifd0 + 2 + 12 * index, TAG_EXIF_IFD, 4, 1, exif_offset)
+
+
 def write_dng(
     raw: np.ndarray,
     *,
@@ -147,7 +237,10 @@ def write_dng(
     f_number: float | None,
     focal_length_mm: float | None,
     lens_model: str | None,
+    lens_make: str | None = None,
+    focal_length_35mm_mm: float | None = None,
     opcode_list2: bytes | None = None,
+    opcode_list3: bytes | None = None,
     extra_tags: Iterable[ExtraTag] = (),
 ) -> bytes:
     """Encode a CFA mosaic as a minimal valid DNG 1.4 file in memory.
@@ -161,15 +254,17 @@ def write_dng(
     cfa_pattern
         Colours of the top-left 2×2 quad, row by row: ``RGGB``, ``BGGR``, ``GRBG`` or ``GBRG``.
     make, model, unique_camera_model, serial
-        Identity tags (``Make``, ``Model``, ``UniqueCameraModel``, ``CameraSerialNumber``).
+        Identity tags (``Make``, ``Model``, ``UniqueCameraModel``, ``CameraSerialNumber``) in IFD0.
     timestamp_ms
-        Start of exposure, ms since the Unix epoch of the phone's clock (kept to 1 µs); None writes no time.
-    exposure_time_s, iso, f_number, focal_length_mm, lens_model
-        TIFF/EP capture tags; ``f_number`` / ``focal_length_mm`` / ``lens_model`` are omitted when None.
-    opcode_list2
-        Serialised DNG opcode list (big-endian, REFERENCE.md §6) stored as ``OpcodeList2`` (51009, UNDEFINED).
+        Start of exposure, ms since the Unix epoch (kept to 1 µs); None writes no time.
+    exposure_time_s, iso, f_number, focal_length_mm, lens_model, lens_make, focal_length_35mm_mm
+        Exif capture tags (in the Exif IFD); the optional ones are omitted when None. ``focal_length_35mm_mm``
+        is the focal length times the sensor's crop factor, rounded to whole mm (Exif stores a SHORT).
+    opcode_list2, opcode_list3
+        Serialised DNG opcode lists (big-endian, REFERENCE.md §6) stored as ``OpcodeList2`` (51009: applied to the
+        linear raw data, where GainMaps belong) and ``OpcodeList3`` (51022: after demosaicing), type UNDEFINED.
     extra_tags
-        Further tifffile extratags ``(code, dtype, count, value, writeonce)``.
+        Further IFD0 tifffile extratags ``(code, dtype, count, value, writeonce)``.
 
     Returns
     -------
@@ -184,7 +279,8 @@ def write_dng(
 
     References
     ----------
-    Adobe, *Digital Negative (DNG) Specification* 1.4.0.0 (2012), chapters 4 (tags) and 6 (opcode lists).
+    Adobe, *Digital Negative (DNG) Specification* 1.4.0.0 (2012), chapters 4 (tags) and 6 (opcode lists);
+    CIPA DC-008-2019 (Exif 2.32) §4.6.3 (Exif IFD pointer), §4.6.5 (capture tags); TIFF 6.0 §2 (IFD layout).
     """
     raw = np.asarray(raw)
     if raw.ndim != 2 or raw.dtype != np.uint16:
@@ -205,10 +301,10 @@ def write_dng(
     tags: list[ExtraTag] = [
         _ascii(TAG_MAKE, make),
         _ascii(TAG_MODEL, model),
+        (TAG_ORIENTATION, "H", 1, ORIENTATION_NORMAL, True),
         (TAG_CFA_REPEAT_PATTERN_DIM, "H", 2, (2, 2), True),
         (TAG_CFA_PATTERN, "B", 4, tuple(_CFA_CODES[c] for c in cfa_pattern), True),
-        (TAG_EXPOSURE_TIME, "2I", 1, _rational(exposure_time_s), True),
-        (TAG_ISO, "H", 1, int(iso), True),
+        (_EXIF_POINTER_PLACEHOLDER, "I", 1, 0, True),  # becomes ExifIFD once the Exif IFD is placed
         (TAG_DNG_VERSION, "B", 4, (1, 4, 0, 0), True),
         (TAG_DNG_BACKWARD_VERSION, "B", 4, (1, 1, 0, 0), True),
         _ascii(TAG_UNIQUE_CAMERA_MODEL, unique_camera_model),
@@ -216,29 +312,45 @@ def write_dng(
         (TAG_BLACK_LEVEL_REPEAT_DIM, "H", 2, (1, 1), True),
         (TAG_BLACK_LEVEL, "I", 1, int(black_level), True),
         (TAG_WHITE_LEVEL, "I", 1, int(white_level), True),
+        (TAG_DEFAULT_CROP_ORIGIN, "I", 2, (0, 0), True),
+        (TAG_DEFAULT_CROP_SIZE, "I", 2, (width, height), True),
         (TAG_COLOR_MATRIX1, "2i", 9, _flat_rationals(v for row in SRGB_COLOR_MATRIX1 for v in row), True),
         (TAG_AS_SHOT_NEUTRAL, "2I", 3, _flat_rationals((1.0, 1.0, 1.0)), True),
         (TAG_CALIBRATION_ILLUMINANT1, "H", 1, ILLUMINANT_D65, True),
     ]
-    if f_number is not None:
-        tags.append((TAG_F_NUMBER, "2I", 1, _rational(f_number), True))
-    if focal_length_mm is not None:
-        tags.append((TAG_FOCAL_LENGTH, "2I", 1, _rational(focal_length_mm), True))
-    if lens_model:
-        tags.append(_ascii(TAG_LENS_MODEL, lens_model))
     if serial:
         tags.append(_ascii(TAG_CAMERA_SERIAL, serial))
+    if opcode_list2 is not None:
+        tags.append((TAG_OPCODE_LIST2, 7, len(opcode_list2), bytes(opcode_list2), True))
+    if opcode_list3 is not None:
+        tags.append((TAG_OPCODE_LIST3, 7, len(opcode_list3), bytes(opcode_list3), True))
+    tags.extend(extra_tags)
+    tags.sort(key=lambda t: t[0])  # TIFF wants ascending codes; tifffile sorts too, this keeps it explicit
+
+    exif: list[ExtraTag] = [
+        (TAG_EXPOSURE_TIME, "2I", 1, _rational(exposure_time_s), True),
+        (TAG_ISO, "H", 1, min(int(iso), 65535), True),
+        (TAG_SENSITIVITY_TYPE, "H", 1, SENSITIVITY_TYPE_REI, True),
+        (TAG_RECOMMENDED_EXPOSURE_INDEX, "I", 1, int(iso), True),
+        (TAG_EXIF_VERSION, 7, 4, EXIF_VERSION, True),
+    ]
+    if f_number is not None:
+        exif.append((TAG_F_NUMBER, "2I", 1, _rational(f_number), True))
+    if focal_length_mm is not None:
+        exif.append((TAG_FOCAL_LENGTH, "2I", 1, _rational(focal_length_mm), True))
+    if focal_length_35mm_mm is not None:
+        exif.append((TAG_FOCAL_LENGTH_35MM, "H", 1, round(focal_length_35mm_mm), True))
+    if lens_make:
+        exif.append(_ascii(TAG_LENS_MAKE, lens_make))
+    if lens_model:
+        exif.append(_ascii(TAG_LENS_MODEL, lens_model))
     if timestamp_ms is not None:
         stamp, subsec = _timestamp_strings(timestamp_ms)
-        tags += [
+        exif += [
             _ascii(TAG_DATETIME_ORIGINAL, stamp),
             _ascii(TAG_OFFSET_TIME_ORIGINAL, "+00:00"),
             _ascii(TAG_SUBSEC_TIME_ORIGINAL, subsec),
         ]
-    if opcode_list2 is not None:
-        tags.append((TAG_OPCODE_LIST2, 7, len(opcode_list2), bytes(opcode_list2), True))
-    tags.extend(extra_tags)
-    tags.sort(key=lambda t: t[0])  # TIFF wants ascending codes; tifffile sorts too, this keeps it explicit
 
     buffer = io.BytesIO()
     with tifffile.TiffWriter(buffer, byteorder="<") as tif:
@@ -251,7 +363,12 @@ def write_dng(
             metadata=None,
             extratags=tags,
         )
-    return buffer.getvalue()
+    tiff = bytearray(buffer.getvalue())
+    tiff += b"\x00" * (len(tiff) % 2)
+    exif_offset = len(tiff)
+    tiff += _encode_ifd(exif, exif_offset)
+    _point_to_exif_ifd(tiff, exif_offset)
+    return bytes(tiff)
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -337,6 +454,34 @@ def _check_strips_inside(page: tifffile.TiffPage, size: int, source: str) -> Non
             raise _fail(source, f"raw strips hold {sum(counts)} bytes, expected {expected} for an uncompressed image")
 
 
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+
+
+def _check_ifd_inside(data: bytes, offset: int, what: str, source: str) -> None:
+    """Raise unless the IFD at ``offset`` and every value it points to lie inside ``data`` (TIFF 6.0 §2).
+
+    tifffile drops an Exif tag whose value is cut off with only a logged warning; a strict reader refuses it.
+    """
+    order = "<" if data[:2] == b"II" else ">"
+    if offset + 2 > len(data):
+        raise _fail(source, f"truncated: the {what} at byte {offset} lies beyond the file's {len(data)} bytes")
+    (count,) = struct.unpack_from(f"{order}H", data, offset)
+    end = offset + 2 + 12 * count + 4
+    if end > len(data):
+        raise _fail(source, f"truncated: the {what} ends at byte {end} but the file has {len(data)} bytes")
+    for index in range(count):
+        tag, dtype, n = struct.unpack_from(f"{order}HHI", data, offset + 2 + 12 * index)
+        size = _TYPE_SIZES.get(dtype, 1) * n
+        if size > 4:
+            (value_offset,) = struct.unpack_from(f"{order}I", data, offset + 2 + 12 * index + 8)
+            if value_offset + size > len(data):
+                raise _fail(
+                    source,
+                    f"truncated: {what} tag {tag} ends at byte {value_offset + size} "
+                    f"but the file has {len(data)} bytes",
+                )
+
+
 def read_dng(source: bytes | bytearray | memoryview | str | Path, *, name: str | None = None) -> DngImage:
     """Read and validate a Bayer DNG.
 
@@ -374,6 +519,11 @@ def read_dng(source: bytes | bytearray | memoryview | str | Path, *, name: str |
             if not tif.pages:
                 raise _fail(label, "corrupt TIFF/DNG: no readable image directory")
             ifd0 = tif.pages.first
+            exif_pointer = ifd0.tags.get(TAG_EXIF_IFD)
+            if exif_pointer is not None:
+                if not isinstance(exif_pointer.value, dict):
+                    raise _fail(label, f"corrupt Exif IFD (ExifIFD = {exif_pointer.value!r} is not a readable IFD)")
+                _check_ifd_inside(data, int(exif_pointer.valueoffset), "Exif IFD", label)
             tags = _all_tags(ifd0)
             page = _find_raw_page(tif)
             if page is None:
@@ -427,6 +577,7 @@ def read_dng(source: bytes | bytearray | memoryview | str | Path, *, name: str |
         raise _fail(label, f"{count} raw values above WhiteLevel {white} (max {peak})")
 
     opcode2 = tags.get("OpcodeList2")
+    opcode3 = tags.get("OpcodeList3")
     return DngImage(
         raw=raw,
         black_level=black,
@@ -445,6 +596,9 @@ def read_dng(source: bytes | bytearray | memoryview | str | Path, *, name: str |
         lens_model=_text(tags.get("LensModel")),
         timestamp_ms=_timestamp_ms(tags, label),
         opcode_list2=bytes(opcode2) if opcode2 is not None else None,
+        opcode_list3=bytes(opcode3) if opcode3 is not None else None,
+        lens_make=_text(tags.get("LensMake")),
+        focal_length_35mm_mm=_number(tags.get("FocalLengthIn35mmFilm")),
         source=label,
         tags=tags,
     )

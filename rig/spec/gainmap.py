@@ -12,12 +12,27 @@ GainMap (OpcodeID 9, DNG 1.3.0.0) parameters, 76 + 4·V·H·MapPlanes bytes::
     u32 MapPlanes
     f32 MapGain[V][H][MapPlanes]
 
-Application follows the Adobe DNG SDK (``dng_gain_map_interpolator``): a pixel's relative position is
-``(row + 0.5) / ImageHeight`` and ``(col + 0.5) / ImageWidth`` over the whole image (not the opcode's area),
-its map index ``(relative − MapOrigin) / MapSpacing`` is clamped to the grid, the gain is interpolated
-bilinearly, and the pixel (linear, black-subtracted, DNG stage 2) is multiplied by it. Per-Bayer-channel
-shading uses four maps with Top/Left at the channel's CFA offset and RowPitch = ColPitch = 2
-(Android DngCreator's layout).
+Application (:func:`apply_opcode_list`) is our own, written from the DNG 1.4 spec chapter 6 (GainMap) and checked
+line by line against the Adobe DNG SDK 1.4/1.5 (``dng_gain_map.cpp``: ``dng_opcode_GainMap::ProcessArea`` and
+``dng_gain_map_interpolator``):
+
+* the pixels touched are rows Top, Top + RowPitch … < Bottom and columns Left, Left + ColPitch … < Right of planes
+  Plane … Plane + Planes − 1 (map plane ``min(plane, MapPlanes − 1)``);
+* a pixel's relative position is ``(row + 0.5) / ImageHeight`` and ``(col + 0.5) / ImageWidth``. The spec calls
+  MapSpacing/MapOrigin "relative coordinates"; the SDK makes them relative to the *image* bounds it passes to the
+  interpolator (``imageBounds``, not the opcode's area), and so do we. For the maps we write (area = the whole
+  frame minus the channel's CFA offset) the two readings differ by under one pixel;
+* the map index ``(relative − MapOrigin) / MapSpacing`` is clamped to [0, MapPoints − 1] (edge gains extend
+  outwards), the gain is interpolated bilinearly between the four surrounding points, and the pixel (linear,
+  black-subtracted, DNG stage 2) is multiplied by it, clipped at the white level;
+* an axis with one point has spacing 1 and origin 0 whatever the file says (``dng_gain_map::GetStream``).
+
+Per-Bayer-channel shading uses four maps with Top/Left at the channel's CFA offset and RowPitch = ColPitch = 2
+(Android DngCreator's layout). The area is in pixels of the frame the list is embedded in, so a list made for a
+2048 × 1536 read-out corrects only the top-left quarter of an 8192 × 6144 frame: :func:`readout_opcode_lists` gives
+one list per read-out of the sensor. Readers that apply GainMaps: the DNG SDK (Adobe Camera Raw, Lightroom) and
+darktable (and RawTherapee with its flat-field "from metadata" option on); LibRaw (rawpy, dcraw-based tools) ignores
+them.
 """
 
 from __future__ import annotations
@@ -33,6 +48,8 @@ from rig.errors import ImageInputError
 from rig.spec.profile import ShadingMaps
 
 DNG_VERSION_1_3 = 0x01030000
+READOUT_BINNINGS = (1, 2, 4)
+"""The phone's read-outs of the M-mount sensor: full size, 2×2 and 4×4 binned."""
 _HEADER = struct.Struct(">IIII")  # OpcodeID, DNGVersion, Flags, ParamBytes
 _GAIN_MAP_FIXED = struct.Struct(">10I4dI")
 GAIN_MAP_FIXED_BYTES = _GAIN_MAP_FIXED.size  # 76
@@ -173,6 +190,17 @@ def gain_maps_for_shading(shading: ShadingMaps, *, width_px: int, height_px: int
 def shading_opcode_list(shading: ShadingMaps, *, width_px: int, height_px: int) -> bytes:
     """The OpcodeList2 bytes that apply ``shading`` to a frame of this size."""
     return encode_opcode_list(gain_maps_for_shading(shading, width_px=width_px, height_px=height_px))
+
+
+def readout_opcode_lists(
+    shading: ShadingMaps, binnings: Sequence[int] = READOUT_BINNINGS
+) -> dict[tuple[int, int], bytes]:
+    """The OpcodeList2 of ``shading`` for each read-out of its sensor, keyed by read-out (width, height) in px."""
+    out: dict[tuple[int, int], bytes] = {}
+    for binning in binnings:
+        width, height = shading.readout_px(binning)
+        out[(width, height)] = shading_opcode_list(shading, width_px=width, height_px=height)
+    return out
 
 
 # --------------------------------------------------------------------------------------------- decode

@@ -5,9 +5,17 @@ separators, shortest round-trip float repr), so the phone can store them opaquel
 read-back byte for byte; :func:`compare_profiles` names every field that differs when it is not identical.
 
 Shading is held as four DNG-style gain maps, one per Bayer channel (R, Gr, Gb, B), each a MapPointsV ×
-MapPointsH grid of gains ≥ 1 whose points sit at relative image coordinates
-``origin + index · spacing`` (0 = top/left edge of the image, 1 = bottom/right edge), exactly as the DNG
-GainMap opcode places them (DNG 1.4 spec, OpcodeList GainMap; :mod:`rig.spec.gainmap`).
+MapPointsH grid of gains ≥ 1 whose points sit at normalised sensor coordinates ``origin + index · spacing``
+(0 = top/left edge of the sensor, 1 = bottom/right edge). Every read-out of the sensor (full size, 2×2 or 4×4
+binned) covers the whole sensor, so these are also the read-out's relative image coordinates, exactly where the
+DNG GainMap opcode places its points (DNG 1.4 spec, OpcodeList GainMap; :mod:`rig.spec.gainmap`): one profile
+gives the GainMaps of every read-out.
+
+Schema versions. 1.1 adds ``shading.sensor_width_px`` / ``sensor_height_px`` (the full-resolution sensor the
+coordinates span, from which the per-read-out GainMap files are named). A 1.0 profile is read and migrated: it
+recorded only the read-out it was fitted on, which the migration takes as the sensor (the maps themselves are
+unchanged, they apply at any read-out). A reader refuses later minors (whose fields it does not know) and other
+majors.
 """
 
 from __future__ import annotations
@@ -24,8 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rig.errors import MISSING, ConfigError
 from rig.spec.model import validate
 
-SCHEMA_VERSION = "1.0"
-"""``major.minor``: a reader accepts any minor of its own major and refuses other majors."""
+SCHEMA_VERSION = "1.1"
+"""``major.minor``: this reader accepts 1.0 (migrated on reading) and 1.1, and refuses anything else."""
+READABLE_SCHEMA_VERSIONS = ("1.0", SCHEMA_VERSION)
 
 BayerChannel = Literal["R", "Gr", "Gb", "B"]
 BAYER_CHANNELS: tuple[BayerChannel, ...] = ("R", "Gr", "Gb", "B")
@@ -83,6 +92,8 @@ class ShadingMaps(ProfileModel):
 
     image_width_px: int = Field(gt=0, description="read-out width of the flat field the maps were fitted on")
     image_height_px: int = Field(gt=0)
+    sensor_width_px: int = Field(gt=0, description="full-resolution sensor width the normalised coordinates span")
+    sensor_height_px: int = Field(gt=0)
     map_points_v: int = Field(ge=1, le=1024)
     map_points_h: int = Field(ge=1, le=1024)
     map_spacing_v: float = Field(gt=0, le=1)
@@ -93,6 +104,13 @@ class ShadingMaps(ProfileModel):
 
     @model_validator(mode="after")
     def _shape(self) -> ShadingMaps:
+        binning_h, rest_h = divmod(self.sensor_width_px, self.image_width_px)
+        binning_v, rest_v = divmod(self.sensor_height_px, self.image_height_px)
+        if rest_h or rest_v or binning_h != binning_v or binning_h < 1:
+            raise ValueError(
+                f"fitted read-out {self.image_width_px}×{self.image_height_px} to be the "
+                f"{self.sensor_width_px}×{self.sensor_height_px} sensor binned by a whole factor"
+            )
         names = tuple(c.channel for c in self.channels)
         if names != BAYER_CHANNELS:
             raise ValueError(f"channels in the order {list(BAYER_CHANNELS)}, got {list(names)}")
@@ -107,6 +125,18 @@ class ShadingMaps(ProfileModel):
                 )
         return self
 
+    @property
+    def fitted_binning(self) -> int:
+        """Binning of the read-out the maps were fitted on (1 = full size)."""
+        return self.sensor_width_px // self.image_width_px
+
+    def readout_px(self, binning: int) -> tuple[int, int]:
+        """(width, height) of this sensor's read-out at ``binning`` (1, 2, 4 …), the area its GainMaps cover."""
+        if binning < 1 or self.sensor_width_px % binning or self.sensor_height_px % binning:
+            sensor = f"{self.sensor_width_px}×{self.sensor_height_px}"
+            raise ValueError(f"binning {binning} does not divide the {sensor} sensor")
+        return self.sensor_width_px // binning, self.sensor_height_px // binning
+
     def gains_array(self) -> np.ndarray:
         """Gains as float64, shape (4, MapPointsV, MapPointsH), channels in R, Gr, Gb, B order."""
         return np.array([c.gains for c in self.channels], dtype=np.float64)
@@ -118,13 +148,17 @@ class ShadingMaps(ProfileModel):
         *,
         image_width_px: int,
         image_height_px: int,
+        binning: int = 1,
         cfa_pattern: str = "RGGB",
         map_origin_v: float = 0.0,
         map_origin_h: float = 0.0,
         map_spacing_v: float | None = None,
         map_spacing_h: float | None = None,
     ) -> ShadingMaps:
-        """Build from a (4, V, H) array; the default grid spans the image edge to edge (origin 0, spacing 1/(N−1))."""
+        """Build from a (4, V, H) array fitted on a read-out binned ``binning``× (1: full size).
+
+        The default grid spans the sensor edge to edge (origin 0, spacing 1/(N−1)).
+        """
         gains = np.asarray(gains, dtype=np.float64)
         if gains.ndim != 3 or gains.shape[0] != 4:
             raise ValueError(f"gains of shape (4, V, H), got {gains.shape}")
@@ -133,6 +167,8 @@ class ShadingMaps(ProfileModel):
         return cls(
             image_width_px=image_width_px,
             image_height_px=image_height_px,
+            sensor_width_px=image_width_px * binning,
+            sensor_height_px=image_height_px * binning,
             map_points_v=v,
             map_points_h=h,
             map_spacing_v=map_spacing_v if map_spacing_v is not None else (1.0 / (v - 1) if v > 1 else 1.0),
@@ -200,13 +236,27 @@ class CalibrationProfile(ProfileModel):
             raise ValueError("a timezone-aware UTC time (e.g. 2026-01-01T00:00:00Z)")
         return value.astimezone(UTC)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        """A 1.0 profile becomes 1.1: its fitted read-out is taken as the sensor the coordinates span."""
+        if not isinstance(data, dict) or data.get("schema_version") != "1.0":
+            return data
+        migrated = {**data, "schema_version": SCHEMA_VERSION}
+        shading = data.get("shading")
+        if isinstance(shading, dict) and "sensor_width_px" not in shading:
+            migrated["shading"] = {
+                **shading,
+                "sensor_width_px": shading.get("image_width_px"),
+                "sensor_height_px": shading.get("image_height_px"),
+            }
+        return migrated
+
     @field_validator("schema_version")
     @classmethod
-    def _major(cls, value: str) -> str:
-        if value.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-            raise ValueError(
-                f"schema major version {SCHEMA_VERSION.split('.')[0]} (this software reads {SCHEMA_VERSION})"
-            )
+    def _known_version(cls, value: str) -> str:
+        if value not in READABLE_SCHEMA_VERSIONS:
+            raise ValueError(f"one of the schema versions {', '.join(READABLE_SCHEMA_VERSIONS)} this software reads")
         return value
 
     def to_json(self) -> bytes:

@@ -4,12 +4,22 @@ The GRBL peer writes axes, light and knocks into :attr:`TwinBench.state`, the PT
 and calls :meth:`TwinBench.capture`. Every capture draws its noise from a Generator seeded with
 ``(seed, capture counter)``, so a bench with the same seed driven the same way (and the same clock) writes
 identical DNG bytes.
+
+The phone's clock (:class:`PhoneClock`, the bench state's default) reads ns since the Unix epoch and never steps
+back, like a phone's real-time clock set once at boot: DNG ``DateTimeOriginal``, the PTP ObjectInfo dates, the
+shock events and the phone-clock property all carry today's date. A test injects its own clock into
+``bench.state.clock``; then every one of those times is that clock's.
+
+After calibration the phone embeds its shading profile in every DNG as an OpcodeList2 of four GainMaps whose area
+is the frame being written (:func:`rig.spec.gainmap.gain_maps_for_shading`): the profile's maps are in normalised
+sensor coordinates, so one profile serves the full-size and the binned read-outs alike.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -34,23 +44,43 @@ from rig.twin.truth import UnitTruth, unit_truth
 MAKE = "Xiaomi"
 MODEL = "12S Ultra Concept"
 UNIQUE_CAMERA_MODEL = f"{MAKE} {MODEL}"
+FULL_FRAME_DIAGONAL_MM = 43.2666  # 36 × 24 mm: the reference of FocalLengthIn35mmFilm (Exif 2.32 §4.6.5)
 
 _log = logging.getLogger(__name__)
 
 
+class PhoneClock:
+    """The phone's real-time clock: ns since the Unix epoch, anchored to the wall clock once, then monotonic."""
+
+    def __init__(self, *, wall_ns: int | None = None, monotonic_ns: int | None = None) -> None:
+        self._wall0 = time.time_ns() if wall_ns is None else wall_ns
+        self._mono0 = time.monotonic_ns() if monotonic_ns is None else monotonic_ns
+
+    def __call__(self) -> int:
+        return self._wall0 + (time.monotonic_ns() - self._mono0)
+
+
 @lru_cache(maxsize=4)
 def _profile_opcodes(profile: bytes, width_px: int, height_px: int) -> bytes | None:
-    """The OpcodeList2 a phone holding ``profile`` embeds: its shading as four per-channel GainMaps.
+    """The OpcodeList2 a phone holding ``profile`` embeds in a ``width_px`` × ``height_px`` read-out.
 
-    A profile the phone cannot parse embeds nothing (the firmware keeps capturing; the bench's read-back check is
-    what catches a bad write).
+    Its shading as four per-channel GainMaps over the whole read-out. A profile the phone cannot parse, or one
+    made for a sensor of another shape, embeds nothing (the firmware keeps capturing; the bench's read-back check
+    is what catches a bad write).
     """
     try:
         parsed = CalibrationProfile.from_json(profile, source="phone calibration profile")
     except ConfigError as exc:
         _log.warning("twin phone: stored profile ignored: %s", exc)
         return None
-    return shading_opcode_list(parsed.shading, width_px=width_px, height_px=height_px)
+    shading = parsed.shading
+    if shading.sensor_width_px * height_px != shading.sensor_height_px * width_px:
+        _log.warning(
+            "twin phone: stored profile ignored: made for a %d×%d sensor, not this %d×%d read-out",
+            shading.sensor_width_px, shading.sensor_height_px, width_px, height_px,
+        )  # fmt: skip
+        return None
+    return shading_opcode_list(shading, width_px=width_px, height_px=height_px)
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,7 +128,7 @@ class TwinBench:
             seed = station.twin.seed if station.twin is not None else 1
         self.seed = seed
         self.chart_pose = chart_pose
-        self.state = BenchState()
+        self.state = BenchState(clock=PhoneClock())
         self._counter = 0
         self._counter_lock = threading.Lock()
         # fault injection (rig.twin.faults): a factor on the light panel's luminance per frame index, and
@@ -186,6 +216,12 @@ class TwinBench:
             f_number=truth.f_number,
             focal_length_mm=truth.focal_length_mm,
             lens_model=lens.name if lens is not None else self.lenses.native.name,
+            lens_make=lens.maker if lens is not None else MAKE,
+            focal_length_35mm_mm=(
+                truth.focal_length_mm * FULL_FRAME_DIAGONAL_MM / (2 * sensor.half_diagonal_mm)
+                if lens is not None
+                else self.lenses.native.equivalent_focal_length_mm
+            ),
             opcode_list2=(
                 _profile_opcodes(snapshot.profile, sensor.width_px, sensor.height_px)
                 if snapshot.profile is not None and lens is not None  # the profile is the M-mount sensor's

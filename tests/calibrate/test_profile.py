@@ -33,7 +33,9 @@ def make_profile(seed: int = 3, **changes: object) -> CalibrationProfile:
         optical_center_px=(1024.93, 766.41),
         decentre_um=(6.0, -4.0),
         black_level_dn=64,
-        shading=ShadingMaps.from_array(1 + rng.uniform(0, 0.4, (4, 13, 17)), image_width_px=2048, image_height_px=1536),
+        shading=ShadingMaps.from_array(
+            1 + rng.uniform(0, 0.4, (4, 13, 17)), image_width_px=2048, image_height_px=1536, binning=4
+        ),
     )
     fields.update(changes)
     return CalibrationProfile(**fields)  # type: ignore[arg-type]
@@ -72,7 +74,9 @@ def _corrupt(obj_change) -> bytes:  # type: ignore[no-untyped-def]
         (b"\x89PNG\r\n", "", "a JSON calibration profile"),
         (b"[1, 2]", "", "a JSON object"),
         (_corrupt(lambda o: o.pop("schema_version")), "schema_version", "(missing)"),
-        (_corrupt(lambda o: o.update(schema_version="2.0")), "schema_version", "schema major version 1"),
+        (_corrupt(lambda o: o.update(schema_version="2.0")), "schema_version", "schema versions 1.0, 1.1"),
+        (_corrupt(lambda o: o.update(schema_version="1.2")), "schema_version", "schema versions 1.0, 1.1"),
+        (_corrupt(lambda o: o["shading"].update(sensor_width_px=8000)), "shading", "binned by a whole factor"),
         (_corrupt(lambda o: o.update(flange_offset_um="thin")), "flange_offset_um", "a valid number"),
         (_corrupt(lambda o: o["shading"]["channels"][2]["gains"][3].pop()), "shading", "13×17 points"),
         (_corrupt(lambda o: o["shading"]["channels"][1].update(gains=[[-1.0]])), "shading.channels[1].gains", ""),
@@ -98,7 +102,7 @@ def test_comparison_names_each_differing_field() -> None:
     changed = written.model_copy(
         update={
             "tilt_x_arcmin": 0.31,
-            "shading": ShadingMaps.from_array(gains, image_width_px=2048, image_height_px=1536),
+            "shading": ShadingMaps.from_array(gains, image_width_px=2048, image_height_px=1536, binning=4),
         }
     )
     result = compare_profiles(written, changed.to_json())
@@ -119,3 +123,26 @@ def test_comparison_names_each_differing_field() -> None:
 )
 def test_cfa_offsets(pattern: str, expected: dict[str, tuple[int, int]]) -> None:
     assert cfa_offsets(pattern) == expected
+
+
+def test_a_schema_1_0_profile_is_read_and_migrated() -> None:
+    # a 1.0 document as the previous software wrote it: no sensor size, coordinates of the fitted read-out
+    current = make_profile()
+    old = json.loads(current.to_json())
+    old["schema_version"] = "1.0"
+    for key in ("sensor_width_px", "sensor_height_px"):
+        del old["shading"][key]
+    migrated = CalibrationProfile.from_json(json.dumps(old).encode(), source="old profile.json")
+    assert migrated.schema_version == SCHEMA_VERSION == "1.1"
+    assert (migrated.shading.sensor_width_px, migrated.shading.sensor_height_px) == (2048, 1536)
+    assert migrated.shading.fitted_binning == 1
+    np.testing.assert_array_equal(migrated.shading.gains_array(), current.shading.gains_array())  # maps unchanged
+    assert migrated.model_copy(update={"shading": current.shading}) == current
+
+
+def test_readouts_of_the_sensor() -> None:
+    shading = make_profile().shading
+    assert shading.fitted_binning == 4
+    assert [shading.readout_px(b) for b in (1, 2, 4)] == [(8192, 6144), (4096, 3072), (2048, 1536)]
+    with pytest.raises(ValueError, match="does not divide"):
+        shading.readout_px(3)

@@ -231,8 +231,10 @@ def test_exported_files_parse_and_agree_with_the_profile(cal_run: CalibrationRun
     assert profile.geometry is not None
     np.testing.assert_allclose(camera.distortion, profile.geometry.opencv_distortion, rtol=1e-12)
 
-    ops = decode_opcode_list((cal_run.folder / outputs.GAINMAP_FILE).read_bytes(), source="gainmap.opcodes")
-    assert len(ops) == 4
+    width, height = station.sensor.width_px, station.sensor.height_px  # the read-out the plan ran at
+    name = outputs.gainmap_file(width, height)
+    ops = decode_opcode_list((cal_run.folder / name).read_bytes(), source=name)
+    assert len(ops) == 4 and all(isinstance(op, GainMap) and (op.bottom, op.right) == (height, width) for op in ops)
     for op, gains in zip(ops, profile.shading.gains_array(), strict=True):
         assert isinstance(op, GainMap)
         np.testing.assert_array_equal(op.gains[:, :, 0], gains.astype(np.float32))

@@ -30,7 +30,8 @@ def test_profile_files_parse_back_to_what_was_written(tmp_path: Path) -> None:
     folder = outputs.unit_dir(tmp_path / "calibration", profile.unit_serial)
     written = outputs.write_profile_files(folder, profile, camera)
     assert folder == tmp_path / "calibration" / "XM12SU-000001"
-    assert set(written) == {"profile", "gainmap", "camera"}
+    readouts = [(8192, 6144), (4096, 3072), (2048, 1536)]  # the profile's sensor at binning 1, 2, 4
+    assert set(written) == {"profile", "camera", *(f"gainmap-{w}x{h}" for w, h in readouts)}
 
     # profile.json: the exact bytes the phone gets, and the same profile parsed back
     data = (folder / outputs.PROFILE_FILE).read_bytes()
@@ -38,16 +39,19 @@ def test_profile_files_parse_back_to_what_was_written(tmp_path: Path) -> None:
     assert CalibrationProfile.from_json(data) == profile
     assert outputs.read_profile_file(folder / outputs.PROFILE_FILE) == profile
 
-    # gainmap.opcodes: four GainMaps at the channels' CFA offsets, RowPitch = ColPitch = 2, the profile's gains
-    ops = decode_opcode_list((folder / outputs.GAINMAP_FILE).read_bytes(), source="gainmap.opcodes")
-    assert len(ops) == 4 and all(isinstance(op, GainMap) for op in ops)
+    # gainmap-WxH.opcodes: per read-out, four GainMaps over that whole frame at the channels' CFA offsets,
+    # RowPitch = ColPitch = 2, the profile's gains
     offsets = cfa_offsets("RGGB")
-    for op, name, gains in zip(ops, BAYER_CHANNELS, profile.shading.gains_array(), strict=True):
-        assert isinstance(op, GainMap)
-        assert (op.top, op.left) == offsets[name]
-        assert (op.row_pitch, op.col_pitch) == (2, 2)
-        assert (op.bottom, op.right) == (1536, 2048)
-        np.testing.assert_array_equal(op.gains[:, :, 0], gains.astype(np.float32))  # float32 in the DNG opcode
+    for width, height in readouts:
+        name = outputs.gainmap_file(width, height)
+        ops = decode_opcode_list((folder / name).read_bytes(), source=name)
+        assert len(ops) == 4 and all(isinstance(op, GainMap) for op in ops)
+        for op, channel, gains in zip(ops, BAYER_CHANNELS, profile.shading.gains_array(), strict=True):
+            assert isinstance(op, GainMap)
+            assert (op.top, op.left) == offsets[channel]
+            assert (op.row_pitch, op.col_pitch) == (2, 2)
+            assert (op.bottom, op.right) == (height, width)
+            np.testing.assert_array_equal(op.gains[:, :, 0], gains.astype(np.float32))  # float32 in the DNG opcode
 
     # camera.yaml: OpenCV reads back the intrinsics and distortion exactly (FileStorage prints 17 digits)
     back = read_opencv_yaml(folder / outputs.CAMERA_FILE)

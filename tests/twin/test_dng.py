@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import shutil
 import struct
+import subprocess
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +190,78 @@ def test_writer_refuses_values_it_could_not_describe() -> None:
         _dng(np.zeros((7, 8), np.uint16))
     with pytest.raises(ValueError, match="uint16"):
         _dng(np.zeros((8, 8), np.float32))
+
+
+# --------------------------------------------------------------------------------------------- what readers see
+EXIF_CAPTURE_TAGS = {33434, 33437, 34855, 34864, 36867, 36881, 37386, 37521, 41989, 42035, 42036}
+"""ExposureTime, FNumber, PhotographicSensitivity, SensitivityType, DateTimeOriginal, OffsetTimeOriginal,
+FocalLength, SubSecTimeOriginal, FocalLengthIn35mmFilm, LensMake, LensModel: Exif IFD tags (Exif 2.32 §4.6.5)."""
+
+
+def exiftool_warnings(path: Path) -> list[str]:
+    """``exiftool -validate -warning -a`` on ``path``: its warning lines (an empty list: the file validates)."""
+    exe = shutil.which("exiftool")
+    if exe is None:
+        pytest.skip("exiftool not installed (setup.sh installs libimage-exiftool-perl)")
+    out = subprocess.run(
+        [exe, "-validate", "-warning", "-a", "-s", str(path)], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    verdict = [line for line in lines if line.startswith("Validate")]
+    assert verdict, f"exiftool printed no Validate line: {out!r}"
+    warnings = [line for line in lines if line.startswith("Warning")]
+    if verdict[0].split(":", 1)[1].strip() != "OK":
+        assert warnings, f"exiftool says {verdict[0]!r} without warning lines"
+    return warnings
+
+
+def test_capture_tags_sit_in_the_exif_ifd_and_orientation_and_crop_in_ifd0() -> None:
+    raw = _raw(np.random.default_rng(11))
+    data = _dng(raw, lens_make="Leica", focal_length_35mm_mm=92.4)
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        ifd0 = tif.pages.first.tags
+        assert not EXIF_CAPTURE_TAGS & {t.code for t in ifd0.values()}, "capture tags belong in the Exif IFD"
+        exif = ifd0[34665].value
+        assert isinstance(exif, dict)
+        assert {"ExposureTime", "FNumber", "ISOSpeedRatings", "SensitivityType", "DateTimeOriginal",
+                "OffsetTimeOriginal", "SubsecTimeOriginal", "FocalLength", "FocalLengthIn35mmFilm", "LensMake",
+                "LensModel", "ExifVersion"} <= set(exif)  # fmt: skip
+        assert exif["SensitivityType"] == 2 and exif["RecommendedExposureIndex"] == 200
+        assert ifd0[274].value == 1  # Orientation: normal
+        assert tuple(ifd0[50719].value) == (0, 0) and tuple(ifd0[50720].value) == (128, 96)
+    image = read_dng(data)  # the strict reader finds them in the sub-IFD
+    assert (image.iso, image.lens_make, image.focal_length_35mm_mm) == (200, "Leica", 92.0)
+
+
+def test_exiftool_validates_a_dng_with_every_tag(tmp_path: Path) -> None:
+    path = tmp_path / "frame.dng"
+    path.write_bytes(_dng(_raw(np.random.default_rng(12)), lens_make="Leica", focal_length_35mm_mm=92.4,
+                          opcode_list2=bytes(4), opcode_list3=bytes(4)))  # fmt: skip
+    assert exiftool_warnings(path) == []
+
+
+def test_rawpy_reads_iso_exposure_aperture_lens_and_capture_time() -> None:
+    data = _dng(_raw(np.random.default_rng(13)), lens_make="Leica")
+    with rawpy.imread(io.BytesIO(data)) as img:
+        other, lens = img.other, img.lens
+    assert other.iso_speed == 200
+    assert other.shutter_speed == pytest.approx(0.01, rel=1e-6)
+    assert other.aperture == pytest.approx(1.4, rel=1e-6)
+    assert other.focal_length == pytest.approx(35.0)
+    assert (lens.make, lens.model) == ("Leica", "Summilux-M 1:1.4/35 ASPH")
+    # LibRaw reads DateTimeOriginal as local time and rawpy hands it back naive in local time: the wall reading
+    # is the file's, 2023-11-14 22:13:20 (UTC), whatever the machine's zone
+    assert other.timestamp == datetime(2023, 11, 14, 22, 13, 20)
+
+
+def test_opcode_list3_round_trips_beside_list2() -> None:
+    image = read_dng(_dng(_raw(np.random.default_rng(14), 8, 8), opcode_list2=b"\x00\x00\x00\x00",
+                          opcode_list3=b"\x00\x00\x00\x01"))  # fmt: skip
+    assert (image.opcode_list2, image.opcode_list3) == (b"\x00\x00\x00\x00", b"\x00\x00\x00\x01")
+
+
+def test_a_cut_exif_ifd_is_refused() -> None:
+    data = _dng(_raw(np.random.default_rng(15), 8, 8))
+    with pytest.raises(ImageInputError, match="truncated: Exif IFD tag") as info:
+        read_dng(data[:-3], name="cut.dng")
+    assert _one_line(info).startswith("cut.dng: ")
