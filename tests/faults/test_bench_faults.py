@@ -7,7 +7,6 @@ light, whether the lens really is on.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from rig.bench import procedures as proc
 from rig.bench.open import open_bench
-from rig.bench.ops import BenchOps
+from rig.bench.ops import RECONNECT_ATTEMPTS, BenchOps
 from rig.config.faults import FaultKind, FaultPlan, FaultSpec
 from rig.config.lenses import LensCatalog, LensSpec
 from rig.config.resolve import load_station_lenses
@@ -171,15 +170,24 @@ def test_a_capture_that_never_completes_ends_in_a_device_error_within_the_retry_
 ) -> None:
     # The hung capture keeps libgphoto2's worker (and its TCP session) blocked, and the phone serves one host at a
     # time: no reconnect can succeed, so the bounded retries must give up and the step ends as ERROR.
+    # Bounded is a count, not a wall-clock budget (a loaded host stretches every connect): each retried operation
+    # gives up after its attempts, and the capture's own timeout is what ended the first attempt.
     rig.server.faults.inject("stuck_capture")
-    start = time.monotonic()
     with pytest.raises(DeviceError) as info:
         _flat(rig, lens, "stuck")
-    elapsed = time.monotonic() - start
-    budget_s = PHONE_TIMEOUT_S + 2 * (0.5 + 1.0 + 2.0) + (0.2 + 0.4)  # capture timeout + reconnect/capture backoffs
-    assert elapsed < budget_s + 5.0  # slack: connect attempts on a loaded machine
     assert "phone" in str(info.value)
-    assert any("did not finish within 3.0 s" in e for e in rig.bench.retries.events)
+    events = rig.bench.retries.events
+    assert any("did not finish within 3.0 s" in e for e in events), events
+    per_operation: dict[str, int] = {}
+    for event in events:
+        what = event.split(": attempt ", 1)[0]
+        per_operation[what] = per_operation.get(what, 0) + 1
+    # a capture is tried `attempts` times (the last failure is raised, not logged); before each retry the phone is
+    # reconnected, itself tried RECONNECT_ATTEMPTS times
+    assert 0 < per_operation.pop("capture") < rig.bench.attempts, events
+    reconnects = per_operation.pop("reconnect phone", 0)
+    assert reconnects <= (rig.bench.attempts - 1) * (RECONNECT_ATTEMPTS - 1), events
+    assert not per_operation, per_operation
 
 
 def test_a_phone_reboot_is_met_by_reconnecting_with_backoff(rig: Rig, lens: LensSpec) -> None:
