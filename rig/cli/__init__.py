@@ -22,6 +22,7 @@ from rig.errors import DeviceError, InputError, MeasurementError, RigError
 GROUPS = {
     "twin": "run the digital twin (capture, serve)",
     "measure": "measure an image or a set of images (pure measurements)",
+    "msa": "measurement system analysis: gauge R&R, type-1 study",
 }
 
 EXIT_OK = 0

@@ -36,6 +36,7 @@ What is computed and where it is defined:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from enum import Enum
@@ -751,3 +752,26 @@ def iso14253_decision(value: float, expanded_u: float, *, low: float | None, hig
         return Decision.CONFORMS
     outside_widened = (low is not None and value < low - expanded_u) or (high is not None and value > high + expanded_u)
     return Decision.DOES_NOT_CONFORM if outside_widened else Decision.UNDECIDED
+
+
+def as_jsonable(value: object) -> object:
+    """A study result (dataclasses, enums, arrays, frames, NaN/inf) as plain JSON types; non-finite → None."""
+    if isinstance(value, Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: as_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, pd.Series):
+        return {str(k): as_jsonable(v) for k, v in value.items()}
+    if isinstance(value, pd.DataFrame):
+        return [as_jsonable(row) for row in value.to_dict(orient="records")]
+    if isinstance(value, dict):
+        return {str(k): as_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [as_jsonable(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value
