@@ -6,8 +6,15 @@ with a full remount between trials, and prints per figure the AIAG ANOVA gauge R
 of the plan's tolerance, ndc, verdict) with the %GRR the twin's configuration implies. ``rig msa type1`` measures
 one unit ``--n`` times (25–50, VDA 5) on one seating and prints Cg, Cgk and the bias against the twin's truth.
 
-Both write ``readings.csv``, ``study.json`` and ``msa.html`` to ``--out`` (default ``reports/msa/<study id>/``).
-Exit status 0 when every figure is acceptable (type 1: capable), 1 otherwise, 2 on bad input, 3 on a bench error.
+``rig msa golden`` runs the golden unit once (a fresh seating) and puts each figure on the station's golden chart
+(baseline: its first ``--baseline-runs`` golden runs; Western Electric rules 1 and 4): exit 1 when the station
+drifts. ``rig msa uncertainty`` prints each figure's expanded uncertainty U (k = 2) from the station's latest
+accepted gauge R&R and type-1 bias in the store.
+
+All studies write ``readings.csv``, ``study.json`` and ``msa.html`` to ``--out`` (default
+``reports/msa/<study id>/``) and are stored in the results store (``--store``; ``--no-store`` to skip).
+Exit status 0 when every figure is acceptable (type 1: capable; golden: no drift), 1 otherwise, 2 on bad input,
+3 on a bench error.
 """
 
 from __future__ import annotations
@@ -18,10 +25,13 @@ import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rig.config.station import DEFAULT_STATION
 from rig.errors import ArgumentError
+
+if TYPE_CHECKING:
+    from rig.results.msa_store import StudyKind
 
 GROUP = "msa"
 
@@ -30,6 +40,8 @@ TYPE1_MAX_READINGS = 50
 """VDA 5 §5.1 asks for at least 25 readings of the reference part, Bosch Booklet 10 for 50."""
 
 STEPS = ("flange",)
+GOLDEN_SEED_BASE = 5000
+"""Twin seed of the n-th golden run on a station: GOLDEN_SEED_BASE + n (a new seating and new noise each run)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,6 +65,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--remount", action="store_true", help="remount the lens before every reading")
     t.set_defaults(func=type1_command)
 
+    d = subparsers.add_parser("golden", help="golden-unit check: one run against the station's golden chart")
+    _common(d)
+    d.add_argument(
+        "--baseline-runs", type=int, default=10, help="golden runs that establish the station's baseline (10)"
+    )
+    d.set_defaults(func=golden_command, seed=None)
+
+    u = subparsers.add_parser("uncertainty", help="the station's expanded uncertainty U per figure, from the store")
+    u.add_argument("--station", type=Path, default=DEFAULT_STATION, help="station file (default: the twin)")
+    u.add_argument("--store", metavar="URL", help="results store URL (default: reports/results.sqlite)")
+    u.add_argument("--json", action="store_true", help="print as JSON")
+    u.set_defaults(func=uncertainty_command)
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plan", default="signoff", help="plan whose limits give the tolerances (default signoff)")
@@ -60,6 +85,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--station", type=Path, default=DEFAULT_STATION, help="twin station file (default: the twin)")
     p.add_argument("--unit", help="nominal twin unit, a file or a name in fixtures/units/ (default: the station's)")
     p.add_argument("--seed", type=int, default=18, help="seed of parts, appraisers and twin noise (default 18)")
+    p.add_argument("--store", metavar="URL", help="results store URL (default: reports/results.sqlite)")
+    p.add_argument("--no-store", action="store_true", help="do not store the study in the results store")
     p.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder (default reports/msa/ID)")
     p.add_argument("--no-html", action="store_true", help="skip msa.html")
     out = p.add_mutually_exclusive_group()
@@ -116,6 +143,7 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 def grr_command(args: argparse.Namespace) -> int:
     from rig.plans import msa_study as ms
     from rig.results import msa
+    from rig.results.msa_store import StudyKind, grr_figure_row
 
     for name in ("parts", "appraisers", "trials"):
         if getattr(args, name) < 2 and not (name == "appraisers" and args.appraiser_kind == "none"):
@@ -147,6 +175,13 @@ def grr_command(args: argparse.Namespace) -> int:
         "figures": figures,
     }
     out = _write(args, study, readings, kind=f"grr-{kind.value}", station_name=station.name)
+    _store(
+        args,
+        out,
+        study,
+        kind=StudyKind.GRR,
+        figures=[grr_figure_row(n, e["grr"], e["uncertainty"]) for n, e in figures.items()],
+    )
     acceptable = all(e["grr"].verdict is msa.GrrVerdict.ACCEPTABLE for e in figures.values())
     _print_grr(args, study, out)
     return 0 if acceptable else 1
@@ -155,6 +190,7 @@ def grr_command(args: argparse.Namespace) -> int:
 def type1_command(args: argparse.Namespace) -> int:
     from rig.plans import msa_study as ms
     from rig.results import msa
+    from rig.results.msa_store import StudyKind, type1_figure_row
 
     if not TYPE1_MIN_READINGS <= args.n <= TYPE1_MAX_READINGS:
         raise ArgumentError(f"--n {args.n}: expected {TYPE1_MIN_READINGS}–{TYPE1_MAX_READINGS} readings (VDA 5 §5.1)")
@@ -195,8 +231,120 @@ def type1_command(args: argparse.Namespace) -> int:
         "figures": figures,
     }
     out = _write(args, study, readings, kind="type1", station_name=station.name)
+    _store(
+        args, out, study, kind=StudyKind.TYPE1, figures=[type1_figure_row(n, e["type1"]) for n, e in figures.items()]
+    )
     _print_type1(args, study, out)
     return 0 if all(e["type1"].capable for e in figures.values()) else 1
+
+
+def golden_command(args: argparse.Namespace) -> int:
+    from rig.plans import msa_study as ms
+    from rig.results.msa import golden_chart
+    from rig.results.msa_store import StudyKind, golden_figure_row
+    from rig.results.store import open_store
+
+    if args.baseline_runs < 2:
+        raise ArgumentError(f"--baseline-runs {args.baseline_runs}: expected at least 2")
+    station, lenses, unit, _ = _load(args)
+    with open_store(args.store) as store:
+        history = store.msa_figures(station=station.name, kind=StudyKind.GOLDEN)
+    runs_so_far = history["started"].nunique()
+    # every golden run is a new seating and new sensor noise: the seed follows the station's golden history
+    seed = args.seed if args.seed is not None else GOLDEN_SEED_BASE + runs_so_far
+    readings = ms.run_gauge_study(
+        station,
+        lenses,
+        [unit],
+        ms.draw_appraisers(ms.AppraiserKind.NONE, 1, spread=ms.AppraiserSpread(), seed=seed),
+        trials=1,
+        kind=ms.AppraiserKind.NONE,
+        seed=seed,
+        progress=_progress(args),
+    )
+    figures: dict[str, dict[str, Any]] = {}
+    for figure in ms.FLANGE_FIGURES:
+        value = float(readings.readings.loc[readings.readings["figure"] == figure, "value"].iloc[0])
+        past = history.loc[history["name"] == figure, "value"].to_numpy(dtype=float)
+        chart = golden_chart([*past, value], baseline_runs=args.baseline_runs)
+        figures[figure] = {"value": value, "chart": chart}
+    study = {
+        "study": "golden",
+        "plan": args.plan,
+        "station": station.name,
+        "unit": unit.serial,
+        "seed": seed,
+        "figures": figures,
+    }
+    out = _write(args, study, readings, kind="golden", station_name=station.name)
+    _store(
+        args,
+        out,
+        study,
+        kind=StudyKind.GOLDEN,
+        figures=[golden_figure_row(n, e["value"], accepted=not e["chart"].drifting) for n, e in figures.items()],
+    )
+    drifting = [n for n, e in figures.items() if e["chart"].drifting]
+    if args.json:
+        from rig.results.msa import as_jsonable
+
+        print(json.dumps({**as_jsonable(study), "out": str(out), "drifting": drifting}, indent=2))
+    elif not args.quiet:
+        print(f"golden unit {unit.serial} on {study['station']} (golden run {runs_so_far + 1})")
+        for n, e in figures.items():
+            c = e["chart"]
+            state = "DRIFTING" if c.drifting else ("in control" if c.baseline_complete else "building baseline")
+            print(
+                f"  {n:<18}{e['value']:>+10.4f}  centre {_fmt(c.center)}  limits {_fmt(c.lcl)}…{_fmt(c.ucl)}  {state}"
+            )
+    print(f"msa golden: {'station drifting in ' + ', '.join(drifting) if drifting else 'no drift'}")
+    return 1 if drifting else 0
+
+
+def uncertainty_command(args: argparse.Namespace) -> int:
+    from rig.config.station import load_station
+    from rig.results.msa import as_jsonable
+    from rig.results.msa_store import station_uncertainty
+    from rig.results.store import open_store
+
+    station = load_station(args.station)
+    with open_store(args.store) as store:
+        rows = store.msa_figures(station=station.name)
+    budget = station_uncertainty(rows) if not rows.empty else {}
+    if args.json:
+        print(json.dumps({"station": station.name, "figures": as_jsonable(budget)}, indent=2))
+        return 0
+    if not budget:
+        print(f"station {station.name}: no accepted gauge R&R in the store (run rig msa grr)")
+        return 0
+    print(f"station {station.name}: expanded uncertainty (k = 2) from the latest accepted MSA")
+    for name, u in budget.items():
+        print(
+            f"  {name:<18} U = ±{u.expanded_u:.4g}  (repeatability {u.repeatability_u:.4g}, "
+            f"reproducibility {u.reproducibility_u:.4g}, bias {u.bias_u:.4g})"
+        )
+    return 0
+
+
+def _store(
+    args: argparse.Namespace, out: Path, study: dict[str, Any], *, kind: StudyKind, figures: list[dict[str, Any]]
+) -> None:
+    if args.no_store:
+        return
+    from rig.results.msa_store import store_study
+    from rig.results.store import open_store
+
+    with open_store(args.store) as store:
+        store_study(
+            store,
+            study_id=out.name,
+            kind=kind,
+            station=study["station"],
+            plan=study["plan"],
+            started=datetime.now(UTC),
+            study=study,
+            figures=figures,
+        )
 
 
 def _write(args: argparse.Namespace, study: dict[str, Any], readings: Any, *, kind: str, station_name: str) -> Path:

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from rig import __version__
 from rig.report.html import environment, stylesheet
 from rig.report.plots import png_data_uri
-from rig.results.msa import GaugeRR, GrrVerdict, Type1Study
+from rig.results.msa import GaugeRR, GoldenChart, GrrVerdict, Type1Study
 from rig.results.record import atomic_write_text
 
 CONTROL_CHART_FACTORS = {
@@ -138,6 +138,41 @@ def type1_chart_png(values: np.ndarray, result: Type1Study, *, figure: str) -> s
         return png_data_uri(fig)
 
 
+def golden_chart_png(chart: GoldenChart, *, figure: str) -> str:
+    """The station's golden chart: results in time order, baseline centre and ±3σ limits, flagged points."""
+    with mpl.rc_context(_RC):
+        fig = Figure(figsize=(9, 2.6))
+        fig.subplots_adjust(left=0.08, right=0.99, top=0.86, bottom=0.17)
+        ax = fig.add_subplot()
+        x = np.arange(1, chart.values.size + 1)
+        ax.plot(x, chart.values, marker=".", lw=0.8)
+        ax.axvspan(0.5, min(chart.baseline_runs, chart.values.size) + 0.5, color="0.9", label="baseline")
+        if np.isfinite(chart.sigma_within):
+            ax.axhline(chart.center, color="0.2", lw=0.9)
+            ax.axhline(chart.ucl, color="#ef6c00", ls="--", lw=0.9, label="±3σ")
+            ax.axhline(chart.lcl, color="#ef6c00", ls="--", lw=0.9)
+        flagged = np.union1d(chart.beyond_limits, chart.run_rule).astype(int)
+        if flagged.size:
+            ax.plot(flagged + 1, chart.values[flagged], "o", ms=4, color="#c62828", label="rule 1 / 4")
+        ax.set_title(f"{figure}: golden-unit chart")
+        ax.set_xlabel("golden run")
+        ax.legend(fontsize=6)
+        return png_data_uri(fig)
+
+
+def _golden_sections(study: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "figure": figure,
+            "value": entry["value"],
+            "chart": entry["chart"],
+            "colour": "#c62828" if entry["chart"].drifting else "#2e7d32",
+            "png": golden_chart_png(entry["chart"], figure=figure),
+        }
+        for figure, entry in study["figures"].items()
+    ]
+
+
 def _grr_sections(study: dict[str, Any], readings: pd.DataFrame) -> list[dict[str, Any]]:
     sections = []
     for figure, entry in study["figures"].items():
@@ -179,7 +214,12 @@ def _type1_sections(study: dict[str, Any], readings: pd.DataFrame) -> list[dict[
 def write_msa_page(path: Path, study: dict[str, Any], readings: pd.DataFrame) -> Path:
     """Render the study (as :mod:`rig.cli.msa` assembles it) and its readings to ``path``."""
     kind = study["study"]
-    sections = _grr_sections(study, readings) if kind == "grr" else _type1_sections(study, readings)
+    if kind == "grr":
+        sections = _grr_sections(study, readings)
+    elif kind == "type1":
+        sections = _type1_sections(study, readings)
+    else:
+        sections = _golden_sections(study)
     html = (
         environment()
         .get_template("msa.html.j2")

@@ -703,17 +703,28 @@ def expanded_uncertainty(
     JCGM 100:2008 (GUM) §4.3.7 (rectangular distribution), §5.1.2 (law of propagation, uncorrelated inputs),
     §6.2 (expanded uncertainty); VDA Band 5 (2010) §4.3 (standard uncertainties of the measurement system).
     """
+    return combine_uncertainty(
+        repeatability_u=grr.ev,
+        reproducibility_u=math.hypot(grr.av, grr.interaction_sd),
+        bias=bias,
+        coverage_factor=coverage_factor,
+    )
+
+
+def combine_uncertainty(
+    *, repeatability_u: float, reproducibility_u: float, bias: float = 0.0, coverage_factor: float = COVERAGE_FACTOR
+) -> MeasurementUncertainty:
+    """U = k · √(u_EV² + u_AV² + (|bias|/√3)²) from standard uncertainties (figure's unit); see
+    :func:`expanded_uncertainty` for the model and the references."""
     if not (math.isfinite(coverage_factor) and coverage_factor > 0):
         raise StudyInputError(f"coverage_factor = {coverage_factor!r}: expected a number > 0")
     if not math.isfinite(bias):
         raise StudyInputError(f"bias = {bias!r}: expected a finite number")
-    repeatability = grr.ev
-    reproducibility = math.sqrt(grr.av**2 + grr.interaction_sd**2)
     bias_u = abs(bias) / math.sqrt(3.0)
-    combined = math.sqrt(repeatability**2 + reproducibility**2 + bias_u**2)
+    combined = math.sqrt(repeatability_u**2 + reproducibility_u**2 + bias_u**2)
     return MeasurementUncertainty(
-        repeatability_u=repeatability,
-        reproducibility_u=reproducibility,
+        repeatability_u=repeatability_u,
+        reproducibility_u=reproducibility_u,
         bias_u=bias_u,
         combined_u=combined,
         coverage_factor=coverage_factor,
@@ -775,3 +786,96 @@ def as_jsonable(value: object) -> object:
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     return value
+
+
+# --------------------------------------------------------------------------------------------- golden unit
+
+D2_SPAN2 = 1.128
+"""d₂ of moving ranges of span 2 (Montgomery 7th ed., Appendix VI): σ_within = mean moving range / d₂."""
+
+RUN_RULE_LENGTH = 8
+"""Western Electric rule 4: this many consecutive points on one side of the centre line signal a shift."""
+
+
+@dataclass(frozen=True)
+class GoldenChart:
+    """Individuals chart of a station's golden-unit results for one figure (figure's unit).
+
+    Attributes
+    ----------
+    values
+        Results in time order; the first ``baseline_runs`` set the centre and the limits (Phase I).
+    center, sigma_within, ucl, lcl
+        Centre line (baseline mean), σ from the baseline's moving ranges, centre ± 3σ.
+    beyond_limits
+        Indices beyond the control limits (Western Electric rule 1).
+    run_rule
+        Indices ending a run of :data:`RUN_RULE_LENGTH` on one side of the centre (rule 4).
+    drifting
+        True when the latest result triggers either rule: the station needs attention before it judges units.
+    baseline_complete
+        False while fewer than ``baseline_runs`` results exist (no verdict yet).
+    """
+
+    values: np.ndarray
+    baseline_runs: int
+    center: float
+    sigma_within: float
+    ucl: float
+    lcl: float
+    beyond_limits: np.ndarray
+    run_rule: np.ndarray
+    drifting: bool
+    baseline_complete: bool
+
+
+def golden_chart(values: np.ndarray, *, baseline_runs: int = 10) -> GoldenChart:
+    """Control chart of golden-unit results with Western Electric rules 1 and 4.
+
+    Parameters
+    ----------
+    values
+        The station's golden-unit results of one figure, oldest first.
+    baseline_runs
+        Results that establish the baseline (≥ 2).
+
+    Returns
+    -------
+    GoldenChart
+
+    References
+    ----------
+    AIAG MSA 4th ed. (2010), ch. III §A "Stability" (control chart of a reference part); Western Electric,
+    *Statistical Quality Control Handbook* (1956), rules 1 and 4; Montgomery 7th ed., §6.4 (individuals chart).
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    if baseline_runs < 2:
+        raise StudyInputError(f"baseline_runs = {baseline_runs}: expected at least 2")
+    if not np.isfinite(x).all():
+        raise StudyInputError("golden-unit results must be finite numbers")
+    complete = x.size >= baseline_runs
+    base = x[: min(baseline_runs, x.size)]
+    center = float(base.mean()) if base.size else math.nan
+    sigma = float(np.abs(np.diff(base)).mean() / D2_SPAN2) if base.size >= 2 else math.nan
+    ucl, lcl = center + 3 * sigma, center - 3 * sigma
+    beyond = np.flatnonzero((x > ucl) | (x < lcl)) if math.isfinite(sigma) else np.array([], dtype=int)
+    side = np.sign(x - center) if math.isfinite(center) else np.zeros_like(x)
+    run_ends = [
+        i
+        for i in range(RUN_RULE_LENGTH - 1, x.size)
+        if side[i] != 0 and (side[i - RUN_RULE_LENGTH + 1 : i + 1] == side[i]).all()
+    ]
+    last = x.size - 1
+    drifting = complete and (last in set(beyond.tolist()) or last in run_ends)
+    return GoldenChart(
+        values=x,
+        baseline_runs=baseline_runs,
+        center=center,
+        sigma_within=sigma,
+        ucl=ucl,
+        lcl=lcl,
+        beyond_limits=beyond,
+        run_rule=np.array(run_ends, dtype=int),
+        drifting=bool(drifting),
+        baseline_complete=complete,
+    )
