@@ -297,7 +297,8 @@ def golden_command(args: argparse.Namespace) -> int:
             print(
                 f"  {n:<18}{e['value']:>+10.4f}  centre {_fmt(c.center)}  limits {_fmt(c.lcl)}…{_fmt(c.ucl)}  {state}"
             )
-    print(f"msa golden: {'station drifting in ' + ', '.join(drifting) if drifting else 'no drift'}")
+    if not args.json:
+        print(f"msa golden: {'station drifting in ' + ', '.join(drifting) if drifting else 'no drift'}")
     return 1 if drifting else 0
 
 
