@@ -114,6 +114,12 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     )
 
 
+def _figures(args: argparse.Namespace) -> list[str]:
+    from rig.plans.msa_study import StudyStep
+
+    return list(dict.fromkeys(f for step in args.steps for f in StudyStep(step).figures))
+
+
 def _tolerance(limits: Any, figure: str) -> float | None:
     if figure not in limits:
         return None
@@ -156,7 +162,7 @@ def grr_command(args: argparse.Namespace) -> int:
         station, lenses, parts, appraisers, trials=args.trials, kind=kind, seed=args.seed, progress=_progress(args)
     )
     figures: dict[str, dict[str, Any]] = {}
-    for figure in ms.FLANGE_FIGURES:
+    for figure in _figures(args):
         result = msa.gauge_rr(readings.study(figure), tolerance=_tolerance(limits, figure))
         entry: dict[str, Any] = {"grr": result}
         if not args.no_expectation:
@@ -208,7 +214,7 @@ def type1_command(args: argparse.Namespace) -> int:
         progress=_progress(args),
     )
     figures: dict[str, dict[str, Any]] = {}
-    for figure in ms.FLANGE_FIGURES:
+    for figure in _figures(args):
         tolerance = _tolerance(limits, figure)
         if tolerance is None:
             raise ArgumentError(f"--plan {args.plan}: {figure} needs a low and a high limit for a type-1 study")
@@ -263,7 +269,7 @@ def golden_command(args: argparse.Namespace) -> int:
         progress=_progress(args),
     )
     figures: dict[str, dict[str, Any]] = {}
-    for figure in ms.FLANGE_FIGURES:
+    for figure in _figures(args):
         value = float(readings.readings.loc[readings.readings["figure"] == figure, "value"].iloc[0])
         past = history.loc[history["name"] == figure, "value"].to_numpy(dtype=float)
         chart = golden_chart([*past, value], baseline_runs=args.baseline_runs)
