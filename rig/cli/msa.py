@@ -168,6 +168,9 @@ def grr_command(args: argparse.Namespace) -> int:
         if not args.no_expectation:
             entry["expectation"] = ms.twin_expectation(readings, figure, station, lenses, seed=args.seed)
         entry["uncertainty"] = msa.expanded_uncertainty(result)
+        rows = readings.readings[readings.readings["figure"] == figure]
+        # every part's truth is known on the twin: the same readings give the bias-and-linearity study
+        entry["linearity"] = msa.bias_linearity(rows["reference_value"].to_numpy(), rows["value"].to_numpy())
         figures[figure] = entry
     study = {
         "study": "grr",

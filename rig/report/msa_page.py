@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from rig import __version__
 from rig.report.html import environment, stylesheet
 from rig.report.plots import png_data_uri
-from rig.results.msa import GaugeRR, GoldenChart, GrrVerdict, Type1Study
+from rig.results.msa import GaugeRR, GoldenChart, GrrVerdict, LinearityStudy, Type1Study
 from rig.results.record import atomic_write_text
 
 CONTROL_CHART_FACTORS = {
@@ -118,6 +118,26 @@ def grr_chart_png(study: pd.DataFrame, result: GaugeRR, *, figure: str) -> str:
         return png_data_uri(fig)
 
 
+def linearity_chart_png(reference: np.ndarray, measured: np.ndarray, result: LinearityStudy, *, figure: str) -> str:
+    """Bias against reference value: readings, per-part mean bias, fitted line, its confidence band, bias = 0."""
+    with mpl.rc_context(_RC):
+        fig = Figure(figsize=(6, 2.8))
+        fig.subplots_adjust(left=0.12, right=0.98, top=0.86, bottom=0.17)
+        ax = fig.add_subplot()
+        ax.scatter(reference, measured - reference, s=6, alpha=0.5, label="readings")
+        means = result.mean_bias_per_reference
+        ax.plot(means.index, means.to_numpy(), "s", ms=4, color="0.2", label="mean bias per part")
+        grid = result.band_reference
+        ax.plot(grid, result.slope * grid + result.intercept, color="#1f5fa8", lw=0.9, label="fit")
+        ax.fill_between(grid, result.band_low, result.band_high, color="#1f5fa8", alpha=0.15, label="95 % band")
+        ax.axhline(0.0, color="#c62828", lw=0.8, ls=":")
+        ax.set_title(f"{figure}: bias and linearity against the twin's truth")
+        ax.set_xlabel("reference value")
+        ax.set_ylabel("bias")
+        ax.legend(fontsize=6)
+        return png_data_uri(fig)
+
+
 def type1_chart_png(values: np.ndarray, result: Type1Study, *, figure: str) -> str:
     """Run chart of the readings against the reference with the ±K/2·T band, and their histogram."""
     half_band = result.tolerance_fraction / 2 * result.tolerance
@@ -189,9 +209,18 @@ def _grr_sections(study: dict[str, Any], readings: pd.DataFrame) -> list[dict[st
                 "expectation": entry.get("expectation"),
                 "uncertainty": entry.get("uncertainty"),
                 "png": grr_chart_png(rows, result, figure=figure),
+                "linearity": entry.get("linearity"),
+                "linearity_png": _linearity_png(readings, figure, entry.get("linearity")),
             }
         )
     return sections
+
+
+def _linearity_png(readings: pd.DataFrame, figure: str, result: LinearityStudy | None) -> str | None:
+    if result is None:
+        return None
+    rows = readings[readings["figure"] == figure]
+    return linearity_chart_png(rows["reference_value"].to_numpy(), rows["value"].to_numpy(), result, figure=figure)
 
 
 def _type1_sections(study: dict[str, Any], readings: pd.DataFrame) -> list[dict[str, Any]]:

@@ -134,3 +134,13 @@ def test_station_appraisers_shift_the_flange_offset_by_their_rail_calibration_er
     error = (rows["value"] - rows["true_value"]).groupby(rows["appraiser"]).mean()
     shift = error["station-2"] - error["station-1"]
     assert shift == pytest.approx(-k_um_per_mm * 0.05, abs=0.1), f"shift {shift:+.3f} µm"
+
+
+def test_flange_bias_and_linearity_across_parts_of_known_truth(operator_study: ms.StudyReadings) -> None:
+    """Regression of bias on the parts' true flange offset (AIAG linearity): small at every part, no real slope."""
+    rows = operator_study.readings[operator_study.readings["figure"] == "flange_offset_um"]
+    result = msa.bias_linearity(rows["reference_value"].to_numpy(), rows["value"].to_numpy())
+    worst = float(result.mean_bias_per_reference.abs().max())
+    assert worst < BIAS_LIMIT["flange_offset_um"], f"largest mean bias of a part {worst:.3f} µm"
+    span = float(np.ptp(rows["reference_value"]))
+    assert abs(result.slope) * span < BIAS_LIMIT["flange_offset_um"], f"slope {result.slope:+.4f} over {span:.1f} µm"
