@@ -65,6 +65,8 @@ def open_bench(
     unit: TwinUnit | None = None,
     faults: FaultPlan | None = None,
     operator: Operator | None = None,
+    twin_station: StationConfig | None = None,
+    seed: int | None = None,
 ) -> BenchDevices:
     """Build and open the station's devices; on a twin station start the twin for ``unit`` first.
 
@@ -81,6 +83,11 @@ def open_bench(
     operator
         The hands at a real station (e.g. a web operator screen); default: prompts on this terminal. The twin's
         operator always acts on the twin.
+    twin_station
+        The station the twin simulates when it differs from the one the bench believes (a measurement-system
+        study's station appraiser: the bench is told a slightly wrong calibration). Default: ``station``.
+    seed
+        The twin's noise seed (default: the station's).
 
     Returns
     -------
@@ -99,7 +106,7 @@ def open_bench(
 
             if unit is None:
                 raise ConfigError(station.name, "twin", None, "a twin unit to put on the twin station")
-            twin = TwinServer(station, unit, lenses, faults=faults)
+            twin = TwinServer(twin_station or station, unit, lenses, faults=faults, seed=seed)
             addresses = twin.start()
             closers.append(twin.stop)
             if stage_port == TWIN_PORT:

@@ -22,7 +22,8 @@ from rig.errors import DeviceError, InputError, MeasurementError, RigError
 GROUPS = {
     "twin": "run the digital twin (capture, serve)",
     "measure": "measure an image or a set of images (pure measurements)",
-    "station": "set up the station's controllers (GRBL settings)",
+    "station": "the station: its controller's settings (configure), its operator screen (serve)",
+    "msa": "measurement system analysis: gauge R&R, type-1 study",
 }
 
 EXIT_OK = 0

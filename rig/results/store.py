@@ -155,7 +155,54 @@ steps_table = sa.Table(
     sa.Column("attachments", sa.Text, nullable=False),
 )
 
+msa_studies_table = sa.Table(
+    "msa_studies",
+    metadata,
+    sa.Column("study_id", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("station", sa.String(200), nullable=False, index=True),
+    sa.Column("plan", sa.String(100), nullable=False),
+    sa.Column("started", _TS, nullable=False, index=True),
+    sa.Column("accepted", sa.Boolean, nullable=False),
+    sa.Column("stored_at", _TS, nullable=False),
+    sa.Column("study_json", sa.Text, nullable=False),
+)
+"""One row per measurement system study (rig.results.msa_store: gauge R&R, type 1, golden-unit check)."""
+
+msa_figures_table = sa.Table(
+    "msa_figures",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column(
+        "study_id",
+        sa.String(200),
+        sa.ForeignKey("msa_studies.study_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("station", sa.String(200), nullable=False),
+    sa.Column("started", _TS, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("accepted", sa.Boolean, nullable=False),
+    sa.Column("value", sa.Double),
+    sa.Column("repeatability_sd", sa.Double),
+    sa.Column("reproducibility_sd", sa.Double),
+    sa.Column("part_sd", sa.Double),
+    sa.Column("pct_grr", sa.Double),
+    sa.Column("pct_tolerance", sa.Double),
+    sa.Column("ndc", sa.Double),
+    sa.Column("bias", sa.Double),
+    sa.Column("cg", sa.Double),
+    sa.Column("cgk", sa.Double),
+    sa.Column("expanded_u", sa.Double),
+    sa.Index("ix_msa_figures_station_name", "station", "name"),
+)
+"""One row per figure of an MSA study; columns as :data:`rig.results.msa_store.MSA_FIGURE_COLUMNS`."""
+
 RUN_COLUMNS: tuple[str, ...] = tuple(c.name for c in runs_table.columns if c.name != "record_json")
+MSA_STUDY_COLUMNS: tuple[str, ...] = tuple(c.name for c in msa_studies_table.columns if c.name != "study_json")
+MSA_FIGURE_COLUMNS: tuple[str, ...] = tuple(c.name for c in msa_figures_table.columns if c.name != "id")
 
 
 def normalise_url(url: str | Path | None) -> str:
@@ -408,6 +455,43 @@ class ResultsStore:
         with self._tx(read_only=True) as conn:
             text = conn.execute(sa.select(runs_table.c.record_json).where(runs_table.c.run_id == run_id)).scalar()
         return None if text is None else RunRecord.model_validate_json(text)
+
+    # ------------------------------------------------------------------ measurement system analysis
+    def add_msa_study(self, study: dict[str, Any], figures: Sequence[dict[str, Any]]) -> None:
+        """Store (or replace) one MSA study row (:data:`MSA_STUDY_COLUMNS` + ``study_json``) and its figure rows
+        (:data:`MSA_FIGURE_COLUMNS` without ``study_id``, ``kind``, ``station``, ``started``), one transaction."""
+        row = {**study, "started": _utc(study["started"]), "stored_at": datetime.now(UTC)}
+        common = {k: row[k] for k in ("study_id", "kind", "station", "started")}
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = insert(msa_studies_table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["study_id"], set_={k: stmt.excluded[k] for k in row if k != "study_id"}
+        )
+        with self._tx() as conn:
+            conn.execute(stmt, [row])
+            conn.execute(sa.delete(msa_figures_table).where(msa_figures_table.c.study_id == row["study_id"]))
+            if figures:
+                conn.execute(msa_figures_table.insert(), [{**f, **common} for f in figures])
+
+    def msa_figures(
+        self, *, station: str | None = None, kind: str | None = None, name: str | None = None
+    ) -> pd.DataFrame:
+        """MSA figure rows (:data:`MSA_FIGURE_COLUMNS`), oldest study first."""
+        t = msa_figures_table
+        where = [t.c[col] == value for col, value in (("station", station), ("kind", kind), ("name", name)) if value]
+        query = sa.select(*[t.c[c] for c in MSA_FIGURE_COLUMNS]).where(*where).order_by(t.c.started, t.c.id)
+        with self._tx(read_only=True) as conn:
+            rows = [tuple(r) for r in conn.execute(query)]
+        frame = pd.DataFrame.from_records(rows, columns=list(MSA_FIGURE_COLUMNS))
+        frame["started"] = pd.to_datetime(frame["started"], utc=True, format="ISO8601")
+        return frame
+
+    def msa_study_json(self, study_id: str) -> str | None:
+        """The study exactly as it was stored (JSON), or ``None``."""
+        with self._tx(read_only=True) as conn:
+            return conn.execute(
+                sa.select(msa_studies_table.c.study_json).where(msa_studies_table.c.study_id == study_id)
+            ).scalar()
 
     def count(self) -> dict[str, int]:
         """Row counts per table (for checks and status lines)."""
