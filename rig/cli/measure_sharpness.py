@@ -1,7 +1,7 @@
 """``rig measure sfr | chart | focus``: sharpness and focus of image files (pure measurements, no bench).
 
-* ``sfr IMAGE [--roi X Y W H]``: ISO 12233 SFR of one edge; without ``--roi`` the chart edge nearest the frame
-  centre, or the whole image when it holds a single edge and no chart.
+* ``sfr IMAGE [--roi X Y W H]``: ISO 12233 SFR of one edge; without ``--roi`` the unflagged chart edge nearest
+  the frame centre, or the whole image when it holds no chart but one clean edge; else exit 2 asking for --roi.
 * ``chart IMAGE``: every edge of the SFR chart with its field position and MTF50, and per-zone medians.
 * ``focus FILE... --rail-mm Z...`` or ``focus --manifest sweep.csv``: a through-focus sweep → flange offset,
   tilt and field curvature. A frame does not know where the rail was, so the positions come with the files:
@@ -64,7 +64,6 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 # --------------------------------------------------------------------------------------------- sfr
 def cmd_sfr(args: argparse.Namespace) -> int:
-    from rig.measure.edges import find_edges
     from rig.measure.imageio import load_image
     from rig.measure.sfr import slanted_edge_sfr
 
@@ -83,15 +82,7 @@ def cmd_sfr(args: argparse.Namespace) -> int:
             )
         where = f"--roi {x} {y} {w} {h}"
     else:
-        try:
-            rois = find_edges(data, cfa_pattern=image.cfa_pattern, black_level=image.black_level)
-        except MeasurementError:
-            x, y, w, h = 0, 0, width, height  # no chart: the image is the ROI
-            where = f"{args.image}"
-        else:
-            roi = min(rois, key=lambda r: r.field_r)
-            x, y, w, h, orientation = roi.x, roi.y, roi.w, roi.h, roi.orientation
-            where = f"{args.image} (chart edge at {x},{y} {w}×{h})"
+        (x, y, w, h), orientation, where = _best_edge(image)
     if image.cfa_pattern is not None:
         # keep the crop on the CFA's 2×2 phase so that the pattern still starts with the frame's colour
         x, y = x - x % 2, y - y % 2
@@ -113,6 +104,43 @@ def cmd_sfr(args: argparse.Namespace) -> int:
     return 0
 
 
+def _best_edge(image: Any) -> tuple[tuple[int, int, int, int], Any, str]:
+    """The unflagged edge nearest the frame centre: (ROI, orientation, where), or a one-line refusal.
+
+    Candidates are the chart's edges, or, in a frame with no chart square, the frame itself as one edge ROI (a
+    file cropped to one edge). A flagged edge (poor fit, too few rows, clipped, ...) is a poor basis for a single
+    figure, so only unflagged ones qualify; with none, the user must point at the edge.
+    """
+    from rig.measure.edges import measure_chart
+    from rig.measure.sfr import slanted_edge_sfr
+
+    height, width = image.data.shape
+    try:
+        chart = measure_chart(
+            image.data, cfa_pattern=image.cfa_pattern, black_level=image.black_level, white_level=image.white_level
+        )
+    except MeasurementError:
+        chart = None
+    if chart is not None:
+        good = [e for e in chart.edges if e.sfr is not None and not e.sfr.flags]
+        if good:
+            roi = min(good, key=lambda e: e.roi.field_r).roi
+            return (roi.x, roi.y, roi.w, roi.h), roi.orientation, f"{image.source} (chart edge at {roi.x},{roi.y})"
+    else:
+        try:
+            whole = slanted_edge_sfr(
+                image.data,
+                cfa_pattern=image.cfa_pattern,
+                black_level=image.black_level,
+                white_level=image.white_level,
+            )
+        except MeasurementError:
+            whole = None
+        if whole is not None and not whole.flags:
+            return (0, 0, width, height), whole.orientation, image.source
+    raise ImageInputError(f"{image.source}: no slanted edge found; pass --roi X Y W H")
+
+
 def sfr_json(result: Any) -> dict[str, Any]:
     """The JSON form of an :class:`rig.measure.sfr.SfrResult` (MTF as [cy/px, value] pairs every 0.01 cy/px)."""
     grid = np.round(np.arange(0.0, 1.0 + 1e-9, _MTF_STEP_CY_PX), 4)
@@ -128,6 +156,7 @@ def sfr_json(result: Any) -> dict[str, Any]:
         "snr": _num(result.snr),
         "fit_rms_px": _num(result.fit_rms_px),
         "rows_used": int(result.rows_used),
+        "lsf_window_px": _num(result.lsf_window_px),
         "flags": sorted(str(f) for f in result.flags),
         "mtf": [[float(f), round(result.mtf_at(f), 5)] for f in grid],
     }
@@ -139,8 +168,8 @@ def _sfr_text(out: dict[str, Any]) -> str:
     return (
         f"{out['image']} ROI {out['roi']}: MTF50 {_fmt(out['mtf50_cy_px'])} cy/px{lp}; "
         f"MTF at Nyquist/4 {_fmt(out['mtf_at_nyquist_4'])}, Nyquist/2 {_fmt(out['mtf_at_nyquist_2'])}; "
-        f"{out['orientation']} edge {out['angle_deg']:.2f}°, contrast {out['edge_contrast']:.2f}, "
-        f"SNR {out['snr']:.0f}; flags: {flags}"
+        f"{out['orientation']} edge {_fmt(out['angle_deg'], 2)}°, contrast {_fmt(out['edge_contrast'], 2)}, "
+        f"SNR {_fmt(out['snr'], 0) if out['snr'] is not None else 'inf'}; flags: {flags}"
     )
 
 

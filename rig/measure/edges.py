@@ -291,7 +291,7 @@ def measure_chart(
     -------
     ChartResult
         One :class:`ChartEdge` per ROI (an edge that cannot be measured carries its reason instead of a number)
-        and a :class:`ZoneSummary` per zone (median and minimum MTF50).
+        and a :class:`ZoneSummary` per zone (median and minimum MTF50 of the edges without a quality flag).
     """
     frame = np.asarray(image)
     if rois is None:
@@ -314,7 +314,8 @@ def measure_chart(
             edges.append(ChartEdge(roi, None, str(exc)))
     zones = {}
     for zone in Zone:
-        values = [e.sfr.mtf50_cy_px for e in edges if e.sfr is not None and e.roi.zone is zone]
+        # a flagged edge is reported with its number, but it does not speak for its zone
+        values = [e.sfr.mtf50_cy_px for e in edges if e.sfr is not None and not e.sfr.flags and e.roi.zone is zone]
         values = [v for v in values if math.isfinite(v)]
         median = float(np.median(values)) if values else float("nan")
         zones[zone] = ZoneSummary(
