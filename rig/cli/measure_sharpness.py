@@ -10,8 +10,9 @@
   the rail's focus position, the collimator focal length and the sensor, ``--lens`` the lens (default: the
   station's reference lens).
 
-Images: PNG or TIFF (8/16-bit gray; colour is reduced to BT.709 luma) or a Bayer DNG (measured on its green
-sites). Frequencies are in cycles per pixel of the file; ``--pixel-um`` adds lp/mm.
+Images: PNG, JPEG or TIFF (8/16-bit gray or colour, reduced to BT.709 luminance; 8-bit decoded as sRGB unless
+``--encoding`` says otherwise) or a DNG (Bayer, measured on its green sites, or linear). Frequencies are in
+cycles per pixel of the file; ``--pixel-um`` adds lp/mm.
 """
 
 from __future__ import annotations
@@ -35,14 +36,14 @@ _MTF_STEP_CY_PX = 0.01
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("sfr", help="ISO 12233 slanted-edge SFR of one edge")
-    p.add_argument("image", type=Path, help="PNG, TIFF or DNG")
+    p.add_argument("image", type=Path, help="PNG, JPEG, TIFF or DNG")
     p.add_argument("--roi", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="edge ROI in pixels")
     _common(p)
     p.add_argument("--npol", type=int, default=1, help="edge fit polynomial order 1..5 (default 1)")
     p.set_defaults(func=cmd_sfr)
 
     p = subparsers.add_parser("chart", help="find every edge of the SFR chart and measure its SFR")
-    p.add_argument("image", type=Path, help="PNG, TIFF or DNG")
+    p.add_argument("image", type=Path, help="PNG, JPEG, TIFF or DNG")
     _common(p)
     p.set_defaults(func=cmd_chart)
 
@@ -59,18 +60,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pixel-um", type=float, help="pixel pitch in µm, to report lp/mm")
     p.add_argument("--channel", default="G", choices=["G", "R", "Gr", "Gb", "B"], help="CFA channel for a DNG")
+    p.add_argument(
+        "--encoding",
+        help="how values relate to light: srgb, linear or gamma=G (default: srgb for 8-bit files, else linear)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _load(args: argparse.Namespace) -> Any:
+    """The image with the chosen encoding; warnings (tolerated file problems) go to stderr."""
+    from rig.measure.imageio import Encoding, load_image
+
+    encoding = None
+    if args.encoding is not None:
+        try:
+            encoding = Encoding.parse(args.encoding)
+        except ValueError as exc:
+            raise ArgumentError(f"--encoding: {exc}") from None
+    image = load_image(args.image, encoding=encoding)
+    for warning in image.warnings:
+        sys.stderr.write(f"rig: warning: {warning}\n")
+    return image
 
 
 # --------------------------------------------------------------------------------------------- sfr
 def cmd_sfr(args: argparse.Namespace) -> int:
-    from rig.measure.imageio import load_image
     from rig.measure.sfr import slanted_edge_sfr
 
     pixel_um = _pixel_um(args.pixel_um)
     if not 1 <= args.npol <= 5:
         raise ArgumentError(f"--npol {args.npol}: expected 1..5")
-    image = load_image(args.image)
+    image = _load(args)
     data = image.data
     height, width = data.shape
     orientation = None
@@ -96,10 +116,11 @@ def cmd_sfr(args: argparse.Namespace) -> int:
             black_level=image.black_level,
             white_level=image.white_level,
             orientation=orientation,
+            clipped=None if image.clipped is None else image.clipped[y : y + h, x : x + w],
         )
     except MeasurementError as exc:
         raise (ArgumentError if args.roi is not None else ImageInputError)(f"{where}: {exc}") from None
-    out = {"image": str(args.image), "roi": [x, y, w, h], **sfr_json(result)}
+    out = {"image": str(args.image), "roi": [x, y, w, h], "encoding": str(image.encoding), **sfr_json(result)}
     _emit(out, args.json, _sfr_text)
     return 0
 
@@ -117,7 +138,11 @@ def _best_edge(image: Any) -> tuple[tuple[int, int, int, int], Any, str]:
     height, width = image.data.shape
     try:
         chart = measure_chart(
-            image.data, cfa_pattern=image.cfa_pattern, black_level=image.black_level, white_level=image.white_level
+            image.data,
+            cfa_pattern=image.cfa_pattern,
+            black_level=image.black_level,
+            white_level=image.white_level,
+            clipped=image.clipped,
         )
     except MeasurementError:
         chart = None
@@ -133,6 +158,7 @@ def _best_edge(image: Any) -> tuple[tuple[int, int, int, int], Any, str]:
                 cfa_pattern=image.cfa_pattern,
                 black_level=image.black_level,
                 white_level=image.white_level,
+                clipped=image.clipped,
             )
         except MeasurementError:
             whole = None
@@ -176,10 +202,9 @@ def _sfr_text(out: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------- chart
 def cmd_chart(args: argparse.Namespace) -> int:
     from rig.measure.edges import measure_chart
-    from rig.measure.imageio import load_image
 
     pixel_um = _pixel_um(args.pixel_um)
-    image = load_image(args.image)
+    image = _load(args)
     try:
         result = measure_chart(
             image.data,
@@ -188,6 +213,7 @@ def cmd_chart(args: argparse.Namespace) -> int:
             black_level=image.black_level,
             white_level=image.white_level,
             pixel_pitch_um=pixel_um,
+            clipped=image.clipped,
         )
     except MeasurementError as exc:
         raise ImageInputError(f"{args.image}: {exc}") from None
@@ -218,7 +244,8 @@ def cmd_chart(args: argparse.Namespace) -> int:
         }
         for z, s in result.zones.items()
     }
-    out = {"image": str(args.image), "width_px": result.width_px, "height_px": result.height_px}
+    out = {"image": str(args.image), "encoding": str(image.encoding), "width_px": result.width_px}
+    out |= {"height_px": result.height_px}
     out |= {"edges": edges, "zones": zones}
     _emit(out, args.json, _chart_text)
     return 0

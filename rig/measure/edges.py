@@ -273,6 +273,7 @@ def measure_chart(
     pixel_pitch_um: float | None = None,
     npol: int = 1,
     rois: list[EdgeRoi] | None = None,
+    clipped: np.ndarray | None = None,
 ) -> ChartResult:
     """Find the chart's edges (unless ``rois`` are given) and measure the SFR of each.
 
@@ -286,6 +287,9 @@ def measure_chart(
         Passed to :func:`rig.measure.sfr.slanted_edge_sfr`.
     rois
         Edges found earlier (e.g. on the sharpest frame of a sweep), to measure the same edges in every frame.
+    clipped
+        Per pixel of the frame, True where the file's samples were clipped (see
+        :func:`rig.measure.sfr.slanted_edge_sfr`).
 
     Returns
     -------
@@ -308,6 +312,7 @@ def measure_chart(
                 black_level=black_level,
                 white_level=white_level,
                 orientation=roi.orientation,
+                clipped=None if clipped is None else roi.crop(clipped),
             )
             edges.append(ChartEdge(roi, sfr))
         except MeasurementError as exc:

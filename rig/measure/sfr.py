@@ -146,6 +146,7 @@ def slanted_edge_sfr(
     black_level: float = 0.0,
     white_level: float | None = None,
     orientation: EdgeOrientation | None = None,
+    clipped: np.ndarray | None = None,
 ) -> SfrResult:
     """Measure the e-SFR of one slanted edge (ISO 12233:2023 §6, sfrmat5).
 
@@ -169,6 +170,9 @@ def slanted_edge_sfr(
         DN of black (for the contrast figure) and of saturation (for the ``CLIPPED`` flag).
     orientation
         Force the edge orientation; None = decide from the gradients.
+    clipped
+        Per pixel of the ROI, True where the file's own samples were clipped (a colour file's channels before
+        the luma mix, see :class:`rig.measure.imageio.MeasureImage`); any True sets ``CLIPPED``.
 
     Returns
     -------
@@ -210,6 +214,8 @@ def slanted_edge_sfr(
     if white_level is not None and np.max(data) >= white_level:
         flags.add(SfrFlag.CLIPPED)
     if np.min(data) <= 0 and np.issubdtype(image.dtype, np.integer):
+        flags.add(SfrFlag.CLIPPED)
+    if clipped is not None and np.any(clipped):
         flags.add(SfrFlag.CLIPPED)
 
     lo, hi, sigma, rising = _levels(samples)
