@@ -91,42 +91,40 @@ def cmd_sfr(args: argparse.Namespace) -> int:
     if not 1 <= args.npol <= 5:
         raise ArgumentError(f"--npol {args.npol}: expected 1..5")
     image = _load(args)
-    data = image.data
-    height, width = data.shape
-    orientation = None
-    if args.roi is not None:
+    options = {
+        "pixel_pitch_um": pixel_um,
+        "npol": args.npol,
+        "cfa_pattern": image.cfa_pattern,
+        "channel": args.channel,
+        "black_level": image.black_level,
+        "white_level": image.white_level,
+    }
+    if args.roi is None:
+        (x, y, w, h), result = _best_edge(image, options)
+    else:
+        height, width = image.data.shape
         x, y, w, h = args.roi
         if w < 8 or h < 8 or x < 0 or y < 0 or x + w > width or y + h > height:
             raise ArgumentError(
                 f"--roi {x} {y} {w} {h}: expected a region of at least 8×8 px inside the {width}×{height} image"
             )
-        where = f"--roi {x} {y} {w} {h}"
-    else:
-        (x, y, w, h), orientation, where = _best_edge(image)
-    if image.cfa_pattern is not None:
-        # keep the crop on the CFA's 2×2 phase so that the pattern still starts with the frame's colour
-        x, y = x - x % 2, y - y % 2
-    try:
-        result = slanted_edge_sfr(
-            data[y : y + h, x : x + w],
-            pixel_pitch_um=pixel_um,
-            npol=args.npol,
-            cfa_pattern=image.cfa_pattern,
-            channel=args.channel,
-            black_level=image.black_level,
-            white_level=image.white_level,
-            orientation=orientation,
-            clipped=None if image.clipped is None else image.clipped[y : y + h, x : x + w],
-        )
-    except MeasurementError as exc:
-        raise (ArgumentError if args.roi is not None else ImageInputError)(f"{where}: {exc}") from None
+        if image.cfa_pattern is not None:
+            # keep the crop on the CFA's 2×2 phase so that the pattern still starts with the frame's colour
+            x, y = x - x % 2, y - y % 2
+        crop = (slice(y, y + h), slice(x, x + w))
+        try:
+            result = slanted_edge_sfr(
+                image.data[crop], clipped=None if image.clipped is None else image.clipped[crop], **options
+            )
+        except MeasurementError as exc:
+            raise ArgumentError(f"--roi {x} {y} {w} {h}: {exc}") from None
     out = {"image": str(args.image), "roi": [x, y, w, h], "encoding": str(image.encoding), **sfr_json(result)}
     _emit(out, args.json, _sfr_text)
     return 0
 
 
-def _best_edge(image: Any) -> tuple[tuple[int, int, int, int], Any, str]:
-    """The unflagged edge nearest the frame centre: (ROI, orientation, where), or a one-line refusal.
+def _best_edge(image: Any, options: dict[str, Any]) -> tuple[tuple[int, int, int, int], Any]:
+    """The unflagged edge nearest the frame centre: its ROI and SFR, or a one-line refusal.
 
     Candidates are the chart's edges, or, in a frame with no chart square, the frame itself as one edge ROI (a
     file cropped to one edge). A flagged edge (poor fit, too few rows, clipped, ...) is a poor basis for a single
@@ -137,33 +135,21 @@ def _best_edge(image: Any) -> tuple[tuple[int, int, int, int], Any, str]:
 
     height, width = image.data.shape
     try:
-        chart = measure_chart(
-            image.data,
-            cfa_pattern=image.cfa_pattern,
-            black_level=image.black_level,
-            white_level=image.white_level,
-            clipped=image.clipped,
-        )
+        chart = measure_chart(image.data, clipped=image.clipped, **options)
     except MeasurementError:
         chart = None
     if chart is not None:
         good = [e for e in chart.edges if e.sfr is not None and not e.sfr.flags]
         if good:
-            roi = min(good, key=lambda e: e.roi.field_r).roi
-            return (roi.x, roi.y, roi.w, roi.h), roi.orientation, f"{image.source} (chart edge at {roi.x},{roi.y})"
+            best = min(good, key=lambda e: e.roi.field_r)
+            return (best.roi.x, best.roi.y, best.roi.w, best.roi.h), best.sfr
     else:
         try:
-            whole = slanted_edge_sfr(
-                image.data,
-                cfa_pattern=image.cfa_pattern,
-                black_level=image.black_level,
-                white_level=image.white_level,
-                clipped=image.clipped,
-            )
+            whole = slanted_edge_sfr(image.data, clipped=image.clipped, **options)
         except MeasurementError:
             whole = None
         if whole is not None and not whole.flags:
-            return (0, 0, width, height), whole.orientation, image.source
+            return (0, 0, width, height), whole
     raise ImageInputError(f"{image.source}: no slanted edge found; pass --roi X Y W H")
 
 

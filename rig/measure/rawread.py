@@ -25,11 +25,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tifffile
 
 from rig.errors import ImageInputError
+
+if TYPE_CHECKING:  # tifffile costs 14 ms to import: only the DNG path loads it
+    import tifffile
 
 MAX_PIXELS = 200_000_000
 """Largest image (pixels) read: a header beyond this is refused before allocating (a 1-inch 50 MP raw is 50 M)."""
@@ -90,6 +93,8 @@ def check_pixel_budget(label: str, width: int, height: int) -> None:
 
 def read_raw(path: str | Path) -> RawImage:
     """Read the raw image of a DNG (see the module notes for what is accepted and refused)."""
+    import tifffile
+
     p = Path(path)
     label = str(p)
     try:
@@ -138,6 +143,8 @@ def read_raw(path: str | Path) -> RawImage:
 
 def _raw_page(tif: tifffile.TiffFile) -> tifffile.TiffPage | None:
     """The full-resolution raw IFD: NewSubfileType 0 with a CFA or LinearRaw photometric, in IFD0 or a SubIFD."""
+    import tifffile
+
     candidates: list[tifffile.TiffPage] = []
     for page in tif.pages:
         if not isinstance(page, tifffile.TiffPage):

@@ -121,8 +121,16 @@ def _png_with_header(width: int, height: int) -> bytes:
 
 def test_headers_beyond_the_budget_or_the_data_are_refused(tmp_path: Path) -> None:
     (tmp_path / "bomb.png").write_bytes(_png_with_header(20000, 20000))  # 400 MP claimed, 60 bytes of file
-    with pytest.raises(ImageInputError, match="expected at most 200 MP"):
+    with pytest.raises(ImageInputError, match="20000×20000 = 400 MP: expected at most 200 MP"):
         load_image(tmp_path / "bomb.png")
+    bomb_jpeg = tmp_path / "bomb.jpg"  # a JPEG whose SOF0 claims 20000 × 20000 (PIL reads the header)
+    _, blob = cv2.imencode(".jpg", np.zeros((8, 8), np.uint8))
+    blob = bytearray(blob.tobytes())
+    sof = blob.index(b"\xff\xc0")
+    blob[sof + 5 : sof + 9] = struct.pack(">HH", 20000, 20000)
+    bomb_jpeg.write_bytes(bytes(blob))
+    with pytest.raises(ImageInputError, match="expected at most 200 MP"):
+        load_image(bomb_jpeg)
     with tifffile.TiffWriter(tmp_path / "wide.tif") as tif:  # 210 MP claimed over a few bytes of tiles
         tif.write(
             shape=(14000, 15000),
