@@ -49,6 +49,7 @@ _TAG_BLACK_LEVEL = 50714
 _TAG_WHITE_LEVEL = 50717
 _TAG_ACTIVE_AREA = 50829
 _COLOUR_NAMES = {0: "R", 1: "G", 2: "B"}
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,13 @@ def read_raw(path: str | Path) -> RawImage:
 
     p = Path(path)
     label = str(p)
+    try:
+        with p.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ImageInputError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    if magic not in _TIFF_MAGIC:
+        raise ImageInputError(f"{label}: not a TIFF/DNG file (starts with {magic!r}, expected II*\\0 or MM\\0*)")
     try:
         size = p.stat().st_size
         with tifffile.TiffFile(p) as tif:
