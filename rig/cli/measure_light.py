@@ -113,11 +113,18 @@ def _frame(path: Path) -> tuple[Any, float]:
 
 
 def shift(args: argparse.Namespace) -> int:
+    """Rigid shift of B against A, with its confidence; a pair that does not match rigidly is refused (exit 2)."""
+    from rig.errors import ImageInputError
+    from rig.measure.registration import RegistrationError, check_registration
     from rig.measure.registration import register as register_frames
 
     a, scale = _frame(args.a)
     b, _ = _frame(args.b)
     result = register_frames(a, b)
+    try:
+        check_registration(result)
+    except RegistrationError as exc:
+        raise ImageInputError(f"{args.a} → {args.b}: {exc}") from None
     _print(
         {
             "a": str(args.a),
@@ -126,7 +133,10 @@ def shift(args: argparse.Namespace) -> int:
             "dy_px": round(result.dy_px * scale, 4),
             "rotation_deg": round(result.rotation_deg, 5),
             "residual_rms_px": round(result.residual_rms_px * scale, 4),
+            "scale": round(result.scale, 6),
+            "peak_correlation": round(result.peak_correlation, 4),
             "patches_used": result.patches_used,
+            "patches_matched": result.patches_matched,
         },
         args.json,
     )

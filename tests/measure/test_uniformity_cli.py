@@ -88,7 +88,8 @@ def test_a_frame_that_is_not_a_flat_field_is_refused(tmp_path: Path, capsys: pyt
     from tests.measure.analytic import render_chart
 
     path = tmp_path / "chart.tif"
-    tifffile.imwrite(path, np.round(render_chart((768, 1024), background=40000.0, foreground=10000.0)).astype(np.uint16))
+    chart = render_chart((768, 1024), background=40000.0, foreground=10000.0)
+    tifffile.imwrite(path, np.round(chart).astype(np.uint16))
     assert main(["measure", "uniformity", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "chart.tif" in err and "not a flat field" in err and "2 %" in err
