@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("image", type=Path, help="PNG, JPEG, TIFF or DNG")
     p.add_argument("--roi", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="edge ROI in pixels")
     _common(p)
-    p.add_argument("--npol", type=int, default=1, help="edge fit polynomial order 1..5 (default 1)")
+    p.add_argument("--npol", type=int, help="edge fit polynomial order 1..5 (default 1; 5 with --method sfrmat5)")
     p.set_defaults(func=cmd_sfr)
 
     p = subparsers.add_parser("chart", help="find every edge of the SFR chart and measure its SFR")
@@ -60,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pixel-um", type=float, help="pixel pitch in µm, to report lp/mm")
     p.add_argument("--channel", default="G", choices=["G", "R", "Gr", "Gb", "B"], help="CFA channel for a DNG")
+    p.add_argument(
+        "--method",
+        default="adaptive",
+        choices=["adaptive", "sfrmat5"],
+        help="SFR method: adaptive (default, most accurate) or sfrmat5 (ISO 12233:2023 reference code defaults)",
+    )
     p.add_argument(
         "--encoding",
         help="how values relate to light: srgb, linear or gamma=G (default: srgb for 8-bit files, else linear)",
@@ -88,12 +94,13 @@ def cmd_sfr(args: argparse.Namespace) -> int:
     from rig.measure.sfr import slanted_edge_sfr
 
     pixel_um = _pixel_um(args.pixel_um)
-    if not 1 <= args.npol <= 5:
+    if args.npol is not None and not 1 <= args.npol <= 5:
         raise ArgumentError(f"--npol {args.npol}: expected 1..5")
     image = _load(args)
     options = {
         "pixel_pitch_um": pixel_um,
         "npol": args.npol,
+        "method": args.method,
         "cfa_pattern": image.cfa_pattern,
         "channel": args.channel,
         "black_level": image.black_level,
@@ -118,7 +125,8 @@ def cmd_sfr(args: argparse.Namespace) -> int:
             )
         except MeasurementError as exc:
             raise ArgumentError(f"--roi {x} {y} {w} {h}: {exc}") from None
-    out = {"image": str(args.image), "roi": [x, y, w, h], "encoding": str(image.encoding), **sfr_json(result)}
+    out = {"image": str(args.image), "roi": [x, y, w, h], "encoding": str(image.encoding), "method": args.method}
+    out |= sfr_json(result)
     _emit(out, args.json, _sfr_text)
     return 0
 
@@ -200,6 +208,7 @@ def cmd_chart(args: argparse.Namespace) -> int:
             white_level=image.white_level,
             pixel_pitch_um=pixel_um,
             clipped=image.clipped,
+            method=args.method,
         )
     except MeasurementError as exc:
         raise ImageInputError(f"{args.image}: {exc}") from None

@@ -23,7 +23,7 @@ import numpy as np
 
 from rig.errors import MeasurementError
 from rig.measure.imageio import bayer_mean
-from rig.measure.sfr import EdgeOrientation, SfrResult, slanted_edge_sfr
+from rig.measure.sfr import EdgeOrientation, SfrMethod, SfrResult, slanted_edge_sfr
 
 _DETECT_LONG_SIDE_PX = 1100  # detection runs on a copy about this wide: squares are still ≥ 40 px there
 _THRESHOLD = 0.6  # of the local background: between the background (1) and the 4:1 squares (0.25)
@@ -271,9 +271,10 @@ def measure_chart(
     black_level: float = 0.0,
     white_level: float | None = None,
     pixel_pitch_um: float | None = None,
-    npol: int = 1,
+    npol: int | None = None,
     rois: list[EdgeRoi] | None = None,
     clipped: np.ndarray | None = None,
+    method: SfrMethod = SfrMethod.ADAPTIVE,
 ) -> ChartResult:
     """Find the chart's edges (unless ``rois`` are given) and measure the SFR of each.
 
@@ -290,6 +291,8 @@ def measure_chart(
     clipped
         Per pixel of the frame, True where the file's samples were clipped (see
         :func:`rig.measure.sfr.slanted_edge_sfr`).
+    method
+        :class:`rig.measure.sfr.SfrMethod` of every edge's SFR.
 
     Returns
     -------
@@ -313,6 +316,7 @@ def measure_chart(
                 white_level=white_level,
                 orientation=roi.orientation,
                 clipped=None if clipped is None else roi.crop(clipped),
+                method=method,
             )
             edges.append(ChartEdge(roi, sfr))
         except MeasurementError as exc:

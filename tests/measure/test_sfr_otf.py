@@ -84,3 +84,21 @@ def test_a_clean_airy_edge_keeps_its_tails_a_noisy_one_does_not() -> None:
     assert clean.lsf_window_px > 40.0  # the whole ROI (±60 px less the taper)
     assert noisy.lsf_window_px < clean.lsf_window_px
     assert clean.mtf50_cy_px / truth - 1.0 == pytest.approx(0.0, abs=0.007)
+
+
+@pytest.mark.parametrize("angle", [3.0, 8.0, 20.0])
+def test_sfrmat5_method_keeps_sfrmat5s_bin_box_and_window(angle: float) -> None:
+    # sfrmat5 divides out the derivative only: its MTF is the true one times the ¼-px bin box, sinc(f·cos θ/4)
+    # along the normal (its bins are ¼ px along the row). No published sfrmat5 figures for a reproducible edge
+    # were found to compare with (see the report of issue #15), so the method is checked against this property.
+    from rig.measure.sfr import SfrMethod
+
+    otf = product(gaussian_otf(0.6), pixel_otf(angle))
+    image, _ = _edge(lambda a: otf, angle)
+    result = slanted_edge_sfr(image, method=SfrMethod.SFRMAT5)
+    f = result.frequencies_cy_px
+    expected = np.abs(otf(f)) * np.abs(np.sinc(f * math.cos(math.radians(angle)) / 4.0))
+    keep = f <= 0.5
+    assert np.max(np.abs(result.mtf[keep] - expected[keep])) <= 0.01
+    default = slanted_edge_sfr(image)
+    assert result.mtf50_cy_px < default.mtf50_cy_px  # the uncorrected box reads sharp edges low
