@@ -113,3 +113,14 @@ def render(
     if noise_sigma > 0:
         image = image + np.random.default_rng(seed).normal(0.0, noise_sigma, image.shape).astype(np.float32)
     return Chart(image.astype(np.float64), placed_targets, [o for o, _ in placed_others])
+
+
+def burns_layout(shape: tuple[int, int]) -> tuple[list[np.ndarray], list[tuple[np.ndarray, float]]]:
+    """After P. Burns' SFR/OECF test target: one large square turned 5° and a row of OECF gray patches."""
+    rows, cols = shape
+    u = min(rows, cols)
+    targets = [_rect(0.42 * cols, 0.45 * rows, 0.5 * u, 0.5 * u, 5.0)]
+    others = [
+        (_rect(0.85 * cols, (0.12 + 0.13 * k) * rows, 0.09 * u, 0.09 * u, 0.0), 0.95 - 0.04 * k) for k in range(7)
+    ]
+    return targets, others

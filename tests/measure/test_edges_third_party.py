@@ -113,3 +113,10 @@ def test_flagged_edges_stay_out_of_the_zone_summary() -> None:
     result = measure_chart(image, white_level=800.0)
     assert all("clipped" in e.sfr.flags for e in result.edges if e.sfr is not None)
     assert all(z.edges == 0 for z in result.zones.values())
+
+
+def test_burns_style_single_large_square_with_gray_patches() -> None:
+    targets, others = chart_synth.burns_layout(SHAPE)
+    chart = chart_synth.render(SHAPE, targets, others=others, blur_sigma_px=1.2, noise_sigma=6.0)
+    rois = find_edges(chart.image)
+    _assert_every_edge_found_and_clear(rois, chart, 1.2)
