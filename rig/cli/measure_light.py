@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=uniformity)
 
     s = subparsers.add_parser("shift", help="sub-pixel translation and rotation of frame B against frame A")
-    s.add_argument("a", type=Path, help="reference frame (DNG, TIFF or PNG)")
+    s.add_argument("a", type=Path, help="reference frame (DNG, TIFF, PNG or JPEG)")
     s.add_argument("b", type=Path, help="moving frame of the same size")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=shift)

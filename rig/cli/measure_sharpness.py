@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_chart)
 
     p = subparsers.add_parser("focus", help="through-focus sweep → flange offset, tilt, field curvature")
-    p.add_argument("files", type=Path, nargs="*", help="the sweep's frames (DNG, PNG or TIFF)")
+    p.add_argument("files", type=Path, nargs="*", help="the sweep's frames (DNG, PNG, JPEG or TIFF)")
     p.add_argument("--rail-mm", type=float, nargs="+", help="absolute rail position of each file, in order")
     p.add_argument("--manifest", type=Path, help="CSV with columns file,rail_mm (instead of FILES and --rail-mm)")
     p.add_argument("--station", type=Path, help="station file (default: the twin station)")
