@@ -187,14 +187,32 @@ def _read_opencv(p: Path) -> np.ndarray:
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type → samples per pixel (PNG §11.2.1, Table 11.1)
+_DEFLATE_MAX_RATIO = 1032
+"""Deflate (RFC 1951) expands at most 1032:1 (258-byte matches coded in 2 bits): the PNG data bound."""
+
+
 def _png_size(p: Path) -> tuple[int, int] | None:
     """Width and height from a PNG's IHDR, which the PNG specification fixes as the first chunk at byte 8
-    (W3C PNG 3rd ed. §5.2, §11.2.1): 24 bytes read, no decoder loaded (PIL costs 16 ms of start-up)."""
+    (W3C PNG 3rd ed. §5.2, §11.2.1): 26 bytes read, no decoder loaded (PIL costs 16 ms of start-up).
+
+    A header that claims more image bytes than the file's compressed data could inflate to is refused here,
+    before the decoder allocates the image it claims.
+    """
     with p.open("rb") as f:
-        head = f.read(24)
-    if len(head) < 24 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        head = f.read(26)
+    if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
         return None
-    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    bits, channels = head[24], _PNG_CHANNELS.get(head[25], 4)
+    raw_bytes = height * (math.ceil(width * channels * bits / 8) + 1)  # +1: each row's filter byte
+    size = p.stat().st_size
+    if raw_bytes > _DEFLATE_MAX_RATIO * size:
+        raise ImageInputError(
+            f"{p}: header claims a {width}×{height} image ({raw_bytes / 1e6:.0f} MB), more than its {size} bytes "
+            f"can hold (deflate inflates at most {_DEFLATE_MAX_RATIO}:1)"
+        )
+    return width, height
 
 
 def _header_size(p: Path) -> tuple[int, int]:

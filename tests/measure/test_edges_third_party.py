@@ -120,3 +120,20 @@ def test_burns_style_single_large_square_with_gray_patches() -> None:
     chart = chart_synth.render(SHAPE, targets, others=others, blur_sigma_px=1.2, noise_sigma=6.0)
     rois = find_edges(chart.image)
     _assert_every_edge_found_and_clear(rois, chart, 1.2)
+
+
+def test_sfr_without_roi_takes_the_best_unflagged_chart_edge(tmp_path, capsys) -> None:
+    import json
+
+    from rig.cli import main
+
+    targets, others = chart_synth.iso_esfr_layout(SHAPE)
+    chart = chart_synth.render(SHAPE, targets, others=others, blur_sigma_px=1.0, noise_sigma=4.0, ground=50000.0)
+    path = tmp_path / "iso.png"
+    cv2.imwrite(str(path), np.round(chart.image).astype(np.uint16))
+    assert main(["measure", "sfr", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    x, y, w, h = out["roi"]
+    assert out["flags"] == [] and w < 0.2 * SHAPE[1]  # one chart edge, not the frame
+    centre = chart.targets[0].mean(axis=0)  # the central square's edge is the one nearest the centre
+    assert abs(x + w / 2 - centre[0]) < 0.15 * SHAPE[0] and abs(y + h / 2 - centre[1]) < 0.15 * SHAPE[0]

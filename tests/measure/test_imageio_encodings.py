@@ -119,10 +119,28 @@ def _png_with_header(width: int, height: int) -> bytes:
     )
 
 
+def _idat_of_zeros(width: int, height: int) -> bytes:
+    packer = zlib.compressobj(9)  # row by row: the 200+ MB of zeros never exist in memory at once
+    row = b"\x00" * (width + 1)
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return (
+        struct.pack(">I", len(body))
+        + b"IDAT"
+        + body
+        + struct.pack(">I", zlib.crc32(b"IDAT" + body))
+        + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    )
+
+
 def test_headers_beyond_the_budget_or_the_data_are_refused(tmp_path: Path) -> None:
     (tmp_path / "bomb.png").write_bytes(_png_with_header(20000, 20000))  # 400 MP claimed, 60 bytes of file
-    with pytest.raises(ImageInputError, match="20000×20000 = 400 MP: expected at most 200 MP"):
+    with pytest.raises(ImageInputError, match="more than its 68 bytes can hold"):
         load_image(tmp_path / "bomb.png")
+    # a real, highly compressible PNG within the data bound but beyond the pixel budget
+    big = tmp_path / "big.png"
+    big.write_bytes(_png_with_header(15000, 14000)[:33] + _idat_of_zeros(15000, 14000))
+    with pytest.raises(ImageInputError, match="15000×14000 = 210 MP: expected at most 200 MP"):
+        load_image(big)
     bomb_jpeg = tmp_path / "bomb.jpg"  # a JPEG whose SOF0 claims 20000 × 20000 (PIL reads the header)
     _, blob = cv2.imencode(".jpg", np.zeros((8, 8), np.uint8))
     blob = bytearray(blob.tobytes())
