@@ -13,14 +13,15 @@ normalisation at DC. Three known bias sources are removed exactly instead of bei
   correction, Imatest's "2πk/N"), also divided out (capped at 10 like ISO).
 
 The DFT is zero-padded, which interpolates the spectrum exactly (no linear-interpolation bias in MTF50). The LSF
-window adapts to the edge (:func:`_window_extent`): it starts as wide as the edge's rise and grows while the tails,
-smoothed over a scale that grows with their distance (:func:`_smooth_tails`), still stand above the noise
-measured on the ROI's flat sides, up to the whole ROI for a clean edge (ISO 12233:2023 §6.3 / sfrmat5 window the
-whole ROI with a Hamming window: every tail is kept but so is all the noise, and the shoulders of a wide LSF
-are lowered). Critical angles (tan θ = ½: half the ¼-px bins empty) are binned on the samples' own phase lattice
-(:func:`_bin_esf`). Measured on edges synthesised from a known OTF (``tests/measure/otf_edges.py``): noise-free
-Gaussian and Airy edges at 2–44° including atan ¼ and atan ½ within 0.1 % (Airy f/16–f/32: the ROI's own
-truncation of the 1/x² tail, +0.3–1 %, which no ROI-bound method can see).
+window adapts to the edge (:func:`_window_extent`): it starts as wide as the edge's rise and grows while the
+tails, smoothed over a scale that grows with their distance (:func:`_smooth_tails`), still stand above the noise
+measured on the ROI's flat sides, up to the whole ROI for a clean edge. This departs from the ISO 12233 e-SFR
+LSF step (REFERENCE.md §3, step 7), which windows the whole ROI (Hamming; sfrmat5: Tukey α = 1): every tail is
+kept there, but so is all the noise, and the shoulders of a wide LSF are lowered; ``SfrMethod.SFRMAT5`` keeps
+that procedure. Critical angles (tan θ = ½: half the ¼-px bins empty) are binned on the samples' own phase
+lattice (:func:`_bin_esf`). Measured on edges synthesised from a known OTF (``tests/measure/otf_edges.py``):
+noise-free Gaussian and Airy edges at 2–44° including atan ¼ and atan ½ within 0.1 % (Airy f/16–f/32: the ROI's
+own truncation of the 1/x² tail, +0.3–1 %, which no ROI-bound method can see).
 
 Raw Bayer data is measured per CFA channel on its half-resolution lattice, or on the two green sites together
 (``channel="G"``), with every sample placed at its true sensor position: frequencies are always reported in
@@ -504,7 +505,7 @@ _MAX_EMPTY_FRACTION = 0.25
 
 
 def _bin_esf(distance: np.ndarray, values: np.ndarray) -> _Esf:
-    """Average the samples in bins of 1/4 px of distance to the edge (ISO 12233:2023 §6.3, four bins per px).
+    """Average the samples in bins of 1/4 px of distance to the edge (the ISO 12233 e-SFR step: four bins per px).
 
     Each bin's mean belongs to the mean distance of its samples (near a rational slope such as tan 20° ≈ 4/11
     the phases cluster, so that is not the bin centre); the means are interpolated back to the grid. The bin
@@ -517,7 +518,7 @@ def _bin_esf(distance: np.ndarray, values: np.ndarray) -> _Esf:
     0.5 cy/px on that lattice, a line's worse). There the ESF is binned on the lattice itself, one phase per bin
     and nothing interpolated; its Nyquist frequency (1.1 cy/px) still covers the reported 0 … 1 cy/px. This is
     the "phase-aware" binning of the slanted-edge literature (the sampling of a rational slope p/q is a lattice
-    of pitch cos θ/q; ISO 12233:2023 Annex D warns of these angles but keeps the fixed four bins).
+    of pitch cos θ/q; the ISO procedure warns against these angles but keeps the fixed four bins).
     """
     esf, nodes = _bin_on_grid(distance, values, 1.0 / OVERSAMPLING, 0.0)
     if np.mean(esf.counts == 0) > _MAX_EMPTY_FRACTION and len(nodes) > 16:
@@ -638,7 +639,7 @@ def _window_extent(
     tail-smoothed ESF (:func:`_smooth_tails`) still rises across the segment, on both sides, by more than
     ``_TAIL_SIGMAS`` × the noise of that difference: σ of the ROI's flat sides over √(samples per bin), reduced
     by the √(bins averaged) of the smoothing there, ×√2 for the difference. A noise-free edge keeps its whole
-    ROI (as ISO 12233:2023 §6.3 / sfrmat5, whose Hamming window spans the ROI); on a noisy edge the window
+    ROI (as the ISO 12233 e-SFR procedure and sfrmat5, whose window spans the ROI); on a noisy edge the window
     stops where a tail no longer stands above the noise, so the far, flat ROI adds no noise to the spectrum.
     The cosine taper is a fifth of the flat width, at least 2 px.
     """
@@ -670,7 +671,7 @@ def _smooth_tails(esf: np.ndarray, centre: float, core_bins: float) -> np.ndarra
     """The ESF with its tails smoothed by a box whose half-width grows with the distance beyond the core.
 
     Why: the LSF window must reach the ROI's ends to keep the long, weak tails of diffraction and flare (ISO
-    12233:2023 §6.3's Hamming window over the whole ROI, sfrmat5, keeps them; a window only as wide as the
+    12233's Hamming window over the whole ROI, and sfrmat5's Tukey α = 1, keep them; a window only as wide as the
     edge's rise cuts them and lifts MTF50 by 2–3 % on an Airy edge, the DC term losing their energy). But far
     out the LSF is almost all noise, and a full-width window lets it all into the spectrum (per-edge scatter
     doubles on noisy edges). Far tails vary slowly (an Airy LSF as 1/x²), so they can be averaged over a scale

@@ -1,6 +1,6 @@
 """Third-party-style SFR charts drawn here from polygons (test inputs with exact ground truth).
 
-* :func:`iso_esfr_layout`: after ISO 12233:2023 Annex C's e-SFR chart: a large central slanted square and rings
+* :func:`iso_esfr_layout`: after the ISO 12233:2023 e-SFR chart's layout: a large central slanted square and rings
   of smaller squares, all rotated ≈ 5°, at 4:1 contrast on a light ground, with round fiducial marks and a
   gray-scale row of low-contrast patches that are not slanted targets.
 * :func:`mtf_mapper_layout`: after MTF Mapper's generated test charts: a grid of black squares and 2:1 bars on

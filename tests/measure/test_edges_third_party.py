@@ -4,6 +4,7 @@ in perspective, blurred and noisy (drawn in ``tests.measure.chart_synth`` with e
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -122,7 +123,9 @@ def test_burns_style_single_large_square_with_gray_patches() -> None:
     _assert_every_edge_found_and_clear(rois, chart, 1.2)
 
 
-def test_sfr_without_roi_takes_the_best_unflagged_chart_edge(tmp_path, capsys) -> None:
+def test_sfr_without_roi_takes_the_best_unflagged_chart_edge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
     from rig.cli import main
