@@ -415,7 +415,9 @@ def _fit_edge(samples: _Samples, *, sign: float, npol: int) -> tuple[np.ndarray,
     # ~64 rows suffice to see how wide the edge is
     stride = max(1, len(y) // 64)
     distance = (samples.x[::stride] - np.polyval(coeffs, y[::stride])[:, None]) / math.sqrt(1.0 + slope * slope)
-    esf = _bin_esf(distance.ravel(), samples.values[::stride].ravel() * sign)
+    esf, _ = _bin_on_grid(
+        distance.ravel(), samples.values[::stride].ravel() * sign, 1.0 / OVERSAMPLING, 0.0, rough=True
+    )
     rise = _rise_10_90_px(esf.values)
     half = min(half_row, max(4.0 * rise + 3.0 * samples.pitch_px, 6.0 * samples.pitch_px))
     for order in (npol, npol):
@@ -530,8 +532,13 @@ def _bin_esf(distance: np.ndarray, values: np.ndarray) -> _Esf:
     return esf
 
 
-def _bin_on_grid(distance: np.ndarray, values: np.ndarray, h: float, offset: float) -> tuple[_Esf, np.ndarray]:
-    """Bins of width h whose centres are at ``offset`` + (k + ½ − n/2)·h … shifted so a lattice sits on them."""
+def _bin_on_grid(
+    distance: np.ndarray, values: np.ndarray, h: float, offset: float, *, rough: bool = False
+) -> tuple[_Esf, np.ndarray]:
+    """Bins of width h whose centres are at ``offset`` + (k + ½ − n/2)·h … shifted so a lattice sits on them.
+
+    ``rough``: linear interpolation, no box estimate (enough to see how wide the edge is, at half the cost).
+    """
     # Symmetric about the edge so that the LSF sits in the middle and the window can be centred.
     shifted = distance - offset + 0.5 * h
     half_span = min(-shifted.min(), shifted.max())
@@ -545,9 +552,13 @@ def _bin_on_grid(distance: np.ndarray, values: np.ndarray, h: float, offset: flo
     counts = np.bincount(idx, minlength=n_bins)[1:-1].astype(np.float64)
     sums = np.bincount(idx, weights=values, minlength=n_bins)[1:-1]
     where = np.bincount(idx, weights=distance, minlength=n_bins)[1:-1]
-    where2 = np.bincount(idx, weights=distance * distance, minlength=n_bins)[1:-1]
     filled = counts > 0
     mean_d = where[filled] / counts[filled]
+    centres = (np.arange(2 * nhalf) - nhalf) * h + offset
+    if rough:
+        esf = np.interp(centres, mean_d, sums[filled] / counts[filled])
+        return _Esf(values=esf, counts=counts, box_px=h, spacing_px=h), mean_d
+    where2 = np.bincount(idx, weights=distance * distance, minlength=n_bins)[1:-1]
     within = float(np.sum(where2[filled] - where[filled] * mean_d) / np.sum(counts[filled]))
     # Two bins whose samples sit a hair apart (a phase cluster split by a bin boundary) would give the cubic
     # two nodes with independent noise 0.01 px apart, and a wild slope between them: merge such neighbours.
@@ -555,7 +566,6 @@ def _bin_on_grid(distance: np.ndarray, values: np.ndarray, h: float, offset: flo
     n_in = np.bincount(group, weights=counts[filled])
     node_d = np.bincount(group, weights=where[filled]) / n_in
     node_v = np.bincount(group, weights=sums[filled]) / n_in
-    centres = (np.arange(2 * nhalf) - nhalf) * h + offset
     esf = _cubic_interp(centres, node_d, node_v)
     return _Esf(values=esf, counts=counts, box_px=math.sqrt(12.0 * max(within, 0.0)), spacing_px=h), node_d
 
