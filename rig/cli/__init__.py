@@ -2,7 +2,9 @@
 
 Command groups live in the modules of this package: a module defines ``GROUP`` (``None`` for a top-level
 command, or the name of a group such as ``"measure"`` or ``"twin"``) and ``register(subparsers)``, which adds
-its sub-commands with ``set_defaults(func=...)``. A handler returns the exit status.
+its sub-commands with ``set_defaults(func=...)``. A handler returns the exit status. A group's modules are named
+``<group>_<topic>.py``, so that ``rig measure …`` imports only the ``measure_*`` modules (a bench or twin module
+costs a few hundred ms of imports that a measurement never uses); ``rig --help`` imports them all.
 
 Exit status: 0 success/PASS, 1 FAIL, 2 bad input (one line on stderr, no traceback), 3 ERROR (the bench could
 not measure), 130 interrupted. ``--debug`` shows the traceback of any error.
@@ -16,7 +18,6 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from rig import __version__
 from rig.errors import DeviceError, InputError, MeasurementError, RigError
 
 GROUPS = {
@@ -40,9 +41,34 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_INPUT)
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        import rig
+
+        sys.stdout.write(f"rig {rig.__version__}\n")
+        parser.exit()
+
+
+def _modules_for(argv: Sequence[str] | None) -> list[str]:
+    """The command modules the command line needs: a group's own, the top-level ones, or all for help."""
+    names = sorted(info.name for info in pkgutil.iter_modules(__path__))
+    words = [w for w in (sys.argv[1:] if argv is None else argv) if not w.startswith("-")]
+    if not words:
+        return names
+    if words[0] in GROUPS:
+        return [n for n in names if n.startswith(f"{words[0]}_")]
+    return [n for n in names if not any(n.startswith(f"{g}_") for g in GROUPS)]
+
+
+def build_parser(argv: Sequence[str] | None = None, *, every_command: bool = True) -> argparse.ArgumentParser:
+    """The ``rig`` parser; with ``every_command=False`` only the modules ``argv`` needs are imported."""
     parser = _Parser(prog="rig", description="Leica M phone camera test and calibration bench")
-    parser.add_argument("--version", action="version", version=f"rig {__version__}")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     top = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     groups: dict[str | None, argparse._SubParsersAction] = {None: top}
@@ -50,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         group_parser = top.add_parser(name, help=help_text)
         groups[name] = group_parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", parser_class=_Parser)
         group_parser.set_defaults(func=lambda args, p=group_parser: _usage(p))
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    names = sorted(info.name for info in pkgutil.iter_modules(__path__)) if every_command else _modules_for(argv)
+    for name in names:
+        module = importlib.import_module(f"{__name__}.{name}")
         register = getattr(module, "register", None)
         if register is not None:
             register(groups[getattr(module, "GROUP", None)])
@@ -64,7 +91,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv, every_command=False)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -1,7 +1,7 @@
 """``rig measure sfr | chart | focus``: sharpness and focus of image files (pure measurements, no bench).
 
-* ``sfr IMAGE [--roi X Y W H]``: ISO 12233 SFR of one edge; without ``--roi`` the chart edge nearest the frame
-  centre, or the whole image when it holds a single edge and no chart.
+* ``sfr IMAGE [--roi X Y W H]``: ISO 12233 SFR of one edge; without ``--roi`` the unflagged chart edge nearest
+  the frame centre, or the whole image when it holds no chart but one clean edge; else exit 2 asking for --roi.
 * ``chart IMAGE``: every edge of the SFR chart with its field position and MTF50, and per-zone medians.
 * ``focus FILE... --rail-mm Z...`` or ``focus --manifest sweep.csv``: a through-focus sweep → flange offset,
   tilt and field curvature. A frame does not know where the rail was, so the positions come with the files:
@@ -10,8 +10,9 @@
   the rail's focus position, the collimator focal length and the sensor, ``--lens`` the lens (default: the
   station's reference lens).
 
-Images: PNG or TIFF (8/16-bit gray; colour is reduced to BT.709 luma) or a Bayer DNG (measured on its green
-sites). Frequencies are in cycles per pixel of the file; ``--pixel-um`` adds lp/mm.
+Images: PNG, JPEG or TIFF (8/16-bit gray or colour, reduced to BT.709 luminance; 8-bit decoded as sRGB unless
+``--encoding`` says otherwise) or a DNG (Bayer, measured on its green sites, or linear). Frequencies are in
+cycles per pixel of the file; ``--pixel-um`` adds lp/mm.
 """
 
 from __future__ import annotations
@@ -35,19 +36,19 @@ _MTF_STEP_CY_PX = 0.01
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("sfr", help="ISO 12233 slanted-edge SFR of one edge")
-    p.add_argument("image", type=Path, help="PNG, TIFF or DNG")
+    p.add_argument("image", type=Path, help="PNG, JPEG, TIFF or DNG")
     p.add_argument("--roi", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="edge ROI in pixels")
     _common(p)
-    p.add_argument("--npol", type=int, default=1, help="edge fit polynomial order 1..5 (default 1)")
+    p.add_argument("--npol", type=int, help="edge fit polynomial order 1..5 (default 1; 5 with --method sfrmat5)")
     p.set_defaults(func=cmd_sfr)
 
     p = subparsers.add_parser("chart", help="find every edge of the SFR chart and measure its SFR")
-    p.add_argument("image", type=Path, help="PNG, TIFF or DNG")
+    p.add_argument("image", type=Path, help="PNG, JPEG, TIFF or DNG")
     _common(p)
     p.set_defaults(func=cmd_chart)
 
     p = subparsers.add_parser("focus", help="through-focus sweep → flange offset, tilt, field curvature")
-    p.add_argument("files", type=Path, nargs="*", help="the sweep's frames (DNG, PNG or TIFF)")
+    p.add_argument("files", type=Path, nargs="*", help="the sweep's frames (DNG, PNG, JPEG or TIFF)")
     p.add_argument("--rail-mm", type=float, nargs="+", help="absolute rail position of each file, in order")
     p.add_argument("--manifest", type=Path, help="CSV with columns file,rail_mm (instead of FILES and --rail-mm)")
     p.add_argument("--station", type=Path, help="station file (default: the twin station)")
@@ -59,58 +60,105 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pixel-um", type=float, help="pixel pitch in µm, to report lp/mm")
     p.add_argument("--channel", default="G", choices=["G", "R", "Gr", "Gb", "B"], help="CFA channel for a DNG")
+    p.add_argument(
+        "--method",
+        default="adaptive",
+        choices=["adaptive", "sfrmat5"],
+        help="SFR method: adaptive (default, most accurate) or sfrmat5 (ISO 12233:2023 reference code defaults)",
+    )
+    p.add_argument(
+        "--encoding",
+        help="how values relate to light: srgb, linear or gamma=G (default: srgb for 8-bit files, else linear)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _load(args: argparse.Namespace) -> Any:
+    """The image with the chosen encoding; warnings (tolerated file problems) go to stderr."""
+    from rig.measure.imageio import Encoding, load_image
+
+    encoding = None
+    if args.encoding is not None:
+        try:
+            encoding = Encoding.parse(args.encoding)
+        except ValueError as exc:
+            raise ArgumentError(f"--encoding: {exc}") from None
+    image = load_image(args.image, encoding=encoding)
+    for warning in image.warnings:
+        sys.stderr.write(f"rig: warning: {warning}\n")
+    return image
 
 
 # --------------------------------------------------------------------------------------------- sfr
 def cmd_sfr(args: argparse.Namespace) -> int:
-    from rig.measure.edges import find_edges
-    from rig.measure.imageio import load_image
     from rig.measure.sfr import slanted_edge_sfr
 
     pixel_um = _pixel_um(args.pixel_um)
-    if not 1 <= args.npol <= 5:
+    if args.npol is not None and not 1 <= args.npol <= 5:
         raise ArgumentError(f"--npol {args.npol}: expected 1..5")
-    image = load_image(args.image)
-    data = image.data
-    height, width = data.shape
-    orientation = None
-    if args.roi is not None:
+    image = _load(args)
+    options = {
+        "pixel_pitch_um": pixel_um,
+        "npol": args.npol,
+        "method": args.method,
+        "cfa_pattern": image.cfa_pattern,
+        "channel": args.channel,
+        "black_level": image.black_level,
+        "white_level": image.white_level,
+    }
+    if args.roi is None:
+        (x, y, w, h), result = _best_edge(image, options)
+    else:
+        height, width = image.data.shape
         x, y, w, h = args.roi
         if w < 8 or h < 8 or x < 0 or y < 0 or x + w > width or y + h > height:
             raise ArgumentError(
                 f"--roi {x} {y} {w} {h}: expected a region of at least 8×8 px inside the {width}×{height} image"
             )
-        where = f"--roi {x} {y} {w} {h}"
-    else:
+        if image.cfa_pattern is not None:
+            # keep the crop on the CFA's 2×2 phase so that the pattern still starts with the frame's colour
+            x, y = x - x % 2, y - y % 2
+        crop = (slice(y, y + h), slice(x, x + w))
         try:
-            rois = find_edges(data, cfa_pattern=image.cfa_pattern, black_level=image.black_level)
-        except MeasurementError:
-            x, y, w, h = 0, 0, width, height  # no chart: the image is the ROI
-            where = f"{args.image}"
-        else:
-            roi = min(rois, key=lambda r: r.field_r)
-            x, y, w, h, orientation = roi.x, roi.y, roi.w, roi.h, roi.orientation
-            where = f"{args.image} (chart edge at {x},{y} {w}×{h})"
-    if image.cfa_pattern is not None:
-        # keep the crop on the CFA's 2×2 phase so that the pattern still starts with the frame's colour
-        x, y = x - x % 2, y - y % 2
-    try:
-        result = slanted_edge_sfr(
-            data[y : y + h, x : x + w],
-            pixel_pitch_um=pixel_um,
-            npol=args.npol,
-            cfa_pattern=image.cfa_pattern,
-            channel=args.channel,
-            black_level=image.black_level,
-            white_level=image.white_level,
-            orientation=orientation,
-        )
-    except MeasurementError as exc:
-        raise (ArgumentError if args.roi is not None else ImageInputError)(f"{where}: {exc}") from None
-    out = {"image": str(args.image), "roi": [x, y, w, h], **sfr_json(result)}
+            result = slanted_edge_sfr(
+                image.data[crop], clipped=None if image.clipped is None else image.clipped[crop], **options
+            )
+        except MeasurementError as exc:
+            raise ArgumentError(f"--roi {x} {y} {w} {h}: {exc}") from None
+    out = {"image": str(args.image), "roi": [x, y, w, h], "encoding": str(image.encoding), "method": args.method}
+    out |= sfr_json(result)
     _emit(out, args.json, _sfr_text)
     return 0
+
+
+def _best_edge(image: Any, options: dict[str, Any]) -> tuple[tuple[int, int, int, int], Any]:
+    """The unflagged edge nearest the frame centre: its ROI and SFR, or a one-line refusal.
+
+    Candidates are the chart's edges, or, in a frame with no chart square, the frame itself as one edge ROI (a
+    file cropped to one edge). A flagged edge (poor fit, too few rows, clipped, ...) is a poor basis for a single
+    figure, so only unflagged ones qualify; with none, the user must point at the edge.
+    """
+    from rig.measure.edges import measure_chart
+    from rig.measure.sfr import slanted_edge_sfr
+
+    height, width = image.data.shape
+    try:
+        chart = measure_chart(image.data, clipped=image.clipped, **options)
+    except MeasurementError:
+        chart = None
+    if chart is not None:
+        good = [e for e in chart.edges if e.sfr is not None and not e.sfr.flags]
+        if good:
+            best = min(good, key=lambda e: e.roi.field_r)
+            return (best.roi.x, best.roi.y, best.roi.w, best.roi.h), best.sfr
+    else:
+        try:
+            whole = slanted_edge_sfr(image.data, clipped=image.clipped, **options)
+        except MeasurementError:
+            whole = None
+        if whole is not None and not whole.flags:
+            return (0, 0, width, height), whole
+    raise ImageInputError(f"{image.source}: no slanted edge found; pass --roi X Y W H")
 
 
 def sfr_json(result: Any) -> dict[str, Any]:
@@ -128,6 +176,7 @@ def sfr_json(result: Any) -> dict[str, Any]:
         "snr": _num(result.snr),
         "fit_rms_px": _num(result.fit_rms_px),
         "rows_used": int(result.rows_used),
+        "lsf_window_px": _num(result.lsf_window_px),
         "flags": sorted(str(f) for f in result.flags),
         "mtf": [[float(f), round(result.mtf_at(f), 5)] for f in grid],
     }
@@ -139,18 +188,17 @@ def _sfr_text(out: dict[str, Any]) -> str:
     return (
         f"{out['image']} ROI {out['roi']}: MTF50 {_fmt(out['mtf50_cy_px'])} cy/px{lp}; "
         f"MTF at Nyquist/4 {_fmt(out['mtf_at_nyquist_4'])}, Nyquist/2 {_fmt(out['mtf_at_nyquist_2'])}; "
-        f"{out['orientation']} edge {out['angle_deg']:.2f}°, contrast {out['edge_contrast']:.2f}, "
-        f"SNR {out['snr']:.0f}; flags: {flags}"
+        f"{out['orientation']} edge {_fmt(out['angle_deg'], 2)}°, contrast {_fmt(out['edge_contrast'], 2)}, "
+        f"SNR {_fmt(out['snr'], 0) if out['snr'] is not None else 'inf'}; flags: {flags}"
     )
 
 
 # --------------------------------------------------------------------------------------------- chart
 def cmd_chart(args: argparse.Namespace) -> int:
     from rig.measure.edges import measure_chart
-    from rig.measure.imageio import load_image
 
     pixel_um = _pixel_um(args.pixel_um)
-    image = load_image(args.image)
+    image = _load(args)
     try:
         result = measure_chart(
             image.data,
@@ -159,6 +207,8 @@ def cmd_chart(args: argparse.Namespace) -> int:
             black_level=image.black_level,
             white_level=image.white_level,
             pixel_pitch_um=pixel_um,
+            clipped=image.clipped,
+            method=args.method,
         )
     except MeasurementError as exc:
         raise ImageInputError(f"{args.image}: {exc}") from None
@@ -189,7 +239,8 @@ def cmd_chart(args: argparse.Namespace) -> int:
         }
         for z, s in result.zones.items()
     }
-    out = {"image": str(args.image), "width_px": result.width_px, "height_px": result.height_px}
+    out = {"image": str(args.image), "encoding": str(image.encoding), "width_px": result.width_px}
+    out |= {"height_px": result.height_px}
     out |= {"edges": edges, "zones": zones}
     _emit(out, args.json, _chart_text)
     return 0

@@ -45,6 +45,13 @@ class Registration:
         RMS distance between the patch positions and the fitted transform (px): the fit's self-consistency.
     patches_used
         Textured patches that entered the fit.
+    scale
+        Scale of the similarity transform through the same patch positions (1 = rigid): how far the pair is
+        from the rigid model the figures assume (a zoom, a focus change, another scene).
+    peak_correlation
+        Median normalised correlation (0 … 1) of the used patches at their peaks: the confidence of the match.
+    patches_matched
+        Patches with a correlation peak above ``min_peak`` (``patches_used`` of them agreed with the fit).
     """
 
     dx_px: float
@@ -52,6 +59,51 @@ class Registration:
     rotation_deg: float
     residual_rms_px: float
     patches_used: int
+    scale: float = 1.0
+    peak_correlation: float = float("nan")
+    patches_matched: int = 0
+
+
+MAX_RESIDUAL_PX = 0.5
+"""Largest patch residual rms (px) of a pair that truly differs by a rigid motion: a good pair leaves hundredths
+of a pixel (the registration tests: ≤ 0.05 px on noisy captures); unrelated frames leave tens of pixels."""
+MAX_SCALE_CHANGE = 0.01
+"""Largest |scale − 1| accepted as rigid: 1 % moves the frame's corners by 0.5 % of the diagonal (tens of px)."""
+MIN_PEAK_CORRELATION = 0.2
+"""Smallest median patch correlation accepted: the same texture correlates at 0.6–1, unrelated texture ≈ 0.1."""
+
+
+class RegistrationError(MeasurementError):
+    """The frames do not match by a rigid motion (another scene, a scale change, too little agreement)."""
+
+
+def check_registration(
+    result: Registration,
+    *,
+    max_residual_px: float = MAX_RESIDUAL_PX,
+    max_scale_change: float = MAX_SCALE_CHANGE,
+    min_peak_correlation: float = MIN_PEAK_CORRELATION,
+) -> Registration:
+    """Return ``result`` when the pair matches rigidly with confidence, else raise :class:`RegistrationError`.
+
+    A number is only worth reporting when the patches agree on one rigid motion: their residual about it is
+    small, a similarity fit finds no scale change, and their correlation peaks are high.
+    """
+    if not result.peak_correlation >= min_peak_correlation:
+        raise RegistrationError(
+            f"the frames do not match: median patch correlation {result.peak_correlation:.2f} "
+            f"(a match correlates above {min_peak_correlation:g})"
+        )
+    if abs(result.scale - 1.0) > max_scale_change:
+        raise RegistrationError(
+            f"the frames differ in scale by {result.scale:.4f} (a rigid match is within 1 ± {max_scale_change:g})"
+        )
+    if not result.residual_rms_px <= max_residual_px:
+        raise RegistrationError(
+            f"the frames do not match rigidly: patch residual {result.residual_rms_px:.2f} px rms "
+            f"(a rigid match leaves at most {max_residual_px:g} px)"
+        )
+    return result
 
 
 def _as_float(image: np.ndarray, name: str) -> np.ndarray:
@@ -363,4 +415,18 @@ def register(
         rotation_deg=math.degrees(theta),
         residual_rms_px=residual,
         patches_used=used,
+        scale=_similarity_scale(p[keep], q[keep], wt[keep]),
+        peak_correlation=float(np.median(wt[keep])),
+        patches_matched=len(p),
     )
+
+
+def _similarity_scale(p: np.ndarray, q: np.ndarray, weight: np.ndarray) -> float:
+    """s of the weighted least-squares similarity s·R(θ)p + t ≈ q (Umeyama 1991, 2-D)."""
+    wsum = weight.sum()
+    pc = p - (weight[:, None] * p).sum(axis=0) / wsum
+    qc = q - (weight[:, None] * q).sum(axis=0) / wsum
+    cross = (weight * (pc[:, 0] * qc[:, 1] - pc[:, 1] * qc[:, 0])).sum()
+    dot = (weight * (pc * qc).sum(axis=1)).sum()
+    spread = (weight * (pc * pc).sum(axis=1)).sum()
+    return float(math.hypot(cross, dot) / spread) if spread > 0 else float("nan")

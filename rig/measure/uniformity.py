@@ -37,6 +37,24 @@ MAX_SATURATED_FRACTION = 1e-3
 """A flat field with more clipped samples than this is unusable: clipping flattens the falloff."""
 MIN_SIGNAL_FRACTION = 0.02
 """A flat field whose centre is darker than this fraction of white − black is too noisy to measure."""
+MAX_FLAT_FIT_RMS_PCT = 2.0
+"""A frame whose block means leave the radial shading model by more than this rms (% of the centre signal) is
+not a flat field: a lit flat chart fits within a few tenths of a % (photon noise over 64×48 blocks, the
+chief-ray shading term), a chart or a scene leaves 10 % and more (14 % measured on an SFR chart frame)."""
+
+
+class NotAFlatFieldError(MeasurementError):
+    """The frame's light does not follow a smooth radial falloff (a chart, a scene, a lit patch)."""
+
+
+def check_flat_field(result: Uniformity, *, max_fit_rms_pct: float = MAX_FLAT_FIT_RMS_PCT) -> Uniformity:
+    """Return ``result`` if its radial fit is tight enough for a flat field, else raise :class:`NotAFlatFieldError`."""
+    if not result.fit_rms_pct <= max_fit_rms_pct:
+        raise NotAFlatFieldError(
+            f"not a flat field: the radial shading model leaves {result.fit_rms_pct:.1f} % rms "
+            f"(a flat field fits within {max_fit_rms_pct:g} %)"
+        )
+    return result
 
 
 @dataclass(frozen=True)
@@ -128,15 +146,20 @@ def _radial(p: np.ndarray, rho2: np.ndarray | float) -> np.ndarray | float:
     return i0 / (1 + b * rho2) ** 2 * (1 + r4 * (a2 + rho2 * (a3 + rho2 * a4)))
 
 
-def _radial_fit(green: np.ndarray, raw_shape: tuple[int, int]) -> tuple[np.ndarray, float]:
-    """Fit the radial model to the green plane; returns (cx, cy, I0, a1..a4) in raw px and the RMS residual."""
+def _radial_fit(
+    green: np.ndarray, raw_shape: tuple[int, int], *, step: float = 2.0, offset: float = 0.5
+) -> tuple[np.ndarray, float]:
+    """Fit the radial model to a plane; returns (cx, cy, I0, a1..a4) in frame px and the RMS residual.
+
+    Plane sample (i, j) sits at frame (step·j + offset, step·i + offset): for the green plane of a mosaic
+    (step 2, offset ½) the centre of its quad, for a gray image (step 1, offset 0) the pixel itself.
+    """
     gh, gw = green.shape
     block = max(1, math.ceil(max(gh, gw) / _FIT_BLOCKS))
     rows, cols = gh // block, gw // block
     means = _block_means(green, rows, cols)
-    # green-plane sample (i, j) sits at raw (2j + 0.5, 2i + 0.5): the centre of its quad
-    xs = 2.0 * (np.arange(cols) * block + (block - 1) / 2.0) + 0.5
-    ys = 2.0 * (np.arange(rows) * block + (block - 1) / 2.0) + 0.5
+    xs = step * (np.arange(cols) * block + (block - 1) / 2.0) + offset
+    ys = step * (np.arange(rows) * block + (block - 1) / 2.0) + offset
     gx, gy = np.meshgrid(xs, ys)
     h, w = raw_shape
     radius = 0.5 * math.hypot(w, h)
@@ -232,17 +255,10 @@ def measure_uniformity(
         shading = max(shading, float(np.abs(ratio / ratio[ci, cj] - 1.0).max()))
     params, rms = _radial_fit(green, raw.shape)
     cx, cy, i0 = float(params[0]), float(params[1]), float(params[2])
-
-    def falloff(field: float) -> float:
-        rel = float(_radial(params[2:], field * field)) / i0
-        if rel <= 0:
-            raise MeasurementError(f"the radial shading fit gives no light at field {field}: not a flat field?")
-        return -math.log2(rel)
-
     h, w = raw.shape
     return Uniformity(
         relative_illumination=relative,
-        corner_falloff_stops={f: falloff(f) for f in fields},
+        corner_falloff_stops={f: _falloff_stops(params, f) for f in fields},
         optical_center_px=(cx, cy),
         decentre_x_um=(cx - (w - 1) / 2.0) * pixel_pitch_um,
         decentre_y_um=(cy - (h - 1) / 2.0) * pixel_pitch_um,
@@ -251,6 +267,61 @@ def measure_uniformity(
         saturated_fraction=saturated,
         fit_rms_pct=100.0 * rms,
     )
+
+
+def measure_plane_uniformity(
+    image: np.ndarray,
+    *,
+    black_level: float,
+    white_level: float,
+    pixel_pitch_um: float,
+    grid: tuple[int, int] = (11, 11),
+    fields: tuple[float, ...] = (0.7, 0.9),
+) -> Uniformity:
+    """The same figures for a single-plane flat field: a gray image, a colour one reduced to luminance, a linear
+    DNG. Relative illumination is reported for the one channel ``"Y"``; colour shading is NaN (not measured).
+
+    Parameters and returns as :func:`measure_uniformity`; ``black_level``/``white_level`` in the image's units.
+    """
+    if image.ndim != 2 or min(image.shape) < 8:
+        raise MeasurementError(f"a 2-D flat field of at least 8×8 pixels, got shape {image.shape}")
+    plane = image.astype(np.float32) - np.float32(black_level)
+    span = float(white_level - black_level)
+    saturated = float(np.count_nonzero(image >= white_level)) / image.size
+    if saturated > MAX_SATURATED_FRACTION:
+        raise MeasurementError(
+            f"flat field saturated: {saturated:.2%} of pixels at white {white_level:g} "
+            f"(at most {MAX_SATURATED_FRACTION:.1%}); lower the light or the exposure"
+        )
+    h, w = plane.shape
+    centre = plane[h // 2 - h // 16 : h // 2 + h // 16 + 1, w // 2 - w // 16 : w // 2 + w // 16 + 1]
+    if float(centre.mean()) < MIN_SIGNAL_FRACTION * span:
+        raise MeasurementError(
+            f"flat field too dark: centre {float(centre.mean()):.3g} above black "
+            f"(at least {MIN_SIGNAL_FRACTION * span:.3g}); raise the light or the exposure"
+        )
+    rows, cols = grid
+    blocks = _block_means(plane, rows, cols)
+    params, rms = _radial_fit(plane, plane.shape, step=1.0, offset=0.0)
+    cx, cy, i0 = float(params[0]), float(params[1]), float(params[2])
+    return Uniformity(
+        relative_illumination={"Y": blocks / blocks[rows // 2, cols // 2]},
+        corner_falloff_stops={f: _falloff_stops(params, f) for f in fields},
+        optical_center_px=(cx, cy),
+        decentre_x_um=(cx - (w - 1) / 2.0) * pixel_pitch_um,
+        decentre_y_um=(cy - (h - 1) / 2.0) * pixel_pitch_um,
+        colour_shading_pct=float("nan"),
+        centre_signal_dn=i0,
+        saturated_fraction=saturated,
+        fit_rms_pct=100.0 * rms,
+    )
+
+
+def _falloff_stops(params: np.ndarray, field: float) -> float:
+    rel = float(_radial(params[2:], field * field)) / float(params[2])
+    if rel <= 0:
+        raise MeasurementError(f"the radial shading fit gives no light at field {field}: not a flat field?")
+    return -math.log2(rel)
 
 
 def t_stop(

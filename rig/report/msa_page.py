@@ -241,7 +241,7 @@ def _type1_sections(study: dict[str, Any], readings: pd.DataFrame) -> list[dict[
 
 
 def write_msa_page(path: Path, study: dict[str, Any], readings: pd.DataFrame) -> Path:
-    """Render the study (as :mod:`rig.cli.msa` assembles it) and its readings to ``path``."""
+    """Render the study (as :mod:`rig.cli.msa_studies` assembles it) and its readings to ``path``."""
     kind = study["study"]
     if kind == "grr":
         sections = _grr_sections(study, readings)

@@ -33,3 +33,37 @@ def test_shift_of_frames_of_different_sizes_is_a_bench_error(
     tifffile.imwrite(tmp_path / "b.tif", np.zeros((64, 80), np.uint16))
     assert main(["measure", "shift", str(tmp_path / "a.tif"), str(tmp_path / "b.tif")]) == 3
     assert "same size" in capsys.readouterr().err
+
+
+def _write(path: Path, image: np.ndarray) -> Path:
+    tifffile.imwrite(path, np.round(20000 + 1500 * image).astype(np.uint16))
+    return path
+
+
+@pytest.mark.parametrize("case", ["unrelated", "scaled 1.25", "scaled 1.02"])
+def test_pairs_that_do_not_match_rigidly_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    import cv2
+
+    a = blob_field(384, 512, 3, n=900)
+    if case == "unrelated":
+        b = blob_field(384, 512, 9, n=900)
+    else:
+        zoom = float(case.split()[1])
+        matrix = cv2.getRotationMatrix2D((255.5, 191.5), 0.0, zoom)
+        b = cv2.warpAffine(a, matrix, (512, 384), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    code = main(["measure", "shift", str(_write(tmp_path / "a.tif", a)), str(_write(tmp_path / "b.tif", b)), "--json"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err.count("\n") == 1 and "a.tif" in captured.err
+    assert "do not match" in captured.err or "differ in scale" in captured.err
+
+
+def test_a_good_pair_reports_its_confidence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = _write(tmp_path / "a.tif", blob_field(384, 512, 3, n=900))
+    b = _write(tmp_path / "b.tif", blob_field(384, 512, 3, shift=(-3.5, 0.75), n=900))
+    assert main(["measure", "shift", str(a), str(b), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scale"] == pytest.approx(1.0, abs=1e-3) and out["peak_correlation"] > 0.9
+    assert out["residual_rms_px"] < 0.05 and out["patches_used"] == out["patches_matched"]

@@ -100,3 +100,21 @@ def test_chart_and_focus_on_twin_dngs(tmp_path: Path, capsys: pytest.CaptureFixt
     files = [str(tmp_path / f"frame{i}.dng") for i in range(3)]
     code, _, err = _run(["measure", "focus", *files, "--rail-mm", "1", "2"], capsys)
     assert code == 2 and "--rail-mm: expected one rail position per file (3), got 2" in err
+
+
+def test_sfr_method_option_is_echoed(edge_png: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["measure", "sfr", str(edge_png), "--method", "sfrmat5", "--json"], capsys)
+    assert code == 0 and json.loads(out)["method"] == "sfrmat5"
+    with pytest.raises(SystemExit) as info:
+        main(["measure", "sfr", str(edge_png), "--method", "imatest"])
+    assert info.value.code == 2 and "--method" in capsys.readouterr().err
+
+
+def test_sfr_without_roi_refuses_a_frame_with_no_clean_edge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(4)
+    texture = np.clip(20000 + 8000 * rng.standard_normal((200, 240)), 0, 65535).astype(np.uint16)
+    path = tmp_path / "texture.png"
+    cv2.imwrite(str(path), texture)
+    code, out, err = _run(["measure", "sfr", str(path)], capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "no slanted edge found; pass --roi X Y W H" in err

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from rig.errors import ImageInputError
-from rig.measure.imageio import bayer_mean, bayer_plane, channel_site, load_image
+from rig.measure.imageio import LINEAR, bayer_mean, bayer_plane, channel_site, load_image
 from rig.spec.dng import write_dng
 
 
@@ -20,7 +20,7 @@ def test_gray_png_and_tiff_round_trip(tmp_path: Path) -> None:
     data8 = rng.integers(0, 255, (30, 40), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "a.png"), data16)
     tifffile.imwrite(tmp_path / "b.tif", data8)
-    png, tif = load_image(tmp_path / "a.png"), load_image(tmp_path / "b.tif")
+    png, tif = load_image(tmp_path / "a.png"), load_image(tmp_path / "b.tif", encoding=LINEAR)
     assert np.array_equal(png.data, data16) and png.white_level == 65535 and not png.is_raw
     assert np.array_equal(tif.data, data8) and tif.white_level == 255
 
@@ -32,7 +32,7 @@ def test_colour_is_reduced_to_bt709_luma(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "c.tif", rgb)
     expected = 0.2126 * 200 + 0.7152 * 100 + 0.0722 * 50
     for name in ("c.png", "c.tif"):
-        assert load_image(tmp_path / name).data == pytest.approx(np.full((4, 4), expected))
+        assert load_image(tmp_path / name, encoding=LINEAR).data == pytest.approx(np.full((4, 4), expected))
 
 
 def test_dng_keeps_the_mosaic_and_its_levels(tmp_path: Path) -> None:
