@@ -52,7 +52,8 @@ def print_table(
             table.add_row(*row, style=styles[i] if styles else None)
         out.print(table)
         return
-    out.print(f"# {title}", markup=False)
-    out.print("\t".join(columns), markup=False)
-    for row in rows:
-        out.print("\t".join(row), markup=False)
+    if out.quiet:
+        return
+    # straight to the stream: rich would expand the tabs into spaces
+    lines = [f"# {title}", "\t".join(columns), *("\t".join(row) for row in rows)]
+    out.file.write("\n".join(lines) + "\n")
