@@ -286,3 +286,15 @@ def test_calibration_beyond_the_profile_range_is_rejected_and_never_written(tmp_
     assert [m.key for m in record.measurements if m.verdict is Verdict.FAIL] == ["flange_offset_um"]
     skipped = {m.name for m in record.measurements if m.verdict is Verdict.SKIP}
     assert skipped == {"profile_readback_match", "flange_residual_um", "shading_residual_pct"}
+
+
+def test_an_error_run_names_the_exact_resume_command() -> None:
+    from rig.cli import build_parser
+    from rig.cli.plans import EXIT_BY_HEADLINE, resume_command
+
+    args = build_parser().parse_args(["signoff", "--unit", "fault-lost", "--reports", "/data/my reports"])
+    assert resume_command(args, "20260101T000000-XM12SU-000001-signoff") == (
+        "rig signoff --unit fault-lost --reports '/data/my reports' --resume 20260101T000000-XM12SU-000001-signoff"
+    )
+    levels = ("CERTIFIED", "CERTIFIED WITH LIMITATIONS", "NOT CERTIFIED")
+    assert len({EXIT_BY_HEADLINE[w] for w in levels}) == 3 and EXIT_BY_HEADLINE["ERROR"] == 3
