@@ -179,7 +179,11 @@ class RunRecord(Record):
     artifacts: dict[str, str] = Field(default_factory=dict)  # name → file relative to the run folder
 
     def final_verdict(self) -> Verdict:
-        verdict = combine([m.verdict for m in self.measurements] + [s.verdict for s in self.steps])
+        """ERROR beats FAIL beats PASS over measurements and steps. A partial run is never PASS: what its
+        deselected steps would have measured is unknown (ERROR), but a FAIL it did measure stands."""
+        left_out = set(self.deselected)
+        measured = [m.verdict for m in self.measurements if not (m.value is None and m.step in left_out)]
+        verdict = combine(measured + [s.verdict for s in self.steps])
         if self.partial and verdict is Verdict.PASS:
             return Verdict.ERROR  # a partial run has not shown the unit good, whatever it measured
         return verdict
