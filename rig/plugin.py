@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # the plugin loads in every pytest run where rig is installed
 log = logging.getLogger(__name__)
 
 PLAN_KEY = pytest.StashKey[str]()
+PLAN_STEPS_KEY = pytest.StashKey[list[str]]()  # every step of the plan module, before any deselection
 STEP_KEY = pytest.StashKey["StepState"]()
 OPTIONS_KEY = pytest.StashKey["RunOptions"]()
 
@@ -64,7 +65,10 @@ def options_of(config: pytest.Config) -> RunOptions:
 
 
 # ---------------------------------------------------------------------------------------------- plan discovery
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    # tryfirst: the plan's full step list is taken before -k / --deselect (pytest's own hooks) narrow it, so a
+    # partial run knows what it left out
     plans = {getattr(item.module, "PLAN", None) for item in items if isinstance(item, pytest.Function)}
     plans.discard(None)
     if not plans:
@@ -72,6 +76,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if len(plans) > 1:
         raise pytest.UsageError(f"one plan per run, got {sorted(p for p in plans if p)}")
     config.stash[PLAN_KEY] = str(plans.pop())
+    config.stash[PLAN_STEPS_KEY] = [step_name(item) for item in items if _is_plan_step(item)]
     options = options_of(config)
     resume = options.resume
     if resume:
@@ -190,6 +195,10 @@ def run(
     if plan is None:
         raise pytest.UsageError("the run fixture is for plan modules (they set PLAN = '<name>')")
     limits = load_limits(plan)
+    plan_steps = set(pytestconfig.stash.get(PLAN_STEPS_KEY, []))
+    unknown = sorted({f"{n}.step = {lim.step!r}" for n, lim in limits.limits.items() if lim.step not in plan_steps})
+    if plan_steps and unknown:  # a limit must name the step that records it, or a missing one is misreported
+        raise pytest.UsageError(f"{limits.source}: {unknown[0]}: expected one of {', '.join(sorted(plan_steps))}")
     options = options_of(pytestconfig)
     reports = options.reports_dir
     resume = options.resume
@@ -265,6 +274,12 @@ class StepMeasurements:
         self._state.measurements.append(rec)
         return rec
 
+    def skip(self, name: str, reason: str, *, zone: str | None = None) -> MeasurementRecord:
+        """Record a declared measurement as not applicable to this unit or lens (SKIP, with the reason)."""
+        rec = self._recorder.skip(self._state.name, name, reason, zone=zone)
+        self._state.measurements.append(rec)
+        return rec
+
     def attach(self, relative: str, data: bytes) -> str:
         path = self._recorder.save_file(relative, data)
         self._state.attachments.append(path)
@@ -299,6 +314,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if state is None or report.when != "call":
         if state is not None and report.when == "setup" and report.failed:
             _finish_step(item, state, Verdict.ERROR, _reason(call.excinfo))
+        elif state is not None and report.when == "setup" and report.skipped:  # e.g. a profile not written
+            _finish_step(item, state, Verdict.SKIP, _skip_reason(call.excinfo))
         return
     failures = [m for m in state.measurements if m.verdict is Verdict.FAIL]
     errors = [m for m in state.measurements if m.verdict is Verdict.ERROR]
@@ -330,6 +347,12 @@ def _describe(m: MeasurementRecord) -> str:
     return f"{m.name}{where} = {m.value:.4g} {m.unit} outside [{m.low}, {m.high}]"
 
 
+def _skip_reason(excinfo: pytest.ExceptionInfo[BaseException] | None) -> str:
+    if excinfo is None:
+        return ""
+    return str(getattr(excinfo.value, "msg", "") or excinfo.value).strip() or type(excinfo.value).__name__
+
+
 def _reason(excinfo: pytest.ExceptionInfo[BaseException] | None) -> str:
     if excinfo is None:
         return ""
@@ -358,6 +381,13 @@ def _finish_step(item: pytest.Item, state: StepState, verdict: Verdict, error: s
     )
 
 
+def deselected_steps(session: pytest.Session, recorder: RunRecorder) -> list[str]:
+    """The plan's steps this session neither ran nor had completed in the run it resumes (-k, --deselect)."""
+    every = session.config.stash.get(PLAN_STEPS_KEY, [])
+    selected = {step_name(item) for item in session.config.stash.get(_ITEMS_KEY, [])}
+    return [s for s in every if s not in selected and s not in recorder.completed_steps()]
+
+
 def _bench_of(item: pytest.Item) -> BenchOps | None:
     funcargs = getattr(item, "funcargs", {})
     return funcargs.get("bench")
@@ -367,7 +397,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     recorder = session.config.stash.get(_RECORDER_KEY, None)
     if recorder is None:
         return
-    recorder.finish()
+    recorder.finish(deselected=deselected_steps(session, recorder))
     from rig.bench.outputs import publish_run
 
     publish_run(recorder, store_url=options_of(session.config).store)

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from rig import __version__
-from rig.config.limits import LimitSet
+from rig.config.limits import Limit, LimitSet
 from rig.errors import ConfigError
 from rig.results.record import (
     MeasurementRecord,
+    PlanOutcome,
     RunRecord,
+    StepAttempt,
     StepRecord,
     Verdict,
     atomic_write_bytes,
@@ -70,6 +72,7 @@ class RunRecorder:
         self.run_dir = run_dir
         self.limits = limits
         self.plots = plots or ReportData()
+        self._superseded: dict[str, list[StepAttempt]] = {}  # attempts a resumed run re-runs, by step
         run_dir.mkdir(parents=True, exist_ok=True)
         self.save()
 
@@ -108,20 +111,32 @@ class RunRecorder:
 
     @classmethod
     def resume(cls, run_dir: Path, limits: LimitSet, redo_steps: Iterable[str]) -> RunRecorder:
-        """Continue a run: keep completed steps and their measurements, forget those about to be re-run."""
+        """Continue a run: keep completed steps and their measurements, forget those about to be re-run.
+
+        What the re-run supersedes becomes history, not a current error: each step to redo keeps its earlier
+        attempts (verdict, reason) for the report ("attempt 1: ERROR …, resumed: PASS"); the run's errors keep only
+        those of steps not re-run; measurements the last finish added for what was not measured are dropped (the
+        next finish judges again what is still missing).
+        """
         path = run_dir / RECORD_FILE
         if not path.is_file():
             raise ConfigError(path, "", "(missing)", "the record.json of the run to resume")
         record = RunRecord.load(path)
         redo = set(redo_steps)
-        record.measurements = [m for m in record.measurements if m.step not in redo]
+        recorder = cls(record, run_dir, limits, _load_plots(run_dir))
+        recorder._superseded = {
+            s.name: [*s.attempts, StepAttempt(verdict=s.verdict, started=s.started, ended=s.ended, error=s.error)]
+            for s in record.steps
+            if s.name in redo
+        }
+        record.measurements = [m for m in record.measurements if m.step not in redo and not _is_missing_entry(m)]
         record.steps = [s for s in record.steps if s.name not in redo]
+        record.errors = [e for e in record.errors if e.split(":", 1)[0] not in redo]
         record.ended = None
         record.verdict = None
-        record.errors.append(f"resumed at {utcnow().isoformat()} (re-running: {', '.join(sorted(redo)) or 'none'})")
-        plots_path = run_dir / REPORT_DATA_FILE
-        plots = ReportData.load(plots_path) if plots_path.is_file() else None
-        return cls(record, run_dir, limits, plots)
+        record.history.append(f"resumed at {utcnow().isoformat()} (re-running: {', '.join(sorted(redo)) or 'none'})")
+        recorder.save()
+        return recorder
 
     # ------------------------------------------------------------------ recording
     def measure(
@@ -142,6 +157,7 @@ class RunRecorder:
             error = error or f"not a finite number ({number})"
             number = None
         verdict = MeasurementRecord.judge(number, bounds.low, bounds.high)
+        marginal = verdict is Verdict.PASS and MeasurementRecord.in_marginal_band(number, *bounds.marginal_bounds())
         if number is None and error is None:
             error = "no value"
         rec = MeasurementRecord(
@@ -153,9 +169,30 @@ class RunRecorder:
             low=bounds.low,
             high=bounds.high,
             verdict=verdict,
+            marginal=marginal,
             doc=limit.doc,
             captures=list(captures),
             error=error,
+        )
+        self.record.measurements.append(rec)
+        self.save()
+        return rec
+
+    def skip(self, step: str, name: str, reason: str, *, zone: str | None = None) -> MeasurementRecord:
+        """Record that a declared measurement does not apply to this unit or lens (SKIP, with the reason)."""
+        limit = self.limits.get(name)
+        bounds = limit.for_zone(f"{self.zone_qualifier}:{zone}" if self.zone_qualifier and zone else zone)
+        rec = MeasurementRecord(
+            name=name,
+            step=step,
+            zone=zone,
+            value=None,
+            unit=limit.unit,
+            low=bounds.low,
+            high=bounds.high,
+            verdict=Verdict.SKIP,
+            doc=limit.doc,
+            error=reason,
         )
         self.record.measurements.append(rec)
         self.save()
@@ -180,12 +217,18 @@ class RunRecorder:
             error=error,
             retries=retries,
             attachments=list(attachments),
+            attempts=self._superseded.get(name, []),
         )
         self.record.steps = [s for s in self.record.steps if s.name != name] + [rec]
         if error and verdict is Verdict.ERROR:
             self.record.errors.append(f"{name}: {error}")
         self.save()
         return rec
+
+    def set_outcome(self, outcome: PlanOutcome) -> None:
+        """The plan's own answer (certificate level, calibration verdict), saved with the record at once."""
+        self.record.outcome = outcome
+        self.save()
 
     def save_file(self, relative: str, data: bytes) -> str:
         """Store a capture or attachment in the run folder (atomically); returns its relative path."""
@@ -205,14 +248,98 @@ class RunRecorder:
     def completed_steps(self) -> set[str]:
         return {s.name for s in self.record.steps if s.verdict is not Verdict.ERROR}
 
-    def finish(self) -> Verdict:
+    def finish(self, *, deselected: Iterable[str] = ()) -> Verdict:
+        """End the run: what was declared but not measured is recorded, then the verdict is combined.
+
+        Every limit of the plan's limit set (and each field zone it declares) without a recorded measurement is
+        recorded as ERROR with the reason (:func:`missing_reason`), or as SKIP when its step was skipped as not
+        applicable; a step that did not record all its measurements ends ERROR. ``deselected``: the plan's steps
+        this run did not select (``-k``, ``--deselect``): the run is partial and can never be PASS.
+        """
+        left_out = sorted(set(deselected))
+        self.record.deselected = left_out
+        self.record.partial = bool(left_out)
+        self.record.measurements = [m for m in self.record.measurements if not _is_missing_entry(m)]
+        steps = {s.name: s for s in self.record.steps}
+        unrecorded: dict[str, list[str]] = {}
+        for missing in self.missing_measurements():
+            name, zone, limit = missing
+            step = steps.get(limit.step) if limit.step else None
+            verdict, reason = missing_reason(limit.step, step, deselected=limit.step in left_out)
+            bounds = limit.for_zone(f"{self.zone_qualifier}:{zone}" if self.zone_qualifier and zone else zone)
+            self.record.measurements.append(
+                MeasurementRecord(
+                    name=name,
+                    step=limit.step or "",
+                    zone=zone,
+                    value=None,
+                    unit=limit.unit,
+                    low=bounds.low,
+                    high=bounds.high,
+                    verdict=verdict,
+                    doc=limit.doc,
+                    error=reason,
+                )
+            )
+            if step is not None and step.verdict in (Verdict.PASS, Verdict.FAIL, Verdict.INFO):
+                unrecorded.setdefault(step.name, []).append(f"{name}[{zone}]" if zone else name)
+        for name, keys in unrecorded.items():
+            step = steps[name]
+            why = f"did not record {', '.join(keys)}"
+            self.record.steps = [s for s in self.record.steps if s.name != name] + [
+                step.model_copy(update={"verdict": Verdict.ERROR, "error": "; ".join(filter(None, [step.error, why]))})
+            ]
+            self.record.errors.append(f"{name}: {why}")
         self.record.ended = utcnow()
         self.record.verdict = self.record.final_verdict()
         self.save()
         return self.record.verdict
 
+    def missing_measurements(self) -> list[tuple[str, str | None, Limit]]:
+        """(name, zone, limit) of every declared measurement (and declared zone) the record does not hold yet."""
+        recorded: dict[str, set[str | None]] = {}
+        for m in self.record.measurements:
+            if not _is_missing_entry(m):
+                recorded.setdefault(m.name, set()).add(None if m.zone is None else m.zone.rsplit(":", 1)[-1])
+        out: list[tuple[str, str | None, Limit]] = []
+        for name, limit in self.limits.limits.items():
+            zones = recorded.get(name)
+            if zones is None:
+                out += [(name, zone, limit) for zone in (limit.base_zones or [None])]
+            else:
+                out += [(name, zone, limit) for zone in limit.base_zones if zone not in zones]
+        return out
+
     def save(self) -> Path:
         return self.record.save(self.run_dir / RECORD_FILE)
+
+
+MISSING_PREFIX = "declared, not measured"
+"""How the reason of a measurement that :meth:`RunRecorder.finish` added for what was not measured begins."""
+
+
+def _is_missing_entry(m: MeasurementRecord) -> bool:
+    return m.value is None and (m.error or "").startswith((MISSING_PREFIX, "not applicable: step "))
+
+
+def missing_reason(step_name: str | None, step: StepRecord | None, *, deselected: bool) -> tuple[Verdict, str]:
+    """Verdict and reason of a declared measurement the run did not record, from what became of its step."""
+    if step_name is None:
+        return Verdict.ERROR, f"{MISSING_PREFIX}: no step recorded it"
+    if deselected:
+        return Verdict.ERROR, f"{MISSING_PREFIX}: step {step_name} deselected"
+    if step is None:
+        return Verdict.ERROR, f"{MISSING_PREFIX}: step {step_name} did not run"
+    if step.verdict is Verdict.SKIP:
+        return Verdict.SKIP, f"not applicable: step {step_name} skipped ({step.error or 'no reason given'})"
+    if step.verdict is Verdict.ERROR:
+        return Verdict.ERROR, f"{MISSING_PREFIX}: step {step_name} ended ERROR before recording it ({step.error})"
+    return Verdict.ERROR, f"{MISSING_PREFIX}: step {step_name} did not record it"
+
+
+def _load_plots(run_dir: Path) -> ReportData | None:
+    plots_path = run_dir / REPORT_DATA_FILE
+    return ReportData.load(plots_path) if plots_path.is_file() else None
 
 
 def _default_operator() -> str:

@@ -41,7 +41,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rig.calibrate.lensfun import LensfunLens, PaFit, PaVignetting, PtlensDistortion
 from rig.config.lenses import LensSpec
 from rig.errors import ConfigError
-from rig.results.record import MeasurementRecord, RunRecord, Verdict, atomic_write_text, utcnow
+from rig.results.record import (
+    NEUTRAL_VERDICTS,
+    CertificateLevel,
+    MeasurementRecord,
+    RunRecord,
+    Verdict,
+    atomic_write_text,
+    utcnow,
+)
 from rig.results.reportdata import Check, ChecksPlot
 
 CERTIFICATE_FILE = "certificate.json"
@@ -49,12 +57,6 @@ LENSFUN_FILE = "lensfun.xml"
 CERTIFICATE_VERSION = "1.0"
 LENSFUN_INFINITY_M = 1000.0
 """lensfun's focus distance for a subject at infinity: the bench's charts sit at a collimator's focal plane."""
-
-
-class CertificateLevel(StrEnum):
-    CERTIFIED = "CERTIFIED"
-    CERTIFIED_WITH_LIMITATIONS = "CERTIFIED WITH LIMITATIONS"
-    NOT_CERTIFIED = "NOT CERTIFIED"
 
 
 class Severity(StrEnum):
@@ -223,8 +225,8 @@ def grade(
     seen: set[tuple[str, str | None]] = set()
     for m in measurements:
         key = (m.name, m.zone)
-        if m.low is None and m.high is None and key not in blocking:
-            continue  # information (e.g. flange_offset_um)
+        if ((m.low is None and m.high is None) or m.verdict in NEUTRAL_VERDICTS) and key not in blocking:
+            continue  # information (e.g. flange_offset_um), or not applicable to this lens (e.g. sag tilt at 28 mm)
         seen.add(key)
         findings.append(
             Finding(

@@ -14,6 +14,12 @@ Files (calibration/README.md describes them for the people who use them):
 ``verification.json``
     :class:`Verification`: read-back comparison and post-calibration residuals, rewritten as each check completes
     (a check not done yet is ``null``).
+``verdict.json``
+    :class:`CalibrationDecision`: ACCEPTED or REJECTED, with the reasons and whether the profile went to the phone.
+    Written when a calibration run decides; removed when a new profile is written (it no longer applies).
+``profile.rejected.json``
+    A REJECTED calibration's profile, kept for diagnosis under a name no tool reads as a valid profile; a REJECTED
+    run removes ``profile.json`` and its exports, and an ACCEPTED re-run (after re-shimming) removes this file.
 
 Every file is replaced atomically, so a folder never holds a half-written file after a crash.
 """
@@ -33,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rig.calibrate.opencv_yaml import OpenCvCamera, write_opencv_yaml
 from rig.config.loader import validate
 from rig.errors import ArgumentError, ConfigError
-from rig.results.record import atomic_write_bytes
+from rig.results.record import CalibrationVerdict, atomic_write_bytes
 from rig.spec.gainmap import readout_opcode_lists
 from rig.spec.profile import BayerChannel, CalibrationProfile
 
@@ -41,6 +47,11 @@ PROFILE_FILE = "profile.json"
 GAINMAP_FILE_PATTERN = "gainmap-*x*.opcodes"
 CAMERA_FILE = "camera.yaml"
 VERIFICATION_FILE = "verification.json"
+VERDICT_FILE = "verdict.json"
+REJECTED_PROFILE_FILE = "profile.rejected.json"
+VALID_PROFILE_FILES = (PROFILE_FILE, CAMERA_FILE, VERIFICATION_FILE, "gainmap.opcodes")
+"""The files a tool may take as this unit's valid calibration (with every ``gainmap-<W>x<H>.opcodes``): none of
+them survives a REJECTED run."""
 
 _SAFE_SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -145,6 +156,50 @@ def read_verification(path: str | Path) -> Verification:
     except json.JSONDecodeError as exc:
         raise ConfigError(path, "", "(unparsable)", f"a JSON verification record ({exc})") from None
     return validate(Verification, data, path)
+
+
+class CalibrationDecision(_Model):
+    """``verdict.json``: what the calibration run decided about its profile, and why."""
+
+    schema_version: str = "1.0"
+    unit_serial: str
+    run_id: str
+    verdict: CalibrationVerdict
+    reasons: list[str] = Field(default_factory=list, description="why REJECTED (empty when ACCEPTED)")
+    written_to_phone: bool = Field(description="whether the profile of this run was written to the phone")
+    profile_file: str = Field(description="the profile file in this folder the verdict is about")
+    profile_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    decided: datetime
+
+
+def write_decision(folder: Path, decision: CalibrationDecision) -> Path:
+    return atomic_write_bytes(folder / VERDICT_FILE, (decision.model_dump_json(indent=2) + "\n").encode("utf-8"))
+
+
+def read_decision(path: str | Path) -> CalibrationDecision:
+    """Parse a ``verdict.json`` (one-line :class:`ConfigError` naming the file and field when it is wrong)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(path, "", "(unreadable)", f"a calibration verdict.json ({exc})") from None
+    return validate(CalibrationDecision, data, path)
+
+
+def write_rejected_profile(folder: Path, profile: CalibrationProfile) -> Path:
+    """Keep a REJECTED profile for diagnosis as ``profile.rejected.json`` and remove every valid-named file, so
+    nothing in the folder can be taken for a usable calibration of this unit."""
+    for name in VALID_PROFILE_FILES:
+        (folder / name).unlink(missing_ok=True)
+    for gainmap in folder.glob(GAINMAP_FILE_PATTERN):
+        gainmap.unlink()
+    return atomic_write_bytes(folder / REJECTED_PROFILE_FILE, profile.to_json())
+
+
+def supersede_rejection(folder: Path) -> None:
+    """A new profile is being written: an earlier rejection and its verdict no longer apply."""
+    (folder / REJECTED_PROFILE_FILE).unlink(missing_ok=True)
+    (folder / VERDICT_FILE).unlink(missing_ok=True)
 
 
 def read_profile_file(path: str | Path) -> CalibrationProfile:

@@ -2,7 +2,18 @@
 
 The plan runs in-process through ``pytest.main`` with the same plugin a plain ``pytest --pyargs rig.plans.…``
 run uses; this command adds up-front validation of every input (so a typo is one line and exit 2, before any
-motor moves), a live step list, the summary table and the exit status: 0 PASS, 1 FAIL, 3 ERROR.
+motor moves), a live step list, the summary table and the exit status of :data:`EXIT_BY_HEADLINE`:
+
+====  ==========================================================================
+0     PASS · CERTIFIED · ACCEPTED (calibration profile written and verified)
+1     FAIL · NOT CERTIFIED · REJECTED (calibration profile not written)
+2     bad input (one line on stderr)
+3     ERROR: the bench could not measure; the last line gives the ``--resume`` command
+4     CERTIFIED WITH LIMITATIONS
+====  ==========================================================================
+
+The last line of stdout is always ``WORD SERIAL PLAN RUN_FOLDER`` with WORD the run's headline
+(:attr:`RunRecord.headline`), the same word as the report banner, JUnit and the store.
 """
 
 from __future__ import annotations
@@ -10,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -28,7 +40,21 @@ PLANS = {
     "calibrate": ("calibration", "factory calibration: measure, write the profile to the phone, verify"),
     "certify": ("certification", "lens compatibility certification of one catalog lens on this phone"),
 }
-EXIT_BY_VERDICT = {"PASS": 0, "FAIL": 1, "ERROR": 3, "SKIP": 3}
+EXIT_CERTIFIED_WITH_LIMITATIONS = 4
+EXIT_BY_HEADLINE: dict[str, int] = {
+    "PASS": 0,
+    "FAIL": 1,
+    "ERROR": 3,
+    "SKIP": 3,
+    "INFO": 3,
+    "INCOMPLETE": 3,
+    "CERTIFIED": 0,
+    "CERTIFIED WITH LIMITATIONS": EXIT_CERTIFIED_WITH_LIMITATIONS,
+    "NOT CERTIFIED": 1,
+    "ACCEPTED": 0,
+    "REJECTED": 1,
+}
+"""Exit status by the run's headline word (verdict, certificate level or calibration verdict)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -103,24 +129,71 @@ def run_plan(args: argparse.Namespace) -> int:
         sys.stderr.write(f"rig: bench error: the plan ended (pytest exit {int(code)}) without a run record\n")
         return 3
     record = RunRecord.load(record_path)
-    verdict = record.verdict.value if record.verdict else "ERROR"
+    run_dir = reports / run_id
+    headline = record.headline
+    status = EXIT_BY_HEADLINE.get(headline, 3)
+    resume = resume_command(args, record.run_id) if headline == "ERROR" else None
+    calibration = _calibration(options, record) if args.plan == "calibration" else None
     if args.json:  # one JSON document and nothing else on stdout, for scripts
-        print(json.dumps(_summary(record, reports / run_id, time.monotonic() - started), indent=2))
-        return EXIT_BY_VERDICT.get(verdict, 3)
+        summary = _summary(record, run_dir, time.monotonic() - started)
+        summary.update(headline=headline, exit_status=status, resume_command=resume, calibration=calibration)
+        print(json.dumps(summary, indent=2))
+        return status
+    from rig.cli.output import console
+
+    out = console()
     if not args.quiet:
-        _print_summary(record, reports / run_id, time.monotonic() - started)
-    print(f"{verdict} {record.unit_serial} {record.plan} {reports / run_id}")
-    return EXIT_BY_VERDICT.get(verdict, 3)
+        _print_summary(out, record, run_dir, time.monotonic() - started)
+    if calibration is not None:
+        out.print(f"calibration folder {calibration['folder']}: {calibration['verdict'] or 'no verdict'}", markup=False)
+        for reason in calibration["reasons"]:
+            out.print(f"  {reason}", markup=False)
+    last = f"{headline} {record.unit_serial} {record.plan} {run_dir}"
+    if resume:
+        last += f"  resume with: {resume}"
+    out.print(last, markup=False)
+    return status
+
+
+def resume_command(args: argparse.Namespace, run_id: str) -> str:
+    """The exact ``rig … --resume RUN_ID`` that continues this run, with the options it was started with."""
+    from rig.bench.options import RUN_OPTIONS
+
+    command = next(name for name, (plan, _) in PLANS.items() if plan == args.plan)
+    words = ["rig", command]
+    for option in RUN_OPTIONS:
+        value = getattr(args, option.dest, None)
+        if option.dest in {"run_id", "resume"} or value in (None, ""):
+            continue
+        words += [option.flag, str(value)]
+    return shlex.join([*words, "--resume", run_id])
+
+
+def _calibration(options: RunOptions, record: Any) -> dict[str, Any]:
+    """The unit's calibration folder and the verdict it holds about this run (None when it decided nothing)."""
+    from rig.calibrate import outputs
+
+    folder = options.calibration_folder / record.unit_serial
+    verdict_file = folder / outputs.VERDICT_FILE
+    decision = outputs.read_decision(verdict_file) if verdict_file.is_file() else None
+    if decision is not None and decision.run_id != record.run_id:
+        decision = None
+    return {
+        "folder": str(folder),
+        "verdict": decision.verdict.value if decision else None,
+        "reasons": decision.reasons if decision else [],
+        "written_to_phone": decision.written_to_phone if decision else None,
+    }
 
 
 class _Progress:
     """A pytest plugin that shows each step as it runs (rich), instead of pytest's own terminal output."""
 
     def __init__(self, *, quiet: bool) -> None:
-        from rich.console import Console
+        from rig.cli.output import console
 
         self.quiet = quiet
-        self.console = Console(stderr=True, highlight=False)
+        self.console = console(stderr=True)
         self._t0: dict[str, float] = {}
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
@@ -129,6 +202,8 @@ class _Progress:
             self.console.print(f"[dim]…[/dim] {location[2].removeprefix('test_')}", end="\r")
 
     def pytest_runtest_logreport(self, report: Any) -> None:
+        from rich.markup import escape
+
         if self.quiet:
             return
         if report.when == "call" or (report.when == "setup" and not report.passed):
@@ -143,10 +218,10 @@ class _Progress:
                 mark = "[red]FAIL [/red]"
             else:
                 mark = "[bold yellow]ERROR[/bold yellow]"
-            self.console.print(f"{mark} {name:<32} {elapsed:6.1f} s")
+            self.console.print(f"{mark} {escape(name):<32} {elapsed:6.1f} s")
             if not report.passed and text:
                 first = text.splitlines()[-1] if not text.startswith(("FAIL", "ERROR")) else text
-                self.console.print(f"      [dim]{first[:300]}[/dim]")
+                self.console.print(f"      [dim]{escape(first)}[/dim]")
 
     def pytest_internalerror(self, excrepr: Any) -> None:
         self.console.print(f"[red]internal error[/red]: {excrepr}")
@@ -192,33 +267,45 @@ def _certificate(run_dir: Path) -> dict[str, Any] | None:
     return {"level": cert.level.value, "reasons": cert.reasons, "notes": cert.notes, "file": str(path)}
 
 
-def _print_summary(record: Any, run_dir: Path, wall_s: float) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _print_summary(out: Any, record: Any, run_dir: Path, wall_s: float) -> None:
+    from rich.markup import escape
 
-    console = Console(highlight=False)
-    table = Table(title=f"{record.plan} of {record.unit_serial} on {record.station}", show_lines=False)
-    for col in ("measurement", "zone", "value", "unit", "low", "high", "verdict"):
-        table.add_column(col)
-    order = {"FAIL": 0, "ERROR": 1, "PASS": 2, "SKIP": 3}
-    for m in sorted(record.measurements, key=lambda m: order.get(m.verdict.value, 9)):
-        colour = {"PASS": "green", "FAIL": "red", "ERROR": "yellow"}.get(m.verdict.value, "white")
-        value = "—" if m.value is None else f"{m.value:.4g}"
-        table.add_row(
-            m.name,
-            m.zone or "",
-            value,
-            m.unit,
-            "" if m.low is None else f"{m.low:g}",
-            "" if m.high is None else f"{m.high:g}",
-            f"[{colour}]{m.verdict.value}[/{colour}]",
+    from rig.cli.output import print_table
+    from rig.results.numbers import display_unit, format_value
+    from rig.results.tables import sorted_for_report
+
+    rows, styles = [], []
+    for m in sorted_for_report(record):
+        word = "MARGINAL" if m.marginal else m.verdict.value
+        rows.append(
+            [
+                m.name,
+                m.zone or "",
+                "—" if m.value is None else format_value(m.value, m.unit, m.low, m.high),
+                display_unit(m.unit),
+                "" if m.low is None else f"{m.low:g}",
+                "" if m.high is None else f"{m.high:g}",
+                word,
+                m.error or "",
+            ]
         )
-    console.print(table)
+        styles.append({"FAIL": "red", "ERROR": "yellow", "MARGINAL": "magenta", "PASS": "green"}.get(word))
+    columns = ("measurement", "zone", "value", "unit", "low", "high", "verdict", "note")
+    title = f"{record.plan} of {record.unit_serial} on {record.station}"
+    print_table(out, title, columns, rows, right=("value", "low", "high"), styles=styles)
     for error in record.errors:
-        console.print(f"[yellow]error[/yellow] {error}")
+        out.print(f"[yellow]error[/yellow] {escape(error)}")
+    for step in record.steps:
+        for i, attempt in enumerate(step.attempts, start=1):
+            out.print(
+                f"[dim]history[/dim] {escape(step.name)}: attempt {i}: {attempt.verdict.value} "
+                f"{escape(attempt.error or '')}, resumed: {step.verdict.value}"
+            )
+    if record.partial:
+        out.print(f"[yellow]partial run[/yellow]: deselected {escape(', '.join(record.deselected))}")
     cert = _certificate(run_dir)
-    if cert is not None:  # the lens lab's answer on top of the limits' verdict
-        console.print(f"certificate [bold]{cert['level']}[/bold] ({cert['file']})")
+    if cert is not None:  # the lens lab's answer: the run's headline, with each limitation listed
+        out.print(f"certificate [bold]{cert['level']}[/bold] {escape(cert['file'])}")
         for line in cert["reasons"] + cert["notes"]:
-            console.print(f"  {line}")
-    console.print(f"run folder {run_dir}  ({wall_s:.1f} s)")
+            out.print(f"  {escape(line)}")
+    out.print(f"run folder {escape(str(run_dir))}  ({wall_s:.1f} s)")

@@ -39,8 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--since", type=_date, metavar="DATE", help="runs started at or after DATE (ISO 8601, UTC if no offset)"
     )
     s.add_argument("--until", type=_date, metavar="DATE", help="runs started before DATE")
-    s.add_argument("--plan", help="only this plan (e.g. signoff)")
+    s.add_argument("--plan", help="the plan (default: the latest run's; plans are never pooled: their limits differ)")
+    s.add_argument("--lens", help="the lens (default: the latest run's of the plan)")
+    s.add_argument("--all-lenses", action="store_true", help="pool every lens of the plan")
     s.add_argument("--station", help="only this station")
+    s.add_argument("--force", action="store_true", help="overwrite an existing spc.html in --out")
     s.add_argument("--store", metavar="URL", help="results store URL (default: reports/results.sqlite)")
     s.add_argument(
         "--out", type=Path, default=None, metavar="DIR", help="folder for spc.html and CSV (default: reports/spc)"
@@ -137,43 +140,55 @@ def _finite(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
 
-def spc_command(args: argparse.Namespace) -> int:
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+def _known(runs: Any, column: str, asked: str | None, flag: str) -> None:
+    known = sorted({str(v) for v in runs[column].dropna()})
+    if asked is not None and asked not in known:
+        raise ArgumentError(f"{flag} {asked!r}: not in the store; known: {', '.join(known) or '(no runs)'}")
 
-    from rig.report.spc_page import write_spc_outputs
-    from rig.results.spc import SPC_MEASUREMENT_COLUMNS, compute_spc
+
+def spc_command(args: argparse.Namespace) -> int:
+    from rig.cli.output import console
+    from rig.report.spc_page import SPC_FILES, write_spc_outputs
+    from rig.results.spc import SPC_MEASUREMENT_COLUMNS, compute_spc, scope_runs
     from rig.results.store import open_store
 
     if args.since and args.until and args.since >= args.until:
         raise ArgumentError(
             f"--since {args.since.isoformat()} --until {args.until.isoformat()}: expected since < until"
         )
-    selection = {"since": args.since, "until": args.until, "plan": args.plan, "station": args.station}
     out_dir = args.out or _default_reports() / "spc"
-    progress_console = _console(args, stderr=True)
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=progress_console, transient=True) as progress:
-        task = progress.add_task("reading the results store", total=None)
-        with open_store(args.store) as store:
-            runs = store.runs(**selection)
-            measurements = store.measurements(**selection, columns=SPC_MEASUREMENT_COLUMNS)
-        progress.update(task, description=f"SPC over {len(runs)} runs, {len(measurements)} measurements")
-        result = compute_spc(runs, measurements, charts=not args.no_charts)
-        progress.update(task, description="writing spc.html")
-        scope = (
-            ", ".join(
-                f"{k} {v:%Y-%m-%d %H:%M}" if isinstance(v, datetime) else f"{k} {v}"
-                for k, v in selection.items()
-                if v is not None
-            )
-            or "all runs"
-        )
-        paths = write_spc_outputs(result, out_dir, scope=scope)
+    if (out_dir / SPC_FILES["html"]).exists() and not args.force:
+        raise ArgumentError(f"--out {out_dir}: {SPC_FILES['html']} exists; give --force or another --out")
+    dates = {"since": args.since, "until": args.until, "station": args.station}
+    err = console(stderr=True, quiet=bool(args.quiet or args.json))
+    with open_store(args.store) as store:
+        every = store.runs()
+        _known(every, "plan", args.plan, "--plan")
+        _known(every, "lens", args.lens, "--lens")
+        _known(every, "station", args.station, "--station")
+        plan, lens = scope_runs(every, plan=args.plan, lens=args.lens, all_lenses=args.all_lenses)
+        runs = store.runs(plan=plan or None, **dates)
+        if lens is not None:
+            runs = runs[runs["lens"] == lens]
+        measurements = store.measurements(plan=plan or None, **dates, columns=SPC_MEASUREMENT_COLUMNS)
+    if err.is_terminal:
+        err.print(f"SPC over {len(runs)} runs", end="\r")
+    result = compute_spc(runs, measurements, charts=not args.no_charts)
+    selection = {"plan": plan, "lens": lens or "all lenses", **dates}
+    scope = ", ".join(
+        f"{k} {v:%Y-%m-%d %H:%M}" if isinstance(v, datetime) else f"{k} {v}"
+        for k, v in selection.items()
+        if v is not None
+    )
+    paths = write_spc_outputs(result, out_dir, scope=scope)
     y = result.yields
     if args.json:
         summary = {
             "scope": scope,
+            "plan": plan,
+            "lens": lens,
             "runs": y.runs,
+            "unmeasured_runs": y.unmeasured_runs,
             "yield": _finite(y.yield_frac),
             "units": y.units,
             "first_pass_yield": _finite(y.first_pass_yield_frac),
@@ -187,50 +202,52 @@ def spc_command(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     if not args.quiet:
-        _print_spc(_console(args), result, scope, paths)
+        _print_spc(console(), result, scope, paths)
     return 0
 
 
-def _print_spc(console: Any, result: Any, scope: str, paths: dict[str, Path]) -> None:
-    from rich.table import Table
+def _print_spc(out: Any, result: Any, scope: str, paths: dict[str, Path]) -> None:
+    from rich.markup import escape
 
+    from rig.cli.output import print_table
     from rig.report.spc_page import CPK_TARGET
+    from rig.results.numbers import display_unit, format_plain
 
     y = result.yields
 
     def pct(x: float) -> str:
         return "—" if math.isnan(x) else f"{100 * x:.1f} %"
 
-    def num(x: float | None) -> str:
-        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
-
-    console.print(f"[bold]SPC[/bold] {scope}")
-    console.print(
+    out.print(f"[bold]SPC[/bold] {escape(scope)}")
+    out.print(
         f"yield {pct(y.yield_frac)} ({y.passed_runs}/{y.runs} runs)   "
-        f"first-pass yield {pct(y.first_pass_yield_frac)} ({y.first_pass_units}/{y.units} units)"
+        f"first-pass yield {pct(y.first_pass_yield_frac)} ({y.first_pass_units}/{y.units} units)   "
+        f"{y.unmeasured_runs} runs ended ERROR before measuring (not counted)"
     )
-    table = Table(title="capability", title_justify="left")
-    for col in ("measurement", "zone", "n", "mean", "σ", "Cpk", "Ppk", "fail rate"):
-        table.add_column(col, justify="left" if col in {"measurement", "zone"} else "right", no_wrap=True)
+    rows, styles = [], []
     for row in result.capability.to_dict("records"):
         low_cpk = not math.isnan(row["cpk"]) and row["cpk"] < CPK_TARGET
-        cpk_text = f"[red]{num(row['cpk'])}[/red]" if low_cpk else num(row["cpk"])
-        table.add_row(
-            row["name"],
-            row["zone"] or "",
-            str(row["n"]),
-            num(row["mean"]),
-            num(row["sigma"]),
-            cpk_text,
-            num(row["ppk"]),
-            pct(row["fail_rate"]),
+        rows.append(
+            [
+                row["name"],
+                row["zone"] or "",
+                display_unit(row["unit"]),
+                str(row["n"]),
+                format_plain(row["mean"]),
+                format_plain(row["sigma"]),
+                format_plain(row["cpk"]),
+                format_plain(row["ppk"]),
+                pct(row["fail_rate"]),
+                str(row["marginal_count"]),
+                row["note"],
+            ]
         )
-    console.print(table)
+        styles.append("red" if low_cpk else None)
+    columns = ("measurement", "zone", "unit", "n", "mean", "σ", "Cpk", "Ppk", "fail rate", "marginal", "note")
+    print_table(out, "capability", columns, rows, right=("n", "mean", "σ", "Cpk", "Ppk", "fail rate"), styles=styles)
     if not result.pareto.empty:
-        pareto = Table(title="failure causes (Pareto)", title_justify="left")
-        for col in ("cause", "failed runs", "cumulative"):
-            pareto.add_column(col, justify="left" if col == "cause" else "right")
-        for row in result.pareto.head(10).to_dict("records"):
-            pareto.add_row(row["cause"], str(row["failed_runs"]), pct(row["cumulative_share"]))
-        console.print(pareto)
-    console.print(f"[dim]{paths['html']}[/dim]")
+        pareto = [
+            [r["cause"], str(r["failed_runs"]), pct(r["cumulative_share"])] for r in result.pareto.to_dict("records")
+        ]
+        print_table(out, "failure causes (Pareto)", ("cause", "failed runs", "cumulative"), pareto)
+    out.print(str(paths["html"]), markup=False)

@@ -8,6 +8,13 @@ limits per field zone::
     doc = "ISO 12233 e-SFR MTF50, green channel"
     zones.center = { low = 0.30 }
     zones.corner = { low = 0.20 }
+
+``step`` names the plan step that records the measurement: a run that ends without it records it as ERROR
+("declared, not measured: step X did not record it"). A marginal band warns before a limit is reached: a value
+that passes but lies below ``marginal_low`` or above ``marginal_high`` is PASS with the MARGINAL flag;
+``marginal_pct`` sets both from the tolerance instead (that percentage of ``high − low`` inside each limit; it
+needs both limits, and a zone without its own band inherits the measurement's percentage). The vocabulary is
+NI TestStand's and OpenHTF's (PASS / FAIL / ERROR / SKIP, and INFO for a figure without limits).
 """
 
 from __future__ import annotations
@@ -24,12 +31,32 @@ from rig.errors import ConfigError
 class ZoneLimit(StrictModel):
     low: float | None = None
     high: float | None = None
+    marginal_low: float | None = None
+    marginal_high: float | None = None
+    marginal_pct: float | None = Field(None, gt=0, lt=50)
 
     @model_validator(mode="after")
     def _order(self) -> ZoneLimit:
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"low ≤ high, got low {self.low} and high {self.high}")
+        top = self.high if self.high is not None else float("inf")
+        bottom = self.low if self.low is not None else float("-inf")
+        if self.marginal_low is not None and (self.low is None or not bottom <= self.marginal_low <= top):
+            raise ValueError(f"marginal_low inside [low, high], got {self.marginal_low} with [{self.low}, {self.high}]")
+        if self.marginal_high is not None and (self.high is None or not bottom <= self.marginal_high <= top):
+            raise ValueError(
+                f"marginal_high inside [low, high], got {self.marginal_high} with [{self.low}, {self.high}]"
+            )
+        if self.marginal_pct is not None and (self.low is None or self.high is None):
+            raise ValueError("marginal_pct with both low and high (a percentage of the tolerance high − low)")
         return self
+
+    def marginal_bounds(self) -> tuple[float | None, float | None]:
+        """(marginal_low, marginal_high): the explicit band, else the one ``marginal_pct`` gives, else none."""
+        if self.marginal_pct is not None and self.low is not None and self.high is not None:
+            inset = (self.high - self.low) * self.marginal_pct / 100.0
+            return self.low + inset, self.high - inset
+        return self.marginal_low, self.marginal_high
 
 
 class Limit(ZoneLimit):
@@ -37,7 +64,13 @@ class Limit(ZoneLimit):
 
     unit: str = Field(min_length=1)
     doc: str = ""
+    step: str | None = None  # the plan step that records it (named in the reason when it is missing)
     zones: dict[str, ZoneLimit] = Field(default_factory=dict)
+
+    @property
+    def base_zones(self) -> list[str]:
+        """The field zones a run must record, qualifiers (read-out, aperture) stripped: ``bin4:corner`` → corner."""
+        return sorted({zone.rsplit(":", 1)[-1] for zone in self.zones})
 
     def for_zone(self, zone: str | None) -> ZoneLimit:
         """Limits of ``zone``. A qualified zone such as ``bin4:f1.4:corner`` falls back, most specific first, to
@@ -49,8 +82,21 @@ class Limit(ZoneLimit):
                 for chosen in itertools.combinations(qualifiers, keep):
                     candidate = ":".join((*chosen, base))
                     if candidate in self.zones:
-                        return self.zones[candidate]
-        return ZoneLimit(low=self.low, high=self.high)
+                        return self._inherit(self.zones[candidate])
+        return ZoneLimit(
+            low=self.low,
+            high=self.high,
+            marginal_low=self.marginal_low,
+            marginal_high=self.marginal_high,
+            marginal_pct=self.marginal_pct,
+        )
+
+    def _inherit(self, zone: ZoneLimit) -> ZoneLimit:
+        """A zone without a band of its own takes the measurement's percentage (absolute bands do not carry)."""
+        own = zone.marginal_low is not None or zone.marginal_high is not None or zone.marginal_pct is not None
+        if own or self.marginal_pct is None or zone.low is None or zone.high is None:
+            return zone
+        return zone.model_copy(update={"marginal_pct": self.marginal_pct})
 
 
 class LimitSet(StrictModel):

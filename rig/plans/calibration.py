@@ -21,6 +21,7 @@ being prepared is recorded against the step.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from rig.config.station import StationConfig
 from rig.errors import MeasurementError
 from rig.measure.dotgrid import DotGridFit
 from rig.measure.focus import EdgeFocus, rail_defocus_um_per_mm
-from rig.results.record import utcnow
+from rig.results.record import CalibrationVerdict, MeasurementRecord, Verdict, utcnow
 from rig.results.reportdata import CurvesPlot, HeatmapPlot, RefLine, Series
 from rig.spec.gainmap import GainMap, apply_opcode_list, decode_opcode_list
 from rig.spec.profile import BAYER_CHANNELS, CalibrationProfile, ReferenceLens, compare_profiles
@@ -53,6 +54,25 @@ VERIFY_HALF_RANGE_UM = 36.0
 focus of every edge (tilt ≤ 5′ moves a corner by ≤ 12 µm), not find an unknown flange."""
 VERIFY_STEPS = 9
 """9 µm apart: as fine as the 18 µm of the full sweep's 11 steps over ±90 µm, at 9 instead of 11 frames."""
+
+PROFILE_MEASUREMENTS = (
+    "lens_detected",
+    "decentre_um",
+    "distortion_rms_px",
+    "shading_gain_max",
+    "flange_offset_um",
+    "tilt_x_arcmin",
+    "tilt_y_arcmin",
+)
+"""What the profile stores or rests on: each must PASS before anything is written to the phone."""
+REJECTION_ADVICE = {
+    "flange_offset_um": "re-shim the adapter",
+    "tilt_x_arcmin": "re-seat or re-shim the adapter",
+    "tilt_y_arcmin": "re-seat or re-shim the adapter",
+    "decentre_um": "check the adapter bore",
+    "lens_detected": "check the reference lens and its 6-bit code",
+}
+"""What the operator does about a rejection, by the measurement that caused it."""
 
 
 # --------------------------------------------------------------------------------------------- shared captures
@@ -161,6 +181,42 @@ class VerificationLog:
         outputs.write_verification(self.folder, self.record)
 
 
+def rejection_reasons(measurements: list[MeasurementRecord]) -> list[str]:
+    """Why the profile must not go to the phone: each FAIL of a measurement it stores, with what to do about it.
+
+    e.g. ``re-shim the adapter: flange_offset_um +49.9 um, profile range [-40, 40] um``.
+    """
+    reasons = []
+    for m in measurements:
+        if m.verdict is Verdict.FAIL and m.name in PROFILE_MEASUREMENTS and m.value is not None:
+            advice = REJECTION_ADVICE.get(m.name, "re-calibrate after repair")
+            low = "−∞" if m.low is None else f"{m.low:g}"
+            high = "+∞" if m.high is None else f"{m.high:g}"
+            reasons.append(f"{advice}: {m.key} {m.value:+.1f} {m.unit}, profile range [{low}, {high}] {m.unit}")
+    return reasons
+
+
+def decide(run: RunRecorder, folder: Path, profile: CalibrationProfile, verdict: CalibrationVerdict,
+           reasons: list[str], *, written_to_phone: bool) -> None:  # fmt: skip
+    """Write ``verdict.json`` and make the decision the run's outcome."""
+    outputs.write_decision(
+        folder,
+        outputs.CalibrationDecision(
+            unit_serial=profile.unit_serial,
+            run_id=run.record.run_id,
+            verdict=verdict,
+            reasons=reasons,
+            written_to_phone=written_to_phone,
+            profile_file=(
+                outputs.REJECTED_PROFILE_FILE if verdict is CalibrationVerdict.REJECTED else outputs.PROFILE_FILE
+            ),
+            profile_sha256=outputs.profile_sha256(profile),
+            decided=utcnow(),
+        ),
+    )
+    run.set_outcome(verdict)
+
+
 @pytest.fixture(scope="module")
 def written(
     bench: BenchOps,
@@ -169,7 +225,23 @@ def written(
     camera: OpenCvCamera,
     calibration_folder: Path,
 ) -> VerificationLog:
-    """Export the profile files, write the profile to the phone; the verification log starts here."""
+    """Export the profile files, write the profile to the phone; the verification log starts here.
+
+    Only a profile whose every stored measurement passed goes to the phone. A FAIL (e.g. a flange beyond the
+    ±40 µm a profile may store) rejects it: the profile is kept as ``profile.rejected.json``, ``verdict.json``
+    says REJECTED and why, and the steps that verify a written profile are skipped. A stored measurement not taken
+    (a step that ended ERROR or was deselected) leaves the profile unverified: it is not written either.
+    """
+    recorded = {m.name for m in run.record.measurements if m.verdict in (Verdict.PASS, Verdict.FAIL)}
+    reasons = rejection_reasons(run.record.measurements)
+    if reasons:
+        outputs.write_rejected_profile(calibration_folder, profile)
+        decide(run, calibration_folder, profile, CalibrationVerdict.REJECTED, reasons, written_to_phone=False)
+        pytest.skip(f"profile REJECTED, not written to the phone: {'; '.join(reasons)}")
+    unmeasured = [name for name in PROFILE_MEASUREMENTS if name not in recorded]
+    if unmeasured:
+        raise MeasurementError(f"not writing an unverified profile to the phone: {', '.join(unmeasured)} not measured")
+    outputs.supersede_rejection(calibration_folder)
     outputs.write_profile_files(calibration_folder, profile, camera)
     bench.phone.write_profile(profile.to_json())
     log = VerificationLog(
@@ -183,6 +255,26 @@ def written(
     )
     outputs.write_verification(calibration_folder, log.record)
     return log
+
+
+@pytest.fixture(scope="module", autouse=True)
+def acceptance(run: RunRecorder, calibration_folder: Path) -> Iterator[None]:
+    """After the last step, decide about a profile this run wrote: every declared measurement PASS → ACCEPTED; a
+    FAIL after writing (read-back, residuals) → REJECTED; an ERROR or a measurement not taken decides nothing
+    (resume the run)."""
+    yield
+    verification = calibration_folder / outputs.VERIFICATION_FILE
+    if run.record.outcome is not None or not verification.is_file():
+        return
+    if outputs.read_verification(verification).run_id != run.record.run_id:
+        return  # the profile in the folder is an earlier run's: this one wrote none
+    profile = outputs.read_profile_file(calibration_folder / outputs.PROFILE_FILE)
+    failed = [m for m in run.record.measurements if m.verdict is Verdict.FAIL]
+    if failed:
+        reasons = [f"after writing: {m.key} = {m.value:.4g} {m.unit} outside [{m.low}, {m.high}]" for m in failed]
+        decide(run, calibration_folder, profile, CalibrationVerdict.REJECTED, reasons, written_to_phone=True)
+    elif not any(m.verdict is Verdict.ERROR for m in run.record.measurements) and not run.missing_measurements():
+        decide(run, calibration_folder, profile, CalibrationVerdict.ACCEPTED, [], written_to_phone=True)
 
 
 # --------------------------------------------------------------------------------------------- report plots

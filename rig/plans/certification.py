@@ -344,6 +344,10 @@ def test_sag(
             lever_arm_mm=lens.focal_length_mm - FLANGE_FOCAL_DISTANCE_MM,
         )
         measure("sag_tilt_arcmin", sag.sag_tilt_arcmin, captures=caps)
+    else:
+        lever = abs(lens.focal_length_mm - FLANGE_FOCAL_DISTANCE_MM)
+        why = f"rear nodal point {lever:.1f} mm from the flange: a droop cannot move the image"
+        measure.skip("sag_tilt_arcmin", why)
     run.add_plot(
         figures.sag_trace(
             "Image shift across fixture pitch (from lens up)", PITCHES_DEG, shift_um[:, 0], shift_um[:, 1]
@@ -369,7 +373,12 @@ def test_lensfun_profile(
 
 
 def test_certificate(measure, run: RunRecorder, lens: LensSpec, stops: tuple[float, ...]) -> None:
-    """Grade the run so far into the certificate (last step: it reads every other step's measurements)."""
+    """Grade the run so far into the certificate (last step: it reads every other step's measurements).
+
+    The level is the run's answer (:attr:`RunRecord.outcome`): the report banner, the CLI's last line and exit
+    status, JUnit and the store all say CERTIFIED, CERTIFIED WITH LIMITATIONS or NOT CERTIFIED.
+    """
     cert = issue_certificate(run.record, lens, apertures=stops, notes=certificate_notes(lens))
     measure.attach(CERTIFICATE_FILE, cert.to_json().encode("utf-8"))
+    run.set_outcome(cert.level)
     run.add_plot(certificate_checks(cert))

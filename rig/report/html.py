@@ -15,7 +15,8 @@ from pathlib import Path
 import jinja2
 
 from rig.report.plots import svg_for, thumbnail_data_uri
-from rig.results.record import RunRecord, Verdict
+from rig.results.numbers import display_unit, format_plain, format_value
+from rig.results.record import CalibrationVerdict, CertificateLevel, MeasurementRecord, RunRecord, Verdict
 from rig.results.reportdata import ChecksPlot, ReportData
 from rig.results.tables import margin, sorted_for_report
 
@@ -29,21 +30,40 @@ class Banner:
     foreground: str
 
 
-BANNERS: dict[Verdict | None, Banner] = {
-    Verdict.PASS: Banner("PASS", "#2e7d32", "#ffffff"),
-    Verdict.FAIL: Banner("FAIL", "#c62828", "#ffffff"),
-    Verdict.ERROR: Banner("ERROR", "#f9a825", "#1b1b1b"),
-    Verdict.SKIP: Banner("SKIPPED", "#757575", "#ffffff"),
-    None: Banner("INCOMPLETE", "#546e7a", "#ffffff"),  # the run has not finished (no final verdict yet)
+_GOOD, _BAD, _UNKNOWN = ("#2e7d32", "#ffffff"), ("#c62828", "#ffffff"), ("#f9a825", "#1b1b1b")
+BANNERS: dict[str, Banner] = {
+    "PASS": Banner("PASS", *_GOOD),
+    "FAIL": Banner("FAIL", *_BAD),
+    "ERROR": Banner("ERROR", *_UNKNOWN),
+    "SKIP": Banner("SKIPPED", "#757575", "#ffffff"),
+    "INCOMPLETE": Banner("INCOMPLETE", "#546e7a", "#ffffff"),  # the run has not finished (no final verdict yet)
+    # a certificate with limitations is a certificate: blue, not the red of a failure nor the amber of an error
+    CertificateLevel.CERTIFIED.value: Banner(CertificateLevel.CERTIFIED.value, *_GOOD),
+    CertificateLevel.CERTIFIED_WITH_LIMITATIONS.value: Banner(
+        CertificateLevel.CERTIFIED_WITH_LIMITATIONS.value, "#1565c0", "#ffffff"
+    ),
+    CertificateLevel.NOT_CERTIFIED.value: Banner(CertificateLevel.NOT_CERTIFIED.value, *_BAD),
+    CalibrationVerdict.ACCEPTED.value: Banner(CalibrationVerdict.ACCEPTED.value, *_GOOD),
+    CalibrationVerdict.REJECTED.value: Banner(CalibrationVerdict.REJECTED.value, *_BAD),
 }
+"""Banner by the run's headline word (:attr:`RunRecord.headline`): the same word as the CLI's last line."""
 
 
 def banner_for(record: RunRecord) -> Banner:
-    return BANNERS[record.verdict]
+    return BANNERS[record.headline]
+
+
+def verdict_word(m: MeasurementRecord) -> str:
+    """What a measurement's pill says: MARGINAL for a pass inside its marginal band, else the verdict."""
+    return "MARGINAL" if m.marginal and m.verdict is Verdict.PASS else m.verdict.value
 
 
 def _num(value: float | None) -> str:
-    return "" if value is None or value != value else f"{value:.5g}"  # NaN != NaN: undefined shows blank
+    return "" if value is None or value != value else format_plain(value)  # NaN != NaN: undefined shows blank
+
+
+def _value(m: MeasurementRecord) -> str:
+    return format_value(m.value, m.unit, m.low, m.high)
 
 
 def _pct(value: float | None) -> str:
@@ -66,6 +86,9 @@ def environment() -> jinja2.Environment:
     env.filters["num"] = _num
     env.filters["ts"] = _ts
     env.filters["pct"] = _pct
+    env.filters["unit"] = display_unit
+    env.filters["value"] = _value
+    env.filters["word"] = verdict_word
     return env
 
 
@@ -98,6 +121,8 @@ def render_html(record: RunRecord, data: ReportData | None, run_dir: Path, *, ge
             figures.append(_Figure(plot.name, svg, plot.caption))
     thumbs = [_Thumb(t.path, t.caption, thumbnail_data_uri(run_dir / t.path)) for t in data.thumbnails]
     counts = {v.value: sum(m.verdict is v for m in record.measurements) for v in Verdict}
+    counts["MARGINAL"] = sum(m.marginal and m.verdict is Verdict.PASS for m in record.measurements)
+    counts[Verdict.PASS.value] -= counts["MARGINAL"]
     # a step that ended as ERROR before it measured anything is an error of the run all the same
     measured_steps = {m.step for m in record.measurements}
     counts[Verdict.ERROR.value] += sum(
@@ -113,7 +138,10 @@ def render_html(record: RunRecord, data: ReportData | None, run_dir: Path, *, ge
             counts=counts,
             duration_s=duration,
             measurements=measurements,
-            margins=[margin(m.value, m.low, m.high) for m in measurements],
+            margins=[
+                format_value(d, m.unit, m.low, m.high)
+                for m, d in zip(measurements, (margin(m.value, m.low, m.high) for m in measurements), strict=True)
+            ],
             figures=figures,
             checks=[p for p in data.plots if isinstance(p, ChecksPlot)],
             thumbnails=thumbs,

@@ -42,6 +42,7 @@ def _measurement_case(suite: ET.Element, record: RunRecord, m: MeasurementRecord
         el.text = detail
     elif m.verdict is Verdict.SKIP:
         ET.SubElement(case, "skipped", message=m.error or "not applicable")
+    _mark_info_and_marginal(case, m)
     if m.value is not None:
         ET.SubElement(case, "system-out").text = f"{m.key} = {m.value!r} {m.unit}"
     return case
@@ -70,7 +71,7 @@ def junit_tree(record: RunRecord) -> ET.ElementTree:
         "tests": str(len(verdicts)),
         "failures": str(counts[Verdict.FAIL]),
         "errors": str(counts[Verdict.ERROR]),
-        "skipped": str(counts[Verdict.SKIP]),
+        "skipped": str(counts[Verdict.SKIP] + counts[Verdict.INFO]),  # INFO is never counted as passed
         "time": f"{max(duration, 0.0):.3f}",
     }
     root = ET.Element("testsuites", name=f"rig {record.plan}")
@@ -87,7 +88,7 @@ def junit_tree(record: RunRecord) -> ET.ElementTree:
         value = getattr(record, key)
         if value is not None:
             ET.SubElement(props, "property", name=key, value=str(value))
-    ET.SubElement(props, "property", name="verdict", value=(record.verdict or record.final_verdict()).value)
+    ET.SubElement(props, "property", name="verdict", value=_headline(record))
     for m in record.measurements:
         if m.value is not None:
             ET.SubElement(props, "property", name=f"{m.step}.{m.key}", value=f"{m.value!r} {m.unit}".rstrip())
@@ -102,3 +103,26 @@ def junit_tree(record: RunRecord) -> ET.ElementTree:
 def write_junit(record: RunRecord, path: Path) -> Path:
     buf = ET.tostring(junit_tree(record).getroot(), encoding="utf-8", xml_declaration=True)
     return atomic_write_bytes(path, buf)
+
+
+# ---------------------------------------------------------------------------------------------- INFO and MARGINAL
+# (issue #13) A figure without limits (INFO) is reported as <skipped message="information only …"> so a CI server
+# never counts it as passed; every measurement testcase carries <properties> with its verdict word, and a PASS
+# inside its marginal band says MARGINAL there (JUnit has no status for it; pytest's record_property uses the same
+# testcase-level <properties>, which Jenkins and GitLab read).
+
+
+def _mark_info_and_marginal(case: ET.Element, m: MeasurementRecord) -> None:
+    word = "MARGINAL" if m.marginal and m.verdict is Verdict.PASS else m.verdict.value
+    props = ET.Element("properties")
+    ET.SubElement(props, "property", name="measurement_verdict", value=word)
+    case.insert(0, props)
+    if m.verdict is Verdict.INFO:
+        ET.SubElement(case, "skipped", message="information only: no limit to judge it by", type="INFO")
+
+
+def _headline(record: RunRecord) -> str:
+    """The run's word (certificate level, calibration verdict or verdict), as the banner and the CLI say it."""
+    if record.verdict is None:
+        return record.final_verdict().value
+    return record.headline

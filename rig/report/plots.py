@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from rig.results.numbers import display_unit
 from rig.results.reportdata import (
     ChecksPlot,
     CurvesPlot,
@@ -38,7 +39,7 @@ _RC = {"svg.fonttype": "none", "font.size": 8.5, "axes.grid": True, "grid.alpha"
 
 
 def _label(name: str, unit: str) -> str:
-    return f"{name} ({unit})" if unit else name
+    return f"{name} ({display_unit(unit)})" if unit else name
 
 
 def _draw_curves(ax: Axes, plot: CurvesPlot) -> None:
@@ -63,7 +64,7 @@ def _draw_curves(ax: Axes, plot: CurvesPlot) -> None:
 def _draw_heatmap(fig: Figure, ax: Axes, plot: HeatmapPlot) -> None:
     grid = np.array([as_floats(row) for row in plot.values], dtype=float)
     image = ax.imshow(grid, cmap=plot.colormap, interpolation="nearest", aspect="equal")
-    fig.colorbar(image, ax=ax, label=plot.unit or None, shrink=0.9)
+    fig.colorbar(image, ax=ax, label=display_unit(plot.unit) or None, shrink=0.9)
     ax.grid(False)
     ax.set_xlabel("block column")
     ax.set_ylabel("block row")
@@ -91,7 +92,7 @@ def _draw_field(fig: Figure, ax: Axes, plot: FieldPlot) -> None:
     for p, v in zip(plot.points, values, strict=True):
         text = f"{v:.3g}" if math.isfinite(v) else "n/a"
         ax.annotate(f"{p.label} {text}".strip(), (p.x, p.y), textcoords="offset points", xytext=(6, 5), fontsize=7)
-    fig.colorbar(sc, ax=ax, label=plot.unit or None, shrink=0.9)
+    fig.colorbar(sc, ax=ax, label=display_unit(plot.unit) or None, shrink=0.9)
     ax.set_xlim(-1.1, 1.1)
     ax.set_ylim(1.1, -1.1)  # image rows run downwards
     ax.set_xlabel("field x (normalised)")
@@ -197,6 +198,6 @@ def control_chart_png(chart: ControlChart) -> str:
                 ax.axhline(limit, color="#c62828", ls=":", lw=1.0)
         ax.set_title(f"{chart.key}  (I chart; red dotted: limits)")
         ax.set_xlabel("run (time order)")
-        ax.set_ylabel(chart.unit or "value")
+        ax.set_ylabel(display_unit(chart.unit) or "value")
         ax.legend(loc="upper right", fontsize=7)
         return png_data_uri(fig)

@@ -18,25 +18,66 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rig.errors import ConfigError
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+"""1.1 added ``Verdict.INFO``, ``MeasurementRecord.marginal``, ``StepRecord.attempts`` and the run's ``partial``,
+``deselected``, ``history`` and ``outcome``; a 1.0 record still loads (every new field has a default)."""
 
 
 class Verdict(StrEnum):
-    """Outcome of a measurement, a step or a unit. ERROR: the bench could not measure. SKIP: not applicable."""
+    """Outcome of a measurement, a step or a unit, in the vocabulary of OpenHTF and NI TestStand.
+
+    PASS / FAIL: judged against a limit. ERROR: the bench could not measure (we do not know). SKIP: not applicable
+    to this unit or lens. INFO: a figure recorded for information, with no limit to judge it by: it never counts
+    as passed (OpenHTF records such a value with no validator; TestStand's "Done" step status) and never decides
+    a run. A PASS inside a limit's marginal band carries :attr:`MeasurementRecord.marginal` as well.
+    """
 
     PASS = "PASS"
     FAIL = "FAIL"
     ERROR = "ERROR"
     SKIP = "SKIP"
+    INFO = "INFO"
+
+
+NEUTRAL_VERDICTS = frozenset({Verdict.SKIP, Verdict.INFO})
+"""Verdicts that say nothing for or against a unit: left out when parts are combined."""
 
 
 def combine(verdicts: list[Verdict]) -> Verdict:
-    """Unit verdict from parts: any ERROR → ERROR (we do not know), else any FAIL → FAIL, else PASS."""
-    if Verdict.ERROR in verdicts:
+    """Unit verdict from parts: any ERROR → ERROR (we do not know), else any FAIL → FAIL, else PASS.
+
+    SKIP and INFO parts are left out; with nothing else left the unit is ERROR (nothing was judged).
+    """
+    judged = [v for v in verdicts if v not in NEUTRAL_VERDICTS]
+    if not judged or Verdict.ERROR in judged:
         return Verdict.ERROR
-    if Verdict.FAIL in verdicts:
+    if Verdict.FAIL in judged:
         return Verdict.FAIL
     return Verdict.PASS
+
+
+class CertificateLevel(StrEnum):
+    """The answer of a certification run (rig.calibrate.certificate grades it)."""
+
+    CERTIFIED = "CERTIFIED"
+    CERTIFIED_WITH_LIMITATIONS = "CERTIFIED WITH LIMITATIONS"
+    NOT_CERTIFIED = "NOT CERTIFIED"
+
+
+class CalibrationVerdict(StrEnum):
+    """The answer of a calibration run about its profile (rig.calibrate.outputs writes it to the unit's folder).
+
+    ACCEPTED: every measurement the profile stores passed, the profile went to the phone and was verified.
+    REJECTED: a stored measurement failed (e.g. a flange beyond the profile's range): nothing went to the phone.
+    A later kind (REWORK with a shim recipe) adds a member here and a row to the CLI's exit table.
+    """
+
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+
+
+PlanOutcome = CertificateLevel | CalibrationVerdict
+"""A plan's own answer on top of the limits' verdict (None for the sign-off: its verdict is the answer)."""
 
 
 def utcnow() -> datetime:
@@ -58,6 +99,7 @@ class MeasurementRecord(Record):
     low: float | None = None
     high: float | None = None
     verdict: Verdict
+    marginal: bool = False  # PASS, but inside the limit's marginal band (close enough to a limit to watch)
     doc: str = ""
     captures: list[str] = Field(default_factory=list)  # capture files (relative to the run folder)
     error: str | None = None
@@ -65,17 +107,38 @@ class MeasurementRecord(Record):
 
     @staticmethod
     def judge(value: float | None, low: float | None, high: float | None) -> Verdict:
+        """ERROR without a finite value, INFO without a limit, else FAIL outside ``[low, high]``, else PASS."""
         if value is None or not math.isfinite(value):
             return Verdict.ERROR
+        if low is None and high is None:
+            return Verdict.INFO
         if low is not None and value < low:
             return Verdict.FAIL
         if high is not None and value > high:
             return Verdict.FAIL
         return Verdict.PASS
 
+    @staticmethod
+    def in_marginal_band(value: float | None, marginal_low: float | None, marginal_high: float | None) -> bool:
+        """Whether a passing ``value`` lies below ``marginal_low`` or above ``marginal_high``."""
+        if value is None or not math.isfinite(value):
+            return False
+        return (marginal_low is not None and value < marginal_low) or (
+            marginal_high is not None and value > marginal_high
+        )
+
     @property
     def key(self) -> str:
         return f"{self.name}[{self.zone}]" if self.zone else self.name
+
+
+class StepAttempt(Record):
+    """An earlier attempt at a step, superseded when the run was resumed: history, not a current error."""
+
+    verdict: Verdict
+    started: datetime
+    ended: datetime
+    error: str | None = None
 
 
 class StepRecord(Record):
@@ -88,6 +151,7 @@ class StepRecord(Record):
     error: str | None = None  # the reason for ERROR / SKIP / FAIL
     retries: int = 0
     attachments: list[str] = Field(default_factory=list)  # plots, annotated images (relative to the run folder)
+    attempts: list[StepAttempt] = Field(default_factory=list)  # earlier attempts superseded by --resume, oldest first
 
 
 class RunRecord(Record):
@@ -106,14 +170,36 @@ class RunRecord(Record):
     verdict: Verdict | None = None  # None while the run is in progress
     measurements: list[MeasurementRecord] = Field(default_factory=list)
     steps: list[StepRecord] = Field(default_factory=list)
-    errors: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)  # current errors of the run (superseded ones are in history)
+    history: list[str] = Field(default_factory=list)  # resumes and what they superseded, oldest first
+    partial: bool = False  # steps of the plan were deselected (-k, --deselect): the run can never PASS
+    deselected: list[str] = Field(default_factory=list)  # the plan's steps this run did not select
+    outcome: PlanOutcome | None = None  # the plan's own answer (certificate level, calibration verdict)
     config: dict[str, Any] = Field(default_factory=dict)  # station/limits/unit files as used (for proof)
     artifacts: dict[str, str] = Field(default_factory=dict)  # name → file relative to the run folder
 
     def final_verdict(self) -> Verdict:
-        parts = [m.verdict for m in self.measurements] + [s.verdict for s in self.steps]
-        parts = [v for v in parts if v is not Verdict.SKIP]
-        return combine(parts) if parts else Verdict.ERROR
+        """ERROR beats FAIL beats PASS over measurements and steps. A partial run is never PASS: what its
+        deselected steps would have measured is unknown (ERROR), but a FAIL it did measure stands."""
+        left_out = set(self.deselected)
+        measured = [m.verdict for m in self.measurements if not (m.value is None and m.step in left_out)]
+        verdict = combine(measured + [s.verdict for s in self.steps])
+        if self.partial and verdict is Verdict.PASS:
+            return Verdict.ERROR  # a partial run has not shown the unit good, whatever it measured
+        return verdict
+
+    @property
+    def headline(self) -> str:
+        """The one word a run ends with, the same in the report banner, the CLI's last line, JUnit and the store.
+
+        The plan's outcome (certificate level, ACCEPTED/REJECTED) when it has one, except when the run is ERROR:
+        then the bench could not establish the answer, and the word is ERROR. INCOMPLETE while the run is open.
+        """
+        if self.verdict is None:
+            return "INCOMPLETE"
+        if self.outcome is not None and self.verdict is not Verdict.ERROR:
+            return self.outcome.value
+        return self.verdict.value
 
     def failures(self) -> list[MeasurementRecord]:
         return [m for m in self.measurements if m.verdict is Verdict.FAIL]

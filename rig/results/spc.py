@@ -3,7 +3,11 @@
 Pure functions of the store's tables (:meth:`ResultsStore.runs` and :meth:`ResultsStore.measurements` frames);
 no I/O. Definitions:
 
-* **yield** = runs with verdict PASS / runs with a final verdict (an ERROR run did not pass).
+* **scope**: one plan and one lens at a time by default (:func:`scope_runs`), because their limits differ: a
+  decentre judged against the calibration's 100 µm is not the sign-off's 40 µm.
+* **yield** = runs with verdict PASS / runs judged. A run that ended ERROR before any measurement had a value
+  never reached the hardware: it is counted apart (``unmeasured_runs``), not as a failure, in yield, first-pass
+  yield and the Pareto alike (they are computed from the same runs).
 * **first-pass yield** = units whose *first* run (earliest ``started``) passed / units seen.
 * **Pareto** of failure causes: for each measurement name, the number of runs in which it FAILed at least once
   (several zones failing in one run count once), largest first, with share and cumulative share.
@@ -14,7 +18,9 @@ no I/O. Definitions:
   - Cpk = min((USL − μ) / 3σ_within, (μ − LSL) / 3σ_within), one-sided (Cpu or Cpl) when one limit is set;
   - Ppk, the same with the overall σ.
 
-  Limits are those of the latest row (a limit set can change over time). NaN when n < 2, σ = 0 or no limit.
+  Limits are those of the latest row (a limit set can change over time). NaN when n < 2, σ = 0 or no limit,
+  and withheld (NaN, with the note "n too small") below :data:`MIN_CAPABILITY_N` values: AIAG's SPC manual asks
+  for at least 25 subgroups before a capability index is estimated.
 * **control chart** (individuals, "I-MR"): centre line μ, control limits μ ± 3 σ_within; points outside are
   flagged (Western Electric rule 1).
 
@@ -36,8 +42,11 @@ from rig.results.record import Verdict
 D2_SPAN2 = 1.128
 """d₂ for moving ranges of span 2 (Montgomery, Appendix VI)."""
 
+MIN_CAPABILITY_N = 25
+"""Fewest values a Cpk/Ppk is reported from (AIAG SPC manual, 2nd ed., ch. II: 25 or more subgroups)."""
+
 KEY_COLUMNS = ["name", "zone"]
-SPC_MEASUREMENT_COLUMNS = ("run_id", "name", "zone", "value", "unit", "low", "high", "verdict")
+SPC_MEASUREMENT_COLUMNS = ("run_id", "name", "zone", "value", "unit", "low", "high", "verdict", "marginal")
 """The measurement columns SPC reads (pass as ``columns=`` to :meth:`ResultsStore.measurements`)."""
 CAPABILITY_COLUMNS = [
     "name",
@@ -53,6 +62,8 @@ CAPABILITY_COLUMNS = [
     "ppk",
     "fail_count",
     "fail_rate",
+    "marginal_count",
+    "note",
 ]
 PARETO_COLUMNS = ["cause", "failed_runs", "share", "cumulative_share"]
 
@@ -67,6 +78,7 @@ class YieldSummary:
     units: int
     first_pass_units: int
     first_pass_yield_frac: float
+    unmeasured_runs: int = 0  # ended ERROR before any value was measured: not judged, not a failure
 
 
 @dataclass(frozen=True)
@@ -103,9 +115,18 @@ def _ratio(a: int, b: int) -> float:
     return a / b if b else math.nan
 
 
-def yield_summary(runs: pd.DataFrame) -> YieldSummary:
-    """Yield and first-pass yield from a runs frame (``run_id``, ``unit_serial``, ``started``, ``verdict``)."""
-    done = runs[runs["verdict"].notna()]
+def unmeasured_run_ids(runs: pd.DataFrame, measurements: pd.DataFrame) -> set[str]:
+    """Runs that ended ERROR without a single measured value (they never reached the hardware)."""
+    measured = set(measurements.loc[measurements["value"].notna(), "run_id"])
+    errored = runs.loc[runs["verdict"] == Verdict.ERROR.value, "run_id"]
+    return {r for r in errored if r not in measured}
+
+
+def yield_summary(runs: pd.DataFrame, unmeasured: set[str] | None = None) -> YieldSummary:
+    """Yield and first-pass yield from a runs frame (``run_id``, ``unit_serial``, ``started``, ``verdict``);
+    ``unmeasured`` run ids are counted apart and left out of both."""
+    unmeasured = unmeasured or set()
+    done = runs[runs["verdict"].notna() & ~runs["run_id"].isin(unmeasured)]
     passed = int((done["verdict"] == Verdict.PASS.value).sum())
     first = done.sort_values(["started", "run_id"]).drop_duplicates("unit_serial", keep="first")
     first_pass = int((first["verdict"] == Verdict.PASS.value).sum())
@@ -116,6 +137,7 @@ def yield_summary(runs: pd.DataFrame) -> YieldSummary:
         units=len(first),
         first_pass_units=first_pass,
         first_pass_yield_frac=_ratio(first_pass, len(first)),
+        unmeasured_runs=len(unmeasured),
     )
 
 
@@ -154,7 +176,8 @@ def _limit(value: object) -> float | None:
 
 
 def _valued(measurements: pd.DataFrame) -> pd.DataFrame:
-    judged = measurements["verdict"].isin([Verdict.PASS.value, Verdict.FAIL.value]) & measurements["value"].notna()
+    valued = [Verdict.PASS.value, Verdict.FAIL.value, Verdict.INFO.value]
+    judged = measurements["verdict"].isin(valued) & measurements["value"].notna()
     frame = measurements.loc[judged].copy()
     frame["zone"] = frame["zone"].fillna("")  # groupby drops None keys; "" stands for "no zone"
     return frame
@@ -176,6 +199,8 @@ def capability(measurements: pd.DataFrame) -> pd.DataFrame:
         sigma = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         within = sigma_within(values)
         fails = int((g["verdict"] == Verdict.FAIL.value).sum())
+        marginal = int(g["marginal"].fillna(False).astype(bool).sum()) if "marginal" in g else 0
+        enough = len(values) >= MIN_CAPABILITY_N
         rows.append(
             {
                 "name": name,
@@ -187,10 +212,12 @@ def capability(measurements: pd.DataFrame) -> pd.DataFrame:
                 "sigma_within": within,
                 "low": low,
                 "high": high,
-                "cpk": cpk(mean, within, low, high),
-                "ppk": cpk(mean, sigma, low, high),
+                "cpk": cpk(mean, within, low, high) if enough else math.nan,
+                "ppk": cpk(mean, sigma, low, high) if enough else math.nan,
                 "fail_count": fails,
                 "fail_rate": fails / len(values),
+                "marginal_count": marginal,
+                "note": "" if enough else f"n too small for Cpk/Ppk (< {MIN_CAPABILITY_N})",
             }
         )
     frame = pd.DataFrame(rows, columns=CAPABILITY_COLUMNS)
@@ -227,10 +254,25 @@ def control_charts(measurements: pd.DataFrame) -> list[ControlChart]:
     return charts
 
 
+def scope_runs(runs: pd.DataFrame, *, plan: str | None, lens: str | None, all_lenses: bool) -> tuple[str, str | None]:
+    """The (plan, lens) an SPC report covers: those asked for, else those of the latest run (lens None: pooled)."""
+    latest = runs.sort_values(["started", "run_id"]).iloc[-1] if len(runs) else None
+    chosen_plan = plan or (str(latest["plan"]) if latest is not None else "")
+    if all_lenses:
+        return chosen_plan, None
+    if lens:
+        return chosen_plan, lens
+    of_plan = runs[runs["plan"] == chosen_plan].sort_values(["started", "run_id"])
+    return chosen_plan, (of_plan.iloc[-1]["lens"] if len(of_plan) else None)
+
+
 def compute_spc(runs: pd.DataFrame, measurements: pd.DataFrame, *, charts: bool = True) -> SpcResult:
-    """All SPC figures over the given runs and their measurements."""
+    """All SPC figures over the given runs and their measurements (only those of ``runs``)."""
+    measurements = measurements[measurements["run_id"].isin(set(runs["run_id"]))]
+    unmeasured = unmeasured_run_ids(runs, measurements)
+    measurements = measurements[~measurements["run_id"].isin(unmeasured)]
     return SpcResult(
-        yields=yield_summary(runs),
+        yields=yield_summary(runs, unmeasured),
         pareto=pareto(measurements),
         capability=capability(measurements),
         charts=control_charts(measurements) if charts else [],

@@ -109,6 +109,8 @@ runs_table = sa.Table(
     sa.Column("started", _TS, nullable=False, index=True),
     sa.Column("ended", _TS),
     sa.Column("verdict", sa.String(8)),
+    # the run's word (certificate level, calibration verdict, else the verdict): RunRecord.headline
+    sa.Column("headline", sa.String(40)),
     sa.Column("n_measurements", sa.Integer, nullable=False),
     sa.Column("stored_at", _TS, nullable=False),
     sa.Column("record_json", sa.Text, nullable=False),
@@ -133,6 +135,7 @@ measurements_table = sa.Table(
     sa.Column("high", sa.Double),
     sa.Column("margin", sa.Double),
     sa.Column("verdict", sa.String(8), nullable=False),
+    sa.Column("marginal", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("error", sa.Text),
     sa.Column("doc", sa.Text, nullable=False),
     sa.Column("captures", sa.Text, nullable=False),
@@ -239,6 +242,7 @@ def _run_row(record: RunRecord, stored_at: datetime) -> dict[str, Any]:
         "started": _utc(record.started),
         "ended": _utc(record.ended) if record.ended else None,
         "verdict": record.verdict.value if record.verdict else None,
+        "headline": record.headline,
         "n_measurements": len(record.measurements),
         "stored_at": stored_at,
         "record_json": record.model_dump_json(),
@@ -284,6 +288,17 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
+_ADDED_COLUMNS = (("runs", "headline", "VARCHAR(40)"), ("measurements", "marginal", "BOOLEAN NOT NULL DEFAULT FALSE"))
+"""Columns added after the first schema (issue #13): a store created before them gains them on open."""
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    inspector = sa.inspect(conn)
+    for table, column, ddl in _ADDED_COLUMNS:
+        if column not in {c["name"] for c in inspector.get_columns(table)}:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+
+
 class ResultsStore:
     """Runs, measurements and steps in SQLite or PostgreSQL. Build with :func:`open_store`; close when done."""
 
@@ -317,6 +332,7 @@ class ResultsStore:
             if self.dialect == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
             metadata.create_all(conn, checkfirst=True)
+            _add_missing_columns(conn)
 
     # ------------------------------------------------------------------ writing
     def add_run(self, record: RunRecord) -> None:

@@ -40,6 +40,7 @@ MEASUREMENT_COLUMNS: tuple[str, ...] = (
     "high",
     "margin",
     "verdict",
+    "marginal",
     "error",
     "doc",
     "captures",
@@ -77,7 +78,13 @@ MEASUREMENT_SCHEMA = pa.schema(
 CAPTURE_SEPARATOR = ";"
 
 # The order a reader wants: what failed, then what could not be measured, then the rest.
-VERDICT_ORDER: dict[Verdict, int] = {Verdict.FAIL: 0, Verdict.ERROR: 1, Verdict.PASS: 2, Verdict.SKIP: 3}
+VERDICT_ORDER: dict[Verdict, int] = {
+    Verdict.FAIL: 0,
+    Verdict.ERROR: 1,
+    Verdict.PASS: 2,
+    Verdict.INFO: 3,
+    Verdict.SKIP: 4,
+}
 
 
 def margin(value: float | None, low: float | None, high: float | None) -> float | None:
@@ -110,6 +117,7 @@ def measurement_rows(record: RunRecord) -> list[dict[str, Any]]:
             "high": m.high,
             "margin": margin(m.value, m.low, m.high),
             "verdict": m.verdict.value,
+            "marginal": m.marginal,
             "error": m.error,
             "doc": m.doc,
             "captures": CAPTURE_SEPARATOR.join(m.captures),
@@ -133,6 +141,8 @@ def normalise_frame(frame: pd.DataFrame) -> pd.DataFrame:
         frame[col] = pd.to_numeric(frame[col], errors="raise").astype("float64")
     if "seq" in present:
         frame["seq"] = frame["seq"].astype("int64")
+    if "marginal" in present:  # a record or table from before marginal bands has none
+        frame["marginal"] = frame["marginal"].fillna(False).astype("bool")
     for col in present & {"run_started", "timestamp"}:
         frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").astype("datetime64[us, UTC]")
     for col in present & {"run_id", "plan", "unit_serial", "station", "step", "name", "zone", "verdict", "error"}:
@@ -166,6 +176,7 @@ def measurements_from_frame(frame: pd.DataFrame) -> list[MeasurementRecord]:
                 low=opt(row["low"]),
                 high=opt(row["high"]),
                 verdict=Verdict(row["verdict"]),
+                marginal=bool(row.get("marginal", False)),
                 doc=row["doc"],
                 captures=[c for c in row["captures"].split(CAPTURE_SEPARATOR) if c],
                 error=opt(row["error"]),

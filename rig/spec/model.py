@@ -14,9 +14,12 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Base for every file schema: unknown fields are errors (a typo must not pass silently)."""
+    """Base for every file schema: unknown fields are errors (a typo must not pass silently), and no number may be
+    NaN or ±inf: TOML spells both (``nan``, ``inf``), and a NaN limit compares false with everything, so a check
+    against it would pass whatever was measured (issue #13). pydantic's ``allow_inf_nan=False`` applies the rule to
+    every float field of every schema built on this base, nested models and dict/list items included."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -40,6 +43,8 @@ def config_error_from_validation(source: str | Path, exc: ValidationError, prefi
         return ConfigError(source, field, MISSING, "a value (the field is required)")
     if kind == "extra_forbidden":
         return ConfigError(source, field, err.get("input"), "no such field (check the spelling)")
+    if kind == "finite_number":
+        return ConfigError(source, field, err.get("input"), "a finite number (NaN and ±inf are not allowed)")
     expected = err["msg"]
     for lead in ("Value error, ", "Assertion failed, "):
         expected = expected.removeprefix(lead)

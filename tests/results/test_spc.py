@@ -164,3 +164,38 @@ def test_rig_spc_rejects_a_bad_date(capsys: pytest.CaptureFixture[str]) -> None:
         main(["spc", "--since", "2026-13-01"])
     assert exc.value.code == 2
     assert "--since: '2026-13-01': expected an ISO 8601 date" in capsys.readouterr().err
+
+
+def test_capability_is_withheld_below_the_minimum_n() -> None:
+    from rig.results.spc import MIN_CAPABILITY_N
+
+    n = MIN_CAPABILITY_N - 1
+    frame = pd.DataFrame(
+        {"run_id": [f"r{i}" for i in range(n)], "name": "x_mm", "zone": None, "value": np.linspace(9, 11, n),
+         "unit": "mm", "low": 8.0, "high": 13.0, "verdict": "PASS"}
+    )  # fmt: skip
+    row = capability(frame).iloc[0]
+    assert math.isnan(row["cpk"]) and math.isnan(row["ppk"]) and row["note"].startswith("n too small")
+    assert row["mean"] == pytest.approx(10.0)  # the other figures stay
+
+
+def test_rig_spc_refuses_unknown_names_and_overwrites_and_prints_whole_numbers(
+    fleet_store: tuple[str, list], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = fleet_store
+    assert main(["spc", "--store", url, "--plan", "signof", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--plan 'signof': not in the store; known: signoff" in err
+    assert not (tmp_path / "spc.html").exists()
+    assert main(["spc", "--store", url, "--plan", "signoff", "--out", str(tmp_path), "--no-charts"]) == 0
+    out = capsys.readouterr().out  # captured: not a terminal, so plain tab-separated lines
+    capability_rows = [line.split("\t") for line in out.splitlines() if line.count("\t") >= 10]
+    assert capability_rows[0][:4] == ["measurement", "zone", "unit", "n"]
+    table = pd.read_csv(tmp_path / "spc_capability.csv")
+    for row in capability_rows[1:]:
+        (match,) = table[(table["name"] == row[0]) & (table["zone"].fillna("") == row[1])].to_dict("records")
+        assert float(row[4]) == match["mean"]  # the whole number, not 4 significant digits
+    assert "…" not in out
+    assert main(["spc", "--store", url, "--plan", "signoff", "--out", str(tmp_path), "--no-charts"]) == 2
+    assert "spc.html exists; give --force" in capsys.readouterr().err
+    assert main(["spc", "--store", url, "--plan", "signoff", "--out", str(tmp_path), "--no-charts", "--force"]) == 0

@@ -1,0 +1,59 @@
+"""Terminal or pipe: what the ``rig`` commands print, so a log keeps every path and number whole (issue #14).
+
+On a terminal, rich tables and colours. When stdout is not a terminal (``rig signoff | cat``, a CI log, a file),
+plain lines at full width: no wrapping, no truncation, no colour codes, tables as tab-separated rows under a
+header line (``# title`` then the column names), so ``cut -f`` and spreadsheets read them. Progress and spinners
+belong to stderr and show only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+
+def stdout_is_terminal(stream: TextIO | None = None) -> bool:
+    stream = stream or sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def console(*, stderr: bool = False, quiet: bool = False) -> Any:
+    """A rich Console that never wraps or cuts a line (soft wrap) and prints no markup codes into a pipe."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if stdout_is_terminal(stream):
+        return Console(stderr=stderr, highlight=False, quiet=quiet, soft_wrap=True)
+    # not a terminal: full width, no colour; soft_wrap keeps long lines whole instead of folding them at 80
+    return Console(stderr=stderr, highlight=False, quiet=quiet, soft_wrap=True, width=10_000, no_color=True)
+
+
+def print_table(
+    out: Any,
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    right: Sequence[str] = (),
+    styles: Sequence[str | None] | None = None,
+) -> None:
+    """A table: rich on a terminal, tab-separated plain rows otherwise (cells as given, never shortened).
+
+    ``styles``: a rich style per row (terminal only), e.g. ``"red"`` for a failure.
+    """
+    if out.is_terminal:
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left")
+        for col in columns:
+            table.add_column(col, justify="right" if col in right else "left", no_wrap=True, overflow="fold")
+        for i, row in enumerate(rows):
+            table.add_row(*row, style=styles[i] if styles else None)
+        out.print(table)
+        return
+    if out.quiet:
+        return
+    # straight to the stream: rich would expand the tabs into spaces
+    lines = [f"# {title}", "\t".join(columns), *("\t".join(row) for row in rows)]
+    out.file.write("\n".join(lines) + "\n")
