@@ -42,7 +42,7 @@ def _measurement_case(suite: ET.Element, record: RunRecord, m: MeasurementRecord
         el.text = detail
     elif m.verdict is Verdict.SKIP:
         ET.SubElement(case, "skipped", message=m.error or "not applicable")
-    _mark_info_and_marginal(case, m)
+    _mark_info(case, m)
     if m.value is not None:
         ET.SubElement(case, "system-out").text = f"{m.key} = {m.value!r} {m.unit}"
     return case
@@ -92,6 +92,7 @@ def junit_tree(record: RunRecord) -> ET.ElementTree:
     for m in record.measurements:
         if m.value is not None:
             ET.SubElement(props, "property", name=f"{m.step}.{m.key}", value=f"{m.value!r} {m.unit}".rstrip())
+        ET.SubElement(props, "property", name=f"{m.step}.{m.key}.verdict", value=verdict_word(m))
     for m in record.measurements:
         _measurement_case(suite, record, m)
     for s in bare_steps:
@@ -107,18 +108,18 @@ def write_junit(record: RunRecord, path: Path) -> Path:
 
 # ---------------------------------------------------------------------------------------------- INFO and MARGINAL
 # (issue #13) A figure without limits (INFO) is reported as <skipped message="information only …"> so a CI server
-# never counts it as passed; every measurement testcase carries <properties> with its verdict word, and a PASS
-# inside its marginal band says MARGINAL there (JUnit has no status for it; pytest's record_property uses the same
-# testcase-level <properties>, which Jenkins and GitLab read).
+# never counts it as passed. JUnit has no status for a PASS inside its marginal band, and the Jenkins schema allows
+# no <properties> inside a <testcase>, so each measurement's verdict word (PASS, MARGINAL, FAIL, ERROR, SKIP, INFO)
+# is a property of the testsuite, ``step.measurement[zone].verdict``, beside its value.
 
 
-def _mark_info_and_marginal(case: ET.Element, m: MeasurementRecord) -> None:
-    word = "MARGINAL" if m.marginal and m.verdict is Verdict.PASS else m.verdict.value
-    props = ET.Element("properties")
-    ET.SubElement(props, "property", name="measurement_verdict", value=word)
-    case.insert(0, props)
+def verdict_word(m: MeasurementRecord) -> str:
+    return "MARGINAL" if m.marginal and m.verdict is Verdict.PASS else m.verdict.value
+
+
+def _mark_info(case: ET.Element, m: MeasurementRecord) -> None:
     if m.verdict is Verdict.INFO:
-        ET.SubElement(case, "skipped", message="information only: no limit to judge it by", type="INFO")
+        ET.SubElement(case, "skipped", message="information only: no limit to judge it by")
 
 
 def _headline(record: RunRecord) -> str:
