@@ -18,6 +18,7 @@ from rig.bench import procedures as proc
 from rig.bench.ops import BenchOps
 from rig.calibrate.shim import MountMeasurement, RecipeStatus, ReworkTolerance, ShimRecipe, solve_recipe
 from rig.config.lenses import LensSpec
+from rig.results.reportdata import Check, ChecksPlot
 
 
 @dataclass(frozen=True)
@@ -152,4 +153,59 @@ def rework_mount(
         reason=reason,
         last_recipe=rounds[-1].recipe if rounds else recipe,
         tolerance=tolerance,
+    )
+
+
+def rework_checks(outcome: ReworkOutcome, *, name: str = "mount_rework") -> ChecksPlot:
+    """The report's table: every round's recipe, its prediction and the re-measurement side by side."""
+    tol = outcome.tolerance
+    m0 = outcome.initial
+    checks = [
+        Check(
+            name="measured before rework",
+            expected=f"±{tol.limit_flange_um:g} µm, ±{tol.limit_tilt_arcmin:g}′",
+            observed=f"flange {m0.flange_offset_um:+.2f} µm, tilt {m0.tilt_x_arcmin:+.2f}′/{m0.tilt_y_arcmin:+.2f}′",
+            ok=m0.within(flange_um=tol.limit_flange_um, tilt_arcmin=tol.limit_tilt_arcmin),
+        )
+    ]
+    for r in outcome.rounds:
+        p, m = r.recipe, r.remeasured
+        checks.append(
+            Check(
+                name=f"round {r.index}: recipe",
+                expected=p.plan.describe(),
+                observed=f"{p.status.value}, warp {p.warp_um:.1f} µm",
+                ok=p.within_target,
+                detail=p.reason,
+            )
+        )
+        checks.append(
+            Check(
+                name=f"round {r.index}: predicted vs re-measured",
+                expected=f"flange {p.predicted_flange_um:+.2f} µm, tilt {p.predicted_tilt_x_arcmin:+.2f}′/"
+                f"{p.predicted_tilt_y_arcmin:+.2f}′",
+                observed=f"flange {m.flange_offset_um:+.2f} µm, tilt {m.tilt_x_arcmin:+.2f}′/{m.tilt_y_arcmin:+.2f}′",
+                ok=m.within(flange_um=tol.target_flange_um, tilt_arcmin=tol.target_tilt_arcmin),
+                detail=f"re-measured − predicted: {r.flange_residual_um:+.2f} µm, {r.tilt_x_residual_arcmin:+.2f}′/"
+                f"{r.tilt_y_residual_arcmin:+.2f}′",
+            )
+        )
+    if not outcome.rounds:
+        checks.append(
+            Check(
+                name="recipe (not applied)",
+                expected=outcome.last_recipe.plan.describe(),
+                observed=outcome.last_recipe.status.value,
+                ok=False,
+                detail=outcome.last_recipe.reason,
+            )
+        )
+    stacks = "; ".join(
+        f"{k}: {' + '.join(f'{t:g}' for t in v) or 'none'} µm" for k, v in outcome.final_stacks_um.items()
+    )
+    return ChecksPlot(
+        name=name,
+        title="Mount rework: shim recipe, prediction and verification",
+        checks=checks,
+        caption=f"{'succeeded' if outcome.succeeded else 'failed'}: {outcome.reason}. Final stacks: {stacks}",
     )

@@ -20,6 +20,7 @@ being prepared is recorded against the step.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +33,14 @@ from rig.bench import procedures as proc
 from rig.bench.ops import BenchOps, Frame
 from rig.bench.options import RunOptions
 from rig.bench.recording import RunRecorder
+from rig.bench.rework import rework_checks, rework_mount
 from rig.calibrate import outputs
 from rig.calibrate.geometry import decentre_um, geometry_for_profile
 from rig.calibrate.opencv_yaml import OpenCvCamera, camera_from_fit
 from rig.calibrate.shading import ShadingFit, fit_shading, residual_shading
+from rig.calibrate.shim import MountMeasurement, ReworkTolerance
 from rig.config.lenses import LensSpec
+from rig.config.limits import load_limits
 from rig.config.station import StationConfig
 from rig.errors import MeasurementError
 from rig.measure.dotgrid import DotGridFit
@@ -247,7 +251,9 @@ def test_shading(measure, run: RunRecorder, flat: Frame, shading: ShadingFit) ->
     measure("shading_gain_max", float(shading.maps.gains_array().max()), captures=[flat.path])
 
 
-def test_flange_alignment(measure, run: RunRecorder, station: StationConfig, sweep: proc.Sweep) -> None:
+def test_flange_alignment(
+    measure, run: RunRecorder, bench: BenchOps, station: StationConfig, lens: LensSpec, sweep: proc.Sweep
+) -> None:
     """Flange offset and sensor tilt from the through-focus sweep, as stored in the profile."""
     f = sweep.flange
     caps = [fr.path for fr in sweep.frames]
@@ -257,6 +263,40 @@ def test_flange_alignment(measure, run: RunRecorder, station: StationConfig, swe
     measure("flange_offset_um", f.flange_offset_um, captures=caps)
     measure("tilt_x_arcmin", f.tilt_x_arcmin, captures=caps)
     measure("tilt_y_arcmin", f.tilt_y_arcmin, captures=caps)
+    _rework_beyond_profile_range(measure, run, bench, lens, sweep)
+
+
+# --------------------------------------------------------------------------------------------- mount rework hook
+def _rework_beyond_profile_range(measure, run: RunRecorder, bench: BenchOps, lens: LensSpec, sweep: proc.Sweep) -> None:
+    """Issue #21: flange or tilt beyond what a profile may store is re-shimmed and verified (rig.bench.rework).
+
+    Records the recipe, the predictions and the re-measurements (``mount_rework.json``, a checks table in the report)
+    and ``mount_rework_succeeded``. The profile is still built from the first sweep: the verdict work (REWORK, no
+    profile written) decides what a reworked unit's profile is.
+    """
+    measured = MountMeasurement.from_flange(sweep.flange)
+    def inside(name: str, value: float) -> bool:
+        bounds = run.limits.get(name).for_zone(None)
+        return (bounds.low is None or bounds.low <= value) and (bounds.high is None or value <= bounds.high)
+
+    in_range = (
+        inside("flange_offset_um", measured.flange_offset_um)
+        and inside("tilt_x_arcmin", measured.tilt_x_arcmin)
+        and inside("tilt_y_arcmin", measured.tilt_y_arcmin)
+    )
+    if in_range:
+        return
+    tolerance = ReworkTolerance.from_settings(bench.station.rework, load_limits("signoff"))
+    outcome = rework_mount(bench, lens, measured, tolerance)
+    measure.attach("mount_rework.json", json.dumps(outcome.to_dict(), indent=1, default=str).encode())
+    run.add_plot(rework_checks(outcome))
+    captures = [str(p) for r in outcome.rounds for p in r.captures]
+    measure(
+        "mount_rework_succeeded",
+        1.0 if outcome.succeeded else 0.0,
+        captures=captures,
+        error=None if outcome.succeeded else outcome.reason,
+    )
 
 
 def test_profile_readback(measure, bench: BenchOps, profile: CalibrationProfile, written: VerificationLog) -> None:
