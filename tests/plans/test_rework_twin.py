@@ -14,8 +14,12 @@ within that scatter.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +34,7 @@ from rig.config.limits import load_limits
 from rig.config.resolve import load_station_lenses
 from rig.config.station import StationConfig, load_station
 from rig.config.unit import UNITS_DIR, TwinUnit, load_unit
+from rig.results.record import RunRecord
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -145,3 +150,47 @@ def test_rework_reaches_the_target_and_matches_its_prediction(reworked: tuple[Tw
         slack = K * max(outcome.final.tilt_x_sigma_arcmin, outcome.final.tilt_y_sigma_arcmin)
         assert abs(result.truth_tilt_x_arcmin) <= TARGET_TILT_ARCMIN + slack
         assert abs(result.truth_tilt_y_arcmin) <= TARGET_TILT_ARCMIN + slack
+
+
+def test_calibration_records_recipe_prediction_and_verification_side_by_side(tmp_path: Path) -> None:
+    """The calibration plan on cal-reshim (flange +50 µm): the rework hook's record, attachment and report table."""
+    reports = tmp_path / "reports"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--pyargs",
+            "rig.plans.calibration",
+            "--unit",
+            str(UNITS_DIR / "cal-reshim.toml"),
+            "--reports",
+            str(reports),
+            "--calibration-dir",
+            str(tmp_path / "calibration"),
+            "--run-id",
+            "rework",
+            "-k",
+            "lens_detection or flange_alignment",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout[-2000:]  # flange_offset_um FAILs: beyond what a profile may store
+    run_dir = reports / "rework"
+    record = RunRecord.load(run_dir / "record.json")
+    (rework,) = [m for m in record.measurements if m.name == "mount_rework_succeeded"]
+    assert rework.value == 1.0
+    saved = json.loads((run_dir / "mount_rework.json").read_text())
+    assert saved["succeeded"] and saved["rounds"][0]["recipe"]["summary"].startswith("screw A ")
+    plots = json.loads((run_dir / "plots.json").read_text())["plots"]
+    (table,) = [p for p in plots if p["name"] == "mount_rework"]
+    names = [c["name"] for c in table["checks"]]
+    assert names[:3] == ["measured before rework", "round 1: recipe", "round 1: predicted vs re-measured"]
+    assert "Mount rework" in (run_dir / "report.html").read_text(encoding="utf-8")
