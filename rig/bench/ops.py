@@ -29,6 +29,7 @@ from rig.errors import (
     ImageInputError,
 )
 from rig.spec.dng import DngImage, read_dng
+from rig.spec.shims import ShimPlan
 from rig.spec.types import Capture
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ class WatchedOperator:
 
     def set_aperture(self, f_number: float) -> None:
         self._noted(lambda: self.wrapped.set_aperture(f_number))
+
+    def apply_shims(self, plan: ShimPlan) -> None:
+        self._noted(lambda: self.wrapped.apply_shims(plan))
 
 
 class BenchOps:

@@ -165,7 +165,10 @@ class CalibrationDecision(_Model):
     unit_serial: str
     run_id: str
     verdict: CalibrationVerdict
-    reasons: list[str] = Field(default_factory=list, description="why REJECTED (empty when ACCEPTED)")
+    reasons: list[str] = Field(default_factory=list, description="why REJECTED or REWORK (empty when ACCEPTED)")
+    rework: list[str] = Field(
+        default_factory=list, description="REWORK: each shim recipe applied and what the bench re-measured after it"
+    )
     written_to_phone: bool = Field(description="whether the profile of this run was written to the phone")
     profile_file: str = Field(description="the profile file in this folder the verdict is about")
     profile_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")

@@ -7,6 +7,7 @@ motor moves), a live step list, the summary table and the exit status of :data:`
 ====  ==========================================================================
 0     PASS · CERTIFIED · ACCEPTED (calibration profile written and verified)
 1     FAIL · NOT CERTIFIED · REJECTED (calibration profile not written)
+5     REWORK: the calibration re-shimmed the mount by its recipe and verified it; calibrate the unit again
 2     bad input (one line on stderr)
 3     ERROR: the bench could not measure; the last line gives the ``--resume`` command
 4     CERTIFIED WITH LIMITATIONS
@@ -41,6 +42,7 @@ PLANS = {
     "certify": ("certification", "lens compatibility certification of one catalog lens on this phone"),
 }
 EXIT_CERTIFIED_WITH_LIMITATIONS = 4
+EXIT_REWORKED = 5
 EXIT_BY_HEADLINE: dict[str, int] = {
     "PASS": 0,
     "FAIL": 1,
@@ -53,6 +55,7 @@ EXIT_BY_HEADLINE: dict[str, int] = {
     "NOT CERTIFIED": 1,
     "ACCEPTED": 0,
     "REJECTED": 1,
+    "REWORK": EXIT_REWORKED,
 }
 """Exit status by the run's headline word (verdict, certificate level or calibration verdict)."""
 

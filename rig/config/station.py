@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from rig.config.faults import FaultPlan
 from rig.config.loader import FIXTURES_DIR, StrictModel, load_toml
+from rig.config.mount import MountDesign, ReworkSettings, ShimStock, check_as_built
 from rig.errors import ArgumentError, ConfigError
 from rig.spec.types import Axis
 
@@ -244,6 +245,9 @@ class StationConfig(StrictModel):
     stage: StageConfig
     phone: PhoneConfig
     twin: TwinConfig | None = None
+    mount: MountDesign = MountDesign()
+    shims: ShimStock = ShimStock()
+    rework: ReworkSettings = ReworkSettings()
 
     @field_validator("serial_pattern")
     @classmethod
@@ -259,6 +263,7 @@ class StationConfig(StrictModel):
         uses_twin = TWIN_PORT in (self.stage.port, self.phone.port)
         if uses_twin and self.twin is None:
             raise ValueError('a [twin] table (unit, seed) when a port is "twin"')
+        check_as_built(self.mount, self.shims)
         return self
 
     @property

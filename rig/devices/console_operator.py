@@ -1,7 +1,9 @@
 """The operator at a real station: asks for a lens change and waits until the phone itself reports it.
 
 No "press Enter when done": the condition is the phone's own lens state (attached, 6-bit code), polled with a
-timeout, so an operator who mounts the wrong lens or none is caught, not believed.
+timeout, so an operator who mounts the wrong lens or none is caught, not believed. Only what the phone cannot see
+(the aperture ring, the shims under the mount screws) is confirmed on the terminal; a shim recipe is checked by the
+bench's re-measurement of flange and tilt afterwards (:mod:`rig.bench.rework`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TextIO
 from rig.config.lenses import LensCatalog
 from rig.devices.protocols import Phone
 from rig.errors import ArgumentError, DeviceStateError, DeviceTimeout
+from rig.spec.shims import ShimPlan
 from rig.spec.types import LensState
 
 
@@ -90,6 +93,17 @@ class ConsoleOperator:
         answer = self._confirm()
         if answer is None:
             raise DeviceTimeout(f"operator: no confirmation of f/{f_number:g} within {self._timeout_s:.0f} s")
+
+    def apply_shims(self, plan: ShimPlan) -> None:
+        """Show the shim stack for every screw and wait for Enter; the lens must already be off (the phone says)."""
+        if self._phone.lens_state().attached:
+            raise DeviceStateError("apply_shims: the phone still reports a lens on the bayonet; remove it first")
+        lines = "\n".join(f"    {screw.instruction()}" for screw in plan.screws)
+        self._say(
+            f"re-shim the bayonet: loosen each screw, set its shims, tighten to torque\n{lines}\npress Enter when done"
+        )
+        if self._confirm() is None:
+            raise DeviceTimeout(f"operator: shims not confirmed within {self._timeout_s:.0f} s")
 
     def remount_lens(self) -> None:
         if self._lens_id is None:

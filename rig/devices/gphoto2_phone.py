@@ -520,7 +520,7 @@ class Gphoto2Phone:
         path = self._call("capture", lambda: camera.capture(gp.GP_CAPTURE_IMAGE), budget)
         self._see_a_detach_during_the_capture()
         # libgphoto2 reports only the last frame of a burst (and does not list the others until the folder is
-        # re-read); the phone numbers the frames of one capture consecutively (ptp_codes.FRAME_NAME)
+        # re-read); the phone numbers the frames of one capture consecutively (rig.spec.ptp.FRAME_NAME)
         match = FRAME_NAME_RE.match(path.name)
         if match is None:
             raise FrameError(f"phone {self.port}: captured file {path.name!r} is not named like IMG_0001.DNG")

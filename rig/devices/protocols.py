@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol, Self, runtime_checkable
 
+from rig.spec.shims import ShimPlan
 from rig.spec.types import (
     AssistOutputs,
     Capture,
@@ -108,7 +109,7 @@ class Phone(Protocol):
 
 @runtime_checkable
 class Operator(Protocol):
-    """The hands at the bench: lens changes that no motor does. The twin's operator acts on the twin."""
+    """The hands at the bench: lens changes and mount shims that no motor does. The twin's operator acts on the twin."""
 
     def mount_lens(self, lens_id: str) -> None: ...
     def unmount_lens(self) -> None: ...
@@ -117,3 +118,6 @@ class Operator(Protocol):
 
     def set_aperture(self, f_number: float) -> None:
         """Turn the (manual) aperture ring of the mounted lens to ``f_number``."""
+
+    def apply_shims(self, plan: ShimPlan) -> None:
+        """Re-shim the bare bayonet: put ``plan``'s stack under every mount screw (the lens is off meanwhile)."""

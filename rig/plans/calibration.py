@@ -20,6 +20,7 @@ being prepared is recorded against the step.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,11 +34,14 @@ from rig.bench import procedures as proc
 from rig.bench.ops import BenchOps, Frame
 from rig.bench.options import RunOptions
 from rig.bench.recording import RunRecorder
+from rig.bench.rework import ReworkOutcome, ReworkRound, rework_checks, rework_mount
 from rig.calibrate import outputs
 from rig.calibrate.geometry import decentre_um, geometry_for_profile
 from rig.calibrate.opencv_yaml import OpenCvCamera, camera_from_fit
 from rig.calibrate.shading import ShadingFit, fit_shading, residual_shading
+from rig.calibrate.shim import MountMeasurement, ReworkTolerance
 from rig.config.lenses import LensSpec
+from rig.config.limits import load_limits
 from rig.config.station import StationConfig
 from rig.errors import MeasurementError
 from rig.measure.dotgrid import DotGridFit
@@ -197,7 +201,7 @@ def rejection_reasons(measurements: list[MeasurementRecord]) -> list[str]:
 
 
 def decide(run: RunRecorder, folder: Path, profile: CalibrationProfile, verdict: CalibrationVerdict,
-           reasons: list[str], *, written_to_phone: bool) -> None:  # fmt: skip
+           reasons: list[str], *, written_to_phone: bool, rework: list[str] | None = None) -> None:  # fmt: skip
     """Write ``verdict.json`` and make the decision the run's outcome."""
     outputs.write_decision(
         folder,
@@ -206,9 +210,10 @@ def decide(run: RunRecorder, folder: Path, profile: CalibrationProfile, verdict:
             run_id=run.record.run_id,
             verdict=verdict,
             reasons=reasons,
+            rework=rework or [],
             written_to_phone=written_to_phone,
             profile_file=(
-                outputs.REJECTED_PROFILE_FILE if verdict is CalibrationVerdict.REJECTED else outputs.PROFILE_FILE
+                outputs.PROFILE_FILE if verdict is CalibrationVerdict.ACCEPTED else outputs.REJECTED_PROFILE_FILE
             ),
             profile_sha256=outputs.profile_sha256(profile),
             decided=utcnow(),
@@ -236,8 +241,24 @@ def written(
     reasons = rejection_reasons(run.record.measurements)
     if reasons:
         outputs.write_rejected_profile(calibration_folder, profile)
-        decide(run, calibration_folder, profile, CalibrationVerdict.REJECTED, reasons, written_to_phone=False)
-        pytest.skip(f"profile REJECTED, not written to the phone: {'; '.join(reasons)}")
+        rework = _REWORKS.get(run.record.run_id)
+        verdict = CalibrationVerdict.REJECTED
+        if rework is not None:
+            if rework.succeeded:
+                verdict = CalibrationVerdict.REWORK
+                reasons = [*reasons, "mount re-shimmed and verified within the sign-off limits: calibrate again"]
+            else:
+                reasons = [*reasons, f"mount rework did not succeed: {rework.reason}"]
+        decide(
+            run,
+            calibration_folder,
+            profile,
+            verdict,
+            reasons,
+            written_to_phone=False,
+            rework=[_round_text(r) for r in rework.rounds] if rework is not None else None,
+        )
+        pytest.skip(f"profile {verdict.value}, not written to the phone: {'; '.join(reasons)}")
     unmeasured = [name for name in PROFILE_MEASUREMENTS if name not in recorded]
     if unmeasured:
         raise MeasurementError(f"not writing an unverified profile to the phone: {', '.join(unmeasured)} not measured")
@@ -343,7 +364,9 @@ def test_shading(measure, run: RunRecorder, flat: Frame, shading: ShadingFit) ->
     measure("shading_gain_max", float(shading.maps.gains_array().max()), captures=[flat.path])
 
 
-def test_flange_alignment(measure, run: RunRecorder, station: StationConfig, sweep: proc.Sweep) -> None:
+def test_flange_alignment(
+    measure, run: RunRecorder, bench: BenchOps, station: StationConfig, lens: LensSpec, sweep: proc.Sweep
+) -> None:
     """Flange offset and sensor tilt from the through-focus sweep, as stored in the profile."""
     f = sweep.flange
     caps = [fr.path for fr in sweep.frames]
@@ -353,6 +376,54 @@ def test_flange_alignment(measure, run: RunRecorder, station: StationConfig, swe
     measure("flange_offset_um", f.flange_offset_um, captures=caps)
     measure("tilt_x_arcmin", f.tilt_x_arcmin, captures=caps)
     measure("tilt_y_arcmin", f.tilt_y_arcmin, captures=caps)
+    _rework_beyond_profile_range(measure, run, bench, lens, sweep)
+
+
+# --------------------------------------------------------------------------------------------- mount rework hook
+_REWORKS: dict[str, ReworkOutcome] = {}
+"""The mount rework of each run (by run id), for the profile decision that follows the flange step."""
+
+
+def _round_text(r: ReworkRound) -> str:
+    after = r.remeasured
+    return (
+        f"round {r.index}: {r.recipe.summary()}; re-measured flange {after.flange_offset_um:+.1f} µm, tilt "
+        f"{after.tilt_x_arcmin:+.2f}′/{after.tilt_y_arcmin:+.2f}′"
+    )
+
+
+def _rework_beyond_profile_range(measure, run: RunRecorder, bench: BenchOps, lens: LensSpec, sweep: proc.Sweep) -> None:
+    """Issue #21: flange or tilt beyond what a profile may store is re-shimmed and verified (rig.bench.rework).
+
+    Records the recipe, the predictions and the re-measurements (``mount_rework.json``, a checks table in the report)
+    and ``mount_rework_succeeded``. The profile is still built from the first sweep: the verdict work (REWORK, no
+    profile written) decides what a reworked unit's profile is.
+    """
+    measured = MountMeasurement.from_flange(sweep.flange)
+    def inside(name: str, value: float) -> bool:
+        bounds = run.limits.get(name).for_zone(None)
+        return (bounds.low is None or bounds.low <= value) and (bounds.high is None or value <= bounds.high)
+
+    in_range = (
+        inside("flange_offset_um", measured.flange_offset_um)
+        and inside("tilt_x_arcmin", measured.tilt_x_arcmin)
+        and inside("tilt_y_arcmin", measured.tilt_y_arcmin)
+    )
+    if in_range:
+        measure.skip("mount_rework_succeeded", "flange and tilt within what the profile may store: no rework")
+        return
+    tolerance = ReworkTolerance.from_settings(bench.station.rework, load_limits("signoff"))
+    outcome = rework_mount(bench, lens, measured, tolerance)
+    _REWORKS[run.record.run_id] = outcome
+    measure.attach("mount_rework.json", json.dumps(outcome.to_dict(), indent=1, default=str).encode())
+    run.add_plot(rework_checks(outcome))
+    captures = [str(p) for r in outcome.rounds for p in r.captures]
+    measure(
+        "mount_rework_succeeded",
+        1.0 if outcome.succeeded else 0.0,
+        captures=captures,
+        error=None if outcome.succeeded else outcome.reason,
+    )
 
 
 def test_profile_readback(measure, bench: BenchOps, profile: CalibrationProfile, written: VerificationLog) -> None:

@@ -45,6 +45,8 @@ BANNERS: dict[str, Banner] = {
     CertificateLevel.NOT_CERTIFIED.value: Banner(CertificateLevel.NOT_CERTIFIED.value, *_BAD),
     CalibrationVerdict.ACCEPTED.value: Banner(CalibrationVerdict.ACCEPTED.value, *_GOOD),
     CalibrationVerdict.REJECTED.value: Banner(CalibrationVerdict.REJECTED.value, *_BAD),
+    # re-shimmed and verified: the unit is fixed but needs calibrating again — an instruction, not a failure
+    CalibrationVerdict.REWORK.value: Banner(CalibrationVerdict.REWORK.value, "#1565c0", "#ffffff"),
 }
 """Banner by the run's headline word (:attr:`RunRecord.headline`): the same word as the CLI's last line."""
 

@@ -69,11 +69,14 @@ class CalibrationVerdict(StrEnum):
 
     ACCEPTED: every measurement the profile stores passed, the profile went to the phone and was verified.
     REJECTED: a stored measurement failed (e.g. a flange beyond the profile's range): nothing went to the phone.
-    A later kind (REWORK with a shim recipe) adds a member here and a row to the CLI's exit table.
+    REWORK: flange or tilt was beyond what a profile may store, the bench re-shimmed the mount by a recipe and
+    verified it within the sign-off limits: nothing went to the phone (the profile was fitted before the rework);
+    the unit goes back for a fresh calibration.
     """
 
     ACCEPTED = "ACCEPTED"
     REJECTED = "REJECTED"
+    REWORK = "REWORK"
 
 
 PlanOutcome = CertificateLevel | CalibrationVerdict

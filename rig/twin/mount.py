@@ -33,18 +33,37 @@ N(0, σ_um) per axis and changes the tilt by N(0, σ_arcmin) per axis, drawn fro
 ``np.random.default_rng([seed, remount_index])``: the same unit seated the n-th time always sits the same way.
 The shift and the tilt are drawn independently (a seating error is a decentre of the bayonet as much as a tilt).
 
+**Shims under the mount screws** (issue #21). The bayonet is screwed to the frame at the screws of
+:class:`~rig.config.mount.MountDesign` (sensor coordinates, mm from the optical axis). A stack ``t`` µm thicker
+than as built under screw i lifts the bayonet there by ``t`` away from the sensor. Three screws define the plane
+the bayonet settles in: the one through the three heights. Four screws are statically indeterminate: a rigid
+bayonet on four unequal stacks would rock on three of them, and which three depends on the order of tightening.
+We model what the tightened screws make of it instead: each joint (shim stack under a screw head) is an equally
+stiff spring, so the bayonet is in equilibrium when the joint forces k·(h_i − z_i) balance in force and in both
+moments, Σ(h_i − z_i)·(1, x_i, y_i) = 0: the normal equations of the least-squares plane z = a + b·x + c·y
+through the heights. The departure of the heights from that plane (the *warp*) bends the bayonet instead of
+moving it; :attr:`MountDesign.max_warp_um` bounds what a recipe may ask of it. With three screws the plane passes
+through all three heights and the warp is zero.
+
+The plane moves the lens: its height ``a`` on the axis adds to the flange offset; its slope lifts the lens's +x
+side by ``b`` µm/mm (= mrad) away from the sensor, i.e. the sensor's +x half ends up farther from the lens:
+``tilt_y`` grows by atan(b); likewise ``tilt_x`` by atan(c). The lens turns about the flange (the sag's pivot), so
+the image moves by the lever arm as for the sag: a lens rotation α (front towards +y) is a ``tilt_x`` of −α and an
+image shift of (f − 27.8)·α along y, hence a shim tilt moves the image by −(f − 27.8)·Δtilt (each axis).
+
 :func:`mount_truth` gives the analytic figures the stability tests compare their measurements with.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from rig.config.lenses import LensSpec
+from rig.config.mount import MountDesign
 from rig.config.unit import MountTruth, TwinUnit
 from rig.twin.pose import STATIC, MountPose
 from rig.twin.state import BenchSnapshot
@@ -125,6 +144,62 @@ class RemountOffset:
     tilt_y_arcmin: float
 
 
+@dataclass(frozen=True)
+class ShimPose:
+    """How the shims under the screws move the lens against the as-built mount.
+
+    Attributes
+    ----------
+    flange_offset_um
+        Added flange offset (µm, + = sensor farther from the lens): the bayonet plane's height on the axis.
+    tilt_x_arcmin, tilt_y_arcmin
+        Added tilt (arcmin, :class:`~rig.config.unit.MountTruth` conventions).
+    warp_um
+        Largest departure of a screw's stack height from the bayonet's plane (µm): bending, not motion.
+    """
+
+    flange_offset_um: float = 0.0
+    tilt_x_arcmin: float = 0.0
+    tilt_y_arcmin: float = 0.0
+    warp_um: float = 0.0
+
+
+def shim_pose(design: MountDesign, stacks_um: Mapping[str, Sequence[float]]) -> ShimPose:
+    """The bayonet's plane for the shims ``stacks_um`` (screw name → thicknesses, µm; unnamed screws as built).
+
+    Solves the joints' force and moment balance Σ(h_i − a − b·x_i − c·y_i)·(1, x_i, y_i) = 0 for the plane
+    (a µm, b and c µm/mm), with h_i the stack's change against as built (see the module docstring).
+    """
+    names = {s.name for s in design.screws}
+    unknown = sorted(set(stacks_um) - names)
+    if unknown:
+        raise ValueError(f"shims for screws {unknown}: the mount has screws {sorted(names)}")
+    x = np.array([s.x_mm for s in design.screws])
+    y = np.array([s.y_mm for s in design.screws])
+    h = np.array(
+        [float(sum(stacks_um[s.name])) - s.as_built_total_um if s.name in stacks_um else 0.0 for s in design.screws]
+    )
+    balance = np.array(
+        [
+            [len(x), x.sum(), y.sum()],
+            [x.sum(), (x * x).sum(), (x * y).sum()],
+            [y.sum(), (x * y).sum(), (y * y).sum()],
+        ]
+    )
+    loads = np.array([h.sum(), (h * x).sum(), (h * y).sum()])
+    a, b, c = np.linalg.solve(balance, loads)
+    totals = h + np.array([s.as_built_total_um for s in design.screws])
+    # warp of the actual stacks (the frame's seats are coplanar): what the bayonet must bend to sit on all of them
+    ta, tb, tc = np.linalg.solve(balance, np.array([totals.sum(), (totals * x).sum(), (totals * y).sum()]))
+    warp = float(np.max(np.abs(totals - (ta + tb * x + tc * y))))
+    return ShimPose(
+        flange_offset_um=float(a),
+        tilt_x_arcmin=math.degrees(math.atan(c / 1000.0)) * 60.0,
+        tilt_y_arcmin=math.degrees(math.atan(b / 1000.0)) * 60.0,
+        warp_um=warp,
+    )
+
+
 def lever_arm_mm(lens: LensSpec) -> float:
     """Distance from the flange (pivot) to the lens's rear nodal point, f − 27.8 mm (see the module docstring)."""
     return lens.focal_length_mm - FLANGE_FOCAL_DISTANCE_MM
@@ -186,7 +261,14 @@ def ring_tilt_mrad(mount: MountTruth, knock_times_ns: Iterable[int], time_ns: in
     return angle, rate
 
 
-def mount_pose(unit: TwinUnit, lens: LensSpec | None, snapshot: BenchSnapshot, *, seed: int) -> MountPose:
+def mount_pose(
+    unit: TwinUnit,
+    lens: LensSpec | None,
+    snapshot: BenchSnapshot,
+    *,
+    seed: int,
+    design: MountDesign | None = None,
+) -> MountPose:
     """Where the lens sits at ``snapshot.time_ns``, beyond the unit's static alignment.
 
     Parameters
@@ -199,6 +281,8 @@ def mount_pose(unit: TwinUnit, lens: LensSpec | None, snapshot: BenchSnapshot, *
         The bench state of the capture: pitch, knock times, exposure time, remount index.
     seed
         The twin's seed; with ``snapshot.remount_index`` it fixes the seating error.
+    design
+        The station's mount (screws, as-built shims) that ``snapshot.shim_stacks_um`` re-shims; None: as built.
 
     Returns
     -------
@@ -214,13 +298,14 @@ def mount_pose(unit: TwinUnit, lens: LensSpec | None, snapshot: BenchSnapshot, *
     ring_mrad, ring_rate_mrad_s = ring_tilt_mrad(mount, snapshot.knock_times_ns, snapshot.time_ns)
     rotation_mrad = droop_mrad + ring_mrad
     seat = remount_offset(mount, snapshot.remount_index, seed=seed)
+    shims = ShimPose() if design is None else shim_pose(design, dict(snapshot.shim_stacks_um))
     # mm × mrad = µm
     return MountPose(
-        image_shift_x_um=seat.shift_x_um,
-        image_shift_y_um=lever_mm * rotation_mrad + seat.shift_y_um,
-        tilt_x_arcmin=-rotation_mrad * _ARCMIN_PER_MRAD + seat.tilt_x_arcmin,
-        tilt_y_arcmin=seat.tilt_y_arcmin,
-        axial_um=axial_um(lens, snapshot.pitch_deg),
+        image_shift_x_um=seat.shift_x_um - lever_mm * shims.tilt_y_arcmin / _ARCMIN_PER_MRAD,
+        image_shift_y_um=lever_mm * rotation_mrad + seat.shift_y_um - lever_mm * shims.tilt_x_arcmin / _ARCMIN_PER_MRAD,
+        tilt_x_arcmin=-rotation_mrad * _ARCMIN_PER_MRAD + seat.tilt_x_arcmin + shims.tilt_x_arcmin,
+        tilt_y_arcmin=seat.tilt_y_arcmin + shims.tilt_y_arcmin,
+        axial_um=axial_um(lens, snapshot.pitch_deg) + shims.flange_offset_um,
         motion_blur_um=abs(lever_mm * ring_rate_mrad_s) * snapshot.exposure_time_s,
         motion_blur_angle_deg=90.0,
     )

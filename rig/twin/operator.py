@@ -1,9 +1,11 @@
-"""The twin's pair of hands: lens changes that no motor does, performed on the simulated bench."""
+"""The twin's pair of hands: lens changes and mount shims that no motor does, performed on the simulated bench."""
 
 from __future__ import annotations
 
 from rig.config.lenses import LensCatalog
+from rig.config.mount import MountDesign
 from rig.errors import ArgumentError, DeviceStateError
+from rig.spec.shims import ShimPlan
 from rig.twin.state import BenchState
 
 
@@ -14,9 +16,10 @@ class TwinOperator:
     after the unit's firmware latency, exactly as it would for a lens screwed on by hand.
     """
 
-    def __init__(self, state: BenchState, lenses: LensCatalog) -> None:
+    def __init__(self, state: BenchState, lenses: LensCatalog, *, mount: MountDesign | None = None) -> None:
         self._state = state
         self._lenses = lenses
+        self._mount = mount or MountDesign()
         self.actions: list[str] = []
 
     def mount_lens(self, lens_id: str) -> None:
@@ -49,3 +52,14 @@ class TwinOperator:
             raise DeviceStateError("cannot remount: no lens on the bayonet")
         self.unmount_lens()
         self.mount_lens(lens_id)
+
+    def apply_shims(self, plan: ShimPlan) -> None:
+        """Put the plan's stacks under the mount screws. The bayonet must be bare: nobody shims under a lens."""
+        if self._state.lens_attached:
+            raise DeviceStateError(f"cannot shim the mount: {self._state.lens_id} is still on the bayonet")
+        names = [s.name for s in self._mount.screws]
+        unknown = [s.screw for s in plan.screws if s.screw not in names]
+        if unknown:
+            raise ArgumentError(f"shim plan names screws {unknown}: expected screws of the mount {names}")
+        self._state.set_shims(plan.stacks_um())
+        self.actions.append(f"shims {plan.describe()}")

@@ -52,7 +52,7 @@ class TwinServer:
         self.unit = unit
         self.lenses = lenses
         self.bench = TwinBench(station, unit, lenses, seed=station.twin.seed if seed is None else seed)
-        self.operator = TwinOperator(self.bench.state, lenses)
+        self.operator = TwinOperator(self.bench.state, lenses, mount=station.mount)
         # faults of the unit file, the station's [twin.faults] and the caller's (issue #8)
         plan = (unit.faults or FaultPlan()).merged(station.twin.faults).merged(faults)
         self.grbl = GrblPeer(

@@ -32,6 +32,7 @@ class BenchSnapshot:
     f_number: float | None  # aperture ring setting; None = the lens sample's (wide open unless the unit says)
     knock_times_ns: tuple[int, ...]
     profile: bytes | None  # the calibration profile the phone holds (None until written)
+    shim_stacks_um: tuple[tuple[str, tuple[float, ...]], ...] = ()  # (screw, stack) re-shimmed; () = as built
 
 
 @dataclass
@@ -51,6 +52,8 @@ class BenchState:
     f_number: float | None = None
     knock_times_ns: list[int] = field(default_factory=list)
     profile: bytes | None = None
+    shim_stacks_um: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Shims under each re-shimmed mount screw (µm); a screw not named keeps its as-built stack."""
     clock: Callable[[], int] = time.monotonic_ns
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
@@ -81,6 +84,11 @@ class BenchState:
             self.lens_attached = False
             self.lens_attached_at_ns = None
 
+    def set_shims(self, stacks_um: dict[str, tuple[float, ...]]) -> None:
+        """Replace the shims under the named screws (the operator's hands; the lens is off meanwhile)."""
+        with self._lock:
+            self.shim_stacks_um = {**self.shim_stacks_um, **{k: tuple(v) for k, v in stacks_um.items()}}
+
     def knock(self) -> None:
         with self._lock:
             self.knock_times_ns.append(self.now_ns())
@@ -102,6 +110,7 @@ class BenchState:
                 f_number=self.f_number,
                 knock_times_ns=tuple(self.knock_times_ns),
                 profile=self.profile,
+                shim_stacks_um=tuple(sorted(self.shim_stacks_um.items())),
             )
 
 

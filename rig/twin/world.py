@@ -162,7 +162,7 @@ class TwinBench:
         snap = snapshot if snapshot is not None else self.state.snapshot()
         lens = self.imaging_lens(snap)
         unit = sample_for(self.unit, lens.id, snap.f_number) if lens is not None else self.unit
-        pose = mount_pose(self.unit, lens, snap, seed=self.seed)
+        pose = mount_pose(self.unit, lens, snap, seed=self.seed, design=self.station.mount)
         return unit_truth(unit, lens, self.station, pose, catalog=self.lenses)
 
     # ------------------------------------------------------------------------------------------- capture
@@ -186,7 +186,7 @@ class TwinBench:
             snapshot = replace(snapshot, light_pwm=snapshot.light_pwm * self.light_factor(counter))
         rng = np.random.default_rng([self.seed, counter])
         lens = self.imaging_lens(snapshot)
-        pose = mount_pose(self.unit, lens, snapshot, seed=self.seed)
+        pose = mount_pose(self.unit, lens, snapshot, seed=self.seed, design=self.station.mount)
         sensor = self.station.sensor
         result = render(
             self.station,
