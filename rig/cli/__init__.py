@@ -22,6 +22,8 @@ from rig.errors import DeviceError, InputError, MeasurementError, RigError
 GROUPS = {
     "twin": "run the digital twin (capture, serve)",
     "measure": "measure an image or a set of images (pure measurements)",
+    "station": "the operator station in the browser (serve)",
+    "line": "the line view over the results store (serve, demo)",
 }
 
 EXIT_OK = 0
