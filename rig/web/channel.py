@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from rig.errors import DeviceError
 
 CHANNEL_ENV = "RIG_WEB_CHANNEL"
+UNATTENDED_ENV = "RIG_WEB_UNATTENDED"  # twin only: the twin's hands act without asking the screen
 
 
 class Event(StrEnum):

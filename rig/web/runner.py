@@ -24,7 +24,7 @@ from typing import Any
 from rig.bench.recording import RECORD_FILE, new_run_id
 from rig.errors import ArgumentError
 from rig.results.record import RunRecord, utcnow
-from rig.web.channel import CHANNEL_ENV, Event, Reply, ServerSide, open_pipes
+from rig.web.channel import CHANNEL_ENV, UNATTENDED_ENV, Event, Reply, ServerSide, open_pipes
 
 PLAN_COMMANDS = {"signoff": "signoff", "calibration": "calibrate", "certification": "certify"}
 KILL_AFTER_ABORT_S = 60.0
@@ -126,12 +126,14 @@ class StationRunner:
         store_url: str | None = None,
         python: str = sys.executable,
         on_change: Callable[[RunView | None], None] | None = None,
+        unattended: bool = False,
     ) -> None:
         self.station_file = station_file
         self.reports_dir = reports_dir
         self.store_url = store_url
         self.python = python
         self.on_change = on_change
+        self.unattended = unattended
         self._lock = threading.Lock()
         self._view: RunView | None = None
         self._process: subprocess.Popen[str] | None = None
@@ -170,6 +172,8 @@ class StationRunner:
             )
             channel, spec, child_fds = open_pipes()
             env = dict(os.environ, PYTEST_PLUGINS="rig.web.runplugin", **{CHANNEL_ENV: spec})
+            if self.unattended:
+                env[UNATTENDED_ENV] = "1"
             try:
                 process = subprocess.Popen(
                     self._command(request, run_id),

@@ -9,12 +9,13 @@ the run can be resumed like any ERROR run. Without ``RIG_WEB_CHANNEL`` in the en
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 
-from rig.web.channel import Event, OperatorAborted, PlanSide
+from rig.web.channel import UNATTENDED_ENV, Event, OperatorAborted, PlanSide
 
 _SIDE: PlanSide | None = None
 _SESSION: pytest.Session | None = None
@@ -76,7 +77,8 @@ def pytest_fixture_setup(
 ) -> Generator[None, Any, Any]:
     """Put the screen in front of the bench's operator as soon as the bench is open (real or twin)."""
     value = yield
-    if _SIDE is not None and fixturedef.argname == "bench_devices":
+    unattended = os.environ.get(UNATTENDED_ENV) == "1"
+    if _SIDE is not None and fixturedef.argname == "bench_devices" and not (unattended and value.twin is not None):
         from rig.web.operator import WebOperator
 
         devices = value

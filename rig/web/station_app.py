@@ -37,7 +37,13 @@ class Station:
     """The station the server drives: its files, its runner and (optionally) its status row in the store."""
 
     def __init__(
-        self, station_file: Path, reports_dir: Path, *, store_url: str | None = None, public_url: str | None = None
+        self,
+        station_file: Path,
+        reports_dir: Path,
+        *,
+        store_url: str | None = None,
+        public_url: str | None = None,
+        unattended: bool = False,
     ) -> None:
         self.station_file = station_file
         self.config: StationConfig = load_station(station_file)
@@ -51,12 +57,21 @@ class Station:
             self._store = open_store(store_url)
             self._engine = self._store.engine
             create_status_table(self._engine)
-        self.runner = StationRunner(station_file, reports_dir, store_url=store_url, on_change=self._publish)
+        if unattended and not self.config.is_twin:
+            raise InputError(f"{station_file}: only a twin station can run unattended (a real lens needs hands)")
+        self.runner = StationRunner(
+            station_file, reports_dir, store_url=store_url, on_change=self._publish, unattended=unattended
+        )
         self._publish(None)
 
     def _publish(self, view: Any) -> None:
         if self._engine is not None:
             publish_status(self._engine, StationStatus.of(self.config.name, self.public_url, view))
+
+    def set_public_url(self, url: str) -> None:
+        """The address the line view links to (known once the server is bound)."""
+        self.public_url = url
+        self._publish(self.runner.view())
 
     @property
     def twin_units(self) -> list[str]:
@@ -91,9 +106,10 @@ def create_station_app(
     store_url: str | None = None,
     tokens: AccessTokens | None = None,
     public_url: str | None = None,
+    unattended: bool = False,
 ) -> Starlette:
     tokens = tokens or AccessTokens()
-    station = Station(station_file, reports_dir, store_url=store_url, public_url=public_url)
+    station = Station(station_file, reports_dir, store_url=store_url, public_url=public_url, unattended=unattended)
 
     def panel_context() -> dict[str, Any]:
         view = station.runner.view()
@@ -200,6 +216,7 @@ def create_station_app(
         *login_routes(tokens),
         static_mount(),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield

@@ -52,7 +52,11 @@ def artefacts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 
 def serve_station(
-    station_file: Path, reports: Path, *, store_url: str | None = None, host: str = "127.0.0.1",
+    station_file: Path,
+    reports: Path,
+    *,
+    store_url: str | None = None,
+    host: str = "127.0.0.1",
     tokens: AccessTokens | None = None,
 ) -> ThreadedServer:
     from rig.web.station_app import create_station_app
