@@ -74,9 +74,9 @@ class YieldRow:
     summary: YieldSummary
 
 
-def yields_by(runs: pd.DataFrame, period: str) -> list[YieldRow]:
-    """Yield and first-pass yield per ``"hour"`` or per ``"shift"`` (shift = date of its start + name), newest
-    first. First pass is judged within the period: a unit's first run there."""
+def yields_by(runs: pd.DataFrame, period: str, newest: int) -> list[YieldRow]:
+    """Yield and first-pass yield of the ``newest`` periods, per ``"hour"`` or per ``"shift"`` (shift = the date
+    it ends on + its name), newest first. First pass is judged within the period: a unit's first run there."""
     if runs.empty:
         return []
     started = runs["started"]
@@ -85,7 +85,10 @@ def yields_by(runs: pd.DataFrame, period: str) -> list[YieldRow]:
     else:
         shifted = started - pd.Timedelta(hours=SHIFTS[0][1] - 24)  # the night shift belongs to the day it ends
         keys = shifted.dt.strftime("%Y-%m-%d") + " " + started.dt.hour.map(shift_of)
-    return [YieldRow(str(key), yield_summary(group)) for key, group in sorted(runs.groupby(keys), reverse=True)]
+    chosen = set(sorted(keys.unique(), reverse=True)[:newest])
+    recent = runs[keys.isin(chosen)]
+    groups = recent.groupby(keys[keys.isin(chosen)])
+    return [YieldRow(str(key), yield_summary(group)) for key, group in sorted(groups, reverse=True, key=lambda g: g[0])]
 
 
 def pareto_causes(engine: Engine, filters: Filters, limit: int = 15) -> list[dict[str, Any]]:
