@@ -25,6 +25,7 @@ GROUPS = {
     "measure": "measure an image or a set of images (pure measurements)",
     "station": "the station: its controller's settings (configure), its operator screen (serve)",
     "msa": "measurement system analysis: gauge R&R, type-1 study",
+    "line": "the line view over the results store (serve, demo)",
 }
 
 EXIT_OK = 0
