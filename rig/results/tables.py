@@ -66,6 +66,7 @@ MEASUREMENT_SCHEMA = pa.schema(
         pa.field("high", pa.float64()),
         pa.field("margin", pa.float64()),
         pa.field("verdict", pa.string(), nullable=False),
+        pa.field("marginal", pa.bool_(), nullable=False),
         pa.field("error", pa.string()),
         pa.field("doc", pa.string(), nullable=False),
         pa.field("captures", pa.string(), nullable=False),

@@ -86,8 +86,9 @@ def test_a_full_disk_costs_the_report_and_the_store_but_no_measurement(small_dis
     assert any(p.startswith("results store") for p in problems), problems
     # the record on disk is the last good one: every measurement, its verdict, nothing half-written beside it
     on_disk = RunRecord.load(run_dir / RECORD_FILE)
-    assert {m.name: m.value for m in on_disk.measurements} == values
-    assert on_disk.verdict is Verdict.PASS
+    assert {m.name: m.value for m in on_disk.measurements if m.value is not None} == values
+    # the other declared figures were never measured: recorded as ERROR, so the run cannot be PASS (issue #13)
+    assert on_disk.verdict is Verdict.ERROR and on_disk.verdict is recorder.record.verdict
     assert sorted(p.name for p in run_dir.iterdir()) == before
     # once space is back, the outputs can be written from that record
     os.unlink(small_disk / "filler")

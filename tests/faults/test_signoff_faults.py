@@ -33,8 +33,8 @@ def _signoff(reports: Path, *args: str) -> tuple[int, RunRecord, Path]:
         timeout=500,
         check=False,
     )
-    last = result.stdout.strip().splitlines()[-1]  # "VERDICT SERIAL PLAN RUN_DIR"
-    run_dir = Path(last.split()[-1])
+    words = result.stdout.strip().splitlines()[-1].split()  # "VERDICT SERIAL PLAN RUN_DIR [resume with: …]"
+    run_dir = Path(words[words.index("signoff") + 1])
     return result.returncode, RunRecord.load(run_dir / "record.json"), run_dir
 
 
