@@ -73,6 +73,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         raise pytest.UsageError(f"one plan per run, got {sorted(p for p in plans if p)}")
     config.stash[PLAN_KEY] = str(plans.pop())
     options = options_of(config)
+    _preflight(config, config.stash[PLAN_KEY], options)
     resume = options.resume
     if resume:
         from rig.bench.recording import RECORD_FILE
@@ -87,6 +88,29 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if deselected:
             config.hook.pytest_deselected(items=deselected)
         items[:] = keep
+        if not keep:  # every step done: a run killed after its last step still gets its verdict, report and row
+            from rig.bench.outputs import complete_run
+
+            complete_run(options.reports_dir / resume, store_url=options.store)
+
+
+def _preflight(config: pytest.Config, plan: str, options: RunOptions) -> None:
+    """Session start of a plan run: every input checked and the run's locks taken before any device opens."""
+    from rig.bench.preflight import preflight
+    from rig.errors import InputError
+
+    raw = {o: config.getoption(f"rig_{o}") for o in ("resume", "run_id", "unit_serial")}
+    try:
+        preflight(plan, options, raw, lock=True)
+    except InputError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(PLAN_KEY, None) is not None:
+        from rig.bench import runlock
+
+        runlock.release_all()
 
 
 def step_name(item: pytest.Item) -> str:
