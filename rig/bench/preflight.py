@@ -24,7 +24,6 @@ import ast
 import importlib.util
 import math
 import os
-import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from typing import Any
 
 from rig.bench import runlock
 from rig.bench.options import RunOptions
-from rig.bench.recording import RECORD_FILE, check_run_id
+from rig.bench.recording import RECORD_FILE, SERIAL_NAME_PATTERN, check_run_id
 from rig.config.lenses import LensCatalog, LensSpec
 from rig.config.limits import LimitSet, load_limits
 from rig.config.resolve import load_station_lenses, load_twin_unit
@@ -47,8 +46,6 @@ MAX_TIMEOUT_S = 24 * 3600.0
 """Longest device timeout a station may set: a day (``inf`` or 1e300 s would overflow the drivers' clocks)."""
 MAX_TWIN_SEED = 2**32 - 1
 """Largest twin seed (numpy's legacy seeding takes 32 bits; a negative seed is refused)."""
-SERIAL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-"""A unit serial names the run folder: whatever the station's own pattern allows, it must be a plain name."""
 PLANS_PACKAGE = "rig.plans"
 PROCEDURES_MODULE = "rig.bench.procedures"
 
@@ -116,7 +113,7 @@ def preflight(plan: str, options: RunOptions, raw: Mapping[str, Any] | None = No
         if not 0 <= seed <= MAX_TWIN_SEED:
             raise ConfigError(station_file, "twin.seed", seed, f"an integer in [0, {MAX_TWIN_SEED}]")
     serial = station.check_serial(options.unit_serial or (unit.serial if unit is not None else None))
-    if not SERIAL_PATTERN.fullmatch(serial):
+    if not SERIAL_NAME_PATTERN.fullmatch(serial):
         raise ArgumentError(
             f"unit serial {serial!r}: expected letters, digits, '.', '_' and '-' only (it names the run folder; "
             f"station {station.name}'s serial_pattern {station.serial_pattern!r} is too permissive)"

@@ -50,6 +50,8 @@ def git_sha(repo: Path | None = None) -> str | None:
     return sha if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", sha) else None
 
 
+SERIAL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+"""A unit serial names its run folders: whatever a station's own pattern allows, it must be a plain name."""
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 """A run id is one folder name: no separators, no leading dot, nothing a shell or a file system reads specially."""
 
@@ -67,6 +69,10 @@ def check_run_id(run_id: str, *, source: str = "run id") -> str:
 def new_run_id(unit_serial: str, plan: str, started: datetime) -> str:
     """``<UTC time>-<serial>-<plan>-<random>``: sortable by start, unique even for one serial in one second on
     several stations (8 hex digits of a random UUID: a collision needs ~65 000 runs in the same second)."""
+    if not SERIAL_NAME_PATTERN.fullmatch(unit_serial):
+        raise ArgumentError(
+            f"unit serial {unit_serial!r}: expected letters, digits, '.', '_' and '-' only (it names the run folder)"
+        )
     run_id = f"{started.strftime('%Y%m%dT%H%M%S')}-{unit_serial}-{plan}-{uuid.uuid4().hex[:8]}"
     return check_run_id(run_id, source=f"run id of serial {unit_serial!r}")
 
