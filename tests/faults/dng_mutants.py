@@ -148,3 +148,25 @@ def _deflate_bomb(base: bytes, side: int, strip: bytes) -> bytes:
     data = _patch_entry(data, 273, dtype=4, count=1, value=offset)
     data = _patch_entry(data, 278, dtype=4, value=side)
     return _patch_entry(data, 279, dtype=4, count=1, value=len(strip))
+
+
+TAG_WHITE_LEVEL = 50717
+TAG_CFA_REPEAT_PATTERN_DIM = 33421
+TAG_ISO = 34855
+TAG_EXPOSURE_TIME = 33434
+TAG_BLACK_LEVEL = 50714
+
+
+def named_malformations() -> dict[str, tuple[bytes, str]]:
+    """The malformed tags issue #20 found escaping the reader, each with the tag name its error must carry."""
+    base = valid_dng()
+    zeros = base.index(bytes(8))  # 8 zero bytes somewhere in the file: a RATIONAL 0/0
+    ascii_iso = base.index(b"Leica\x00")  # an ASCII string already in the file
+    return {
+        "white-level-0-over-0": (_patch_entry(base, TAG_WHITE_LEVEL, dtype=5, count=1, value=zeros), "WhiteLevel"),
+        "white-level-count-0": (_patch_entry(base, TAG_WHITE_LEVEL, count=0), "WhiteLevel"),
+        "cfa-repeat-dim-count-1": (_patch_entry(base, TAG_CFA_REPEAT_PATTERN_DIM, count=1), "CFARepeatPatternDim"),
+        "iso-as-text": (_patch_entry(base, TAG_ISO, dtype=2, count=6, value=ascii_iso), "ISO"),
+        "exposure-count-3": (_patch_entry(base, TAG_EXPOSURE_TIME, count=3), "ExposureTime"),
+        "black-level-0-over-0": (_patch_entry(base, TAG_BLACK_LEVEL, dtype=5, count=1, value=zeros), "BlackLevel"),
+    }

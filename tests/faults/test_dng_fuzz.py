@@ -18,7 +18,7 @@ import pytest
 
 from rig.errors import ImageInputError
 from rig.spec.dng import read_dng
-from tests.faults.dng_mutants import bombs, mutants, valid_dng
+from tests.faults.dng_mutants import bombs, mutants, named_malformations, valid_dng
 
 FUZZ_SEED = 20
 FUZZ_MUTATIONS = 2400
@@ -29,6 +29,14 @@ def test_the_unmutated_file_reads() -> None:
     image = read_dng(valid_dng())
     assert (image.width, image.height, image.iso, image.cfa_pattern) == (32, 24, 100, "RGGB")
     assert image.exposure_time_s == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("name", sorted(named_malformations()))
+def test_malformed_tags_name_the_tag(name: str) -> None:
+    data, tag = named_malformations()[name]
+    with pytest.raises(ImageInputError) as exc:
+        read_dng(data, name=name)
+    assert str(exc.value).startswith(f"{name}: {tag}"), str(exc.value)
 
 
 @pytest.mark.timeout(300)
