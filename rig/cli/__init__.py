@@ -143,7 +143,8 @@ class _LibraryNoise:
         if cv2 is not None:
             with contextlib.suppress(AttributeError):
                 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-        self._caught = self._warnings.__enter__() or []
+        caught = self._warnings.__enter__()
+        self._caught = caught if caught is not None else []
         warnings.simplefilter("always")
         logging.getLogger().addHandler(self._handler)
         return self

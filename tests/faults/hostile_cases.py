@@ -165,6 +165,18 @@ STATION_SEMANTIC_CASES = [
         station=(("serial_pattern", '".+"'),),
     ),
     Case(
+        "serial-pattern-4000-chars",
+        _signoff(),
+        ("--unit-serial", "XM12SU-000001", "…"),
+        station=(("serial_pattern", '"^(' + "A|" * 2000 + 'B)$"'),),
+    ),
+    Case(
+        "station-name-5000-chars",
+        _signoff("--unit-serial", "nope"),
+        ("--unit-serial", "'nope'", "…"),
+        station=(("name", '"' + "n" * 5000 + '"'),),
+    ),
+    Case(
         "lenses-file-missing", _signoff(), ("{tmp}/none.toml", "(missing)"), station=(("lenses", '"{tmp}/none.toml"'),)
     ),
     Case("twin-unit-missing", _signoff(), ("nope.toml",), station=(("twin.unit", '"{tmp}/nope.toml"'),)),
