@@ -109,8 +109,10 @@ def _check_args(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if not 0.0 <= value <= 1.0:
             raise ArgumentError(f"--{name.replace('_', '-')} {value:g}: expected a probability within [0, 1]")
-    if not args.run_timeout > 0:
-        raise ArgumentError(f"--run-timeout {args.run_timeout:g}: expected a number of seconds > 0")
+    if not 0 < args.run_timeout <= 24 * 3600:
+        raise ArgumentError(f"--run-timeout {args.run_timeout:g}: expected a number of seconds in (0, 86400]")
+    if args.reports is not None and args.reports.exists() and not args.reports.is_dir():
+        raise ArgumentError(f"--reports {args.reports}: expected a folder, found a file")
 
 
 def soak_command(args: argparse.Namespace) -> int:
@@ -128,7 +130,7 @@ def soak_command(args: argparse.Namespace) -> int:
             progress=not args.json,
         )
     if args.json:
-        print(json.dumps({**asdict(figures), "ok": figures.ok}, indent=2))
+        print(json.dumps({**asdict(figures), "ok": figures.ok}, indent=2, allow_nan=False))  # strict JSON
     else:
         print_figures(figures)
     return 0 if figures.ok else 1

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError as SAArgumentError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 
 from rig.config.home import default_store_path
 from rig.errors import ArgumentError, DeviceError
@@ -456,6 +456,9 @@ def open_store(url: str | Path | None = None, *, create: bool = True) -> Results
     if create:
         try:
             store.create_schema()
+        except DatabaseError as exc:  # not an operational fault (those are StoreUnavailable): a corrupt file
+            store.close()
+            raise ArgumentError(f"--store {url!s}: not a usable results store ({exc.orig})") from None
         except BaseException:
             store.close()
             raise

@@ -492,6 +492,12 @@ SPC_CASES = [
     ),
     Case("spc-store-folder", ("spc", "--store", "{tmp}", "--out", "{tmp}/spc"), ("folder",)),
     Case("spc-store-scheme", ("spc", "--store", "mysql://x/y", "--out", "{tmp}/spc"), ("mysql://x/y",)),
+    Case(
+        "spc-store-corrupt-body",
+        ("spc", "--store", "{tmp}/c.sqlite", "--out", "{tmp}/spc"),
+        ("{tmp}/c.sqlite", "not a usable results store"),
+        files={"c.sqlite": b"SQLite format 3\x00" + bytes(range(256)) * 40},
+    ),
     Case("spc-since-bad", ("spc", "--since", "yesterday"), ("--since",)),
     Case("report-missing-run", ("report", "{tmp}/none"), ("{tmp}/none",)),
     Case(
@@ -502,6 +508,10 @@ SPC_CASES = [
     ),
     Case("soak-minutes-zero", ("soak", "--minutes", "0"), ("--minutes",)),
     Case("soak-rate-2", ("soak", "--restart-rate", "2"), ("--restart-rate",)),
+    Case("soak-rate-nan", ("soak", "--fault-rate", "nan"), ("--fault-rate",)),
+    Case("soak-timeout-inf", ("soak", "--run-timeout", "inf"), ("--run-timeout",)),
+    Case("soak-minutes-nan", ("soak", "--minutes", "nan"), ("--minutes",)),
+    Case("soak-reports-file", ("soak", "--reports", "{tmp}/f"), ("--reports",), files={"f": "x"}),
     Case("unknown-command", ("levitate",), ("levitate",)),
     Case("signoff-unknown-flag", ("signoff", "--turbo"), ("--turbo",)),
 ]
