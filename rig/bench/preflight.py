@@ -122,7 +122,8 @@ def preflight(plan: str, options: RunOptions, raw: Mapping[str, Any] | None = No
     if options.lens:
         lens = lenses.get(options.lens, source="--lens", field="lens")
     reports = options.reports_dir
-    writable_folder(reports, "--reports")
+    if reports.exists() and not reports.is_dir():
+        raise FileInputError(reports, "--reports names a file: expected a folder")
     if options.run_id:
         check_run_id(options.run_id, source="--run-id")
         if (reports / options.run_id).exists():
@@ -136,6 +137,7 @@ def preflight(plan: str, options: RunOptions, raw: Mapping[str, Any] | None = No
         from rig.results.store import check_store_url
 
         check_store_url(options.store)
+    writable_folder(reports, "--reports")  # last: a run refused for any other reason leaves no folder behind
     _locks(station.name, serial, options.resume, reports, take=lock)
     return Preflight(plan, options, station, lenses, limits, lens, unit, serial, reports)
 
