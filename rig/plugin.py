@@ -96,10 +96,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 def _preflight(config: pytest.Config, plan: str, options: RunOptions) -> None:
     """Session start of a plan run: every input checked and the run's locks taken before any device opens."""
+    from rig.bench.options import RUN_OPTIONS
     from rig.bench.preflight import preflight
     from rig.errors import InputError
 
-    raw = {o: config.getoption(f"rig_{o}") for o in ("resume", "run_id", "unit_serial")}
+    raw = {o.dest: config.getoption(f"rig_{o.dest}") for o in RUN_OPTIONS}
     try:
         preflight(plan, options, raw, lock=True)
     except InputError as exc:

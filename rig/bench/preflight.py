@@ -186,10 +186,16 @@ def _literal(node: ast.AST) -> str | None:
 
 # --------------------------------------------------------------------------------------------- checks
 def _check_raw(raw: Mapping[str, Any]) -> None:
-    for dest, flag in (("resume", "--resume"), ("run_id", "--run-id"), ("unit_serial", "--unit-serial")):
-        value = raw.get(dest)
-        if isinstance(value, str) and not value.strip():
-            raise ArgumentError(f"{flag} {value!r}: expected a value (an empty {flag} is not the default)")
+    """An option given as ``""`` is refused: it would otherwise silently mean its default (a new run for
+    ``--resume ""``, the shipped twin station for ``--station ""``)."""
+    from rig.bench.options import RUN_OPTIONS
+
+    for option in RUN_OPTIONS:
+        value = raw.get(option.dest)
+        if option.dest != "operator" and isinstance(value, str) and not value.strip():
+            raise ArgumentError(
+                f"{option.flag} {value!r}: expected a value (an empty {option.flag} is not the default)"
+            )
 
 
 def _finite_numbers(value: Any, path: str) -> Iterator[tuple[str, float]]:

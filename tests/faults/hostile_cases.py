@@ -335,6 +335,11 @@ LIMIT_CASES = [
 # --------------------------------------------------------------------------------------------- options, folders
 OPTION_CASES = [
     Case("resume-empty", _signoff("--resume", ""), ("--resume", "''")),
+    Case("station-empty", ("signoff", "--station", "", "--reports", "{tmp}/reports"), ("--station", "''")),
+    Case("lens-empty", _signoff("--lens", ""), ("--lens",)),
+    Case("reports-empty", ("signoff", "--station", "{station}", "--reports", ""), ("--reports",)),
+    Case("store-empty", _signoff("--store", " "), ("--store",)),
+    Case("unit-empty", _signoff("--unit", ""), ("--unit",)),
     Case("resume-blank", _signoff("--resume", "   "), ("--resume",)),
     Case("resume-missing", _signoff("--resume", "20260101T000000-XM12SU-000001-signoff"), ("--resume", "no run")),
     Case("resume-traversal", _signoff("--resume", "../outside"), ("--resume", "../outside")),
