@@ -364,8 +364,9 @@ class KillFigures:
 def run_kill_resume(*, kills: int, seed: int, reports: Path, work: Path, run_timeout_s: float = 300.0) -> KillFigures:
     """``kills`` sign-offs, each ``kill -9``-ed at a seeded random moment of its run, then resumed until finished.
 
-    The kill moment is uniform over 1.1 × the wall time of one unkilled sign-off run first (so kills land in
-    start-up, steps, the verdict and publishing alike). Afterwards every run folder must have its record, its
+    The kill moment is uniform over 1.1 × the typical wall time of a sign-off here (an unkilled reference run
+    first, then the median of the last runs that ended before their kill), so kills land in start-up, steps, the
+    verdict and publishing alike. Afterwards every run folder must have its record, its
     report and exactly one store row, and no measurement of a completed step may have changed.
     """
     from rig.config.loader import FIXTURES_DIR
@@ -378,15 +379,19 @@ def run_kill_resume(*, kills: int, seed: int, reports: Path, work: Path, run_tim
     out = KillFigures()
     started = time.monotonic()
     _invoke(argv, run_timeout_s, None, out.soak)  # the reference run: how long one sign-off takes here
-    typical_s = time.monotonic() - started
+    durations = [time.monotonic() - started]
     rng = np.random.default_rng(seed)
     for _ in range(kills):
         out.kills += 1
-        moment = float(rng.uniform(0.5, 1.1 * typical_s))
+        # the machine's speed changes with its load: the typical duration is re-learnt from the runs that ended
+        moment = float(rng.uniform(0.5, 1.1 * float(np.median(durations[-5:]))))
         out.kill_moments_s.append(round(moment, 2))
         before = {p.name for p in reports.iterdir()}
+        started = time.monotonic()
         verdict = _invoke(argv, run_timeout_s, moment, out.soak)
         out.killed += verdict == "KILLED"
+        if verdict != "KILLED":
+            durations.append(time.monotonic() - started)
         new = sorted(
             p.name for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in before
         )
