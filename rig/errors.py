@@ -11,6 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+MAX_MESSAGE_CHARS = 400
+"""The longest error line the CLI prints: a message a person reads at a glance (a pydantic dump is not one)."""
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` as one line of at most ``limit`` characters: line breaks folded, the middle elided (``…``)."""
+    flat = " / ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    if len(flat) <= limit:
+        return flat
+    keep = limit - 1
+    head = keep * 3 // 4
+    return flat[:head] + "…" + flat[len(flat) - (keep - head) :]
+
 
 class RigError(Exception):
     """Base of every error the bench raises on purpose."""
@@ -62,6 +75,19 @@ class ImageInputError(InputError):
 
 class ArgumentError(InputError):
     """A command-line argument is out of range or malformed."""
+
+
+class FileInputError(InputError):
+    """A file or folder the user named cannot be used (unreadable, a file where a folder is expected, not
+    writable, an I/O error). The message names the path and what was expected."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: {problem}")
+
+
+class RunBusyError(InputError):
+    """The run (or the unit on this station) is already being run by another process: refused, nothing written."""
 
 
 # --------------------------------------------------------------------------------------------- bench faults

@@ -78,6 +78,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     config.stash[PLAN_KEY] = str(plans.pop())
     config.stash[PLAN_STEPS_KEY] = [step_name(item) for item in items if _is_plan_step(item)]
     options = options_of(config)
+    _preflight(config, config.stash[PLAN_KEY], options)
     resume = options.resume
     if resume:
         from rig.bench.recording import RECORD_FILE
@@ -92,6 +93,30 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if deselected:
             config.hook.pytest_deselected(items=deselected)
         items[:] = keep
+        if not keep:  # every step done: a run killed after its last step still gets its verdict, report and row
+            from rig.bench.outputs import complete_run
+
+            complete_run(options.reports_dir / resume, store_url=options.store)
+
+
+def _preflight(config: pytest.Config, plan: str, options: RunOptions) -> None:
+    """Session start of a plan run: every input checked and the run's locks taken before any device opens."""
+    from rig.bench.options import RUN_OPTIONS
+    from rig.bench.preflight import preflight
+    from rig.errors import InputError
+
+    raw = {o.dest: config.getoption(f"rig_{o.dest}") for o in RUN_OPTIONS}
+    try:
+        preflight(plan, options, raw, lock=True)
+    except InputError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(PLAN_KEY, None) is not None:
+        from rig.bench import runlock
+
+        runlock.release_all()
 
 
 def step_name(item: pytest.Item) -> str:

@@ -75,6 +75,6 @@ def test_wheel_in_a_fresh_venv_signs_off_from_an_empty_folder(tmp_path: Path) ->
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("PASS "), last
-    run_dirs = list((home / "reports").glob("*-signoff"))
+    run_dirs = list((home / "reports").glob("*-signoff-*"))
     assert len(run_dirs) == 1 and (run_dirs[0] / "record.json").is_file() and (run_dirs[0] / "report.html").is_file()
     assert not (installed / "reports").exists() and not (installed.parent / "reports").exists()

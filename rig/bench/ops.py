@@ -264,7 +264,7 @@ class BenchOps:
 
     def _validated(self, capture: Capture) -> DngImage:
         try:
-            image = read_dng(capture.dng)
+            image = read_dng(capture.dng, max_pixels=int(self.station.sensor.max_frame_megapixels * 1e6))
         except ImageInputError as exc:
             raise FrameError(f"{capture.filename}: {exc}") from None
         sensor = self.station.sensor

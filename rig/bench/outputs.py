@@ -3,13 +3,19 @@
 The record on disk is already complete when this runs (it is saved after every measurement). If the report or
 the store cannot be written (disk full, database down), the run keeps its verdict and the record says why the
 outputs are missing; ``rig report RUN_ID`` can write them later.
+
+Publishing is derived from the record and idempotent: the report files are rewritten from it and the store row is
+an upsert keyed by the run id, so publishing twice leaves exactly one row. A process killed between saving the
+verdict and publishing leaves a finished record without its outputs; ``--resume`` of that run (every step done)
+calls :func:`complete_run`, which finishes the record if needed and publishes it again.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from rig.bench.recording import RunRecorder
+from rig.bench.recording import RECORD_FILE, RunRecorder
 from rig.errors import RigError
 
 log = logging.getLogger(__name__)
@@ -37,11 +43,29 @@ def publish_run(recorder: RunRecorder, *, store_url: str | None, pdf: bool = Tru
     except (OSError, RigError) as exc:
         problems.append(f"results store {url} not updated: {type(exc).__name__}: {exc}")
     if problems:
-        record.errors.extend(problems)
+        record.errors.extend(p for p in problems if p not in record.errors)
         for problem in problems:
-            log.error("%s", problem)
+            log.error("%s: %s", recorder.run_dir, problem)
     try:
         recorder.save()
     except OSError as exc:  # the last good record.json stays in place (atomic writes)
         log.error("record of %s not rewritten: %s", record.run_id, exc)
     return problems
+
+
+def complete_run(run_dir: Path, *, store_url: str | None, pdf: bool = True) -> list[str]:
+    """Finish a run whose steps are all recorded (its verdict, if the process died before it) and publish it.
+
+    Returns the problems met while publishing (see :func:`publish_run`).
+    """
+    from rig.config.limits import load_limits
+    from rig.results.record import RunRecord
+    from rig.results.reportdata import REPORT_DATA_FILE, ReportData
+
+    record = RunRecord.load(run_dir / RECORD_FILE)
+    plots_path = run_dir / REPORT_DATA_FILE
+    plots = ReportData.load(plots_path) if plots_path.is_file() else None
+    recorder = RunRecorder(record, run_dir, load_limits(record.plan), plots)
+    if record.verdict is None:
+        recorder.finish()
+    return publish_run(recorder, store_url=store_url, pdf=pdf)

@@ -11,14 +11,16 @@ import math
 import re
 import socket
 import subprocess
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rig import __version__
+from rig.bench import runlock
 from rig.config.limits import Limit, LimitSet
-from rig.errors import ConfigError
+from rig.errors import ArgumentError, ConfigError
 from rig.results.record import (
     MeasurementRecord,
     PlanOutcome,
@@ -50,8 +52,31 @@ def git_sha(repo: Path | None = None) -> str | None:
     return sha if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", sha) else None
 
 
+SERIAL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+"""A unit serial names its run folders: whatever a station's own pattern allows, it must be a plain name."""
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+"""A run id is one folder name: no separators, no leading dot, nothing a shell or a file system reads specially."""
+
+
+def check_run_id(run_id: str, *, source: str = "run id") -> str:
+    """``run_id`` if it is a plain folder name (so a run folder can only be created inside the reports folder)."""
+    if not RUN_ID_PATTERN.fullmatch(run_id) or run_id in {".", ".."}:
+        raise ArgumentError(
+            f"{source} {run_id!r}: expected a run id of letters, digits, '.', '_' and '-' (a folder name in the "
+            "reports folder, not a path)"
+        )
+    return run_id
+
+
 def new_run_id(unit_serial: str, plan: str, started: datetime) -> str:
-    return f"{started.strftime('%Y%m%dT%H%M%S')}-{unit_serial}-{plan}"
+    """``<UTC time>-<serial>-<plan>-<random>``: sortable by start, unique even for one serial in one second on
+    several stations (8 hex digits of a random UUID: a collision needs ~65 000 runs in the same second)."""
+    if not SERIAL_NAME_PATTERN.fullmatch(unit_serial):
+        raise ArgumentError(
+            f"unit serial {unit_serial!r}: expected letters, digits, '.', '_' and '-' only (it names the run folder)"
+        )
+    run_id = f"{started.strftime('%Y%m%dT%H%M%S')}-{unit_serial}-{plan}-{uuid.uuid4().hex[:8]}"
+    return check_run_id(run_id, source=f"run id of serial {unit_serial!r}")
 
 
 class RunRecorder:
@@ -92,8 +117,20 @@ class RunRecorder:
         config: dict[str, Any] | None = None,
         run_id: str | None = None,
     ) -> RunRecorder:
+        """A new run in a new folder ``reports_dir/run_id``: created exclusively (never an existing run's folder),
+        with the unit on this station and the run itself locked for this process (:mod:`rig.bench.runlock`)."""
         started = utcnow()
-        run_id = run_id or new_run_id(unit_serial, plan, started)
+        run_id = check_run_id(run_id, source="--run-id") if run_id else new_run_id(unit_serial, plan, started)
+        runlock.acquire(runlock.unit_lock_path(reports_dir, station, unit_serial), f"unit {unit_serial} on {station}")
+        runlock.acquire(runlock.run_lock_path(reports_dir, run_id), f"run {run_id}")
+        run_dir = reports_dir / run_id
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            raise ArgumentError(
+                f"run folder {run_dir}: already exists (a run id is used once; --resume continues it)"
+            ) from None
         record = RunRecord(
             run_id=run_id,
             plan=plan,
@@ -107,7 +144,7 @@ class RunRecorder:
             started=started,
             config=config or {},
         )
-        return cls(record, reports_dir / run_id, limits)
+        return cls(record, run_dir, limits)
 
     @classmethod
     def resume(cls, run_dir: Path, limits: LimitSet, redo_steps: Iterable[str]) -> RunRecorder:
@@ -117,11 +154,19 @@ class RunRecorder:
         attempts (verdict, reason) for the report ("attempt 1: ERROR …, resumed: PASS"); the run's errors keep only
         those of steps not re-run; measurements the last finish added for what was not measured are dropped (the
         next finish judges again what is still missing).
+
+        The run and its unit are locked for this process first: a second resume of the same run is refused.
         """
         path = run_dir / RECORD_FILE
         if not path.is_file():
             raise ConfigError(path, "", "(missing)", "the record.json of the run to resume")
+        reports_dir = run_dir.parent
+        runlock.acquire(runlock.run_lock_path(reports_dir, run_dir.name), f"run {run_dir.name}")
         record = RunRecord.load(path)
+        runlock.acquire(
+            runlock.unit_lock_path(reports_dir, record.station, record.unit_serial),
+            f"unit {record.unit_serial} on {record.station}",
+        )
         redo = set(redo_steps)
         recorder = cls(record, run_dir, limits, _load_plots(run_dir))
         recorder._superseded = {

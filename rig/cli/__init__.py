@@ -13,9 +13,13 @@ not measure), 130 interrupted. ``--debug`` shows the traceback of any error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
+import os
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 from rig.errors import DeviceError, InputError, MeasurementError, RigError
@@ -92,26 +96,129 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # everything as it comes: library warnings, tracebacks
+    with contextlib.nullcontext() if debug else _LibraryNoise() as noise:
+        code, line = _dispatch(argv, debug=debug)
+    if line is not None:
+        sys.stderr.write(f"{line}{noise.suffix() if noise else ''}\n")
+    elif noise:
+        noise.report()
+    return code
+
+
+def _dispatch(argv: list[str], *, debug: bool) -> tuple[int, str | None]:
+    """Run the command: its exit status, and for a failure the one line for stderr (raised as is with ``debug``).
+
+    argparse's own exits (``--help``, ``--version``, a malformed argument: one line, exit 2) pass through.
+    """
     parser = build_parser(argv, every_command=False)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
-        return EXIT_INPUT
+        return EXIT_INPUT, None
     try:
-        return int(args.func(args) or 0)
+        return int(args.func(args) or 0), None
     except KeyboardInterrupt:
-        sys.stderr.write("rig: interrupted\n")
-        return 130
-    except InputError as exc:
-        if args.debug:
+        return 130, "rig: interrupted"
+    except Exception as exc:
+        if debug:
             raise
-        sys.stderr.write(f"rig: error: {exc}\n")
-        return EXIT_INPUT
-    except (DeviceError, MeasurementError, RigError) as exc:
-        if args.debug:
-            raise
-        sys.stderr.write(f"rig: bench error: {type(exc).__name__}: {exc}\n")
-        return EXIT_ERROR
+        return _classify(exc)
+
+
+def _classify(exc: Exception) -> tuple[int, str]:
+    """The exit status and the one stderr line for an error that reached the command line.
+
+    User-caused failures (:class:`InputError`, a file the user named that cannot be opened or written, a malformed
+    document, an input too large for memory) are exit 2; bench faults are exit 3 ("bench error"); anything else
+    is a defect of rig itself, still one line (exit 3, "internal error", ``--debug`` shows the traceback).
+    """
+    from pydantic import ValidationError
+
+    from rig.errors import FileInputError, one_line
+
+    if isinstance(exc, InputError):
+        return EXIT_INPUT, one_line(f"rig: error: {exc}")
+    if isinstance(exc, OSError) and exc.filename is not None:
+        problem = exc.strerror or type(exc).__name__
+        return EXIT_INPUT, one_line(f"rig: error: {FileInputError(exc.filename, problem)}")
+    if isinstance(exc, ValidationError):
+        from rig.spec.model import config_error_from_validation
+
+        return EXIT_INPUT, one_line(f"rig: error: {config_error_from_validation(exc.title, exc)}")
+    if isinstance(exc, MemoryError):
+        return EXIT_INPUT, "rig: error: an input needs more memory than this machine has (MemoryError)"
+    if isinstance(exc, DeviceError | MeasurementError | RigError):
+        return EXIT_ERROR, one_line(f"rig: bench error: {type(exc).__name__}: {exc}")
+    return EXIT_ERROR, one_line(f"rig: internal error: {type(exc).__name__}: {exc} (--debug shows the traceback)")
+
+
+class _LibraryNoise:
+    """Captures what libraries print while a command runs (Python warnings, tifffile's and other libraries'
+    log records, OpenCV's native log) and summarises it in one line, so rig's own line is never buried.
+
+    rig's own log records of WARNING and above are still printed, one line each.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self._warnings = warnings.catch_warnings(record=True)
+        self._handler = _CountingHandler(self)
+        self._caught: list[warnings.WarningMessage] = []
+
+    def __enter__(self) -> _LibraryNoise:
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # read when cv2 loads; set again below if it has
+        cv2 = sys.modules.get("cv2")
+        if cv2 is not None:
+            with contextlib.suppress(AttributeError):
+                cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        caught = self._warnings.__enter__()
+        self._caught = caught if caught is not None else []
+        warnings.simplefilter("always")
+        logging.getLogger().addHandler(self._handler)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        logging.getLogger().removeHandler(self._handler)
+        self._warnings.__exit__(None, None, None)
+        for caught in self._caught:
+            self.count(caught.category.__name__)
+
+    def count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def __bool__(self) -> bool:
+        return True
+
+    def summary(self) -> str:
+        """``N library warning(s) hidden (kind ×n, …)``, or "" when nothing was caught."""
+        if not self.counts:
+            return ""
+        total = sum(self.counts.values())
+        kinds = ", ".join(f"{name} ×{n}" for name, n in sorted(self.counts.items(), key=lambda kv: -kv[1])[:4])
+        return f"{total} library warning(s) hidden ({kinds})"
+
+    def suffix(self) -> str:
+        """The summary for the end of an error line (the error contract is one line, so it joins it)."""
+        return f" [{self.summary()}]" if self.counts else ""
+
+    def report(self) -> None:
+        if self.counts:
+            sys.stderr.write(f"rig: note: {self.summary()}; --debug shows them\n")
+
+
+class _CountingHandler(logging.Handler):
+    def __init__(self, noise: _LibraryNoise) -> None:
+        super().__init__(level=logging.WARNING)
+        self.noise = noise
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "rig" or record.name.startswith("rig."):
+            with contextlib.suppress(Exception):
+                sys.stderr.write(f"rig: {record.levelname.lower()}: {record.getMessage()}\n")
+            return
+        self.noise.count(record.name.split(".")[0])
 
 
 if __name__ == "__main__":  # pragma: no cover

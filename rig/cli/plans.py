@@ -28,9 +28,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rig.config.station import load_station
-from rig.errors import ArgumentError
-
 if TYPE_CHECKING:
     from rig.bench.options import RunOptions
 
@@ -77,26 +74,12 @@ def _validate(args: argparse.Namespace) -> tuple[RunOptions, str]:
     Returns the run options and the unit serial.
     """
     from rig.bench.options import RunOptions
-    from rig.config.limits import load_limits
-    from rig.config.resolve import load_station_lenses, load_twin_unit
+    from rig.bench.preflight import preflight
 
     options = RunOptions.from_values(vars(args))
-    station = load_station(options.station)
-    lenses = load_station_lenses(station, station_file=options.station)
-    load_limits(args.plan)  # a limit with a wrong type or unit is reported here, before any motor moves
-    unit = load_twin_unit(station, options.unit, station_file=options.station) if station.is_twin else None
-    if options.unit and not station.is_twin:
-        raise ArgumentError(f"--unit {options.unit}: only a twin station has simulated units; use --unit-serial")
-    serial = station.check_serial(options.unit_serial or (unit.serial if unit is not None else None))
-    if options.lens:
-        lenses.get(options.lens, source="--lens", field="lens")
-    reports = options.reports_dir
-    if options.resume and not (reports / options.resume / "record.json").is_file():
-        raise ArgumentError(f"--resume {options.resume}: no run record at {reports / options.resume / 'record.json'}")
-    calibration_dir = options.calibration_dir
-    if calibration_dir is not None and calibration_dir.exists() and not calibration_dir.is_dir():
-        raise ArgumentError(f"--calibration-dir {calibration_dir}: expected a folder, found a file")
-    return options, serial
+    # every input the run depends on, and the run's locks, before any device is opened (rig.bench.preflight)
+    checked = preflight(args.plan, options, vars(args), lock=True)
+    return options, checked.serial
 
 
 def run_plan(args: argparse.Namespace) -> int:

@@ -3,13 +3,15 @@
 Each run is a real ``rig signoff`` in its own process (its twin peers and drivers start and stop with it), on
 the twin station at its binned test size. Faults are drawn per step of the plan (``--fault-rate``, 5 % by
 default, seeded) and written into the run's unit file as a ``[faults]`` plan, each at a random frame of the run.
-Some runs are killed outright partway (``--restart-rate``: the station's processes die as in a power cut) and
-resumed. A run that ends in ERROR is resumed with the faults cleared (the bench repaired), at most twice.
+Some runs are killed outright (``--restart-rate``, 20 % by default: the station's processes die as in a power
+cut) at a random moment of the whole run, start-up and publishing included, and resumed. A run that ends in
+ERROR is resumed with the faults cleared (the bench repaired), at most twice.
 
 What is checked, per process started:
 
 - lost measurements: every measurement of a step completed before a fault, a kill or a resume is still in the
-  record afterwards, unchanged; and the results store holds exactly the measurements of the final record;
+  record afterwards, unchanged; and the results store and the published report (report.html, measurements.csv)
+  hold exactly the measurements of the final, finished record;
 - hung runs: every process ends within ``--run-timeout`` (it is killed and counted otherwise);
 - every ERROR step has a reason.
 
@@ -56,6 +58,8 @@ SOAK_KINDS = (
 MOVE_TIMEOUT_S = 5.0
 """The soak station's move timeout: the twin's longest move takes < 1 s real, and a stuck controller costs this."""
 MAX_RESUMES = 2
+TYPICAL_RUN_S = 30.0
+"""First guess of a sign-off's wall time (the soak learns the real one from the runs that were not killed)."""
 
 
 @dataclass
@@ -105,8 +109,10 @@ def _check_args(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if not 0.0 <= value <= 1.0:
             raise ArgumentError(f"--{name.replace('_', '-')} {value:g}: expected a probability within [0, 1]")
-    if not args.run_timeout > 0:
-        raise ArgumentError(f"--run-timeout {args.run_timeout:g}: expected a number of seconds > 0")
+    if not 0 < args.run_timeout <= 24 * 3600:
+        raise ArgumentError(f"--run-timeout {args.run_timeout:g}: expected a number of seconds in (0, 86400]")
+    if args.reports is not None and args.reports.exists() and not args.reports.is_dir():
+        raise ArgumentError(f"--reports {args.reports}: expected a folder, found a file")
 
 
 def soak_command(args: argparse.Namespace) -> int:
@@ -124,7 +130,7 @@ def soak_command(args: argparse.Namespace) -> int:
             progress=not args.json,
         )
     if args.json:
-        print(json.dumps({**asdict(figures), "ok": figures.ok}, indent=2))
+        print(json.dumps({**asdict(figures), "ok": figures.ok}, indent=2, allow_nan=False))  # strict JSON
     else:
         print_figures(figures)
     return 0 if figures.ok else 1
@@ -163,18 +169,28 @@ def run_soak(
     figures = SoakFigures()
     start = time.monotonic()
     index = 0
+    durations: list[float] = []
+    typical_s = TYPICAL_RUN_S
     while time.monotonic() - start < minutes * 60:
         rng = np.random.default_rng([seed, index])
         plan = _draw_faults(rng, steps=steps_per_run, rate=fault_rate)
         unit = work / f"soak-{index:04d}.toml"
         unit.write_text(golden.read_text() + _faults_toml(plan))
-        kill_after = float(rng.uniform(10.0, 40.0)) if rng.random() < restart_rate else None
+        # a kill at a random moment of the whole run, start-up and publishing included (not a fixed window that a
+        # fast machine finishes before): the moment is drawn over the typical duration of the runs so far
+        kill_after = float(rng.uniform(0.5, 1.1 * typical_s)) if rng.random() < restart_rate else None
+        run_started = time.monotonic()
         figures.runs += 1
         figures.faults_planned += len(plan)
         before = {p.name for p in reports.iterdir()}
         argv = ["--station", str(station), "--unit", str(unit), "--reports", str(reports)]
         verdict = _invoke(argv, run_timeout_s, kill_after, figures)
-        new = sorted(p.name for p in reports.iterdir() if p.is_dir() and p.name not in before)
+        if verdict != "KILLED":
+            durations.append(time.monotonic() - run_started)
+            typical_s = float(np.median(durations))
+        new = sorted(
+            p.name for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in before
+        )
         if not new:  # killed before the run folder existed: nothing was recorded, nothing can be lost
             figures.verdicts[verdict] = figures.verdicts.get(verdict, 0) + 1
             index += 1
@@ -192,7 +208,7 @@ def run_soak(
             repaired = ["--station", str(station), "--unit", str(golden), "--reports", str(reports)]
             verdict = _invoke(["--resume", run_id, *repaired], run_timeout_s, None, figures)
             done = _account(reports / run_id, done, figures)
-        figures.lost_measurements += _lost_in_store(reports, run_id)
+        figures.lost_measurements += _lost_in_store(reports, run_id) + _lost_in_report(reports / run_id)
         figures.verdicts[verdict] = figures.verdicts.get(verdict, 0) + 1
         if progress:
             print(
@@ -280,6 +296,25 @@ def _account(run_dir: Path, done: dict[str, list[tuple]], figures: SoakFigures) 
     return completed
 
 
+def _lost_in_report(run_dir: Path) -> int:
+    """Measurements of the final record that its published tables do not hold (all of them without a table)."""
+    import pandas as pd
+
+    from rig.results.record import RunRecord
+
+    path = run_dir / "record.json"
+    if not path.is_file():
+        return 0
+    record = RunRecord.load(path)
+    table = run_dir / "measurements.csv"
+    if record.verdict is None:  # not finished (a resume budget ran out): nothing published is expected yet
+        return 0
+    if not table.is_file() or not (run_dir / "report.html").is_file():
+        return len(record.measurements)
+    rows = pd.read_csv(table)
+    return max(len(record.measurements) - len(rows), 0)
+
+
 def _lost_in_store(reports: Path, run_id: str) -> int:
     """Measurements of the final record that the results store does not hold (or holds differently)."""
     from rig.results.record import RunRecord
@@ -298,3 +333,88 @@ def _lost_in_store(reports: Path, run_id: str) -> int:
         return len(record.measurements)
     have = {(m.step, m.name, m.zone, m.value, m.verdict) for m in stored.measurements}
     return sum(1 for m in record.measurements if (m.step, m.name, m.zone, m.value, m.verdict) not in have)
+
+
+# ------------------------------------------------------------------------------------------------ kill and resume
+@dataclass
+class KillFigures:
+    """What :func:`run_kill_resume` did and found."""
+
+    kills: int = 0  # sign-offs started with a kill planned
+    killed: int = 0  # processes that were still running at their kill moment
+    before_run_folder: int = 0  # killed before the run folder existed (nothing recorded, nothing to lose)
+    resumes: int = 0
+    runs_finished: int = 0  # run folders whose record ended with a verdict
+    missing_outputs: int = 0  # finished runs without report.html / measurements.csv
+    store_rows: int = 0
+    lost_measurements: int = 0
+    kill_moments_s: list[float] = field(default_factory=list)
+    soak: SoakFigures = field(default_factory=SoakFigures)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.lost_measurements == 0
+            and self.missing_outputs == 0
+            and self.store_rows == self.runs_finished
+            and self.soak.hung_runs == 0
+        )
+
+
+def run_kill_resume(*, kills: int, seed: int, reports: Path, work: Path, run_timeout_s: float = 300.0) -> KillFigures:
+    """``kills`` sign-offs, each ``kill -9``-ed at a seeded random moment of its run, then resumed until finished.
+
+    The kill moment is uniform over 1.1 × the typical wall time of a sign-off here (an unkilled reference run
+    first, then the median of the last runs that ended before their kill), so kills land in start-up, steps, the
+    verdict and publishing alike. Afterwards every run folder must have its record, its
+    report and exactly one store row, and no measurement of a completed step may have changed.
+    """
+    from rig.config.loader import FIXTURES_DIR
+    from rig.results.store import open_store
+
+    reports.mkdir(parents=True, exist_ok=True)
+    station = _soak_station(FIXTURES_DIR / "stations" / "twin.toml", work)
+    golden = FIXTURES_DIR / "units" / "golden.toml"
+    argv = ["--station", str(station), "--unit", str(golden), "--reports", str(reports)]
+    out = KillFigures()
+    started = time.monotonic()
+    _invoke(argv, run_timeout_s, None, out.soak)  # the reference run: how long one sign-off takes here
+    durations = [time.monotonic() - started]
+    rng = np.random.default_rng(seed)
+    for _ in range(kills):
+        out.kills += 1
+        # the machine's speed changes with its load: the typical duration is re-learnt from the runs that ended
+        moment = float(rng.uniform(0.5, 1.1 * float(np.median(durations[-5:]))))
+        out.kill_moments_s.append(round(moment, 2))
+        before = {p.name for p in reports.iterdir()}
+        started = time.monotonic()
+        verdict = _invoke(argv, run_timeout_s, moment, out.soak)
+        out.killed += verdict == "KILLED"
+        if verdict != "KILLED":
+            durations.append(time.monotonic() - started)
+        new = sorted(
+            p.name for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in before
+        )
+        if not new or not (reports / new[-1] / "record.json").is_file():
+            out.before_run_folder += 1
+            continue
+        run_id = new[-1]
+        done = _account(reports / run_id, {}, out.soak)
+        resumes = 0
+        while verdict in ("ERROR", "KILLED") and resumes < MAX_RESUMES:
+            resumes += 1
+            out.resumes += 1
+            verdict = _invoke(["--resume", run_id, *argv], run_timeout_s, None, out.soak)
+            done = _account(reports / run_id, done, out.soak)
+    out.lost_measurements = out.soak.lost_measurements
+    run_dirs = [p for p in reports.iterdir() if p.is_dir() and (p / "record.json").is_file()]
+    for run_dir in run_dirs:
+        record = json.loads((run_dir / "record.json").read_text())
+        if record.get("verdict") is None:
+            continue
+        out.runs_finished += 1
+        out.missing_outputs += not ((run_dir / "report.html").is_file() and (run_dir / "measurements.csv").is_file())
+        out.lost_measurements += _lost_in_store(reports, run_dir.name) + _lost_in_report(run_dir)
+    with open_store(str(reports / "results.sqlite")) as store:
+        out.store_rows = store.count()["runs"]
+    return out

@@ -31,10 +31,26 @@ def _unit_path(value: str) -> Path:
     return named
 
 
-def _positive(name: str, value: float) -> float:
-    if not math.isfinite(value) or value <= 0:
-        raise ArgumentError(f"{name} {value:g}: expected a number > 0")
+MAX_EXPOSURE_MS = 60_000.0
+"""Longest exposure the twin phone takes (60 s); longer would overflow the renderer's photon counts."""
+ISO_RANGE = (25, 409_600)
+"""ISO settings a phone offers (whole numbers)."""
+MAX_SEED = 2**32 - 1
+
+
+def _within(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> float:
+    ok = math.isfinite(value) and (low < value if low_open else low <= value) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        raise ArgumentError(f"{name} {value:g}: expected a number within {bracket}{low:g}, {high:g}]")
     return value
+
+
+def _iso(value: float) -> int:
+    _within("--iso", value, *ISO_RANGE)
+    if not float(value).is_integer():
+        raise ArgumentError(f"--iso {value:g}: expected a whole ISO setting")
+    return int(value)
 
 
 def capture(args: argparse.Namespace) -> int:
@@ -46,15 +62,17 @@ def capture(args: argparse.Namespace) -> int:
         raise ArgumentError(
             f"--chart {args.chart!r}: expected one of the station's slots {sorted(station.carousel.slots)}"
         )
-    exposure_s = _positive("--exposure-ms", args.exposure_ms) / 1000.0
-    iso = int(_positive("--iso", args.iso))
-    if not 0.0 <= args.light <= 1.0:
+    exposure_s = _within("--exposure-ms", args.exposure_ms, 0.0, MAX_EXPOSURE_MS, low_open=True) / 1000.0
+    iso = _iso(args.iso)
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise ArgumentError(f"--seed {args.seed}: expected an integer within [0, {MAX_SEED}]")
+    if not (math.isfinite(args.light) and 0.0 <= args.light <= 1.0):
         raise ArgumentError(f"--light {args.light:g}: expected a fraction of full brightness in [0, 1]")
     rail = station.rail.focus_mm + args.rail_mm
-    if not station.rail.min_mm <= rail <= station.rail.max_mm:
+    if not (math.isfinite(rail) and station.rail.min_mm <= rail <= station.rail.max_mm):
         low, high = station.rail.min_mm - station.rail.focus_mm, station.rail.max_mm - station.rail.focus_mm
         raise ArgumentError(f"--rail-mm {args.rail_mm:g}: expected within [{low:g}, {high:g}] of the focus position")
-    if not station.fixture.min_deg <= args.pitch_deg <= station.fixture.max_deg:
+    if not (math.isfinite(args.pitch_deg) and station.fixture.min_deg <= args.pitch_deg <= station.fixture.max_deg):
         low, high = station.fixture.min_deg, station.fixture.max_deg
         raise ArgumentError(f"--pitch-deg {args.pitch_deg:g}: expected within [{low:g}, {high:g}]")
 

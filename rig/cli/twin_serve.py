@@ -30,20 +30,29 @@ def serve(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if not 0 <= value <= 65535:
             raise ArgumentError(f"--{name.replace('_', '-')} {value}: expected a TCP port 0..65535")
+    if args.ptp_port and args.ptp_port == args.ptp_event_port:
+        raise ArgumentError(f"--ptp-event-port {args.ptp_event_port}: expected a port other than --ptp-port")
     station = load_station(args.station)
     unit = load_twin_unit(station, args.unit, station_file=args.station)
     lenses = load_station_lenses(station, station_file=args.station)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with TwinServer(station, unit, lenses, ptp_port=args.ptp_port, ptp_event_port=args.ptp_event_port) as server:
-        assert server.addresses is not None
+    server = TwinServer(station, unit, lenses, ptp_port=args.ptp_port, ptp_event_port=args.ptp_event_port)
+    try:
+        addresses = server.start()
+    except OSError as exc:  # the port is taken, privileged, or not this machine's: the user's choice of port
+        ports = f"--ptp-port {args.ptp_port} / --ptp-event-port {args.ptp_event_port}"
+        raise ArgumentError(f"{ports}: cannot listen on 127.0.0.1 ({exc.strerror or exc})") from None
+    try:
         print(f"unit    {unit.serial} ({unit.description or 'twin unit'})", flush=True)
-        print(f"serial  {server.addresses.serial_port}", flush=True)
-        print(f"phone   {server.addresses.phone_port}", flush=True)
+        print(f"serial  {addresses.serial_port}", flush=True)
+        print(f"phone   {addresses.phone_port}", flush=True)
         print("serving; Ctrl-C to stop", flush=True)
         try:
             while not stop.wait(0.5):
                 pass
         except KeyboardInterrupt:
             pass
+    finally:
+        server.stop()
     return 0

@@ -20,17 +20,34 @@ FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file; a missing or malformed file raises :class:`ConfigError`."""
+    """Parse a TOML file; a missing, unreadable or malformed file raises :class:`ConfigError`.
+
+    Every failure a user or the file system can cause is one line naming the file: no such file, a folder,
+    permission denied, an I/O error (``EIO`` on a failing disk or network mount), text that is not UTF-8 (with the
+    byte offset), invalid TOML, and nesting so deep that the parser would exhaust the stack.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(path, "", MISSING, "an existing TOML file")
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(path, "", MISSING, "an existing TOML file") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "", "(a folder)", "a TOML file") from None
+    except OSError as exc:  # PermissionError, EIO, ENXIO ...: the file is there but cannot be read
+        raise ConfigError(path, "", "(unreadable)", f"a readable TOML file ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        found = f"(byte {exc.start} is 0x{data[exc.start]:02x})"
+        raise ConfigError(path, "", found, "a UTF-8 TOML text file") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", "(unparsable)", f"valid TOML ({exc})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(path, "", "(binary data)", "a UTF-8 TOML text file") from None
+    except RecursionError:  # tomllib recurses once per nesting level: a 50 000-deep array exhausts the stack
+        raise ConfigError(
+            path, "", "(arrays or tables nested too deep)", "nesting a parser can follow (a few hundred levels)"
+        ) from None
 
 
 def load_toml(path: str | Path, model: type[ModelT]) -> ModelT:

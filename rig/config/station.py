@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+import regex
 from pydantic import Field, field_validator, model_validator
 
 from rig.config.faults import FaultPlan
@@ -23,12 +24,22 @@ from rig.spec.types import Axis
 
 TWIN_PORT = "twin"
 
+MAX_SENSOR_SIDE_PX = 32768
+"""Longest sensor side a station may declare (the 1-inch sensor is 8192 px wide)."""
+MIN_READOUT_PX = (256, 192)
+"""Smallest read-out (after binning) the charts' measurements and the twin's renderer work on."""
+DEFAULT_MAX_FRAME_MEGAPIXELS = 120.0
+"""Default pixel budget of one frame (the sensor has 50.3 MP): bounds every frame allocation."""
+SERIAL_MATCH_TIMEOUT_S = 0.25
+"""Longest a station's serial pattern may take to match one serial (a backtracking pattern must not hang)."""
+MAX_SERIAL_LENGTH = 64
+
 
 class SensorConfig(StrictModel):
     """The M-mount sensor as read out by the phone. Full size: 8192×6144 at 1.6 µm (REFERENCE.md §2)."""
 
-    full_width_px: int = Field(8192, gt=0)
-    full_height_px: int = Field(6144, gt=0)
+    full_width_px: int = Field(8192, gt=0, le=MAX_SENSOR_SIDE_PX)
+    full_height_px: int = Field(6144, gt=0, le=MAX_SENSOR_SIDE_PX)
     pixel_pitch_um: float = Field(1.6, gt=0)
     binning: int = Field(1, description="readout binning: 1 (full), 2 or 4 (tests)")
     black_level_dn: int = Field(64, ge=0)
@@ -37,6 +48,35 @@ class SensorConfig(StrictModel):
     cfa_pattern: str = Field("RGGB", pattern=r"^(RGGB|BGGR|GRBG|GBRG)$")
     cover_thickness_mm: float = Field(0.5, ge=0, le=3, description="nominal sapphire cover the adapter allows for")
     cover_index: float = Field(1.768, gt=1, le=3)
+    max_frame_megapixels: float = Field(
+        DEFAULT_MAX_FRAME_MEGAPIXELS,
+        gt=0,
+        le=1000,
+        description="pixel budget of one frame: a DNG declaring more is refused before any pixel is allocated",
+    )
+
+    @model_validator(mode="after")
+    def _geometry(self) -> SensorConfig:
+        if self.width_px < MIN_READOUT_PX[0] or self.height_px < MIN_READOUT_PX[1]:
+            raise ValueError(
+                f"a read-out of at least {MIN_READOUT_PX[0]}×{MIN_READOUT_PX[1]} px (the charts' edges and dots need "
+                f"it), got {self.width_px}×{self.height_px} (full {self.full_width_px}×{self.full_height_px} "
+                f"binned {self.binning})"
+            )
+        if self.full_width_px % (2 * self.binning) or self.full_height_px % (2 * self.binning):
+            raise ValueError(f"full sides divisible by 2 × binning ({2 * self.binning}) for a 2×2 CFA")
+        pixels = self.full_width_px * self.full_height_px
+        if pixels > self.max_frame_megapixels * 1e6:
+            raise ValueError(
+                f"at most max_frame_megapixels {self.max_frame_megapixels:g} MP, got "
+                f"{self.full_width_px}×{self.full_height_px} = {pixels / 1e6:.1f} MP"
+            )
+        if not self.black_level_dn < self.white_level_dn <= (1 << self.bit_depth) - 1:
+            raise ValueError(
+                f"black_level_dn < white_level_dn ≤ 2^bit_depth − 1 = {(1 << self.bit_depth) - 1}, got "
+                f"{self.black_level_dn} and {self.white_level_dn}"
+            )
+        return self
 
     @field_validator("binning")
     @classmethod
@@ -253,8 +293,8 @@ class StationConfig(StrictModel):
     @classmethod
     def _regex(cls, v: str) -> str:
         try:
-            re.compile(v)
-        except re.error as exc:
+            regex.compile(v)
+        except (regex.error, ValueError, OverflowError, RecursionError) as exc:
             raise ValueError(f"a valid regular expression ({exc})") from None
         return v
 
@@ -276,7 +316,16 @@ class StationConfig(StrictModel):
             raise ArgumentError(
                 f"--unit-serial: required on station {self.name} (a serial matching {self.serial_pattern})"
             )
-        if not re.fullmatch(self.serial_pattern, serial):
+        if len(serial) > MAX_SERIAL_LENGTH:
+            raise ArgumentError(f"--unit-serial {serial[:16]!r}…: expected at most {MAX_SERIAL_LENGTH} characters")
+        try:  # the `regex` engine stops a catastrophically backtracking pattern instead of hanging the bench
+            matched = regex.fullmatch(self.serial_pattern, serial, timeout=SERIAL_MATCH_TIMEOUT_S)
+        except TimeoutError:
+            raise ArgumentError(
+                f"station {self.name}: serial_pattern {self.serial_pattern!r} took over {SERIAL_MATCH_TIMEOUT_S} s "
+                f"to match {serial!r}: expected a pattern without nested repetition"
+            ) from None
+        if not matched:
             raise ArgumentError(
                 f"--unit-serial {serial!r}: expected a match of station {self.name}'s pattern {self.serial_pattern}"
             )

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rig.errors import ConfigError
 
@@ -213,8 +213,19 @@ class RunRecord(Record):
 
     @classmethod
     def load(cls, path: str | Path) -> RunRecord:
-        text = Path(path).read_text(encoding="utf-8")
-        record = cls.model_validate_json(text)
+        # a corrupt, foreign or unreadable file is the user's input: one ConfigError line, never a traceback
+        from rig.spec.model import config_error_from_validation
+
+        try:
+            record = cls.model_validate_json(Path(path).read_bytes())
+        except OSError as exc:
+            raise ConfigError(path, "", "(unreadable)", f"a readable run record ({exc.strerror or exc})") from None
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            if first["type"] == "json_invalid":
+                reason = first["msg"].removeprefix("Invalid JSON: ")
+                raise ConfigError(path, "", "(not JSON)", f"a JSON run record ({reason})") from None
+            raise config_error_from_validation(path, exc) from None
         major = record.schema_version.split(".")[0]
         if major != SCHEMA_VERSION.split(".")[0]:
             raise ConfigError(path, "schema_version", record.schema_version, f"major version {SCHEMA_VERSION}")

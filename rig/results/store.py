@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError as SAArgumentError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 
 from rig.config.home import default_store_path
 from rig.errors import ArgumentError, DeviceError
@@ -518,21 +518,64 @@ class ResultsStore:
             }
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite 3 database file (https://www.sqlite.org/fileformat.html §1.3)."""
+
+
+def _sqlite_file(sa_url: str) -> Path | None:
+    """The file of a ``sqlite:///PATH`` URL (None for in-memory and ``file:`` URIs, and for other databases)."""
+    if not sa_url.startswith("sqlite:///"):
+        return None
+    path = sa_url.removeprefix("sqlite:///")
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
+def _check_sqlite_file(path: Path, url: str | Path | None, *, create: bool) -> None:
+    """An existing SQLite file, or (``create``) a new one in an existing folder; else one ArgumentError line."""
+    shown = f"--store {url}" if url is not None else f"results store {path}"
+    if path.is_dir():
+        raise ArgumentError(f"{shown}: is a folder, expected an SQLite database file")
+    if path.exists():
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise ArgumentError(f"{shown}: cannot be read ({exc.strerror or exc})") from None
+        if head and head != SQLITE_HEADER:  # an empty file is a valid new database to SQLite
+            raise ArgumentError(f"{shown}: not an SQLite database (starts with {head[:8]!r})")
+        return
+    if not create:
+        raise ArgumentError(f"{shown}: no such results store (check the path)")
+    if url is not None and not path.parent.is_dir():
+        raise ArgumentError(f"{shown}: the folder {path.parent} does not exist")
+
+
+def check_store_url(url: str | Path) -> None:
+    """Refuse, before a run, a results store URL that cannot be opened (see :func:`open_store`)."""
+    path = _sqlite_file(normalise_url(url))
+    if path is not None:
+        _check_sqlite_file(path, url, create=True)
+
+
 def open_store(url: str | Path | None = None, *, create: bool = True) -> ResultsStore:
     """Open the results store at ``url`` (see :func:`normalise_url`) and create its tables if missing.
 
     Raises
     ------
     rig.errors.ArgumentError
-        The URL is not SQLite or PostgreSQL.
+        The URL is not SQLite or PostgreSQL; the SQLite file is not a database, or is missing while ``create``
+        is false, or its folder does not exist (only the default store's folder is created).
     StoreUnavailable
         The database cannot be reached or its schema cannot be created.
     """
     sa_url = normalise_url(url)
-    if sa_url.startswith("sqlite:///"):
-        path = sa_url.removeprefix("sqlite:///")
-        if path and path != ":memory:" and not path.startswith("file:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    path = _sqlite_file(sa_url)
+    if path is not None:
+        _check_sqlite_file(path, url, create=create)
+        if url is None:  # only the default store's folder is made; a typed folder must exist (a typo stays one)
+            path.parent.mkdir(parents=True, exist_ok=True)
     try:
         if sa_url.startswith("sqlite"):
             engine = sa.create_engine(sa_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
@@ -545,6 +588,9 @@ def open_store(url: str | Path | None = None, *, create: bool = True) -> Results
     if create:
         try:
             store.create_schema()
+        except DatabaseError as exc:  # not an operational fault (those are StoreUnavailable): a corrupt file
+            store.close()
+            raise ArgumentError(f"--store {url!s}: not a usable results store ({exc.orig})") from None
         except BaseException:
             store.close()
             raise

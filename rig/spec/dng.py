@@ -26,6 +26,7 @@ is not a readable DNG raises :class:`rig.errors.ImageInputError` with one line n
 from __future__ import annotations
 
 import io
+import logging
 import math
 import struct
 from collections.abc import Iterable, Mapping
@@ -399,12 +400,20 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _read_source(source: bytes | bytearray | memoryview | str | Path, name: str | None) -> tuple[bytes, str]:
+def _read_source(
+    source: bytes | bytearray | memoryview | str | Path, name: str | None, max_bytes: int
+) -> tuple[bytes, str]:
     if isinstance(source, bytes | bytearray | memoryview):
-        return bytes(source), name or "<bytes>"
+        data, label = bytes(source), name or "<bytes>"
+        if len(data) > max_bytes:
+            raise _fail(label, f"{len(data)} bytes: expected at most {max_bytes} for a frame within the budget")
+        return data, label
     path = Path(source)
     label = name or str(path)
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _fail(label, f"{size} bytes: expected at most {max_bytes} for a frame within the budget")
         return path.read_bytes(), label
     except FileNotFoundError:
         raise _fail(label, "no such file") from None
@@ -448,10 +457,16 @@ def _check_strips_inside(page: tifffile.TiffPage, size: int, source: str) -> Non
     for offset, count in zip(offsets, counts, strict=True):
         if offset + count > size:
             raise _fail(source, f"truncated: image data ends at byte {offset + count} but the file has {size} bytes")
+    expected = page.imagelength * page.imagewidth * ((page.bitspersample + 7) // 8)
     if page.compression == 1:
-        expected = page.imagelength * page.imagewidth * ((page.bitspersample + 7) // 8)
         if sum(counts) < expected:
             raise _fail(source, f"raw strips hold {sum(counts)} bytes, expected {expected} for an uncompressed image")
+    elif sum(counts) * MAX_COMPRESSION_RATIO < expected:
+        raise _fail(
+            source,
+            f"{sum(counts)} compressed bytes declare {expected} bytes of pixels: expected a ratio of at most "
+            f"{MAX_COMPRESSION_RATIO}:1 (a decompression bomb is not decoded)",
+        )
 
 
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
@@ -482,8 +497,23 @@ def _check_ifd_inside(data: bytes, offset: int, what: str, source: str) -> None:
                 )
 
 
-def read_dng(source: bytes | bytearray | memoryview | str | Path, *, name: str | None = None) -> DngImage:
-    """Read and validate a Bayer DNG.
+DEFAULT_MAX_PIXELS = 120_000_000
+"""Pixel budget of one frame unless the caller (the station's ``sensor.max_frame_megapixels``) says otherwise:
+the 1-inch sensor has 50.3 MP, so a DNG declaring more than this is refused before any pixel is allocated."""
+MAX_COMPRESSION_RATIO = 64
+"""Largest decoded/encoded size ratio of a compressed raw image. Lossless raw codecs reach 2-3:1 on sensor data
+(noise does not compress); a higher ratio is refused before decoding, so inflating a few kB cannot fill memory."""
+MAX_FILE_OVERHEAD_BYTES = 64 * 1024 * 1024
+"""Tags, previews and padding a DNG may carry beyond its raw data (a larger file is refused unread)."""
+
+
+def read_dng(
+    source: bytes | bytearray | memoryview | str | Path,
+    *,
+    name: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> DngImage:
+    """Read and validate a Bayer DNG, within a pixel budget.
 
     Parameters
     ----------
@@ -491,6 +521,10 @@ def read_dng(source: bytes | bytearray | memoryview | str | Path, *, name: str |
         The file's bytes or its path.
     name
         How to call the file in error messages (default: the path, or ``<bytes>``).
+    max_pixels
+        Most pixels the raw image may declare. The declared size is checked against this budget and against
+        the file's length (an uncompressed image must hold its bytes) before the pixels are allocated or
+        decompressed, so a small file cannot make the reader allocate gigabytes.
 
     Returns
     -------
@@ -501,47 +535,84 @@ def read_dng(source: bytes | bytearray | memoryview | str | Path, *, name: str |
     ------
     rig.errors.ImageInputError
         One line naming the file and the problem: not a TIFF/DNG, truncated or corrupt, a required DNG tag
-        missing (``DNGVersion``, ``UniqueCameraModel``, ``CFARepeatPatternDim``, ``CFAPattern``), an unsupported
-        layout (not a 2×2 R/G/B pattern, several samples per pixel, per-channel black levels that differ) or
-        values above ``WhiteLevel``.
+        missing (``DNGVersion``, ``UniqueCameraModel``, ``CFARepeatPatternDim``, ``CFAPattern``), a tag of the
+        wrong type or count, an image larger than the budget, an unsupported layout (not a 2×2 R/G/B pattern,
+        several samples per pixel, per-channel black levels that differ) or values above ``WhiteLevel``. No other
+        exception type leaves this function (a fuzz test flips bytes and mutates tags to hold it to that).
 
     References
     ----------
-    Adobe, *Digital Negative (DNG) Specification* 1.4.0.0, chapter 4 (required tags and their defaults).
+    Adobe, *Digital Negative (DNG) Specification* 1.4.0.0, chapter 4 (required tags and their defaults);
+    Adobe, *TIFF Revision 6.0*, section 2 (IFD entries: type, count, value or offset).
     """
-    data, label = _read_source(source, name)
+    max_file_bytes = 2 * max_pixels + MAX_FILE_OVERHEAD_BYTES
+    data, label = _read_source(source, name, max_file_bytes)
     if len(data) < 8:
         raise _fail(label, f"not a DNG: only {len(data)} bytes")
     if data[:4] not in (b"II*\x00", b"MM\x00*"):
         raise _fail(label, f"not a TIFF/DNG file (starts with {data[:4]!r})")
+    notes = _TifffileNotes()
     try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            if not tif.pages:
-                raise _fail(label, "corrupt TIFF/DNG: no readable image directory")
-            ifd0 = tif.pages.first
-            exif_pointer = ifd0.tags.get(TAG_EXIF_IFD)
-            if exif_pointer is not None:
-                if not isinstance(exif_pointer.value, dict):
-                    raise _fail(label, f"corrupt Exif IFD (ExifIFD = {exif_pointer.value!r} is not a readable IFD)")
-                _check_ifd_inside(data, int(exif_pointer.valueoffset), "Exif IFD", label)
-            tags = _all_tags(ifd0)
-            page = _find_raw_page(tif)
-            if page is None:
-                raise _fail(label, "no CFA raw image (PhotometricInterpretation 32803) in the file")
-            if page is not ifd0:
-                tags.update({k: v for k, v in _all_tags(page).items() if k not in tags})
-                raw_tags = _all_tags(page)
-            else:
-                raw_tags = tags
-            black_tag = page.tags.get(TAG_BLACK_LEVEL) or ifd0.tags.get(TAG_BLACK_LEVEL)
-            white_tag = page.tags.get(TAG_WHITE_LEVEL) or ifd0.tags.get(TAG_WHITE_LEVEL)
-            _check_strips_inside(page, len(data), label)
-            raw = page.asarray()
-    except ImageInputError:
-        raise
-    except Exception as exc:  # tifffile signals corruption with many types (TiffFileError, ValueError, struct.error)
-        reason = (str(exc).splitlines() or [""])[0]
-        raise _fail(label, f"corrupt TIFF/DNG ({type(exc).__name__}: {reason})") from None
+        with notes:
+            return _read_validated(data, label, max_pixels)
+    except ImageInputError as exc:
+        raise ImageInputError(f"{exc}{notes.suffix()}") from None
+    except (Exception, RecursionError) as exc:  # tifffile and malformed tags raise many types: all are corruption
+        reason = (str(exc).splitlines() or [""])[0][:160]
+        raise _fail(label, f"corrupt TIFF/DNG ({type(exc).__name__}: {reason}){notes.suffix()}") from None
+
+
+class _TifffileNotes(logging.Filter):
+    """Holds back tifffile's log warnings while one file is parsed (a corrupt file can make hundreds): the first
+    one joins the reader's error line instead, the rest are counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if len(self.messages) < 1000:
+            self.messages.append(record.getMessage())
+        return False
+
+    def __enter__(self) -> _TifffileNotes:
+        logging.getLogger("tifffile").addFilter(self)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        logging.getLogger("tifffile").removeFilter(self)
+
+    def suffix(self) -> str:
+        if not self.messages:
+            return ""
+        more = f" and {len(self.messages) - 1} more" if len(self.messages) > 1 else ""
+        return f" [tifffile: {self.messages[0][:160]}{more}]"
+
+
+def _read_validated(data: bytes, label: str, max_pixels: int) -> DngImage:
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        if not tif.pages:
+            raise _fail(label, "corrupt TIFF/DNG: no readable image directory")
+        ifd0 = tif.pages.first
+        exif_pointer = ifd0.tags.get(TAG_EXIF_IFD)
+        if exif_pointer is not None:
+            if not isinstance(exif_pointer.value, dict):
+                raise _fail(label, f"corrupt Exif IFD (ExifIFD = {exif_pointer.value!r} is not a readable IFD)")
+            _check_ifd_inside(data, int(exif_pointer.valueoffset), "Exif IFD", label)
+        tags = _all_tags(ifd0)
+        page = _find_raw_page(tif)
+        if page is None:
+            raise _fail(label, "no CFA raw image (PhotometricInterpretation 32803) in the file")
+        if page is not ifd0:
+            tags.update({k: v for k, v in _all_tags(page).items() if k not in tags})
+            raw_tags = _all_tags(page)
+        else:
+            raw_tags = tags
+        black_tag = page.tags.get(TAG_BLACK_LEVEL) or ifd0.tags.get(TAG_BLACK_LEVEL)
+        white_tag = page.tags.get(TAG_WHITE_LEVEL) or ifd0.tags.get(TAG_WHITE_LEVEL)
+        _check_budget(page, max_pixels, label)
+        _check_strips_inside(page, len(data), label)
+        raw = page.asarray()
 
     for required in ("DNGVersion", "UniqueCameraModel"):
         if tags.get(required) is None:
@@ -549,13 +620,11 @@ def read_dng(source: bytes | bytearray | memoryview | str | Path, *, name: str |
     for required in ("CFARepeatPatternDim", "CFAPattern"):
         if raw_tags.get(required) is None:
             raise _fail(label, f"missing required DNG tag {required} in the raw image directory")
-    if tuple(raw_tags["CFARepeatPatternDim"]) != (2, 2):
-        raise _fail(label, f"CFARepeatPatternDim {tuple(raw_tags['CFARepeatPatternDim'])}: only 2×2 is supported")
-    codes = (
-        tuple(bytes(raw_tags["CFAPattern"])) if isinstance(raw_tags["CFAPattern"], bytes) else raw_tags["CFAPattern"]
-    )
-    codes = tuple(int(c) for c in codes)
-    if len(codes) != 4 or any(c not in (0, 1, 2) for c in codes):
+    dim = _int_tuple(raw_tags["CFARepeatPatternDim"])
+    if dim != (2, 2):
+        raise _fail(label, f"CFARepeatPatternDim {dim}: only 2×2 is supported")
+    codes = _int_tuple(raw_tags["CFAPattern"])
+    if codes is None or len(codes) != 4 or any(c not in (0, 1, 2) for c in codes):
         raise _fail(label, f"CFAPattern {codes}: expected four of 0 (R), 1 (G), 2 (B)")
     cfa = "".join(_CFA_LETTERS[c] for c in codes)
 
@@ -567,7 +636,7 @@ def read_dng(source: bytes | bytearray | memoryview | str | Path, *, name: str |
     height, width = raw.shape
 
     bits = int(page.bitspersample)
-    white = (1 << bits) - 1 if white_tag is None else int(max(_tag_numbers(white_tag)))
+    white = (1 << bits) - 1 if white_tag is None else _white_level(white_tag, label)
     black = _black_level(black_tag, label)
     if not 0 <= black < white:
         raise _fail(label, f"BlackLevel {black} and WhiteLevel {white}: expected 0 ≤ black < white")
@@ -578,6 +647,8 @@ def read_dng(source: bytes | bytearray | memoryview | str | Path, *, name: str |
 
     opcode2 = tags.get("OpcodeList2")
     opcode3 = tags.get("OpcodeList3")
+    if opcode2 is not None and not isinstance(opcode2, bytes | bytearray | tuple | list):
+        raise _fail(label, f"OpcodeList2 of type {type(opcode2).__name__}: expected UNDEFINED bytes")
     return DngImage(
         raw=raw,
         black_level=black,
@@ -589,10 +660,10 @@ def read_dng(source: bytes | bytearray | memoryview | str | Path, *, name: str |
         model=_text(tags.get("Model")),
         unique_camera_model=_text(tags["UniqueCameraModel"]) or "",
         serial=_text(tags.get("CameraSerialNumber")) or _text(tags.get("BodySerialNumber")),
-        exposure_time_s=_number(tags.get("ExposureTime")),
-        iso=_iso(tags),
-        f_number=_number(tags.get("FNumber")),
-        focal_length_mm=_number(tags.get("FocalLength")),
+        exposure_time_s=_positive_number(tags, "ExposureTime", label),
+        iso=_iso(tags, label),
+        f_number=_positive_number(tags, "FNumber", label),
+        focal_length_mm=_positive_number(tags, "FocalLength", label),
         lens_model=_text(tags.get("LensModel")),
         timestamp_ms=_timestamp_ms(tags, label),
         opcode_list2=bytes(opcode2) if opcode2 is not None else None,
@@ -604,13 +675,51 @@ def read_dng(source: bytes | bytearray | memoryview | str | Path, *, name: str |
     )
 
 
+def _check_budget(page: tifffile.TiffPage, max_pixels: int, source: str) -> None:
+    """The declared image must fit the pixel budget (before tifffile allocates or decompresses it)."""
+    width, height = int(page.imagewidth), int(page.imagelength)
+    samples, bits = int(page.samplesperpixel), int(page.bitspersample)
+    if width <= 0 or height <= 0:
+        raise _fail(source, f"raw image is {width}×{height} px: expected a non-empty image")
+    if width * height > max_pixels:
+        raise _fail(
+            source,
+            f"raw image declares {width}×{height} = {width * height / 1e6:.1f} MP: expected at most the frame "
+            f"budget of {max_pixels / 1e6:.1f} MP",
+        )
+    if samples != 1:
+        raise _fail(source, f"SamplesPerPixel {samples}: expected 1 (a CFA mosaic)")
+    if not 1 <= bits <= 16:
+        raise _fail(source, f"BitsPerSample {bits}: expected 1 … 16")
+
+
+def _int_tuple(value: Any) -> tuple[int, ...] | None:
+    """A tag value holding integers (bytes, a tuple of ints or one int) as a tuple; None for anything else."""
+    if isinstance(value, bytes | bytearray):
+        return tuple(value)
+    if isinstance(value, int):
+        return (value,)
+    if isinstance(value, tuple | list) and all(isinstance(v, int) for v in value):
+        return tuple(value)
+    return None
+
+
 def _tag_numbers(tag: tifffile.TiffTag) -> list[float]:
-    """All values of a numeric tag as floats; RATIONAL/SRATIONAL pairs are divided out."""
+    """All values of a numeric tag as floats; RATIONAL/SRATIONAL pairs are divided out (x/0 is NaN)."""
     value = tag.value
     values = list(value) if isinstance(value, tuple | list | bytes) else [value]
+    if not all(isinstance(v, int | float) for v in values):
+        raise TypeError(f"tag {tag.name} holds {type(value).__name__}, not numbers")
     if int(tag.dtype) in (5, 10):  # RATIONAL, SRATIONAL: flat (num, den) pairs
-        return [num / den if den else math.nan for num, den in zip(values[::2], values[1::2], strict=True)]
+        return [num / den if den else math.nan for num, den in zip(values[::2], values[1::2], strict=False)]
     return [float(v) for v in values]
+
+
+def _white_level(tag: tifffile.TiffTag, source: str) -> int:
+    levels = _tag_numbers(tag)
+    if not levels or not all(math.isfinite(v) and v.is_integer() and 0 < v <= 65535 for v in levels):
+        raise _fail(source, f"WhiteLevel {tag.value!r}: expected one or more integers in 1 … 65535")
+    return int(max(levels))
 
 
 def _black_level(tag: tifffile.TiffTag | None, source: str) -> int:
@@ -618,18 +727,33 @@ def _black_level(tag: tifffile.TiffTag | None, source: str) -> int:
         return 0  # the DNG default
     levels = _tag_numbers(tag)
     first = levels[0] if levels else math.nan
-    if any(v != first for v in levels) or not float(first).is_integer():
+    if any(v != first for v in levels) or not math.isfinite(first) or not float(first).is_integer():
         raise _fail(source, f"BlackLevel {levels}: only one integer black level for all channels is supported")
     return int(first)
 
 
-def _iso(tags: Mapping[str, Any]) -> int | None:
+def _positive_number(tags: Mapping[str, Any], name: str, source: str) -> float | None:
+    """An optional single positive number tag (RATIONAL or integer); a malformed one is an ImageInputError."""
+    value = tags.get(name)
+    if value is None:
+        return None
+    try:
+        number = _number(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise _fail(source, f"{name} {value!r}: expected one positive number")
+    return number
+
+
+def _iso(tags: Mapping[str, Any], source: str) -> int | None:
     value = tags.get("ISOSpeedRatings", tags.get("PhotographicSensitivity"))
     if value is None:
         return None
-    if isinstance(value, tuple | list):
-        value = value[0]
-    return int(value)
+    first = value[0] if isinstance(value, tuple | list) and value else value
+    if not isinstance(first, int) or isinstance(first, bool) or first <= 0:
+        raise _fail(source, f"ISOSpeedRatings {value!r}: expected a positive integer")
+    return first
 
 
 def _timestamp_ms(tags: Mapping[str, Any], source: str) -> float | None:
@@ -639,10 +763,10 @@ def _timestamp_ms(tags: Mapping[str, Any], source: str) -> float | None:
     try:
         when = datetime.strptime(stamp, "%Y:%m:%d %H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
-        raise _fail(source, f"DateTimeOriginal {stamp!r}: expected 'YYYY:MM:DD HH:MM:SS'") from None
+        raise _fail(source, f"DateTimeOriginal {stamp[:40]!r}: expected 'YYYY:MM:DD HH:MM:SS'") from None
     subsec = _text(tags.get("SubsecTimeOriginal")) or ""
-    if subsec and not subsec.isdigit():
-        raise _fail(source, f"SubSecTimeOriginal {subsec!r}: expected digits")
+    if subsec and not (subsec.isascii() and subsec.isdigit() and len(subsec) <= 9):
+        raise _fail(source, f"SubSecTimeOriginal {subsec[:20]!r}: expected up to 9 digits")
     fraction_s = int(subsec) / 10 ** len(subsec) if subsec else 0.0
     seconds = int(when.timestamp())
     return seconds * 1000.0 + fraction_s * 1000.0

@@ -1,0 +1,121 @@
+"""The command line's error contract (issue #20): one line, exit 2 for what a user caused, library noise summarised,
+I/O failures of configuration files named, long messages capped, the plugin's pre-flight before any device."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+import rig.cli.twin_capture as twin_capture
+from rig.cli import main
+from rig.config.loader import FIXTURES_DIR, read_toml
+from rig.errors import MAX_MESSAGE_CHARS, ConfigError, ImageInputError, one_line
+
+STATION = FIXTURES_DIR / "stations" / "twin.toml"
+
+
+def _noisy(fail: bool):
+    def command(_args: object) -> int:
+        for i in range(355):
+            logging.getLogger("tifffile").warning("TiffPage %d: invalid tag", i)
+        for _ in range(10):
+            warnings.warn("a deprecated thing", DeprecationWarning, stacklevel=1)
+        if fail:
+            raise ImageInputError("frame.dng: not a TIFF/DNG file")
+        return 0
+
+    return command
+
+
+def test_library_warnings_join_the_error_line_as_a_count(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr(twin_capture, "capture", _noisy(fail=True))
+    code = main(["twin", "capture", "--unit", "golden", "--out", "x.dng"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert err == [
+        "rig: error: frame.dng: not a TIFF/DNG file [365 library warning(s) hidden (tifffile ×355, "
+        "DeprecationWarning ×10)]"
+    ]
+
+
+def test_library_warnings_after_success_are_one_note(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr(twin_capture, "capture", _noisy(fail=False))
+    code = main(["twin", "capture", "--unit", "golden", "--out", "x.dng"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 0
+    assert err == [
+        "rig: note: 365 library warning(s) hidden (tifffile ×355, DeprecationWarning ×10); --debug shows them"
+    ]
+
+
+def test_an_unexpected_defect_is_still_one_line_and_debug_shows_the_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    def broken(_args: object) -> int:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(twin_capture, "capture", broken)
+    assert main(["twin", "capture", "--unit", "golden", "--out", "x.dng"]) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["rig: internal error: ZeroDivisionError: division by zero (--debug shows the traceback)"]
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "twin", "capture", "--unit", "golden", "--out", "x.dng"])
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (PermissionError(errno.EACCES, "Permission denied"), "Permission denied"),
+        (OSError(errno.EIO, "Input/output error"), "Input/output error"),
+        (OSError(errno.ENXIO, "No such device or address"), "No such device"),
+    ],
+)
+def test_a_station_file_that_cannot_be_read_is_one_config_error(
+    error: OSError, shown: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "station.toml"
+    path.write_text(STATION.read_text())
+    real = Path.read_bytes
+
+    def failing(self: Path) -> bytes:
+        if self == path:
+            raise error
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", failing)
+    with pytest.raises(ConfigError) as exc:
+        read_toml(path)
+    assert str(exc.value).startswith(f"{path} = '(unreadable)': expected a readable TOML file")
+    assert shown in str(exc.value)
+
+
+def test_a_4155_character_message_is_capped_to_one_readable_line() -> None:
+    text = "x" * 3000 + "\n" + "y" * 1154
+    line = one_line(text)
+    assert len(line) == MAX_MESSAGE_CHARS and "\n" not in line
+    assert line.startswith("xxx") and line.endswith("yyy") and "…" in line
+    assert one_line("short") == "short"
+
+
+@pytest.mark.timeout(120)
+def test_the_plugin_runs_the_preflight_before_any_device(tmp_path: Path) -> None:
+    station = tmp_path / "station.toml"
+    station.write_text(
+        STATION.read_text().replace('reference_lens = "summilux-m-35-f1.4-asph-2022"', 'reference_lens = "gone"')
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "rig.plans.signoff", "-p", "no:cacheprovider", "-q",
+         "--station", str(station), "--reports", str(tmp_path / "reports")],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 4, result.stdout + result.stderr  # pytest's usage error: nothing ran
+    assert f"ERROR: {station}: reference_lens = 'gone': expected one of the catalog's lenses" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    reports = tmp_path / "reports"
+    assert not reports.exists() or not [p for p in reports.iterdir() if not p.name.startswith(".")]
