@@ -262,15 +262,7 @@ def bench(station: StationConfig, run: RunRecorder, bench_devices: BenchDevices)
     """Retrying bench operations (place a chart, shoot a validated frame) recording captures into the run."""
     from rig.bench.ops import BenchOps
 
-    return BenchOps(
-        station,
-        stage=bench_devices.stage,
-        light=bench_devices.light,
-        phone=bench_devices.phone,
-        operator=bench_devices.operator,
-        recorder=run,
-        reconnect_phone=bench_devices.reconnect_phone,
-    )
+    return BenchOps.on(bench_devices, recorder=run)
 
 
 @dataclass

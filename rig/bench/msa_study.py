@@ -272,15 +272,7 @@ class TwinRig:
         assert self.devices.twin is not None
         self.server = self.devices.twin
         self.phone = self.devices.phone
-        self.bench = BenchOps(
-            believed_station,
-            stage=self.devices.stage,
-            light=self.devices.light,
-            phone=self.devices.phone,
-            operator=self.devices.operator,
-            recorder=None,
-            reconnect_phone=self.devices.reconnect_phone,
-        )
+        self.bench = BenchOps.on(self.devices, station=believed_station)
 
     def close(self) -> None:
         self.devices.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from rig.errors import (
 from rig.spec.dng import DngImage, read_dng
 from rig.spec.shims import ShimPlan
 from rig.spec.types import Capture
+
+if TYPE_CHECKING:
+    from rig.bench.open import BenchDevices
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +123,24 @@ class BenchOps:
         self._frame_counter = 0
         self._lens_seen: tuple[str | None, bool, int | None] | None = None  # at the last capture
         self.homed = False
+
+    @classmethod
+    def on(
+        cls, devices: BenchDevices, *, station: StationConfig | None = None, recorder: RunRecorder | None = None
+    ) -> BenchOps:
+        """Bench operations on opened devices (:func:`rig.bench.open.open_bench`), as a plan gets them.
+
+        ``station`` is what the bench believes when it differs from the devices' (a measurement-system study).
+        """
+        return cls(
+            station or devices.station,
+            stage=devices.stage,
+            light=devices.light,
+            phone=devices.phone,
+            operator=devices.operator,
+            recorder=recorder,
+            reconnect_phone=devices.reconnect_phone,
+        )
 
     # ------------------------------------------------------------------ motion
     def _recover_stage(self, exc: DeviceError) -> None:

@@ -48,15 +48,7 @@ class Rig:
         assert self.devices.twin is not None
         self.server = self.devices.twin
         self.phone = self.devices.phone
-        self.bench = BenchOps(
-            station,
-            stage=self.devices.stage,
-            light=self.devices.light,
-            phone=self.devices.phone,
-            operator=self.devices.operator,
-            recorder=None,
-            reconnect_phone=self.devices.reconnect_phone,
-        )
+        self.bench = BenchOps.on(self.devices)
 
     def close(self) -> None:
         self.devices.close()

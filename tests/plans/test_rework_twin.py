@@ -104,15 +104,7 @@ def reworked(
     devices = open_bench(station, lenses, unit=unit)
     try:
         assert devices.twin is not None
-        bench = BenchOps(
-            station,
-            stage=devices.stage,
-            light=devices.light,
-            phone=devices.phone,
-            operator=devices.operator,
-            recorder=None,
-            reconnect_phone=devices.reconnect_phone,
-        )
+        bench = BenchOps.on(devices)
         proc.ensure_lens(bench, lens)
         measured, _ = remeasure(bench, lens, tag="calibration-focus")
         outcome = rework_mount(bench, lens, measured, tolerance)
