@@ -69,7 +69,7 @@ def options_of(config: pytest.Config) -> RunOptions:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     # tryfirst: the plan's full step list is taken before -k / --deselect (pytest's own hooks) narrow it, so a
     # partial run knows what it left out
-    plans = {getattr(item.module, "PLAN", None) for item in items if isinstance(item, pytest.Function)}
+    plans = {_plan_of(item) for item in items if isinstance(item, pytest.Function)}
     plans.discard(None)
     if not plans:
         return
@@ -304,7 +304,13 @@ class StepMeasurements:
 
 
 def _is_plan_step(item: pytest.Item) -> bool:
-    return isinstance(item, pytest.Function) and getattr(item.module, "PLAN", None) is not None
+    return isinstance(item, pytest.Function) and _plan_of(item) is not None
+
+
+def _plan_of(item: pytest.Item) -> str | None:
+    """The plan a test belongs to: its module's ``PLAN`` name (a string; anything else is not a plan module)."""
+    plan = getattr(getattr(item, "module", None), "PLAN", None)
+    return plan if isinstance(plan, str) else None
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -17,7 +17,7 @@ from rig.spec.shims import ScrewShims, ShimPlan
 from rig.twin.server import TwinServer
 
 LENS = "summilux-m-35-f1.4-asph-2022"
-PLAN = ShimPlan(
+SHIM_PLAN = ShimPlan(
     (
         ScrewShims("A", (50.0, 20.0), -30.0),
         ScrewShims("B", (50.0, 50.0), 0.0),
@@ -50,7 +50,7 @@ def test_console_shows_each_screw_and_waits_for_enter(bench) -> None:
     operator = ConsoleOperator(
         phone, server.lenses, timeout_s=5, out=out, confirm=lambda: confirmations.append("y") or "\n"
     )
-    operator.apply_shims(PLAN)
+    operator.apply_shims(SHIM_PLAN)
     text = out.getvalue()
     assert "screw A: 50 + 20 µm = 70 µm (-30 µm)" in text
     assert "screw D: no shim = 0 µm (-100 µm)" in text
@@ -61,18 +61,18 @@ def test_console_refuses_while_the_phone_reports_a_lens_and_times_out_without_en
     server, phone = bench
     operator = ConsoleOperator(phone, server.lenses, timeout_s=1, out=io.StringIO(), confirm=lambda: None)
     with pytest.raises(DeviceTimeout, match="shims not confirmed"):
-        operator.apply_shims(PLAN)
+        operator.apply_shims(SHIM_PLAN)
     server.bench.state.mount_lens(LENS)
     with pytest.raises(DeviceStateError, match="remove it first"):
-        operator.apply_shims(PLAN)
+        operator.apply_shims(SHIM_PLAN)
 
 
 def test_twin_hands_shim_only_a_bare_bayonet_and_only_its_screws(bench) -> None:
     server, _ = bench
-    server.operator.apply_shims(PLAN)
-    assert server.bench.state.snapshot().shim_stacks_um == tuple(sorted(PLAN.stacks_um().items()))
+    server.operator.apply_shims(SHIM_PLAN)
+    assert server.bench.state.snapshot().shim_stacks_um == tuple(sorted(SHIM_PLAN.stacks_um().items()))
     with pytest.raises(ArgumentError, match="screws \\['E'\\]"):
         server.operator.apply_shims(ShimPlan((ScrewShims("E", (5.0,), 5.0),)))
     server.operator.mount_lens(LENS)
     with pytest.raises(DeviceStateError, match="still on the bayonet"):
-        server.operator.apply_shims(PLAN)
+        server.operator.apply_shims(SHIM_PLAN)
