@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import sys
@@ -123,7 +124,7 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.json:  # one JSON document and nothing else on stdout, for scripts
         summary = _summary(record, run_dir, time.monotonic() - started)
         summary.update(headline=headline, exit_status=status, resume_command=resume, calibration=calibration)
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(_strict(summary), indent=2, allow_nan=False))
         return status
     from rig.cli.output import console
 
@@ -139,6 +140,17 @@ def run_plan(args: argparse.Namespace) -> int:
         last += f"  resume with: {resume}"
     out.print(last, markup=False)
     return status
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every non-finite float as ``null``: the JSON output stays strict JSON (no NaN/Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
 
 
 def resume_command(args: argparse.Namespace, run_id: str) -> str:

@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run", nargs="?", metavar="RUN_DIR_OR_ID", help="run folder, or run id under --reports")
     p.add_argument("--reports", type=Path, default=None, help="reports folder (default: reports/)")
     p.add_argument("--no-pdf", action="store_true", help="skip report.pdf (it needs Chromium)")
-    p.add_argument("--store", metavar="URL", help="also add the run to this results store URL")
+    p.add_argument(
+        "--store", metavar="URL", help="results store to (re)add a finished run to (default: results.sqlite beside it)"
+    )
     p.add_argument("--schema", nargs="?", const="record", choices=SCHEMAS, help="print a JSON Schema and exit")
     _output_flags(p)
     p.set_defaults(func=report_command)
@@ -118,11 +120,11 @@ def report_command(args: argparse.Namespace) -> int:
             progress.update(task, description=f"report {record.run_id}: {name}")
 
         outputs = write_run_outputs(record, run_dir, plots=data, pdf=not args.no_pdf, progress=tell)
-        if args.store:
+        if record.verdict is not None:  # a finished run belongs in the store: add it if a crash left it out
             from rig.results.store import open_store
 
             tell("store")
-            with open_store(args.store) as store:
+            with open_store(args.store or str(run_dir.parent / "results.sqlite")) as store:
                 store.add_run(record)
     verdict = record.verdict.value if record.verdict else None
     if args.json:

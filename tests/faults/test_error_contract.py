@@ -119,3 +119,14 @@ def test_the_plugin_runs_the_preflight_before_any_device(tmp_path: Path) -> None
     assert "Traceback" not in result.stdout + result.stderr
     reports = tmp_path / "reports"
     assert not reports.exists() or not [p for p in reports.iterdir() if not p.name.startswith(".")]
+
+
+def test_the_plan_summary_json_is_strict_json_whatever_the_figures() -> None:
+    import json
+    import math
+
+    from rig.cli.plans import _strict
+
+    summary = {"wall_s": math.nan, "steps": [{"seconds": math.inf}, {"seconds": 1.5}], "verdict": "PASS"}
+    text = json.dumps(_strict(summary), allow_nan=False)  # would raise on a NaN/Infinity token
+    assert json.loads(text) == {"wall_s": None, "steps": [{"seconds": None}, {"seconds": 1.5}], "verdict": "PASS"}
