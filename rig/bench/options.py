@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict
 
 from rig.config.home import default_calibration_dir, default_reports_dir
 from rig.config.station import DEFAULT_STATION
+from rig.errors import ArgumentError
+from rig.spec.types import CaptureRetention
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,13 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("run_id", "--run-id", "id of the new run folder (default: time-serial-plan)", "RUN_ID"),
     RunOption("resume", "--resume", "continue RUN_ID from its first step not completed", "RUN_ID"),
     RunOption("operator", "--operator", "operator name for the record", "NAME"),
+    RunOption(
+        "keep_captures",
+        "--keep-captures",
+        "raw captures the run keeps: all, failed (those behind a FAIL/ERROR) or none (default: the station's)",
+        "all|failed|none",
+        convert=CaptureRetention,
+    ),
     RunOption("store", "--store", "results store URL (default: SQLite in the reports folder)", "URL"),
     RunOption(
         "calibration_dir",
@@ -72,6 +81,7 @@ class RunOptions(BaseModel):
     resume: str | None = None
     operator: str = ""
     store: str | None = None
+    keep_captures: CaptureRetention | None = None
     calibration_dir: Path | None = None
 
     @property
@@ -90,7 +100,12 @@ class RunOptions(BaseModel):
             value = values.get(option.dest)
             if value is None or value == "":
                 continue
-            given[option.dest] = option.convert(value) if isinstance(value, str) else value
+            try:
+                given[option.dest] = option.convert(value) if isinstance(value, str) else value
+            except ValueError:
+                choices = getattr(option.convert, "__members__", None)
+                expected = ", ".join(m.value for m in choices.values()) if choices else option.metavar
+                raise ArgumentError(f"{option.flag} {value!r}: expected {expected}") from None
         return cls(**given)
 
     def pytest_args(self, plan: str) -> list[str]:

@@ -28,6 +28,10 @@ def publish_run(recorder: RunRecorder, *, store_url: str | None, pdf: bool = Tru
 
     problems: list[str] = []
     record = recorder.record
+    if recorder.capture_retention is not None and record.verdict is not None:
+        from rig.bench.retention import apply_retention
+
+        apply_retention(record, recorder.run_dir, recorder.capture_retention)
     try:
         written = write_run_outputs(record, recorder.run_dir, plots=recorder.plots, pdf=pdf)
         record.artifacts = {name: path.name for name, path in written.items()}

@@ -32,6 +32,7 @@ from rig.results.record import (
     utcnow,
 )
 from rig.results.reportdata import REPORT_DATA_FILE, Plot, ReportData, Thumbnail
+from rig.spec.types import CaptureRetention
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class RunRecorder:
         zone_qualifier: str | None = None,
     ) -> None:
         self.record = record
+        self.capture_retention: CaptureRetention | None = None
+        """Raw captures to keep once the run is published (None: all; the plugin sets the station's policy)."""
         # limits that depend on the readout (MTF50 in cy/px at a binned pitch) are looked up as "<qualifier>:<zone>"
         self.zone_qualifier = zone_qualifier
         self.run_dir = run_dir

@@ -20,7 +20,7 @@ from rig.config.faults import FaultPlan
 from rig.config.loader import FIXTURES_DIR, StrictModel, load_toml
 from rig.config.mount import MountDesign, ReworkSettings, ShimStock, check_as_built
 from rig.errors import ArgumentError, ConfigError
-from rig.spec.types import Axis
+from rig.spec.types import Axis, CaptureRetention
 
 TWIN_PORT = "twin"
 
@@ -271,6 +271,9 @@ class TwinConfig(StrictModel):
 
 class StationConfig(StrictModel):
     name: str = Field(min_length=1)
+    keep_captures: CaptureRetention = Field(
+        CaptureRetention.FAILED, description="raw captures a finished run keeps: all, failed (FAIL/ERROR) or none"
+    )
     serial_pattern: str = Field(r"^[A-Z0-9\-]{4,32}$", description="regex every unit serial must match")
     reference_lens: str = Field(description="catalog id of the lens used for calibration and sign-off")
     reference_f_number: float = Field(gt=0)

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rig.errors import ConfigError
+from rig.spec.types import CaptureRetention
 
 SCHEMA_VERSION = "1.1"
 """1.1 added ``Verdict.INFO``, ``MeasurementRecord.marginal``, ``StepRecord.attempts`` and the run's ``partial``,
@@ -180,6 +181,8 @@ class RunRecord(Record):
     outcome: PlanOutcome | None = None  # the plan's own answer (certificate level, calibration verdict)
     config: dict[str, Any] = Field(default_factory=dict)  # station/limits/unit files as used (for proof)
     artifacts: dict[str, str] = Field(default_factory=dict)  # name → file relative to the run folder
+    capture_retention: CaptureRetention | None = None  # the policy applied when the run was published
+    captures_dropped: list[str] = Field(default_factory=list)  # raw captures removed by that policy
 
     def final_verdict(self) -> Verdict:
         """ERROR beats FAIL beats PASS over measurements and steps. A partial run is never PASS: what its

@@ -12,6 +12,14 @@ from enum import StrEnum
 import numpy as np
 
 
+class CaptureRetention(StrEnum):
+    """Which raw captures a finished run keeps in its folder (thumbnails, report and record are always kept)."""
+
+    ALL = "all"  # every DNG (a lab studying a unit)
+    FAILED = "failed"  # the DNGs behind a FAIL or ERROR; a passing run keeps none (a production line)
+    NONE = "none"  # no DNG at all
+
+
 class ActiveSensor(StrEnum):
     """Which sensor the phone captures with: the native f/1.9 camera or the one behind the M bayonet."""
 
