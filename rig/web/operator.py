@@ -17,6 +17,7 @@ from rig.bench.procedures import wait_for_sensor
 from rig.config.lenses import LensCatalog
 from rig.devices.protocols import Operator, Phone
 from rig.errors import ArgumentError, DeviceStateError, DeviceTimeout
+from rig.spec.shims import ShimPlan
 
 
 class Prompter(Protocol):
@@ -90,6 +91,15 @@ class WebOperator:
         self._ask("set_aperture", f"Set the aperture ring to f/{f_number:g}")
         if self._hands is not None:
             self._hands.set_aperture(f_number)
+
+    def apply_shims(self, plan: ShimPlan) -> None:
+        """The shim recipe as one full-width instruction (a line per screw); the lens must be off, as the phone says."""
+        if self._phone.lens_state().attached:
+            raise DeviceStateError("apply_shims: the phone still reports a lens on the bayonet; remove it first")
+        steps = "; ".join(screw.instruction() for screw in plan.screws)
+        self._ask("apply_shims", f"Re-shim the bayonet (loosen, set the shims, tighten to torque): {steps}")
+        if self._hands is not None:
+            self._hands.apply_shims(plan)
 
     def _mounted_lens_id(self) -> str:
         """The catalog lens whose code the phone reports (a lens mounted before this run, e.g. on resume)."""

@@ -107,3 +107,24 @@ def test_prompt_confirm_and_abort_over_the_pipes() -> None:
         ("prompt_done", 2),
     ]
     assert plan.aborted
+
+
+def test_a_shim_recipe_is_one_instruction_per_screw_and_needs_the_lens_off() -> None:
+    from rig.spec.shims import ScrewShims, ShimPlan
+
+    plan = ShimPlan((ScrewShims("A", (50.0, 20.0), -30.0), ScrewShims("B", (), -100.0)))
+    applied: list[ShimPlan] = []
+
+    class Hands:
+        def apply_shims(self, p: ShimPlan) -> None:
+            applied.append(p)
+
+    phone, clicks = BayonetPhone(), Clicks()
+    operator = WebOperator(phone, LENSES, clicks, hands=Hands())  # type: ignore[arg-type]
+    operator.apply_shims(plan)
+    assert clicks.asked and "screw A: 50 + 20 µm = 70 µm (-30 µm)" in clicks.asked[-1]
+    assert "screw B: no shim = 0 µm (-100 µm)" in clicks.asked[-1]
+    assert applied == [plan]  # on a twin, the twin's hands then act
+    phone.state = LensState(True, SUMMILUX.lens_code, ActiveSensor.M_MOUNT)
+    with pytest.raises(DeviceStateError, match="remove it first"):
+        operator.apply_shims(plan)
