@@ -379,10 +379,19 @@ def test_hard_limit_mid_move_when_soft_limits_are_off(grbl: tuple[BenchState, Gr
 
 def test_soft_reset_mid_move_aborts_with_alarm_3_then_the_banner(grbl: tuple[BenchState, GrblPeer, Wire]) -> None:
     _, _, wire = grbl
+    wire.send("$10=3")  # MPos and the buffer state (Bf) in every status report (settings.md, $10)
     wire.send("$H", timeout_s=10)
-    wire.send("G1 Z-90 F600")
+    wire.send("G1 Z-90 F60")  # ≈ 1.8 s of twin time at ×50: still moving while the test looks
     wire.serial.write(b"G4 P0\n")  # waits for the motion: the line the reset interrupts
     wire.wait_state("Run")
+    # A reset discards what is still in GRBL's RX buffer: only a dwell the parser has taken is owed an ok. The
+    # status report's Bf says so (RX bytes free back at the buffer size); a loaded host may take a moment.
+    for _ in range(500):
+        if re.search(r"\|Bf:\d+,128\b", wire.last_report):
+            break
+        wire.status()
+    else:
+        raise AssertionError(f"the dwell never left the RX buffer: {wire.last_report}")
     wire.serial.write(b"\x18")
     assert wire.readline() == "ALARM:3"
     assert wire.readline() == "ok"  # the dwell's stale ok, after the 500 ms of the alarm report
