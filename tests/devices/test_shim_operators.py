@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from rig.bench.procedures import wait_for_sensor
 from rig.config import load_station
 from rig.config.resolve import load_station_lenses, load_twin_unit
 from rig.devices.console_operator import ConsoleOperator
@@ -63,6 +64,8 @@ def test_console_refuses_while_the_phone_reports_a_lens_and_times_out_without_en
     with pytest.raises(DeviceTimeout, match="shims not confirmed"):
         operator.apply_shims(SHIM_PLAN)
     server.bench.state.mount_lens(LENS)
+    # the phone reports the lens by an event: wait until it does (a loaded host delivers it late)
+    wait_for_sensor(phone, attached=True, timeout_s=60.0)
     with pytest.raises(DeviceStateError, match="remove it first"):
         operator.apply_shims(SHIM_PLAN)
 
