@@ -199,7 +199,7 @@ class RunRecorder:
     ) -> MeasurementRecord:
         """Judge ``value`` against the declared limit of ``name`` (and ``zone``) and record it."""
         limit = self.limits.get(name)
-        bounds = limit.for_zone(f"{self.zone_qualifier}:{zone}" if self.zone_qualifier and zone else zone)
+        bounds = limit.for_zone(self._zone_key(zone))
         number = None if value is None else float(value)
         if number is not None and not math.isfinite(number):
             error = error or f"not a finite number ({number})"
@@ -226,10 +226,14 @@ class RunRecorder:
         self.save()
         return rec
 
+    def _zone_key(self, zone: str | None) -> str | None:
+        """The key a zone's limits are looked up by: ``<readout qualifier>:<zone>`` where limits depend on it."""
+        return f"{self.zone_qualifier}:{zone}" if self.zone_qualifier and zone else zone
+
     def skip(self, step: str, name: str, reason: str, *, zone: str | None = None) -> MeasurementRecord:
         """Record that a declared measurement does not apply to this unit or lens (SKIP, with the reason)."""
         limit = self.limits.get(name)
-        bounds = limit.for_zone(f"{self.zone_qualifier}:{zone}" if self.zone_qualifier and zone else zone)
+        bounds = limit.for_zone(self._zone_key(zone))
         rec = MeasurementRecord(
             name=name,
             step=step,
@@ -314,7 +318,7 @@ class RunRecorder:
             name, zone, limit = missing
             step = steps.get(limit.step) if limit.step else None
             verdict, reason = missing_reason(limit.step, step, deselected=limit.step in left_out)
-            bounds = limit.for_zone(f"{self.zone_qualifier}:{zone}" if self.zone_qualifier and zone else zone)
+            bounds = limit.for_zone(self._zone_key(zone))
             self.record.measurements.append(
                 MeasurementRecord(
                     name=name,
