@@ -24,15 +24,17 @@ from rig.web.common import login_routes, render, report_route, sse_stream, stati
 from rig.web.files import NotInRunFolder, run_folder
 from rig.web.queries import (
     Filters,
+    Period,
     change_marker,
     choices,
     control_chart,
+    ensure_line_indexes,
     figures,
+    last_verdicts,
     pareto_causes,
     recent_runs,
-    runs_frame,
     unit_history,
-    yields_by,
+    yields,
 )
 from rig.web.security import AccessTokens, SecurityMiddleware
 from rig.web.status import create_status_table, read_statuses
@@ -67,6 +69,7 @@ def create_line_app(
     store = open_store(store_url)
     engine = store.engine
     create_status_table(engine)
+    ensure_line_indexes(engine)
     reports = list(reports_dirs or [])
     marker: dict[str, Any] = {"value": None, "version": 0}
 
@@ -99,23 +102,16 @@ def create_line_app(
     def live_context(filters: Filters) -> dict[str, Any]:
         statuses = read_statuses(engine)
         by_station = {s["station"]: s for s in statuses}
-        runs = runs_frame(engine, filters)
-        last_verdicts = (
-            runs.dropna(subset=["verdict"]).groupby("station").tail(1).set_index("station")["verdict"].to_dict()
-            if not runs.empty
-            else {}
-        )
         recent = recent_runs(engine, filters)
         for run in recent:
             run["report"] = report_link(run, by_station)
-        from rig.results.spc import yield_summary
-
+        total = yields(engine, filters, Period.TOTAL)
         return {
             "statuses": statuses,
-            "last_verdicts": last_verdicts,
-            "total": yield_summary(runs) if not runs.empty else None,
-            "hours": yields_by(runs, "hour", 24),
-            "shifts": yields_by(runs, "shift", 9),
+            "last_verdicts": last_verdicts(engine, filters),
+            "total": total[0].summary if total else None,
+            "hours": yields(engine, filters, Period.HOUR, newest=24),
+            "shifts": yields(engine, filters, Period.SHIFT, newest=9),
             "pareto": pareto_causes(engine, filters),
             "recent": recent,
             "filters": filters,

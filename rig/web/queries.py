@@ -1,22 +1,26 @@
 """The line view's questions to the results store, written against the store's own SQLAlchemy tables.
 
-Yield and first-pass yield use the definitions of :mod:`rig.results.spc` (:func:`~rig.results.spc.yield_summary`)
-per hour and per shift; the Pareto of failure causes counts, per measurement name, the runs in which it FAILed
-(as :func:`rig.results.spc.pareto`, but grouped in the database so 10⁴ runs stay fast) and adds bench ERRORs by
-step; control charts are :func:`rig.results.spc.control_charts` of one figure.
+The database does the aggregating (GROUP BY, window functions), so a page over 10⁴ runs moves tens of rows to
+Python, not 10⁴: yield and first-pass yield in total, per hour and per shift with the definitions of
+:func:`rig.results.spc.yield_summary`; each station's last verdict; the Pareto of failure causes, per measurement
+name the runs in which it FAILed (as :func:`rig.results.spc.pareto`) plus bench ERRORs by step. Control charts
+are :func:`rig.results.spc.control_charts` of one figure. :func:`ensure_line_indexes` adds the indexes these
+queries filter and group by.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from rig.results.spc import SPC_MEASUREMENT_COLUMNS, ControlChart, YieldSummary, control_charts, yield_summary
+from rig.results.spc import SPC_MEASUREMENT_COLUMNS, ControlChart, YieldSummary, control_charts
 from rig.results.store import measurements_table, runs_table, steps_table
 
 SHIFTS = (("night", 22, 6), ("early", 6, 14), ("late", 14, 22))
@@ -51,58 +55,195 @@ class Filters:
         return urlencode({k: v.isoformat() if isinstance(v, datetime) else v for k, v in pairs.items()})
 
 
-def runs_frame(engine: Engine, filters: Filters) -> pd.DataFrame:
-    query = sa.select(*[runs_table.c[c] for c in RUN_FIELDS]).where(*filters.where())
-    with engine.connect() as conn:
-        rows = [tuple(r) for r in conn.execute(query.order_by(runs_table.c.started, runs_table.c.run_id))]
-    frame = pd.DataFrame.from_records(rows, columns=list(RUN_FIELDS))
-    for column in ("started", "ended"):
-        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
-    return frame
-
-
-def shift_of(hour: int) -> str:
-    for name, start, end in SHIFTS:
-        if (start <= hour < end) if start < end else (hour >= start or hour < end):
-            return name
-    raise ValueError(hour)
-
-
 @dataclass(frozen=True)
 class YieldRow:
     period: str
     summary: YieldSummary
 
 
-def yields_by(runs: pd.DataFrame, period: str, newest: int) -> list[YieldRow]:
-    """Yield and first-pass yield of the ``newest`` periods, per ``"hour"`` or per ``"shift"`` (shift = the date
-    it ends on + its name), newest first. First pass is judged within the period: a unit's first run there."""
-    if runs.empty:
-        return []
-    started = runs["started"]
-    if period == "hour":
-        keys = started.dt.floor("h").dt.strftime("%Y-%m-%d %H:00")
-    else:
-        shifted = started - pd.Timedelta(hours=SHIFTS[0][1] - 24)  # the night shift belongs to the day it ends
-        keys = shifted.dt.strftime("%Y-%m-%d") + " " + started.dt.hour.map(shift_of)
-    chosen = set(sorted(keys.unique(), reverse=True)[:newest])
-    recent = runs[keys.isin(chosen)]
-    groups = recent.groupby(keys[keys.isin(chosen)])
-    return [YieldRow(str(key), yield_summary(group)) for key, group in sorted(groups, reverse=True, key=lambda g: g[0])]
+def _fraction(part: int, whole: int) -> float:
+    return part / whole if whole else math.nan
+
+
+class Period(StrEnum):
+    """How the line view groups runs for yield: all of them, per hour, per shift (UTC)."""
+
+    TOTAL = "total"
+    HOUR = "hour"
+    SHIFT = "shift"
+
+
+def _utc_hour_text(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[str]:
+    """``YYYY-MM-DD HH:00`` of a UTC time, in the database (SQLite keeps ISO text with +00:00, PostgreSQL
+    timestamptz: sqlite.org/lang_datefunc.html, postgresql.org/docs/current/functions-formatting.html)."""
+    if dialect == "sqlite":
+        return sa.func.strftime("%Y-%m-%d %H:00", column)
+    return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD HH24:00")
+
+
+def _utc_hour(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[int]:
+    if dialect == "sqlite":
+        return sa.cast(sa.func.strftime("%H", column), sa.Integer)
+    return sa.cast(sa.extract("hour", sa.func.timezone("UTC", column)), sa.Integer)
+
+
+def _shift_day(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[str]:
+    """The date a shift ends on: the night shift (from 22:00) belongs to the next day."""
+    ahead_h = 24 - SHIFTS[0][1]
+    if dialect == "sqlite":
+        return sa.func.strftime("%Y-%m-%d", column, f"+{ahead_h} hours")
+    shifted = sa.func.timezone("UTC", column) + sa.text(f"interval '{ahead_h} hours'")
+    return sa.func.to_char(shifted, "YYYY-MM-DD")
+
+
+def _shift_name(hour: sa.ColumnElement[int]) -> sa.ColumnElement[str]:
+    whens = []
+    for name, start, end in SHIFTS:
+        inside = sa.and_(hour >= start, hour < end) if start < end else sa.or_(hour >= start, hour < end)
+        whens.append((inside, name))
+    return sa.case(*whens)
+
+
+def period_key(period: Period, column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[str]:
+    """The text a run's start is grouped by: one constant, its UTC hour, or shift day + shift name."""
+    if period is Period.TOTAL:
+        return sa.literal("total")
+    if period is Period.HOUR:
+        return _utc_hour_text(column, dialect)
+    return _shift_day(column, dialect) + " " + _shift_name(_utc_hour(column, dialect))
+
+
+PERIOD_LENGTH = {Period.HOUR: timedelta(hours=1), Period.SHIFT: timedelta(hours=8)}
+
+
+def period_start(period: Period, when: datetime) -> datetime:
+    """The start of the hour or shift (UTC) that ``when`` falls in."""
+    t = pd.Timestamp(when).tz_convert(UTC)
+    if period is Period.HOUR:
+        return t.floor("h").to_pydatetime()
+    first = timedelta(hours=SHIFTS[1][1])  # shifts are 8 h from 06:00; floor() counts from the epoch's midnight
+    return ((t - first).floor("8h") + first).to_pydatetime()
+
+
+def yields(engine: Engine, filters: Filters, period: Period, newest: int | None = None) -> list[YieldRow]:
+    """Yield and first-pass yield per period, newest first, aggregated by the database (one query).
+
+    Definitions as :func:`rig.results.spc.yield_summary`: yield = PASS runs / finished runs; first pass is judged
+    within the period, a unit's first run there (by start, then run id) — a window function, ROW_NUMBER()
+    (SQLite ≥ 3.25, PostgreSQL), so no run travels to Python. ``newest``: only the ``newest`` hours (shifts) up to
+    the one of the latest run, periods without runs not shown; the index on ``started`` keeps the scan to them.
+    """
+    r = runs_table
+    where = [r.c.verdict.is_not(None), *filters.where()]
+    if newest is not None and period is not Period.TOTAL:
+        with engine.connect() as conn:
+            latest = conn.execute(sa.select(sa.func.max(r.c.started)).where(*where)).scalar()
+        if latest is None:
+            return []
+        where.append(r.c.started >= period_start(period, latest) - (newest - 1) * PERIOD_LENGTH[period])
+    key = period_key(period, r.c.started, engine.dialect.name).label("period")
+    done = sa.select(r.c.run_id, r.c.unit_serial, r.c.started, r.c.verdict, key).where(*where)
+    done = done.cte("done")
+    nth = sa.func.row_number().over(
+        partition_by=(done.c.period, done.c.unit_serial), order_by=(done.c.started, done.c.run_id)
+    )
+    ranked = sa.select(done.c.period, done.c.verdict, done.c.started, nth.label("nth")).cte("ranked")
+    passed = ranked.c.verdict == "PASS"
+    first = ranked.c.nth == 1
+    query = (
+        sa.select(
+            ranked.c.period,
+            sa.func.count().label("runs"),
+            sa.func.sum(sa.case((passed, 1), else_=0)).label("passed"),
+            sa.func.sum(sa.case((first, 1), else_=0)).label("units"),
+            sa.func.sum(sa.case((sa.and_(first, passed), 1), else_=0)).label("first_pass"),
+        )
+        .group_by(ranked.c.period)
+        .order_by(sa.func.max(ranked.c.started).desc())  # chronological (a shift's name does not sort in time)
+    )
+    if newest is not None:
+        query = query.limit(newest)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        YieldRow(
+            str(row.period),
+            YieldSummary(
+                runs=int(row.runs),
+                passed_runs=int(row.passed),
+                yield_frac=_fraction(int(row.passed), int(row.runs)),
+                units=int(row.units),
+                first_pass_units=int(row.first_pass),
+                first_pass_yield_frac=_fraction(int(row.first_pass), int(row.units)),
+            ),
+        )
+        for row in rows
+    ]
+
+
+def last_verdicts(engine: Engine, filters: Filters) -> dict[str, str]:
+    """Each station's verdict of its latest finished run (by start, then run id): one indexed look-up per
+    station (``ix_line_runs_station_started``), not a pass over the runs."""
+    r = runs_table
+    stations = sa.select(r.c.station).where(*filters.where()).distinct().subquery()
+    latest = (
+        sa.select(r.c.verdict)
+        .where(r.c.station == stations.c.station, r.c.verdict.is_not(None), *filters.where())
+        .order_by(r.c.started.desc(), r.c.run_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(stations.c.station, latest.label("verdict")))
+        return {str(station): str(verdict) for station, verdict in rows if verdict is not None}
+
+
+def _in_chosen_runs(run_id: sa.ColumnElement[str], filters: Filters) -> list[sa.ColumnElement[bool]]:
+    """``run_id IN (the filtered runs)``, or nothing when every run is chosen (no pointless semi-join)."""
+    where = filters.where()
+    return [run_id.in_(sa.select(runs_table.c.run_id).where(*where))] if where else []
+
+
+LINE_INDEXES = {
+    "ix_line_runs_station_started": ("runs", ("station", "started", "run_id")),
+    "ix_line_runs_verdict_started": ("runs", ("verdict", "started")),
+    "ix_line_runs_stored_at": ("runs", ("stored_at",)),
+    "ix_line_runs_lens": ("runs", ("lens",)),
+    "ix_line_measurements_verdict_name": ("measurements", ("verdict", "name", "run_id")),
+    "ix_line_measurements_figure": ("measurements", ("name", "zone", "value")),
+    "ix_line_steps_verdict_name": ("steps", ("verdict", "name", "run_id")),
+}
+"""Indexes of the store's tables that the line view's filters, groupings and Pareto read (name: table, columns).
+The store defines the tables; the line view adds what its own questions need, idempotently."""
+
+
+def ensure_line_indexes(engine: Engine) -> list[str]:
+    """Create the :data:`LINE_INDEXES` that are missing (and refresh the planner's statistics when any was, so it
+    uses them at once); returns the names created."""
+    created = []
+    with engine.begin() as conn:
+        inspector = sa.inspect(conn)
+        tables = set(inspector.get_table_names())
+        for name, (table, columns) in LINE_INDEXES.items():
+            if table in tables and name not in {ix["name"] for ix in inspector.get_indexes(table)}:
+                conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})"))
+                created.append(name)
+        if created:
+            conn.execute(sa.text("ANALYZE"))
+    return created
 
 
 def pareto_causes(engine: Engine, filters: Filters, limit: int = 15) -> list[dict[str, Any]]:
     """Failure causes, most frequent first: FAILed measurement names, then ERROR steps ("ERROR in <step>")."""
-    chosen = sa.select(runs_table.c.run_id).where(*filters.where())
     m, s = measurements_table, steps_table
     fails = (
         sa.select(m.c.name.label("cause"), sa.func.count(sa.distinct(m.c.run_id)).label("runs"))
-        .where(m.c.verdict == "FAIL", m.c.run_id.in_(chosen))
+        .where(m.c.verdict == "FAIL", *_in_chosen_runs(m.c.run_id, filters))
         .group_by(m.c.name)
     )
     errors = (
         sa.select(("ERROR in " + s.c.name).label("cause"), sa.func.count(sa.distinct(s.c.run_id)).label("runs"))
-        .where(s.c.verdict == "ERROR", s.c.run_id.in_(chosen))
+        .where(s.c.verdict == "ERROR", *_in_chosen_runs(s.c.run_id, filters))
         .group_by(s.c.name)
     )
     with engine.connect() as conn:
@@ -119,9 +260,9 @@ def pareto_causes(engine: Engine, filters: Filters, limit: int = 15) -> list[dic
 def figures(engine: Engine, filters: Filters) -> list[tuple[str, str | None]]:
     """The (name, zone) pairs measured in the chosen runs, for the control chart links."""
     m = measurements_table
-    query = sa.select(m.c.name, m.c.zone).distinct().where(m.c.value.is_not(None))
-    if filters.where():
-        query = query.where(m.c.run_id.in_(sa.select(runs_table.c.run_id).where(*filters.where())))
+    query = (
+        sa.select(m.c.name, m.c.zone).distinct().where(m.c.value.is_not(None), *_in_chosen_runs(m.c.run_id, filters))
+    )
     with engine.connect() as conn:
         return sorted(((str(n), z) for n, z in conn.execute(query)), key=lambda p: (p[0], p[1] or ""))
 
@@ -131,10 +272,9 @@ def control_chart(engine: Engine, filters: Filters, name: str, zone: str | None)
     query = (
         sa.select(*[m.c[c] for c in SPC_MEASUREMENT_COLUMNS])
         .where(m.c.name == name, (m.c.zone == zone) if zone else m.c.zone.is_(None))
+        .where(*_in_chosen_runs(m.c.run_id, filters))
         .order_by(m.c.run_started, m.c.run_id, m.c.seq)
     )
-    if filters.where():
-        query = query.where(m.c.run_id.in_(sa.select(runs_table.c.run_id).where(*filters.where())))
     with engine.connect() as conn:
         rows = [tuple(r) for r in conn.execute(query)]
     charts = control_charts(pd.DataFrame.from_records(rows, columns=list(SPC_MEASUREMENT_COLUMNS)))
