@@ -59,6 +59,43 @@ def page_times(browser: object, url: str, repeat: int) -> tuple[float, float]:
     return statistics.median(paints), statistics.median(loads)
 
 
+def query_times(store_url: str, repeat: int) -> list[tuple[str, float, float]]:
+    """Median wall and CPU time (s) of each question the line view's page asks the store, called directly.
+
+    CPU is this thread's (``time.thread_time``): with SQLite the query runs here; with PostgreSQL the server's
+    own CPU is not in it.
+    """
+    from rig.web import queries as q
+    from rig.web.status import read_statuses
+
+    everything = q.Filters()
+    questions = {
+        "yield total": lambda e: q.yields(e, everything, q.Period.TOTAL),
+        "yield per hour (24)": lambda e: q.yields(e, everything, q.Period.HOUR, newest=24),
+        "yield per shift (9)": lambda e: q.yields(e, everything, q.Period.SHIFT, newest=9),
+        "last verdicts": lambda e: q.last_verdicts(e, everything),
+        "pareto": lambda e: q.pareto_causes(e, everything),
+        "recent runs": lambda e: q.recent_runs(e, everything),
+        "filter choices": q.choices,
+        "figures": lambda e: q.figures(e, everything),
+        "station states": read_statuses,
+        "change marker (1/s)": q.change_marker,
+    }
+    out = []
+    with open_store(store_url) as store:
+        q.ensure_line_indexes(store.engine)
+        for name, ask in questions.items():
+            walls, cpus = [], []
+            for i in range(repeat + 1):
+                w, c = time.perf_counter(), time.thread_time()
+                ask(store.engine)
+                if i:
+                    walls.append(time.perf_counter() - w)
+                    cpus.append(time.thread_time() - c)
+            out.append((name, statistics.median(walls), statistics.median(cpus)))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000, help="runs in the store for the line view")
@@ -91,6 +128,9 @@ def main() -> None:
                         f"  server CPU {cpu:.3f} s/load  load avg {os.getloadavg()[0]:.2f}"
                     )
                 browser.close()
+            print(f"line view queries, median of {args.repeat} (load avg {os.getloadavg()[0]:.2f}):")
+            for name, wall, cpu in query_times(store_url, args.repeat):
+                print(f"  {name:<22} wall {1000 * wall:7.1f} ms  CPU {1000 * cpu:7.1f} ms")
         finally:
             station.stop()
             line.stop()
