@@ -31,6 +31,7 @@ class Event(StrEnum):
     STEP_END = "step_end"
     PROMPT = "prompt"  # an instruction for the operator, waiting for the confirm button
     PROMPT_DONE = "prompt_done"  # the prompt was answered (or abandoned)
+    BENCH_OUTPUTS = "bench_outputs"  # light and knocker as the controller reports them once the run let go
 
 
 class Reply(StrEnum):

@@ -8,13 +8,14 @@ cannot learn what exists outside the run folders.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
+from rig.bench.recording import CAPTURES_DIR
+from rig.errors import ConfigError
+from rig.results.reportdata import REPORT_DATA_FILE, ReportData
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,199}$")
-THUMBNAIL_WIDTH_PX = 320
 
 
 class NotInRunFolder(LookupError):
@@ -43,25 +44,38 @@ def run_file(reports_dirs: list[Path], run_id: str, relative: str) -> Path:
     return path
 
 
-def latest_preview(folder: Path) -> Path | None:
-    """The newest viewable capture of a run (the plans save PNG previews beside the DNGs), or None."""
-    captures = folder / "captures"
-    if not captures.is_dir():
-        return None
-    previews = sorted(captures.glob("*.png"))
-    return previews[-1] if previews else None
+@dataclass(frozen=True)
+class Preview:
+    """The latest capture a run can show: a PNG inside its folder (path relative to it) and what it shows."""
+
+    path: str
+    caption: str
 
 
-def thumbnail_jpeg(path: Path, width_px: int = THUMBNAIL_WIDTH_PX) -> bytes:
-    """A small JPEG of an image file (8 or 16 bit PNG), scaled to ``width_px`` wide with area averaging."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise NotInRunFolder(str(path))
-    if image.dtype != np.uint8:
-        image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
-    height = max(1, round(image.shape[0] * width_px / image.shape[1]))
-    small = cv2.resize(image, (width_px, height), interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
-    if not ok:
-        raise NotInRunFolder(str(path))
-    return data.tobytes()
+def latest_preview(reports_dirs: list[Path], run_id: str) -> Preview | None:
+    """The newest capture preview of a run, or None: the last thumbnail the plan added to ``plots.json`` (with its
+    caption), else the newest ``captures/*.png`` (frames are numbered in capture order).
+
+    Previews are PNGs the plans write beside the DNGs; capture retention drops only DNGs (rig.bench.retention),
+    so a finished run still shows its captures. Every candidate goes through :func:`run_file`: a thumbnail entry
+    or a symlink pointing out of the run folder is never offered.
+    """
+    folder = run_folder(reports_dirs, run_id)
+    candidates: list[Preview] = []
+    data_file = folder / REPORT_DATA_FILE
+    if data_file.is_file():
+        try:
+            thumbnails = ReportData.load(data_file).thumbnails
+        except ConfigError:  # a broken plots.json shows no caption, not an error on the operator's screen
+            thumbnails = []
+        candidates += [Preview(t.path, t.caption) for t in reversed(thumbnails)]
+    captures = folder / CAPTURES_DIR
+    if captures.is_dir():
+        candidates += [Preview(f"{CAPTURES_DIR}/{p.name}", "") for p in sorted(captures.glob("*.png"), reverse=True)]
+    for preview in candidates:
+        try:
+            run_file(reports_dirs, run_id, preview.path)
+        except NotInRunFolder:
+            continue
+        return preview
+    return None

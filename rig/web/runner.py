@@ -71,6 +71,20 @@ class Failure:
     error: str | None
 
 
+@dataclass(frozen=True)
+class BenchOutputs:
+    """The bench's outputs once the run let go, as its controller reported them (None: could not tell)."""
+
+    light_off: bool | None
+    knocker_off: bool | None
+    report: str = ""
+    errors: tuple[str, ...] = ()
+
+    @property
+    def safe(self) -> bool:
+        return bool(self.light_off) and bool(self.knocker_off)
+
+
 @dataclass
 class RunView:
     """Everything the operator screen shows of the current (or last) run."""
@@ -88,6 +102,7 @@ class RunView:
     failures: list[Failure] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     log_tail: list[str] = field(default_factory=list)
+    bench: BenchOutputs | None = None
 
     @property
     def current_step(self) -> int | None:
@@ -299,6 +314,10 @@ class StationRunner:
                 view.prompt = Prompt(int(message["prompt"]), message["action"], message["text"])
             elif kind is Event.PROMPT_DONE and view.prompt is not None and view.prompt.id == message["prompt"]:
                 view.prompt = None
+            elif kind is Event.BENCH_OUTPUTS:
+                view.bench = BenchOutputs(
+                    message["light_off"], message["knocker_off"], message["report"], tuple(message["errors"])
+                )
         self._changed()
 
     def _follow(self, process: subprocess.Popen[str], channel: ServerSide) -> None:

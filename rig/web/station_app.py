@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from rig.config.lenses import LensCatalog
@@ -25,7 +25,7 @@ from rig.config.station import StationConfig, load_station
 from rig.config.unit import UNITS_DIR
 from rig.errors import InputError
 from rig.web.common import login_routes, render, report_route, sse_stream, static_mount, templates
-from rig.web.files import NotInRunFolder, latest_preview, run_folder, thumbnail_jpeg
+from rig.web.files import NotInRunFolder, latest_preview
 from rig.web.runner import PLAN_COMMANDS, StartRequest, StationRunner
 from rig.web.security import AccessTokens, Role, SecurityMiddleware, role_of
 from rig.web.status import StationStatus, create_status_table, publish_status
@@ -116,10 +116,10 @@ def create_station_app(
         preview = None
         if view is not None:
             try:
-                preview = latest_preview(run_folder([reports_dir], view.run_id))
-            except NotInRunFolder:
+                preview = latest_preview([reports_dir], view.run_id)
+            except NotInRunFolder:  # the run's folder is not there yet
                 preview = None
-        return {"view": view, "preview": preview is not None, "version": station.runner.version, "station": station}
+        return {"view": view, "preview": preview, "version": station.runner.version, "station": station}
 
     def panel_html(request: Request) -> str:
         context = {**panel_context(), "csrf": request.scope["rig_csrf"], "role": role_of(request).name.lower()}
@@ -192,16 +192,6 @@ def create_station_app(
         station.runner.abort()
         return _back()
 
-    async def thumbnail(request: Request) -> Response:
-        try:
-            preview = latest_preview(run_folder([reports_dir], request.path_params["run_id"]))
-            if preview is None:
-                raise NotInRunFolder("no preview yet")
-            data = thumbnail_jpeg(preview)
-        except NotInRunFolder:
-            return PlainTextResponse("not found", status_code=404)
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
-
     routes = [
         Route("/", page),
         Route("/panel", panel),
@@ -211,7 +201,6 @@ def create_station_app(
         Route("/resume", resume, methods=["POST"]),
         Route("/confirm", confirm, methods=["POST"]),
         Route("/abort", abort, methods=["POST"]),
-        Route("/runs/{run_id}/thumbnail", thumbnail),
         report_route(lambda: [reports_dir]),
         *login_routes(tokens),
         static_mount(),

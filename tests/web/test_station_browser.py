@@ -23,11 +23,15 @@ from tests.web.conftest import serve_station
 pytestmark = pytest.mark.slow
 
 RUN_TIMEOUT_S = 300.0  # a sign-off takes ~35 s alone on the twin; CI shares two cores
+IMAGE_TIMEOUT_MS = 30_000
+THUMBNAIL_WIDTH = """() => { const img = document.getElementById("thumbnail");
+                             return img && img.complete ? img.naturalWidth : 0; }"""
 
 
 def drive(page: Any, artefacts: Path, tag: str, *, timeout_s: float = RUN_TIMEOUT_S) -> dict[str, Any]:
-    """Answer each prompt by clicking until the verdict shows; what was seen on the way."""
-    seen: dict[str, Any] = {"prompts": [], "running": set(), "shots": 0}
+    """Answer each prompt by clicking until the verdict shows; what was seen on the way (``thumbnails``: the
+    latest-capture images that had loaded, by source, while a step ran)."""
+    seen: dict[str, Any] = {"prompts": [], "running": set(), "shots": 0, "thumbnails": {}}
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if page.locator("#verdict").count():
@@ -41,10 +45,14 @@ def drive(page: Any, artefacts: Path, tag: str, *, timeout_s: float = RUN_TIMEOU
             confirm.click()
             page.wait_for_load_state()
             continue
-        for name in page.locator("#steps li[data-state=running] .name").all_inner_texts():
+        running = page.locator("#steps li[data-state=running] .name").all_inner_texts()
+        for name in running:
             if name not in seen["running"] and not seen["running"]:
                 page.screenshot(path=str(artefacts / f"{tag}-running.png"), full_page=True)
             seen["running"].add(name)
+        width = page.evaluate(THUMBNAIL_WIDTH)
+        if running and width:
+            seen["thumbnails"][page.locator("#thumbnail").get_attribute("src")] = width
         page.wait_for_timeout(150)
     else:
         page.screenshot(path=str(artefacts / f"{tag}-timeout.png"), full_page=True)
@@ -99,6 +107,11 @@ def test_golden_unit_passes(browser: Any, station_url: Any, artefacts: Path) -> 
     assert remounts and set(remounts) == {"Take Summilux-M 1:1.4/35 ASPH (2022) off and mount it again"}
 
     assert len(seen["running"]) >= 3  # the step list advanced while we watched
+    assert seen["thumbnails"], "no latest-capture image loaded while the steps ran"
+    assert all(src.startswith("/reports/") and width > 0 for src, width in seen["thumbnails"].items())
+    page.wait_for_function(THUMBNAIL_WIDTH, timeout=IMAGE_TIMEOUT_MS)  # and after the verdict
+    assert page.locator("#thumbnail").get_attribute("src").endswith(".png")
+    assert page.locator("#bench-outputs").get_attribute("data-safe") == "yes"
     states = page.locator("#steps li").evaluate_all("items => items.map(i => i.dataset.state)")
     assert states and set(states) == {"PASS"}
     assert "every figure within its limit" in page.locator("#verdict").inner_text()
@@ -142,3 +155,40 @@ def test_fault_unit_errors_and_resume_completes(browser: Any, station_url: Any, 
     record = RunRecord.load(reports / run_id / "record.json")
     assert record.verdict is not None and record.verdict.value == "PASS"
     assert {s.verdict.value for s in record.steps} == {"PASS"}
+
+
+def test_abort_ends_error_keeps_measurements_leaves_bench_safe(browser: Any, station_url: Any, artefacts: Path) -> None:
+    """Abort in the middle of a run: the run ends ERROR (docs/line.md: the step being prompted or the next one
+    ends "aborted by the operator", nothing after it runs), what was measured stays in the record, the light and
+    the knocker are off as GRBL reports them, and Resume is offered."""
+    url, reports = station_url
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    start_run(page, url, "XM12SU-000001", "golden")
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    passed: list[str] = []
+    while len(passed) < 2:  # let two steps pass, answering prompts, then abort during the run
+        assert time.monotonic() < deadline, "two steps did not pass in time"
+        assert not page.locator("#verdict").count(), "the run ended before it could be aborted"
+        if page.locator("#confirm").count():
+            page.locator("#confirm").click()
+            page.wait_for_load_state()
+        passed = page.locator("#steps li[data-state=PASS] .name").all_inner_texts()
+        page.wait_for_timeout(150)
+    page.locator("#abort").click()
+    page.wait_for_selector("#verdict", timeout=RUN_TIMEOUT_S * 1000)
+    page.screenshot(path=str(artefacts / "aborted.png"), full_page=True)
+
+    assert page.locator("#verdict .word").inner_text().strip() == "ERROR"
+    assert page.locator("#resume").is_visible()
+    assert page.locator("#bench-outputs").get_attribute("data-safe") == "yes"
+    assert "light off, knocker off" in page.locator("#bench-outputs").inner_text()
+    run_id = page.locator("#panel h2 small").inner_text().strip()
+    record = RunRecord.load(reports / run_id / "record.json")
+    assert record.verdict is not None and record.verdict.value == "ERROR"
+    steps = {s.name: s for s in record.steps}
+    aborted = [s for s in record.steps if s.error and "aborted by the operator" in s.error]
+    assert len(aborted) == 1 and aborted[0].verdict.value == "ERROR"
+    kept = [s for s in passed if s in steps]
+    assert kept and all(steps[s].verdict.value == "PASS" for s in kept)
+    measured = [m for m in record.measurements if m.value is not None and m.step in kept]
+    assert measured, "the measurements of the steps done before Abort were not kept"
