@@ -275,6 +275,9 @@ class StationConfig(StrictModel):
         CaptureRetention.FAILED, description="raw captures a finished run keeps: all, failed (FAIL/ERROR) or none"
     )
     serial_pattern: str = Field(r"^[A-Z0-9\-]{4,32}$", description="regex every unit serial must match")
+    golden_interval_h: float = Field(
+        24.0, gt=0, le=24 * 366, description="hours between golden-unit checks (rig msa golden) before it is overdue"
+    )
     reference_lens: str = Field(description="catalog id of the lens used for calibration and sign-off")
     reference_f_number: float = Field(gt=0)
     lenses: str = "fixtures/lenses.toml"

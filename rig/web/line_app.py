@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,17 @@ from rig.web.queries import (
     Filters,
     Period,
     change_marker,
+    chart_stations,
     choices,
     control_chart,
     ensure_line_indexes,
     figures,
+    golden_overdue,
+    last_golden_checks,
     last_verdicts,
     pareto_causes,
     recent_runs,
+    station_uncertainty_of,
     unit_history,
     yields,
 )
@@ -63,8 +67,13 @@ def parse_filters(params: Any) -> Filters:
 
 
 def create_line_app(
-    store_url: str, *, reports_dirs: list[Path] | None = None, tokens: AccessTokens | None = None
+    store_url: str,
+    *,
+    reports_dirs: list[Path] | None = None,
+    tokens: AccessTokens | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Starlette:
+    """The line view's app; ``clock`` (UTC now) decides which golden-unit checks are overdue."""
     tokens = tokens or AccessTokens()
     store = open_store(store_url)
     engine = store.engine
@@ -101,6 +110,11 @@ def create_line_app(
 
     def live_context(filters: Filters) -> dict[str, Any]:
         statuses = read_statuses(engine)
+        golden = last_golden_checks(engine)
+        now = clock()
+        for status in statuses:
+            status["golden_checked"] = golden.get(status["station"])
+            status["golden_overdue"] = golden_overdue(status["golden_checked"], status["golden_interval_h"], now)
         by_station = {s["station"]: s for s in statuses}
         recent = recent_runs(engine, filters)
         for run in recent:
@@ -158,7 +172,26 @@ def create_line_app(
         found = await asyncio.to_thread(control_chart, engine, filters, name, zone)
         if found is None:
             return PlainTextResponse(f"no values of {name} {zone or ''} in the chosen runs", status_code=404)
-        return render(request, "chart.html", {"chart": found, "svg": chart_svg(found), "query": filters.query_string()})
+        stations = (
+            [filters.station]
+            if filters.station
+            else await asyncio.to_thread(chart_stations, engine, filters, name, zone)
+        )
+        uncertainties = [
+            u
+            for station in stations
+            if (u := await asyncio.to_thread(station_uncertainty_of, store, station, name, zone)) is not None
+        ]
+        band = uncertainties[0] if len(stations) == 1 and uncertainties else None
+        context = {
+            "chart": found,
+            "svg": chart_svg(found, u=band.uncertainty.expanded_u if band else None),
+            "query": filters.query_string(),
+            "band": band,
+            "uncertainties": uncertainties,
+            "stations": stations,
+        }
+        return render(request, "chart.html", context)
 
     routes = [
         Route("/", page),
@@ -179,15 +212,27 @@ def _pct(value: float) -> str:
     return "—" if value is None or math.isnan(value) else f"{100 * value:.1f} %"
 
 
-def chart_svg(chart: Any, width: int = 900, height: int = 320) -> str:
-    """An individuals chart as inline SVG: points in run order, centre line, ±3σ control limits, spec limits."""
+def uncertainty_zones(chart: Any, u: float) -> list[tuple[str, float, float]]:
+    """The bands ± U to draw: around each specification limit — where, within U, a value cannot be told in or out
+    (ISO 14253-1:2017 decision rules: the uncertainty range at a specification limit) — or, without limits, the centre
+    line. (label, low, high) in the figure's unit."""
+    limits = [(key, v) for key, v in (("LSL", chart.low), ("USL", chart.high)) if v is not None and math.isfinite(v)]
+    around = limits or [("CL", chart.center)]
+    return [(f"{key} ± U", value - u, value + u) for key, value in around]
+
+
+def chart_svg(chart: Any, width: int = 900, height: int = 320, *, u: float | None = None) -> str:
+    """An individuals chart as inline SVG: points in run order, centre line, ±3σ control limits, spec limits, and
+    with an expanded uncertainty ``u`` its ± U bands (:func:`uncertainty_zones`)."""
     import numpy as np
 
     values = np.asarray(chart.values, dtype=float)
     lines = {"CL": chart.center, "UCL": chart.ucl, "LCL": chart.lcl, "USL": chart.high, "LSL": chart.low}
     lines = {k: v for k, v in lines.items() if v is not None and math.isfinite(v)}
-    lo = min([float(values.min()), *lines.values()])
-    hi = max([float(values.max()), *lines.values()])
+    zones = uncertainty_zones(chart, u) if u is not None and math.isfinite(u) and u > 0 else []
+    edges = [edge for _, low, high in zones for edge in (low, high)]
+    lo = min([float(values.min()), *lines.values(), *edges])
+    hi = max([float(values.max()), *lines.values(), *edges])
     span = hi - lo or 1.0
     lo, hi = lo - 0.05 * span, hi + 0.05 * span
     pad_l, pad_r, pad_y = 60, 50, 20
@@ -200,6 +245,12 @@ def chart_svg(chart: Any, width: int = 900, height: int = 320) -> str:
 
     out = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="control chart of {chart.name}">']
     out.append(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>')
+    for label, low, high in zones:
+        out.append(
+            f'<rect class="u-band" data-low="{low:.6g}" data-high="{high:.6g}" x="{pad_l}" y="{y(high):.1f}" '
+            f'width="{width - pad_l - pad_r}" height="{y(low) - y(high):.1f}" fill="#f2b84b" fill-opacity="0.35">'
+            f"<title>{label}: {low:.4g} … {high:.4g} {chart.unit}</title></rect>"
+        )
     styles = {"CL": "#333", "UCL": "#1a5fd0", "LCL": "#1a5fd0", "USL": "#b3001b", "LSL": "#b3001b"}
     for key, value in lines.items():
         dash = "" if key == "CL" else ' stroke-dasharray="6 4"'

@@ -20,8 +20,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from rig.results.msa import MeasurementUncertainty
+from rig.results.msa_store import StudyKind, station_uncertainty
 from rig.results.spc import SPC_MEASUREMENT_COLUMNS, ControlChart, YieldSummary, control_charts
-from rig.results.store import measurements_table, runs_table, steps_table
+from rig.results.store import ResultsStore, measurements_table, msa_studies_table, runs_table, steps_table
 
 SHIFTS = (("night", 22, 6), ("early", 6, 14), ("late", 14, 22))
 """Three 8-hour shifts by the hour (UTC) they start; a run belongs to the shift its start falls in."""
@@ -323,3 +325,70 @@ def change_marker(engine: Engine) -> tuple[Any, ...]:
         except sa.exc.DBAPIError:
             states = None
     return (str(stored[0]), int(stored[1]), str(states))
+
+
+# --------------------------------------------------------------------------------------------- MSA on the line
+def last_golden_checks(engine: Engine) -> dict[str, datetime]:
+    """Each station's latest golden-unit check (``rig msa golden``: an MSA study of kind golden), by start."""
+    t = msa_studies_table
+    query = sa.select(t.c.station, sa.func.max(t.c.started)).where(t.c.kind == StudyKind.GOLDEN.value)
+    with engine.connect() as conn:
+        rows = conn.execute(query.group_by(t.c.station)).all()
+    return {str(station): _as_utc(started) for station, started in rows if started is not None}
+
+
+def golden_overdue(last_check: datetime | None, interval_h: float | None, now: datetime) -> bool:
+    """True when a station with a golden interval has no golden-unit check, or none within the interval."""
+    if interval_h is None:
+        return False
+    return last_check is None or now - last_check > timedelta(hours=interval_h)
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    """A time read through ``func.max`` (SQLite hands back the stored text, not the column type's datetime)."""
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class StationUncertainty:
+    """A station's expanded uncertainty U of one figure, from its latest accepted gauge R&R (and type-1 bias)."""
+
+    station: str
+    figure: str
+    uncertainty: MeasurementUncertainty
+    study_started: datetime
+
+
+def chart_stations(engine: Engine, filters: Filters, name: str, zone: str | None) -> list[str]:
+    """The stations whose values make up the control chart of ``name`` [``zone``]."""
+    m = measurements_table
+    query = (
+        sa.select(m.c.station)
+        .distinct()
+        .where(m.c.name == name, (m.c.zone == zone) if zone else m.c.zone.is_(None), m.c.value.is_not(None))
+        .where(*_in_chosen_runs(m.c.run_id, filters))
+    )
+    with engine.connect() as conn:
+        return sorted(str(s) for (s,) in conn.execute(query))
+
+
+def msa_figure_names(name: str, zone: str | None) -> tuple[str, ...]:
+    """The names an MSA study may give the figure: ``name[zone]`` for a zoned figure, then the bare name."""
+    return (f"{name}[{zone}]", name) if zone else (name,)
+
+
+def station_uncertainty_of(store: ResultsStore, station: str, name: str, zone: str | None) -> StationUncertainty | None:
+    """U of one figure at one station from the MSA tables (read only; GUM combination of
+    :func:`rig.results.msa_store.station_uncertainty`), or None when the station has no accepted gauge R&R of it."""
+    rows = store.msa_figures(station=station)
+    for figure in msa_figure_names(name, zone):
+        mine = rows[rows["name"] == figure]
+        if mine.empty:
+            continue
+        found = station_uncertainty(mine).get(figure)
+        if found is None:
+            continue
+        grr = mine[(mine["kind"] == StudyKind.GRR.value) & mine["accepted"].astype(bool)]
+        return StationUncertainty(station, figure, found, grr["started"].max().to_pydatetime())
+    return None

@@ -66,7 +66,10 @@ class Station:
 
     def _publish(self, view: Any) -> None:
         if self._engine is not None:
-            publish_status(self._engine, StationStatus.of(self.config.name, self.public_url, view))
+            status = StationStatus.of(
+                self.config.name, self.public_url, view, golden_interval_h=self.config.golden_interval_h
+            )
+            publish_status(self._engine, status)
 
     def set_public_url(self, url: str) -> None:
         """The address the line view links to (known once the server is bound)."""

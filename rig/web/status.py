@@ -32,6 +32,7 @@ station_status_table = sa.Table(
     sa.Column("run_id", sa.String(200)),
     sa.Column("unit_serial", sa.String(100)),
     sa.Column("verdict", sa.String(8)),
+    sa.Column("golden_interval_h", sa.Float),  # the station file's golden_interval_h
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
@@ -55,11 +56,14 @@ class StationStatus:
     run_id: str | None = None
     unit_serial: str | None = None
     verdict: str | None = None
+    golden_interval_h: float | None = None
 
     @classmethod
-    def of(cls, station: str, url: str | None, view: RunView | None) -> StationStatus:
+    def of(
+        cls, station: str, url: str | None, view: RunView | None, *, golden_interval_h: float | None = None
+    ) -> StationStatus:
         if view is None:
-            return cls(station, StationState.IDLE, url)
+            return cls(station, StationState.IDLE, url, golden_interval_h=golden_interval_h)
         step_no = view.current_step
         if view.running:
             state = StationState.WAITING if view.prompt is not None else StationState.RUNNING
@@ -76,12 +80,19 @@ class StationStatus:
             run_id=view.run_id,
             unit_serial=view.unit_serial,
             verdict=view.verdict,
+            golden_interval_h=golden_interval_h,
         )
 
 
 def create_status_table(engine: Engine) -> None:
+    """Create the table, or add the columns a table from an earlier version lacks (all nullable)."""
     with engine.begin() as conn:
         status_metadata.create_all(conn, checkfirst=True)
+        present = {c["name"] for c in sa.inspect(conn).get_columns(station_status_table.name)}
+        for column in station_status_table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(f"ALTER TABLE {station_status_table.name} ADD COLUMN {column.name} {kind}"))
 
 
 def publish_status(engine: Engine, status: StationStatus) -> None:
@@ -96,6 +107,7 @@ def publish_status(engine: Engine, status: StationStatus) -> None:
         "run_id": status.run_id,
         "unit_serial": status.unit_serial,
         "verdict": status.verdict,
+        "golden_interval_h": status.golden_interval_h,
         "updated_at": datetime.now(UTC),
     }
     insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert

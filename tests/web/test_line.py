@@ -57,6 +57,7 @@ def test_three_stations_in_parallel_into_postgresql(postgres_url: str, tmp_path:
         assert '<strong id="yield">33.3 %</strong>' in page
         assert '<strong id="fpy">33.3 %</strong>' in page
         assert page.count('class="state-idle"') == 3
+        assert page.count('class="golden-overdue"') == 3  # no station has run its golden unit in this store
         assert "flange_offset_um" in page and "tilt_x_arcmin" in page  # the Pareto of causes
 
         history = client.get(f"/units/{DEMO_UNITS[1][1]}")
