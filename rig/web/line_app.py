@@ -1,6 +1,7 @@
 """The line view (``rig line serve --store URL``): every station, yield, failure causes, control charts and unit
-histories, from the results store; live through server-sent events driven by a bounded poll of the store
-(one small query per second, whoever is watching), so it works the same on SQLite and PostgreSQL.
+histories, from the results store; live through server-sent events. The view learns of a change from PostgreSQL's
+LISTEN/NOTIFY, or on SQLite from a bounded poll (one small query a second, whoever is watching) —
+:mod:`rig.web.notify` — and then compares one cheap change marker, so open pages refetch only what changed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rig.errors import ArgumentError
 from rig.results.store import open_store
 from rig.web.common import login_routes, render, report_route, sse_stream, static_mount
 from rig.web.files import NotInRunFolder, run_folder
+from rig.web.notify import StoreChanges
 from rig.web.queries import (
     Filters,
     Period,
@@ -42,8 +44,6 @@ from rig.web.queries import (
 )
 from rig.web.security import AccessTokens, SecurityMiddleware
 from rig.web.status import create_status_table, read_statuses
-
-POLL_S = 1.0
 
 
 def parse_filters(params: Any) -> Filters:
@@ -82,7 +82,10 @@ def create_line_app(
     reports = list(reports_dirs or [])
     marker: dict[str, Any] = {"value": None, "version": 0}
 
-    async def poll() -> None:
+    changes = StoreChanges(engine)
+
+    async def follow() -> None:
+        """Look at the store's change marker whenever it may have changed (notified, or the poll is due)."""
         while True:
             try:
                 value = await asyncio.to_thread(change_marker, engine)
@@ -91,13 +94,16 @@ def create_line_app(
             if value != marker["value"]:
                 marker["value"] = value
                 marker["version"] += 1
-            await asyncio.sleep(POLL_S)
+            await changes.wait()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(poll())
+        task = asyncio.create_task(follow())
         yield
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await changes.close()
         store.close()
 
     def report_link(run: dict[str, Any], stations: dict[str, dict[str, Any]]) -> str | None:

@@ -211,6 +211,7 @@ LINE_INDEXES = {
     "ix_line_runs_verdict_started": ("runs", ("verdict", "started")),
     "ix_line_runs_stored_at": ("runs", ("stored_at",)),
     "ix_line_runs_lens": ("runs", ("lens",)),
+    "ix_line_msa_studies_stored_at": ("msa_studies", ("stored_at",)),
     "ix_line_measurements_verdict_name": ("measurements", ("verdict", "name", "run_id")),
     "ix_line_measurements_figure": ("measurements", ("name", "zone", "value")),
     "ix_line_steps_verdict_name": ("steps", ("verdict", "name", "run_id")),
@@ -315,16 +316,18 @@ def choices(engine: Engine) -> dict[str, list[str]]:
 
 
 def change_marker(engine: Engine) -> tuple[Any, ...]:
-    """Changes whenever a run is stored or a station's state changes (the line view's bounded poll)."""
+    """Changes whenever a run is stored, a station's state changes or an MSA study is stored (the line view
+    looks at it when notified or polled; every part is an indexed max or a count)."""
     from rig.web.status import station_status_table
 
     with engine.connect() as conn:
         stored = conn.execute(sa.select(sa.func.max(runs_table.c.stored_at), sa.func.count())).one()
+        studies = conn.execute(sa.select(sa.func.max(msa_studies_table.c.stored_at))).scalar()
         try:
             states = conn.execute(sa.select(sa.func.max(station_status_table.c.updated_at))).scalar()
         except sa.exc.DBAPIError:
             states = None
-    return (str(stored[0]), int(stored[1]), str(states))
+    return (str(stored[0]), int(stored[1]), str(studies), str(states))
 
 
 # --------------------------------------------------------------------------------------------- MSA on the line

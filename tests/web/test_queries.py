@@ -61,7 +61,11 @@ def stored(store_url: str):
         store.add_runs(fleet())
         ensure_line_indexes(store.engine)
         inspector = sa.inspect(store.engine)
-        present = {ix["name"] for table in ("runs", "measurements", "steps") for ix in inspector.get_indexes(table)}
+        present = {
+            ix["name"]
+            for table in ("runs", "measurements", "steps", "msa_studies")
+            for ix in inspector.get_indexes(table)
+        }
         assert set(LINE_INDEXES) <= present
         assert ensure_line_indexes(store.engine) == []  # idempotent
         yield store, store.runs(), store.measurements()
