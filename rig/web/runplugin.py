@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from rig.bench.open import BenchDevices
 from rig.errors import RigError
 from rig.web.channel import UNATTENDED_ENV, Event, OperatorAborted, PlanSide
+
+if TYPE_CHECKING:
+    from rig.bench.open import BenchDevices
 
 _SIDE: PlanSide | None = None
 _SESSION: pytest.Session | None = None
@@ -118,17 +120,18 @@ def leave_bench_safe(devices: BenchDevices) -> dict[str, Any]:
     from rig.devices.grbl import GrblStage
     from rig.spec.types import StageState
 
-    errors = []
-    try:
-        devices.light.off()
-    except RigError as exc:
-        errors.append(f"light: {exc}")
+    errors: list[str] = []
     stage = devices.stage
     if not isinstance(stage, GrblStage):
+        try:
+            devices.light.off()
+        except RigError as exc:
+            errors.append(f"light: {exc}")
         return {"light_off": devices.light.level == 0, "knocker_off": None, "report": "", "errors": errors}
     controller = stage.controller
     try:
-        if not controller.gcode_locked:
+        if not controller.gcode_locked:  # locked = in alarm: GRBL's reset has switched its outputs off already
+            devices.light.off()
             controller.command("M9")
         status = controller.status()
         for _ in range(OVERRIDE_REPORT_TRIES):
