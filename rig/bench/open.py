@@ -125,9 +125,12 @@ def open_bench(
             from rig.devices.console_operator import ConsoleOperator
 
             operator = ConsoleOperator(phone, lenses)
+        stage = GrblStage(controller, station)
+        # Whatever ends the run, the bench is left dark and still before the port closes (closers run in reverse).
+        closers.insert(closers.index(controller.close) + 1, stage.outputs_off)
         return BenchDevices(
             station=station,
-            stage=GrblStage(controller, station),
+            stage=stage,
             light=GrblLight(controller, station),
             phone=phone,
             operator=operator,

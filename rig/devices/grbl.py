@@ -788,10 +788,15 @@ class GrblStage(_OnController):
 
     def close(self) -> None:
         """Switch the knocker (and spindle) off before the last user closes the port."""
-        self._outputs_off()
+        self.outputs_off()
         super().close()
 
-    def _outputs_off(self) -> None:
+    def outputs_off(self) -> None:
+        """``M5 M9``: the light (spindle PWM) and the knocker (coolant output) off, as GRBL's own reset does.
+
+        Skipped while G-code is locked (alarm): GRBL's reset has already switched both off then
+        (gnea/grbl ``mc_reset``).
+        """
         c = self.controller
         if c.is_open and not c.gcode_locked:
             try:
