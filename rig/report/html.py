@@ -75,8 +75,8 @@ def _plus_minus(m: MeasurementRecord) -> str:
         return ""
     u = m.uncertainty.expanded_u
     text = format_value(u, m.unit, m.low, m.high)
-    if u > 0 and float(text) == 0:
-        text = f"{u:.2g}"
+    if u > 0 and float(text) == 0:  # never "± 0.00" for a U that is not zero: two significant digits, fixed point
+        text = format_plain(float(f"{u:.2g}"))
     return f"± {text}"
 
 
