@@ -89,6 +89,15 @@ class Type1Spread(Enum):
     FOUR_SIGMA = 4.0
 
 
+CAPABILITY: dict[GrrVerdict, str] = {
+    GrrVerdict.ACCEPTABLE: "capable",
+    GrrVerdict.CONDITIONAL: "capable with conditions",
+    GrrVerdict.NOT_ACCEPTABLE: "not capable",
+}
+"""What a gauge R&R verdict says about the station for that figure (AIAG: a conditionally acceptable system may
+be used depending on the application, the cost of the gauge and of its repair)."""
+
+
 def grr_verdict(percent: float) -> GrrVerdict:
     """AIAG verdict for a %GRR (of study variation or of tolerance): < 10 %, 10–30 %, > 30 %."""
     if percent < GRR_ACCEPTABLE_PCT:
