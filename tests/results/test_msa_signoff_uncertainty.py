@@ -77,7 +77,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict]:
 
 def test_the_study_covers_every_figure_of_both_steps_and_says_if_the_station_is_capable(study) -> None:
     out, _, data = study
-    assert data["steps"] == list(STEPS)
+    assert data["steps"] == ["light_intake", "decentre"]  # in the plan's order, as a sign-off takes them
     studied = set(data["figures"]) | set(data["not_assessable"])
     assert studied == {f for step in STEPS for f in STUDY_FIGURES[step]}
     readings = pd.read_csv(out / "readings.csv")
