@@ -238,8 +238,10 @@ def grr_command(args: argparse.Namespace) -> int:
         if not args.no_expectation and figure in ms.FLANGE_FIGURES:
             entry["expectation"] = ms.twin_expectation(readings, figure, station, lenses, seed=args.seed)
         entry["uncertainty"] = msa.expanded_uncertainty(result)
-        if rows["reference_value"].notna().all():
-            # every part's truth is known on the twin: the same readings give the bias-and-linearity study
+        reference = rows["reference_value"]
+        if reference.notna().all() and reference.nunique() >= 2:
+            # every part's truth is known on the twin: the same readings give the bias-and-linearity study (a
+            # figure whose truth is the same on every part, such as the lens's field curvature, has no line to fit)
             entry["linearity"] = msa.bias_linearity(rows["reference_value"].to_numpy(), rows["value"].to_numpy())
         figures[figure] = entry
     study = {
