@@ -85,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--plan", default="signoff", help="plan whose limits give the tolerances (default signoff)")
+    p.add_argument("--plan", default="signoff", help="plan whose steps are repeated, with its limits (default signoff)")
     p.add_argument(
         "--steps",
         nargs="+",
