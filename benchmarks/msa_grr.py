@@ -14,9 +14,12 @@ import numpy as np
 import pandas as pd
 
 from rig.bench import msa_study as ms
+from rig.bench.msa_steps import PlanSteps
+from rig.config.limits import load_limits
 from rig.config.resolve import load_station_lenses
 from rig.config.station import load_station
 from rig.config.unit import UNITS_DIR, load_unit
+from rig.plans import signoff
 from rig.results import msa
 
 REPEATS = 20
@@ -52,7 +55,10 @@ def main() -> None:
     appraisers = ms.draw_appraisers(ms.AppraiserKind.OPERATOR, 2, spread=ms.AppraiserSpread(), seed=0)
     trials = 3
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    ms.run_gauge_study(station, lenses, [golden], appraisers[:1], trials=trials, kind=ms.AppraiserKind.OPERATOR, seed=0)
+    flange = PlanSteps.of(signoff, load_limits("signoff"), ["flange_alignment"])
+    ms.run_gauge_study(
+        station, lenses, [golden], appraisers[:1], plan=flange, trials=trials, kind=ms.AppraiserKind.OPERATOR, seed=0
+    )
     wall, cpu = (time.perf_counter() - wall0) / trials, (time.process_time() - cpu0) / trials
     print(
         f"twin reading (remount + {ms.proc.SWEEP_STEPS}-frame sweep at binning {station.sensor.binning}): "

@@ -246,6 +246,7 @@ def run(
     if station.sensor.binning > 1:  # sharpness limits in cy/px are per read-out pitch
         recorder.zone_qualifier = f"bin{station.sensor.binning}"
     recorder.capture_retention = options.keep_captures or station.keep_captures
+    recorder.use_station_uncertainty(store_url=options.store)  # ± U beside each figure once the station has an MSA
     pytestconfig.stash[_RECORDER_KEY] = recorder
     return recorder
 

@@ -2,9 +2,11 @@
 
 The readings come from the same code path a sign-off uses: a :class:`~rig.twin.server.TwinServer` (GRBL peer on a
 pty, PTP/IP phone on 127.0.0.1), the factory drivers (:class:`~rig.devices.grbl.GrblController`,
-:class:`~rig.devices.gphoto2_phone.Gphoto2Phone`), :class:`~rig.bench.ops.BenchOps` and the plan's procedure
-(:func:`rig.bench.procedures.through_focus`). Only the parts and the appraisers are made up, and they are made
-up as data the twin already understands:
+:class:`~rig.devices.gphoto2_phone.Gphoto2Phone`), :class:`~rig.bench.ops.BenchOps` and the plan's own steps — the
+test functions of the plan module with its fixtures and limits (:mod:`rig.bench.msa_steps`), so every figure a
+step records (flange and tilt, decentre, light intake, MTF50 per zone, sag, settling, remount …) is studied the
+way the plan measures it. Only the parts and the appraisers are made up, and they are made up as data the twin
+already understands:
 
 * A **part** is a :class:`~rig.config.unit.TwinUnit` drawn from :class:`ProductionSpread` around a nominal unit:
   every true parameter of mount, sensor and lens sample varied, normal, clipped at ±3σ, seeded per part.
@@ -17,40 +19,62 @@ up as data the twin already understands:
   flange offset comes out shifted by (f/f_c)² · Δz — a real calibration offset, seen through the real code.
 * With no appraiser (``AppraiserKind.NONE``) the study is an automated "type 3" study (VDA 5 §6).
 
-Each trial is a full remount (unmount, mount, wait for the M-mount sensor) followed by one through-focus sweep,
-so every trial sees a new seating. Every reading carries the twin's truth at that instant (``true_value``, which
-includes the seating and the lens's sag) and the part's reference value (``reference_value``: its alignment on a
-perfect seating with the lens's sag at horizontal, what a perfect station and a perfect operator would read).
+Each trial is a full remount (unmount, mount, wait for the M-mount sensor) followed by the chosen steps in plan
+order, sharing the plan's captures as a sign-off does (one sweep serves flange, sharpness, sag …), so every trial
+sees a new seating. Where the twin's truth defines a figure (:data:`TRUTH_OF`), every reading carries the truth
+right after its step (``true_value``, which includes the seating and the lens's sag) and the part's reference value
+(``reference_value``: its truth on a perfect seating with the lens's sag at horizontal, what a perfect station and
+a perfect operator would read); elsewhere both are NaN (a study of such a figure has no bias against truth).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from rig import __version__
 from rig.bench import procedures as proc
+from rig.bench.msa_steps import PlanSteps, StepRunner
 from rig.bench.open import open_bench
 from rig.bench.ops import BenchOps
+from rig.bench.recording import RunRecorder
 from rig.config.lenses import LensCatalog, LensSpec
 from rig.config.station import StationConfig
 from rig.config.unit import TwinUnit
 from rig.errors import ArgumentError
 from rig.results.msa import gauge_rr
+from rig.results.record import RunRecord, utcnow
 from rig.twin.mount import axial_um, lever_arm_mm, sag_tilt_mrad
 from rig.twin.pose import MountPose
-from rig.twin.truth import ARCMIN_PER_RAD, unit_truth
+from rig.twin.truth import ARCMIN_PER_RAD, UnitTruth, unit_truth
 
 log = logging.getLogger(__name__)
 
 FLANGE_FIGURES = ("flange_offset_um", "tilt_x_arcmin", "tilt_y_arcmin")
-"""The figures one through-focus sweep gives (the sign-off's flange step)."""
+"""The alignment figures of the sign-off's flange step, whose %GRR the twin's configuration predicts
+(:func:`twin_expectation`)."""
+
+TRUTH_OF: dict[str, Callable[[UnitTruth, LensSpec], float]] = {
+    "flange_offset_um": lambda truth, lens: truth.flange_offset_um,
+    "tilt_x_arcmin": lambda truth, lens: truth.tilt_x_arcmin,
+    "tilt_y_arcmin": lambda truth, lens: truth.tilt_y_arcmin,
+    "field_curvature_um": lambda truth, lens: truth.field_curvature_um,
+    "decentre_um": lambda truth, lens: math.hypot(truth.decentre_x_um, truth.decentre_y_um),
+    "t_stop_error_stops": lambda truth, lens: 2.0 * math.log2(truth.t_stop / lens.t_stop),
+    "light_gain_over_native_x": lambda truth, lens: truth.light_gain_over_native,
+}
+"""Figures the twin's truth defines (figure name → its true value), as the sign-off defines them: the effective
+flange offset and tilts, the optical axis's distance from the sensor centre, the T-stop against the catalog's in
+stops (2·log₂ T/T_nominal) and the light gain over the native lens."""
 
 READING_COLUMNS = (
     "figure",
@@ -69,16 +93,6 @@ class AppraiserKind(Enum):
     OPERATOR = "operator"  # people who mount the lens
     STATION = "station"  # several stations with small calibration offsets
     NONE = "none"  # automated type-3 study: one station, no operator influence
-
-
-class StudyStep(Enum):
-    """Plan steps a twin study can repeat, and the figures each gives."""
-
-    FLANGE = "flange"
-
-    @property
-    def figures(self) -> tuple[str, ...]:
-        return FLANGE_FIGURES
 
 
 # --------------------------------------------------------------------------------------------- parts
@@ -294,14 +308,13 @@ def _cell_seed(seed: int, part: int, appraiser: int) -> int:
     return int(np.random.SeedSequence([seed, part, appraiser]).generate_state(1)[0])
 
 
-def _sweep_figures(rig: TwinRig, lens: LensSpec) -> dict[str, float]:
-    sweep = proc.through_focus(rig.bench, lens, t_stop=lens.t_stop, with_assists=False)
-    return {name: float(getattr(sweep.flange, name)) for name in FLANGE_FIGURES}
-
-
-def _truth_figures(rig: TwinRig) -> dict[str, float]:
-    truth = rig.server.bench.truth()
-    return {name: float(getattr(truth, name)) for name in FLANGE_FIGURES}
+def _truth_of(figures: Sequence[str], truth: UnitTruth, lens: LensSpec) -> dict[str, float]:
+    """The true value of each figure the truth defines (NaN for the others); ``mtf50_cy_px[center]`` → its name."""
+    out = {}
+    for figure in figures:
+        of = TRUTH_OF.get(figure.split("[", 1)[0])
+        out[figure] = float(of(truth, lens)) if of is not None else math.nan
+    return out
 
 
 def reference_pose(part: TwinUnit, lens: LensSpec) -> MountPose:
@@ -314,10 +327,12 @@ def reference_pose(part: TwinUnit, lens: LensSpec) -> MountPose:
     )
 
 
-def reference_figures(part: TwinUnit, lens: LensSpec, station: StationConfig, lenses: LensCatalog) -> dict[str, float]:
-    """What a perfect station reads on ``part``: its truth on a perfect seating, lens sag included."""
-    truth = unit_truth(part, lens, station, reference_pose(part, lens), catalog=lenses)
-    return {name: float(getattr(truth, name)) for name in FLANGE_FIGURES}
+def reference_figures(
+    part: TwinUnit, lens: LensSpec, station: StationConfig, lenses: LensCatalog, figures: Sequence[str] = FLANGE_FIGURES
+) -> dict[str, float]:
+    """What a perfect station reads on ``part``: its truth on a perfect seating, lens sag included (NaN where the
+    truth does not define the figure)."""
+    return _truth_of(figures, unit_truth(part, lens, station, reference_pose(part, lens), catalog=lenses), lens)
 
 
 @dataclass
@@ -339,19 +354,25 @@ class StudyReadings:
         return rows[["part", "appraiser", "trial", "value"]].reset_index(drop=True)
 
 
+StudyProgress = Callable[[int, int, str], None]
+"""Told after every trial: trials done, trials in the study, and one line on the readings."""
+
+
 def run_gauge_study(
     station: StationConfig,
     lenses: LensCatalog,
     parts: Sequence[TwinUnit],
     appraisers: Sequence[Appraiser],
     *,
+    plan: PlanSteps,
     trials: int,
     kind: AppraiserKind,
     seed: int,
     remount: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: StudyProgress | None = None,
 ) -> StudyReadings:
-    """Measure every part ``trials`` times per appraiser on the twin, a full remount before every trial.
+    """Measure every part ``trials`` times per appraiser on the twin with the plan's steps, a full remount before
+    every trial.
 
     Parameters
     ----------
@@ -361,6 +382,8 @@ def run_gauge_study(
         Lens catalog; the station's reference lens is mounted.
     parts, appraisers
         From :func:`draw_parts` and :func:`draw_appraisers`.
+    plan
+        The plan's steps to repeat and the figures they record (:class:`rig.bench.msa_steps.PlanSteps`).
     trials
         Readings per part and appraiser (≥ 2 for a gauge R&R, any n for a type-1 study).
     kind
@@ -369,9 +392,10 @@ def run_gauge_study(
         Seeds the twin per (part, appraiser) cell.
     remount
         Unmount and mount the lens before every trial after the first (a gauge R&R: every trial a new seating);
-        False keeps one seating for all trials (a type-1 study of the station's own repeatability).
+        False keeps the seating between trials (a type-1 study of the station's own repeatability; a step that
+        remounts by itself, such as ``remount`` or ``lens_detection``, still does).
     progress
-        Called with one line per reading (e.g. ``print``).
+        Told after every trial (:data:`StudyProgress`), e.g. a progress bar with an ETA.
 
     Returns
     -------
@@ -381,38 +405,78 @@ def run_gauge_study(
         raise ArgumentError(f"--trials {trials}: expected at least 1")
     lens = lenses.get(station.reference_lens, source="station", field="reference_lens")
     rows: list[dict[str, object]] = []
+    total, done = len(parts) * len(appraisers) * trials, 0
     for p, part in enumerate(parts):
-        reference = reference_figures(part, lens, station, lenses)
+        reference = reference_figures(part, lens, station, lenses, plan.figures)
         for a, appraiser in enumerate(appraisers):
             if isinstance(appraiser, OperatorModel):
                 unit, believed = appraiser.seat(part), station
             else:
                 unit, believed = part, appraiser.believed(station)
-            with twin_rig(station, believed, unit, lenses, seed=_cell_seed(seed, p, a)) as rig:
+            with (
+                tempfile.TemporaryDirectory(prefix="rig-msa-") as scratch,
+                twin_rig(station, believed, unit, lenses, seed=_cell_seed(seed, p, a)) as rig,
+            ):
+                recorder = _scratch_recorder(Path(scratch), plan, believed, part)
                 for t in range(trials):
                     if t > 0 and remount:  # a full remount between trials: every trial sees a new seating
                         proc.ensure_no_lens(rig.bench)
                     proc.ensure_lens(rig.bench, lens)
-                    measured = _sweep_figures(rig, lens)
-                    truth = _truth_figures(rig)
-                    for name in FLANGE_FIGURES:
+                    measured = _trial(rig, plan, recorder, lens, lenses, believed)
+                    for name, (value, true_value) in measured.items():
                         rows.append(
                             {
                                 "figure": name,
                                 "part": part.serial,
                                 "appraiser": appraiser.name,
                                 "trial": t + 1,
-                                "value": measured[name],
-                                "true_value": truth[name],
+                                "value": value,
+                                "true_value": true_value,
                                 "reference_value": reference[name],
                             }
                         )
+                    done += 1
                     if progress is not None:
-                        progress(
-                            f"part {part.serial} {appraiser.name} trial {t + 1}: "
-                            + ", ".join(f"{n} {measured[n]:+.3f} (true {truth[n]:+.3f})" for n in FLANGE_FIGURES)
-                        )
+                        progress(done, total, f"part {part.serial} {appraiser.name} trial {t + 1}: " + _line(measured))
     return StudyReadings(pd.DataFrame(rows, columns=list(READING_COLUMNS)), list(parts), list(appraisers), kind, seed)
+
+
+def _scratch_recorder(folder: Path, plan: PlanSteps, station: StationConfig, part: TwinUnit) -> RunRecorder:
+    """A run recorder for the steps' ``run`` and ``measure`` (plots, thumbnails, the plan's verdicts) in a scratch
+    folder: a study reading is not a run of the unit, and goes to the study's tables instead."""
+    record = RunRecord(
+        run_id=f"msa-{part.serial}",
+        plan=str(getattr(plan.module, "PLAN", plan.module.__name__)),
+        station=station.name,
+        software_version=__version__,
+        unit_serial=part.serial,
+        started=utcnow(),
+    )
+    return RunRecorder(record, folder / record.run_id, plan.limits)
+
+
+def _trial(
+    rig: TwinRig, plan: PlanSteps, recorder: RunRecorder, lens: LensSpec, lenses: LensCatalog, station: StationConfig
+) -> dict[str, tuple[float, float]]:
+    """One trial: the plan's steps in order; each figure's reading and the twin's truth right after its step."""
+    runner = StepRunner(
+        plan, recorder, {"bench": rig.bench, "run": recorder, "lens": lens, "lenses": lenses, "station": station}
+    )
+    out: dict[str, tuple[float, float]] = {}
+    try:
+        for step in plan.steps:
+            measured = runner.run(step)
+            truth = _truth_of(list(measured), rig.server.bench.truth(), lens)
+            out.update({name: (value, truth[name]) for name, value in measured.items()})
+    finally:
+        runner.close()
+    return out
+
+
+def _line(measured: dict[str, tuple[float, float]]) -> str:
+    return ", ".join(
+        f"{n} {v:+.4g}" + (f" (true {t:+.4g})" if math.isfinite(t) else "") for n, (v, t) in measured.items()
+    )
 
 
 @dataclass(frozen=True)
@@ -463,6 +527,8 @@ def twin_expectation(
     directly (it follows from the sensor's noise through the sweep's fit); everything else is configuration.
     """
 
+    if figure not in FLANGE_FIGURES:
+        raise ArgumentError(f"figure {figure!r}: the twin predicts the %GRR of {', '.join(FLANGE_FIGURES)} only")
     rows = readings.readings[readings.readings["figure"] == figure]
     lens = lenses.get(station.reference_lens, source="station", field="reference_lens")
     parts = list(dict.fromkeys(rows["part"]))

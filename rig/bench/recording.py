@@ -2,6 +2,12 @@
 
 The record on disk is rewritten (atomically) after every measurement and every step, so a fault or a crash
 loses nothing that was measured before it (issue #8), and ``--resume`` can continue from it.
+
+Once the station has an accepted measurement system analysis (``rig msa grr``), every figure it covers is
+recorded with its expanded uncertainty U (k = 2) and the study it comes from
+(:meth:`RunRecorder.use_station_uncertainty`, issue #18), and a limit with ``decision_rule = "iso14253"`` is
+judged with that U (:mod:`rig.results.decision`).
+Without a study nothing changes: no U, plain limits, and an ISO rule that could not be applied says so.
 """
 
 from __future__ import annotations
@@ -13,20 +19,23 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rig import __version__
 from rig.bench import runlock
-from rig.config.limits import Limit, LimitSet
+from rig.config.limits import DecisionRule, Limit, LimitSet
 from rig.errors import ArgumentError, ConfigError
+from rig.results.decision import Decision, judge_with_uncertainty
 from rig.results.record import (
     MeasurementRecord,
     PlanOutcome,
     RunRecord,
     StepAttempt,
     StepRecord,
+    Uncertainty,
     Verdict,
     atomic_write_bytes,
     utcnow,
@@ -101,6 +110,8 @@ class RunRecorder:
         self.limits = limits
         self.plots = plots or ReportData()
         self._superseded: dict[str, list[StepAttempt]] = {}  # attempts a resumed run re-runs, by step
+        self.uncertainty: dict[str, Uncertainty] = {}
+        """U of each figure (by :attr:`MeasurementRecord.key`) from the station's accepted MSA studies."""
         run_dir.mkdir(parents=True, exist_ok=True)
         self.save()
 
@@ -206,6 +217,11 @@ class RunRecorder:
             number = None
         verdict = MeasurementRecord.judge(number, bounds.low, bounds.high)
         marginal = verdict is Verdict.PASS and MeasurementRecord.in_marginal_band(number, *bounds.marginal_bounds())
+        key = f"{name}[{zone}]" if zone else name
+        uncertainty = self.uncertainty.get(key)
+        judged = _judged_by_rule(
+            self.limits.rule_for(name), number, verdict, marginal, bounds.low, bounds.high, uncertainty, key=key
+        )
         if number is None and error is None:
             error = "no value"
         rec = MeasurementRecord(
@@ -216,8 +232,12 @@ class RunRecorder:
             unit=limit.unit,
             low=bounds.low,
             high=bounds.high,
-            verdict=verdict,
-            marginal=marginal,
+            verdict=judged.verdict,
+            marginal=judged.marginal,
+            uncertainty=uncertainty,
+            decision_rule=judged.rule,
+            decision=judged.decision,
+            decision_note=judged.note,
             doc=limit.doc,
             captures=list(captures),
             error=error,
@@ -225,6 +245,21 @@ class RunRecorder:
         self.record.measurements.append(rec)
         self.save()
         return rec
+
+    def use_station_uncertainty(self, *, store_url: str | None) -> None:
+        """Record each figure with the U of the station's latest accepted MSA in the results store (the run's
+        store: ``store_url``, else ``results.sqlite`` in the reports folder, where :func:`publish_run` writes).
+
+        A store that cannot be read costs no measurement: the run goes on without U and its history says why.
+        """
+        from rig.results.msa_store import load_run_uncertainty
+
+        url = store_url or str(self.run_dir.parent / "results.sqlite")
+        self.uncertainty, problem = load_run_uncertainty(url, self.record.station)
+        if problem:
+            log.warning("%s: %s", self.record.run_id, problem)
+            self.record.history.append(problem)
+            self.save()
 
     def _zone_key(self, zone: str | None) -> str | None:
         """The key a zone's limits are looked up by: ``<readout qualifier>:<zone>`` where limits depend on it."""
@@ -364,6 +399,45 @@ class RunRecorder:
 
     def save(self) -> Path:
         return self.record.save(self.run_dir / RECORD_FILE)
+
+
+@dataclass(frozen=True)
+class _Judged:
+    verdict: Verdict
+    marginal: bool
+    rule: DecisionRule
+    decision: Decision | None
+    note: str | None
+
+
+def _judged_by_rule(
+    rule: DecisionRule,
+    value: float | None,
+    verdict: Verdict,
+    marginal: bool,
+    low: float | None,
+    high: float | None,
+    uncertainty: Uncertainty | None,
+    *,
+    key: str,
+) -> _Judged:
+    """The verdict under the limit's decision rule: the plain one unless the ISO 14253-1 rule is asked and can be
+    applied (a value judged against a limit, and a U for it); a rule asked and not applied is noted."""
+    plain = _Judged(verdict, marginal, DecisionRule.SIMPLE, None, None)
+    if rule is not DecisionRule.ISO14253 or verdict not in (Verdict.PASS, Verdict.FAIL) or value is None:
+        return plain
+    if uncertainty is None:
+        note = f"ISO 14253-1 rule asked, but the station has no accepted MSA of {key}: judged on the plain limits"
+        return _Judged(verdict, marginal, DecisionRule.SIMPLE, None, note)
+    # a value inside the limits by more than U passes, and keeps the flag of the limit's own marginal band
+    judgement = judge_with_uncertainty(value, uncertainty.expanded_u, low=low, high=high, in_marginal_band=marginal)
+    return _Judged(
+        Verdict.PASS if judgement.passed else Verdict.FAIL,
+        judgement.marginal,
+        DecisionRule.ISO14253,
+        judgement.decision,
+        None,
+    )
 
 
 MISSING_PREFIX = "declared, not measured"

@@ -2,9 +2,12 @@
 
 ``rig msa grr`` draws ``--parts`` twin units from the production spread, has ``--appraisers`` operators (or
 stations, ``--appraiser-kind station``; ``none`` for an automated type-3 study) measure each ``--trials`` times
-with a full remount between trials, and prints per figure the AIAG ANOVA gauge R&R (%GRR of study variation and
-of the plan's tolerance, ndc, verdict) with the %GRR the twin's configuration implies. ``rig msa type1`` measures
-one unit ``--n`` times (25–50, VDA 5) on one seating and prints Cg, Cgk and the bias against the twin's truth.
+with a full remount between trials, running the plan's own ``--steps`` (default ``flange_alignment``; any steps
+of the plan, e.g. ``decentre light_intake sharpness sag settling remount``), and prints per figure the AIAG ANOVA
+gauge R&R (%GRR of study variation and of the plan's tolerance, ndc, verdict: is the station capable of it) with
+the %GRR the twin's configuration implies for flange and tilt. A progress bar with an ETA runs on stderr.
+``rig msa type1`` measures one unit ``--n`` times (25–50, VDA 5) on one seating and prints Cg, Cgk and the bias
+against the twin's truth for every figure with a two-sided tolerance.
 
 ``rig msa golden`` runs the golden unit once (a fresh seating) and puts each figure on the station's golden chart
 (baseline: its first ``--baseline-runs`` golden runs; Western Electric rules 1 and 4): exit 1 when the station
@@ -20,9 +23,11 @@ Exit status 0 when every figure is acceptable (type 1: capable; golden: no drift
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +44,7 @@ TYPE1_MIN_READINGS = 25
 TYPE1_MAX_READINGS = 50
 """VDA 5 §5.1 asks for at least 25 readings of the reference part, Bosch Booklet 10 for 50."""
 
-STEPS = ("flange",)
+DEFAULT_STEPS = ("flange_alignment",)
 GOLDEN_SEED_BASE = 5000
 """Twin seed of the n-th golden run on a station: GOLDEN_SEED_BASE + n (a new seating and new noise each run)."""
 
@@ -80,8 +85,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--plan", default="signoff", help="plan whose limits give the tolerances (default signoff)")
-    p.add_argument("--steps", nargs="+", default=["flange"], choices=STEPS, help="plan steps to study (flange)")
+    p.add_argument("--plan", default="signoff", help="plan whose steps are repeated, with its limits (default signoff)")
+    p.add_argument(
+        "--steps",
+        nargs="+",
+        default=list(DEFAULT_STEPS),
+        help="plan steps to repeat, e.g. flange_alignment decentre light_intake sharpness (default flange_alignment)",
+    )
     p.add_argument("--station", type=Path, default=DEFAULT_STATION, help="twin station file (default: the twin)")
     p.add_argument("--unit", help="nominal twin unit, a file or a name in fixtures/units/ (default: the station's)")
     p.add_argument("--seed", type=int, default=18, help="seed of parts, appraisers and twin noise (default 18)")
@@ -95,6 +105,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
+    """Station, lenses, nominal unit and the plan's steps (:class:`rig.bench.msa_steps.PlanSteps`)."""
+    from rig.bench.msa_steps import PlanSteps
     from rig.config.limits import load_limits
     from rig.config.resolve import load_station_lenses, load_twin_unit
     from rig.config.station import load_station
@@ -106,25 +118,39 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
             "station (a study of real parts on a real station is not supported yet)"
         )
     limits = load_limits(args.plan)
+    plan = PlanSteps.of(_plan_module(args.plan), limits, args.steps)
     return (
         station,
         load_station_lenses(station, station_file=args.station),
         load_twin_unit(station, args.unit, station_file=args.station),
-        limits,
+        plan,
     )
 
 
-def _figures(args: argparse.Namespace) -> list[str]:
-    from rig.bench.msa_study import StudyStep
+def _plan_module(plan: str) -> Any:
+    """The plan module whose steps a study repeats (``rig.plans.<plan>``): the command line may import plans."""
+    import rig.plans
 
-    return list(dict.fromkeys(f for step in args.steps for f in StudyStep(step).figures))
+    try:
+        return importlib.import_module(f"rig.plans.{plan}")
+    except ModuleNotFoundError:
+        shipped = sorted(p.stem for p in Path(rig.plans.__file__).parent.glob("[a-z]*.py"))
+        raise ArgumentError(f"--plan {plan}: expected a plan of rig.plans ({', '.join(shipped)})") from None
 
 
-def _tolerance(limits: Any, figure: str) -> float | None:
-    if figure not in limits:
-        return None
-    limit = limits.get(figure)
-    return None if limit.low is None or limit.high is None else float(limit.high - limit.low)
+def _bounds(plan: Any, station: Any, figure: str) -> tuple[float | None, float | None]:
+    """(low, high) of a figure (``name`` or ``name[zone]``) as a run on ``station`` judges it."""
+    name, _, zone = figure.partition("[")
+    zone = zone.rstrip("]") or None
+    if zone and station.sensor.binning > 1:  # sharpness limits in cy/px are per read-out pitch, as in a run
+        zone = f"bin{station.sensor.binning}:{zone}"
+    bounds = plan.limits.get(name).for_zone(zone)
+    return bounds.low, bounds.high
+
+
+def _tolerance(plan: Any, station: Any, figure: str) -> float | None:
+    low, high = _bounds(plan, station, figure)
+    return None if low is None or high is None else float(high - low)
 
 
 def _out_dir(args: argparse.Namespace, kind: str, station_name: str) -> Path:
@@ -136,10 +162,40 @@ def _out_dir(args: argparse.Namespace, kind: str, station_name: str) -> Path:
     return default_reports_dir() / "msa" / f"{kind}-{station_name}-{stamp}"
 
 
-def _progress(args: argparse.Namespace) -> Any:
+@contextmanager
+def _progress(args: argparse.Namespace, what: str) -> Iterator[Any]:
+    """A progress bar with the trials done and an ETA on stderr, and one line per trial above it (none with
+    ``--quiet`` or ``--json``)."""
     if args.quiet or args.json:
-        return None
-    return lambda line: print(f"  {line}", file=sys.stderr, flush=True)
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("trials · elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("· ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True, highlight=False)) as bar:
+        task = bar.add_task(what, total=None)
+
+        def tell(done: int, total: int, line: str) -> None:
+            bar.update(task, completed=done, total=total)
+            bar.console.print(f"  {line}", markup=False)
+
+        yield tell
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -154,27 +210,44 @@ def grr_command(args: argparse.Namespace) -> int:
     for name in ("parts", "appraisers", "trials"):
         if getattr(args, name) < 2 and not (name == "appraisers" and args.appraiser_kind == "none"):
             raise ArgumentError(f"--{name} {getattr(args, name)}: expected at least 2")
-    station, lenses, nominal, limits = _load(args)
+    station, lenses, nominal, plan = _load(args)
     kind = ms.AppraiserKind(args.appraiser_kind)
     parts = ms.draw_parts(nominal, args.parts, spread=ms.ProductionSpread(), seed=args.seed)
     appraisers = ms.draw_appraisers(kind, args.appraisers, spread=ms.AppraiserSpread(), seed=args.seed)
-    readings = ms.run_gauge_study(
-        station, lenses, parts, appraisers, trials=args.trials, kind=kind, seed=args.seed, progress=_progress(args)
-    )
+    with _progress(args, "gauge R&R") as progress:
+        readings = ms.run_gauge_study(
+            station,
+            lenses,
+            parts,
+            appraisers,
+            plan=plan,
+            trials=args.trials,
+            kind=kind,
+            seed=args.seed,
+            progress=progress,
+        )
     figures: dict[str, dict[str, Any]] = {}
-    for figure in _figures(args):
-        result = msa.gauge_rr(readings.study(figure), tolerance=_tolerance(limits, figure))
+    not_assessable: dict[str, str] = {}
+    for figure in plan.figures:
+        rows = readings.readings[readings.readings["figure"] == figure]
+        if rows["value"].nunique() < 2:  # every reading equal: no variation to split, nothing to judge
+            not_assessable[figure] = f"every reading is {rows['value'].iloc[0]:g}: no variation in the study"
+            continue
+        result = msa.gauge_rr(readings.study(figure), tolerance=_tolerance(plan, station, figure))
         entry: dict[str, Any] = {"grr": result}
-        if not args.no_expectation:
+        if not args.no_expectation and figure in ms.FLANGE_FIGURES:
             entry["expectation"] = ms.twin_expectation(readings, figure, station, lenses, seed=args.seed)
         entry["uncertainty"] = msa.expanded_uncertainty(result)
-        rows = readings.readings[readings.readings["figure"] == figure]
-        # every part's truth is known on the twin: the same readings give the bias-and-linearity study
-        entry["linearity"] = msa.bias_linearity(rows["reference_value"].to_numpy(), rows["value"].to_numpy())
+        reference = rows["reference_value"]
+        if reference.notna().all() and reference.nunique() >= 2:
+            # every part's truth is known on the twin: the same readings give the bias-and-linearity study (a
+            # figure whose truth is the same on every part, such as the lens's field curvature, has no line to fit)
+            entry["linearity"] = msa.bias_linearity(rows["reference_value"].to_numpy(), rows["value"].to_numpy())
         figures[figure] = entry
     study = {
         "study": "grr",
         "plan": args.plan,
+        "steps": list(plan.steps),
         "station": station.name,
         "appraiser_kind": kind.value,
         "parts": args.parts,
@@ -182,6 +255,7 @@ def grr_command(args: argparse.Namespace) -> int:
         "trials": args.trials,
         "seed": args.seed,
         "figures": figures,
+        "not_assessable": not_assessable,
     }
     out = _write(args, study, readings, kind=f"grr-{kind.value}", station_name=station.name)
     _store(
@@ -191,7 +265,7 @@ def grr_command(args: argparse.Namespace) -> int:
         kind=StudyKind.GRR,
         figures=[grr_figure_row(n, e["grr"], e["uncertainty"]) for n, e in figures.items()],
     )
-    acceptable = all(e["grr"].verdict is msa.GrrVerdict.ACCEPTABLE for e in figures.values())
+    acceptable = not not_assessable and all(e["grr"].verdict is msa.GrrVerdict.ACCEPTABLE for e in figures.values())
     _print_grr(args, study, out)
     return 0 if acceptable else 1
 
@@ -203,24 +277,31 @@ def type1_command(args: argparse.Namespace) -> int:
 
     if not TYPE1_MIN_READINGS <= args.n <= TYPE1_MAX_READINGS:
         raise ArgumentError(f"--n {args.n}: expected {TYPE1_MIN_READINGS}–{TYPE1_MAX_READINGS} readings (VDA 5 §5.1)")
-    station, lenses, unit, limits = _load(args)
+    station, lenses, unit, plan = _load(args)
+    # Cg compares the gauge with a share of a two-sided tolerance, and the bias needs the twin's truth of the figure
+    tolerances = {f: _tolerance(plan, station, f) for f in plan.figures if f.split("[", 1)[0] in ms.TRUTH_OF}
+    tolerances = {f: t for f, t in tolerances.items() if t is not None}
+    if not tolerances:
+        raise ArgumentError(
+            f"--steps {' '.join(plan.steps)}: no figure of plan {args.plan} with a low and a high limit and a true "
+            "value on the twin; a type-1 study needs both (e.g. --steps flange_alignment)"
+        )
     appraisers = ms.draw_appraisers(ms.AppraiserKind.NONE, 1, spread=ms.AppraiserSpread(), seed=args.seed)
-    readings = ms.run_gauge_study(
-        station,
-        lenses,
-        [unit],
-        appraisers,
-        trials=args.n,
-        kind=ms.AppraiserKind.NONE,
-        seed=args.seed,
-        remount=args.remount,
-        progress=_progress(args),
-    )
+    with _progress(args, "type-1 study") as progress:
+        readings = ms.run_gauge_study(
+            station,
+            lenses,
+            [unit],
+            appraisers,
+            plan=plan,
+            trials=args.n,
+            kind=ms.AppraiserKind.NONE,
+            seed=args.seed,
+            remount=args.remount,
+            progress=progress,
+        )
     figures: dict[str, dict[str, Any]] = {}
-    for figure in _figures(args):
-        tolerance = _tolerance(limits, figure)
-        if tolerance is None:
-            raise ArgumentError(f"--plan {args.plan}: {figure} needs a low and a high limit for a type-1 study")
+    for figure, tolerance in tolerances.items():
         rows = readings.readings[readings.readings["figure"] == figure]
         # the truth of a remounted unit moves with each seating: its reference is the unit's perfect seating
         reference_column = "reference_value" if args.remount else "true_value"
@@ -232,6 +313,7 @@ def type1_command(args: argparse.Namespace) -> int:
     study = {
         "study": "type1",
         "plan": args.plan,
+        "steps": list(plan.steps),
         "station": station.name,
         "unit": unit.serial,
         "n": args.n,
@@ -255,24 +337,26 @@ def golden_command(args: argparse.Namespace) -> int:
 
     if args.baseline_runs < 2:
         raise ArgumentError(f"--baseline-runs {args.baseline_runs}: expected at least 2")
-    station, lenses, unit, _ = _load(args)
+    station, lenses, unit, plan = _load(args)
     with open_store(args.store) as store:
         history = store.msa_figures(station=station.name, kind=StudyKind.GOLDEN)
     runs_so_far = history["started"].nunique()
     # every golden run is a new seating and new sensor noise: the seed follows the station's golden history
     seed = args.seed if args.seed is not None else GOLDEN_SEED_BASE + runs_so_far
-    readings = ms.run_gauge_study(
-        station,
-        lenses,
-        [unit],
-        ms.draw_appraisers(ms.AppraiserKind.NONE, 1, spread=ms.AppraiserSpread(), seed=seed),
-        trials=1,
-        kind=ms.AppraiserKind.NONE,
-        seed=seed,
-        progress=_progress(args),
-    )
+    with _progress(args, "golden unit") as progress:
+        readings = ms.run_gauge_study(
+            station,
+            lenses,
+            [unit],
+            ms.draw_appraisers(ms.AppraiserKind.NONE, 1, spread=ms.AppraiserSpread(), seed=seed),
+            plan=plan,
+            trials=1,
+            kind=ms.AppraiserKind.NONE,
+            seed=seed,
+            progress=progress,
+        )
     figures: dict[str, dict[str, Any]] = {}
-    for figure in _figures(args):
+    for figure in plan.figures:
         value = float(readings.readings.loc[readings.readings["figure"] == figure, "value"].iloc[0])
         past = history.loc[history["name"] == figure, "value"].to_numpy(dtype=float)
         chart = golden_chart([*past, value], baseline_runs=args.baseline_runs)
@@ -280,6 +364,7 @@ def golden_command(args: argparse.Namespace) -> int:
     study = {
         "study": "golden",
         "plan": args.plan,
+        "steps": list(plan.steps),
         "station": station.name,
         "unit": unit.serial,
         "seed": seed,
@@ -372,6 +457,7 @@ def _write(args: argparse.Namespace, study: dict[str, Any], readings: Any, *, ki
 
 
 def _print_grr(args: argparse.Namespace, study: dict[str, Any], out: Path) -> None:
+    from rig.results import msa
     from rig.results.msa import as_jsonable
 
     if args.json:
@@ -382,20 +468,24 @@ def _print_grr(args: argparse.Namespace, study: dict[str, Any], out: Path) -> No
             f"gauge R&R on {study['station']}: {study['parts']} parts × {len(study['appraisers'])} "
             f"{study['appraiser_kind']} appraiser(s) × {study['trials']} trials"
         )
-        header = f"{'figure':<18}{'EV':>9}{'AV':>9}{'GRR':>9}{'PV':>9}{'%GRR':>8}{'%tol':>8}{'ndc':>6}  verdict"
-        print(header)
+        width = max([len("figure"), *map(len, study["figures"]), *map(len, study["not_assessable"])]) + 2
+        spreads = "".join(f"{name:>11}" for name in ("EV", "AV", "GRR", "PV"))
+        print(f"{'figure':<{width}}{spreads}{'%GRR':>8}{'%tol':>8}{'ndc':>6}  station")
         for figure, entry in study["figures"].items():
             g = entry["grr"]
             print(
-                f"{figure:<18}{_fmt(g.ev):>9}{_fmt(g.av):>9}{_fmt(g.grr):>9}{_fmt(g.pv):>9}"
-                f"{g.pct_grr:>8.1f}{g.pct_tolerance.get('GRR', math.nan):>8.1f}{g.ndc_int:>6}  {g.verdict.value}"
+                f"{figure:<{width}}{_fmt(g.ev):>11}{_fmt(g.av):>11}{_fmt(g.grr):>11}{_fmt(g.pv):>11}"
+                f"{g.pct_grr:>8.1f}{g.pct_tolerance.get('GRR', math.nan):>8.1f}{g.ndc_int:>6}  "
+                f"{msa.CAPABILITY[g.verdict]} ({g.verdict.value})"
             )
             if "expectation" in entry:
                 e = entry["expectation"]
                 print(
-                    f"{'':<18}twin implies %GRR {e.pct_grr:.1f} (95 % of such studies: "
+                    f"{'':<{width}}twin implies %GRR {e.pct_grr:.1f} (95 % of such studies: "
                     f"{e.pct_grr_low:.1f}–{e.pct_grr_high:.1f})"
                 )
+        for figure, why in study["not_assessable"].items():
+            print(f"{figure:<{width}}not assessable: {why}")
     print(f"msa grr: {out}")
 
 
@@ -407,11 +497,12 @@ def _print_type1(args: argparse.Namespace, study: dict[str, Any], out: Path) -> 
         return
     if not args.quiet:
         print(f"type-1 study on {study['station']}, unit {study['unit']}, n = {study['n']}")
-        print(f"{'figure':<18}{'mean':>10}{'s':>10}{'bias':>10}{'p(bias)':>9}{'Cg':>7}{'Cgk':>7}  capable")
+        width = max([len("figure"), *map(len, study["figures"])]) + 2
+        print(f"{'figure':<{width}}{'mean':>10}{'s':>10}{'bias':>10}{'p(bias)':>9}{'Cg':>7}{'Cgk':>7}  capable")
         for figure, entry in study["figures"].items():
             r = entry["type1"]
             print(
-                f"{figure:<18}{r.mean:>10.4f}{r.sd:>10.4f}{r.bias:>+10.4f}{r.bias_p_value:>9.3f}"
+                f"{figure:<{width}}{r.mean:>10.4f}{r.sd:>10.4f}{r.bias:>+10.4f}{r.bias_p_value:>9.3f}"
                 f"{r.cg:>7.2f}{r.cgk:>7.2f}  {'yes' if r.capable else 'no'}"
             )
     print(f"msa type1: {out}")

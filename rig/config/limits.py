@@ -15,17 +15,36 @@ that passes but lies below ``marginal_low`` or above ``marginal_high`` is PASS w
 ``marginal_pct`` sets both from the tolerance instead (that percentage of ``high − low`` inside each limit; it
 needs both limits, and a zone without its own band inherits the measurement's percentage). The vocabulary is
 NI TestStand's and OpenHTF's (PASS / FAIL / ERROR / SKIP, and INFO for a figure without limits).
+
+``decision_rule`` chooses how a value is judged: ``"simple"`` (the default: against the limits as written) or
+``"iso14253"`` (ISO 14253-1: conformity proven only inside the limits by the figure's expanded uncertainty U,
+nonconformity only outside them by U; how the zones map onto verdicts is in :mod:`rig.results.decision`). Set it
+per measurement, or for the whole file with a top-level ``decision_rule = "iso14253"`` before the first table;
+a measurement's own setting wins. Without an accepted MSA of the station for a figure, the ISO rule falls back to
+the plain limits and the record says so.
 """
 
 from __future__ import annotations
 
 import itertools
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, model_validator
 
 from rig.config.loader import FIXTURES_DIR, StrictModel, read_toml, validate
 from rig.errors import ConfigError
+
+
+class DecisionRule(StrEnum):
+    """How a measured value is judged against its limits."""
+
+    SIMPLE = "simple"  # against the limits as written (ILAC-G8:09/2019 "simple acceptance")
+    ISO14253 = "iso14253"  # ISO 14253-1:2017 §5: with the figure's expanded uncertainty U
+
+
+DECISION_RULE_KEY = "decision_rule"
+"""The top-level key of a limits file that sets every measurement's default rule."""
 
 
 class ZoneLimit(StrictModel):
@@ -66,6 +85,7 @@ class Limit(ZoneLimit):
     doc: str = ""
     step: str | None = None  # the plan step that records it (named in the reason when it is missing)
     zones: dict[str, ZoneLimit] = Field(default_factory=dict)
+    decision_rule: DecisionRule | None = None  # None: the file's default
 
     @property
     def base_zones(self) -> list[str]:
@@ -102,6 +122,11 @@ class Limit(ZoneLimit):
 class LimitSet(StrictModel):
     source: str
     limits: dict[str, Limit]
+    decision_rule: DecisionRule = DecisionRule.SIMPLE  # the file's default rule
+
+    def rule_for(self, name: str) -> DecisionRule:
+        """The decision rule of measurement ``name``: its own, else the file's default."""
+        return self.get(name).decision_rule or self.decision_rule
 
     def get(self, name: str) -> Limit:
         try:
@@ -146,7 +171,16 @@ def load_limits(plan_or_path: str | Path) -> LimitSet:
     if path.suffix != ".toml":
         path = LIMITS_DIR / f"{plan_or_path}.toml"
     raw = read_toml(path)
+    default_rule = _file_decision_rule(path, raw.pop(DECISION_RULE_KEY, DecisionRule.SIMPLE.value))
     limits = {name: validate(Limit, table, path, prefix=name) for name, table in raw.items()}
     for name, limit in limits.items():
         _check_unit_suffix(path, name, limit.unit)
-    return LimitSet(source=str(path), limits=limits)
+    return LimitSet(source=str(path), limits=limits, decision_rule=default_rule)
+
+
+def _file_decision_rule(path: Path, value: object) -> DecisionRule:
+    try:
+        return DecisionRule(value)
+    except ValueError:
+        expected = " or ".join(f'"{r.value}"' for r in DecisionRule)
+        raise ConfigError(path, DECISION_RULE_KEY, value, f"{expected} (the file's default decision rule)") from None

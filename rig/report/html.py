@@ -1,9 +1,10 @@
 """The self-contained HTML report of one run (jinja2; inline CSS, inline SVG plots, base64 thumbnails).
 
 Sections, top to bottom: verdict banner (``#verdict``), run identity (``#run``), measurements against limits
-failures first (``#measurements``), steps with errors and retries (``#steps``), plots (``#plots``), feature
-checks (``#checks``), captures (``#captures``). A Content-Security-Policy forbids every fetch but ``data:``
-images, so a report that tried to load anything from outside would show it as a console error.
+failures first, each with its expanded uncertainty ``± U`` once the station has an accepted MSA
+(``#measurements``), steps with errors and retries (``#steps``), plots (``#plots``), feature checks
+(``#checks``), captures (``#captures``). A Content-Security-Policy forbids every fetch but ``data:`` images, so a
+report that tried to load anything from outside would show it as a console error.
 """
 
 from __future__ import annotations
@@ -68,6 +69,26 @@ def _value(m: MeasurementRecord) -> str:
     return format_value(m.value, m.unit, m.low, m.high)
 
 
+def _plus_minus(m: MeasurementRecord) -> str:
+    """``± 0.12`` at the value's resolution (one finer digit when U would round to 0), empty without a study."""
+    if m.uncertainty is None:
+        return ""
+    u = m.uncertainty.expanded_u
+    text = format_value(u, m.unit, m.low, m.high)
+    if u > 0 and float(text) == 0:  # never "± 0.00" for a U that is not zero: two significant digits, fixed point
+        text = format_plain(float(f"{u:.2g}"))
+    return f"± {text}"
+
+
+def _note(m: MeasurementRecord) -> str:
+    """The note of a measurement: its error, else what the ISO 14253-1 rule decided or why it was not applied."""
+    if m.error:
+        return m.error
+    if m.decision is not None:
+        return f"ISO 14253-1 with U: {m.decision.value}"
+    return m.decision_note or m.doc
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None or value != value else f"{100 * value:.1f} %"
 
@@ -91,6 +112,8 @@ def environment() -> jinja2.Environment:
     env.filters["unit"] = display_unit
     env.filters["value"] = _value
     env.filters["word"] = verdict_word
+    env.filters["plus_minus"] = _plus_minus
+    env.filters["note"] = _note
     return env
 
 

@@ -4,7 +4,10 @@ One ``<testcase>`` per measurement (``classname`` = plan.step, ``name`` = measur
 ``<failure message="value … outside [low, high]">``, an ERROR ``<error>``, a SKIP ``<skipped>``. A step that
 recorded no measurement at all (it errored or was skipped before measuring) gets one testcase of its own, so a
 broken step is never invisible. ``<testsuite>`` carries the counts, the run's properties and one property per
-measured value (``step.measurement[zone]`` = ``value unit``), where a CI server or MES reads them.
+measured value (``step.measurement[zone]`` = ``value unit``), where a CI server or MES reads them. Once the station
+has an accepted MSA, each figure's expanded uncertainty is a property beside it (``step.measurement[zone].U`` =
+``U unit``, k = 2, and ``….U_source`` = the study), and a figure judged by the ISO 14253-1 rule carries its
+decision (``….decision`` = ``conforms`` / ``does not conform`` / ``undecided``).
 
 Format: only the elements and attributes of the Jenkins xUnit plugin's JUnit schema (jenkinsci/xunit-plugin,
 ``src/main/resources/org/jenkinsci/plugins/xunit/types/model/xsd/junit-10.xsd``) that pytest's own
@@ -27,8 +30,11 @@ def _fmt(x: float | None) -> str:
 
 
 def failure_message(m: MeasurementRecord) -> str:
-    """``value 0.21 cy/px outside [0.3, —]`` (— marks an open side)."""
-    return f"value {_fmt(m.value)} {m.unit} outside [{_fmt(m.low)}, {_fmt(m.high)}]".replace("  ", " ")
+    """``value 0.21 cy/px outside [0.3, —]`` (— marks an open side), with ``± U`` and the ISO 14253-1 decision
+    when the rule judged it."""
+    value = f"{_fmt(m.value)} ± {_fmt(m.uncertainty.expanded_u)}" if m.uncertainty else _fmt(m.value)
+    text = f"value {value} {m.unit} outside [{_fmt(m.low)}, {_fmt(m.high)}]".replace("  ", " ")
+    return f"{text} (ISO 14253-1: {m.decision.value})" if m.decision is not None else text
 
 
 def _measurement_case(suite: ET.Element, record: RunRecord, m: MeasurementRecord) -> ET.Element:
@@ -93,6 +99,7 @@ def junit_tree(record: RunRecord) -> ET.ElementTree:
         if m.value is not None:
             ET.SubElement(props, "property", name=f"{m.step}.{m.key}", value=f"{m.value!r} {m.unit}".rstrip())
         ET.SubElement(props, "property", name=f"{m.step}.{m.key}.verdict", value=verdict_word(m))
+        _uncertainty_properties(props, m)
     for m in record.measurements:
         _measurement_case(suite, record, m)
     for s in bare_steps:
@@ -115,6 +122,16 @@ def write_junit(record: RunRecord, path: Path) -> Path:
 
 def verdict_word(m: MeasurementRecord) -> str:
     return "MARGINAL" if m.marginal and m.verdict is Verdict.PASS else m.verdict.value
+
+
+def _uncertainty_properties(props: ET.Element, m: MeasurementRecord) -> None:
+    """U (k = 2) with its study, and the ISO 14253-1 decision, as properties beside the value (issue #18)."""
+    prefix = f"{m.step}.{m.key}"
+    if m.uncertainty is not None:
+        ET.SubElement(props, "property", name=f"{prefix}.U", value=f"{m.uncertainty.expanded_u!r} {m.unit}".rstrip())
+        ET.SubElement(props, "property", name=f"{prefix}.U_source", value=m.uncertainty.source)
+    if m.decision is not None:
+        ET.SubElement(props, "property", name=f"{prefix}.decision", value=m.decision.value)
 
 
 def _mark_info(case: ET.Element, m: MeasurementRecord) -> None:

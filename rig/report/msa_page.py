@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from rig import __version__
 from rig.report.html import environment, stylesheet
 from rig.report.plots import png_data_uri
-from rig.results.msa import GaugeRR, GoldenChart, GrrVerdict, LinearityStudy, Type1Study
+from rig.results.msa import CAPABILITY, GaugeRR, GoldenChart, GrrVerdict, LinearityStudy, Type1Study
 from rig.results.record import atomic_write_text
 
 CONTROL_CHART_FACTORS = {
@@ -206,6 +206,7 @@ def _grr_sections(study: dict[str, Any], readings: pd.DataFrame) -> list[dict[st
                 "anova": result.anova.rows,
                 "components": COMPONENTS,
                 "colour": VERDICT_COLOUR[result.verdict],
+                "capability": CAPABILITY[result.verdict],
                 "expectation": entry.get("expectation"),
                 "uncertainty": entry.get("uncertainty"),
                 "png": grr_chart_png(rows, result, figure=figure),

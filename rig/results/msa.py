@@ -29,9 +29,9 @@ What is computed and where it is defined:
   reproducibility (√(σ_AV² + σ_INT²)) and an uncorrected bias b taken as a rectangular distribution of
   half-width |b| (u = |b| / √3, VDA 5 §4.3), combined in quadrature as uncorrelated inputs (JCGM 100:2008, GUM
   §5.1.2) and expanded with k = 2 (GUM §6.2–6.3, ≈ 95 % coverage).
-* **Decision rule** (:func:`iso14253_decision`): ISO 14253-1:2017 §5 — conformance is proven only inside the
-  specification zone narrowed by U at each limit, non-conformance only outside it widened by U; in between the
-  result is undecided.
+* **Decision rule** (:func:`iso14253_decision`, defined in :mod:`rig.results.decision` so the run recorder can
+  judge with it cheaply): ISO 14253-1:2017 §5 — conformance is proven only inside the specification zone narrowed
+  by U at each limit, non-conformance only outside it widened by U; in between the result is undecided.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ import pandas as pd
 from scipy import stats
 
 from rig.errors import InputError
+from rig.results.decision import Decision as Decision  # re-exported: the rule is part of the MSA's vocabulary
+from rig.results.decision import iso14253_decision as iso14253_decision
 
 STUDY_COLUMNS = ("part", "appraiser", "trial", "value")
 """Columns of a study table: one row per reading."""
@@ -87,12 +89,13 @@ class Type1Spread(Enum):
     FOUR_SIGMA = 4.0
 
 
-class Decision(Enum):
-    """ISO 14253-1 outcome of comparing one measured value, with its expanded uncertainty, with a specification."""
-
-    CONFORMS = "conforms"
-    DOES_NOT_CONFORM = "does not conform"
-    UNDECIDED = "undecided"
+CAPABILITY: dict[GrrVerdict, str] = {
+    GrrVerdict.ACCEPTABLE: "capable",
+    GrrVerdict.CONDITIONAL: "capable with conditions",
+    GrrVerdict.NOT_ACCEPTABLE: "not capable",
+}
+"""What a gauge R&R verdict says about the station for that figure (AIAG: a conditionally acceptable system may
+be used depending on the application, the cost of the gauge and of its repair)."""
 
 
 def grr_verdict(percent: float) -> GrrVerdict:
@@ -730,39 +733,6 @@ def combine_uncertainty(
         coverage_factor=coverage_factor,
         expanded_u=coverage_factor * combined,
     )
-
-
-def iso14253_decision(value: float, expanded_u: float, *, low: float | None, high: float | None) -> Decision:
-    """Judge one measured value against a specification with the ISO 14253-1 default rule.
-
-    Parameters
-    ----------
-    value
-        The measured value (figure's unit).
-    expanded_u
-        Its expanded uncertainty U ≥ 0 (same unit).
-    low, high
-        Specification limits; either may be ``None`` (one-sided), not both.
-
-    Returns
-    -------
-    Decision
-        CONFORMS inside [low + U, high − U]; DOES_NOT_CONFORM outside [low − U, high + U]; UNDECIDED otherwise.
-
-    References
-    ----------
-    ISO 14253-1:2017, *Geometrical product specifications — Inspection by measurement — Part 1: Decision rules
-    for verifying conformity or nonconformity with specifications*, §5.2 (conformity) and §5.3 (nonconformity).
-    """
-    if low is None and high is None:
-        raise StudyInputError("ISO 14253-1 decision: no specification limit given")
-    if not (math.isfinite(expanded_u) and expanded_u >= 0):
-        raise StudyInputError(f"expanded uncertainty U = {expanded_u!r}: expected a number ≥ 0")
-    inside_narrowed = (low is None or value >= low + expanded_u) and (high is None or value <= high - expanded_u)
-    if inside_narrowed:
-        return Decision.CONFORMS
-    outside_widened = (low is not None and value < low - expanded_u) or (high is not None and value > high + expanded_u)
-    return Decision.DOES_NOT_CONFORM if outside_widened else Decision.UNDECIDED
 
 
 def as_jsonable(value: object) -> object:

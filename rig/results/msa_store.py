@@ -9,7 +9,9 @@ A study is stored as one ``msa_studies`` row (the whole study as JSON, for exact
 * ``golden``: one golden-unit result (``value``); accepted unless the golden chart flags the station drifting.
 
 :func:`station_uncertainty` combines, per figure, the latest accepted gauge R&R and the latest accepted type-1
-bias of a station into the expanded uncertainty U (GUM, k = 2; :func:`rig.results.msa.expanded_uncertainty`).
+bias of a station into the expanded uncertainty U (GUM, k = 2; :func:`rig.results.msa.expanded_uncertainty`);
+:func:`load_run_uncertainty` gives a run the same U with the studies it comes from, for every figure it records
+(:class:`rig.results.record.Uncertainty`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from rig.errors import ArgumentError
 from rig.results.msa import (
     COVERAGE_FACTOR,
     GaugeRR,
@@ -32,7 +35,8 @@ from rig.results.msa import (
     as_jsonable,
     combine_uncertainty,
 )
-from rig.results.store import MSA_FIGURE_COLUMNS, ResultsStore
+from rig.results.record import Uncertainty
+from rig.results.store import MSA_FIGURE_COLUMNS, ResultsStore, StoreUnavailable, open_store
 
 
 class StudyKind(StrEnum):
@@ -135,18 +139,63 @@ def station_uncertainty(
         raise StudyInputError(f"MSA figure rows: missing column(s) {missing}; expected {list(MSA_FIGURE_COLUMNS)}")
     if figures["station"].nunique() > 1:
         raise StudyInputError(f"MSA figure rows of stations {sorted(figures['station'].unique())}: expected one")
+    return {name: u for name, (u, _, _) in _latest_accepted(figures, coverage_factor).items()}
+
+
+def _latest_accepted(
+    figures: pd.DataFrame, coverage_factor: float
+) -> dict[str, tuple[MeasurementUncertainty, pd.Series, pd.Series | None]]:
+    """Per figure: U, the gauge R&R row it comes from and the type-1 row of its bias (None: no bias term)."""
     accepted = figures[figures["accepted"].astype(bool)].sort_values("started", kind="stable")
-    out: dict[str, MeasurementUncertainty] = {}
+    out: dict[str, tuple[MeasurementUncertainty, pd.Series, pd.Series | None]] = {}
     for name, rows in accepted.groupby("name"):
         grr = rows[rows["kind"] == StudyKind.GRR]
         if grr.empty:
             continue
         latest = grr.iloc[-1]
         type1 = rows[rows["kind"] == StudyKind.TYPE1]
-        out[str(name)] = combine_uncertainty(
+        bias_row = type1.iloc[-1] if not type1.empty else None
+        uncertainty = combine_uncertainty(
             repeatability_u=float(latest["repeatability_sd"]),
             reproducibility_u=float(latest["reproducibility_sd"]),
-            bias=float(type1.iloc[-1]["bias"]) if not type1.empty else 0.0,
+            bias=float(bias_row["bias"]) if bias_row is not None else 0.0,
             coverage_factor=coverage_factor,
         )
+        out[str(name)] = (uncertainty, latest, bias_row)
     return out
+
+
+def run_uncertainty(figures: pd.DataFrame, *, coverage_factor: float = COVERAGE_FACTOR) -> dict[str, Uncertainty]:
+    """What a run records beside each figure: U (k = 2) of :func:`station_uncertainty` and the studies behind it,
+    keyed like :attr:`rig.results.record.MeasurementRecord.key` (``mtf50_cy_px[center]``)."""
+    if figures.empty:
+        return {}
+    return {
+        name: Uncertainty(
+            expanded_u=u.expanded_u,
+            coverage_factor=u.coverage_factor,
+            study_id=str(grr["study_id"]),
+            study_started=grr["started"].to_pydatetime(),
+            bias_study_id=None if bias is None else str(bias["study_id"]),
+        )
+        for name, (u, grr, bias) in _latest_accepted(figures, coverage_factor).items()
+    }
+
+
+def load_run_uncertainty(store_url: str | None, station: str) -> tuple[dict[str, Uncertainty], str | None]:
+    """U of every figure of ``station`` with an accepted study in the store at ``store_url``, for a run.
+
+    Returns
+    -------
+    figures, problem
+        The figures' uncertainties (empty without a study) and, when the store could not be read, why (the run
+        goes on without U: a measurement never waits for its uncertainty).
+    """
+    try:
+        with open_store(store_url, create=False) as store:
+            rows = store.msa_figures(station=station)
+    except ArgumentError:  # no store yet: no study either
+        return {}, None
+    except StoreUnavailable as exc:
+        return {}, f"MSA studies not read: {exc}"
+    return run_uncertainty(rows), None

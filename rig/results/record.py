@@ -16,12 +16,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rig.config.limits import DecisionRule
 from rig.errors import ConfigError
+from rig.results.decision import Decision
 from rig.spec.types import CaptureRetention
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 """1.1 added ``Verdict.INFO``, ``MeasurementRecord.marginal``, ``StepRecord.attempts`` and the run's ``partial``,
-``deselected``, ``history`` and ``outcome``; a 1.0 record still loads (every new field has a default)."""
+``deselected``, ``history`` and ``outcome``; 1.2 added the measurement's ``uncertainty``, ``decision_rule``,
+``decision`` and ``decision_note`` (issue #18). A 1.0 or 1.1 record still loads (every new field has a default)."""
 
 
 class Verdict(StrEnum):
@@ -92,8 +95,29 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Uncertainty(Record):
+    """The expanded uncertainty of a figure on this station, and the studies it comes from (issue #18).
+
+    ``expanded_u`` is U = k · u_c in the figure's unit (GUM §6.2; repeatability and reproducibility from the
+    station's latest accepted gauge R&R, bias from its latest accepted type-1 study, see
+    :func:`rig.results.msa.expanded_uncertainty`).
+    """
+
+    expanded_u: float = Field(ge=0)
+    coverage_factor: float = Field(gt=0)
+    study_id: str  # the gauge R&R study (rig msa grr) in the results store
+    study_started: datetime
+    bias_study_id: str | None = None  # the type-1 study whose bias is in U (None: no bias term)
+
+    @property
+    def source(self) -> str:
+        """``MSA grr-… of 2026-12-01`` (+ the type-1 study), as reports name it."""
+        text = f"MSA {self.study_id} of {self.study_started.astimezone(UTC).date().isoformat()}"
+        return f"{text}, bias from {self.bias_study_id}" if self.bias_study_id else text
+
+
 class MeasurementRecord(Record):
-    """One number against its limits."""
+    """One number against its limits (and, once the station has an accepted MSA, with its uncertainty)."""
 
     name: str  # with unit suffix, e.g. "flange_offset_um"
     step: str  # the plan step (test) that took it
@@ -104,6 +128,10 @@ class MeasurementRecord(Record):
     high: float | None = None
     verdict: Verdict
     marginal: bool = False  # PASS, but inside the limit's marginal band (close enough to a limit to watch)
+    uncertainty: Uncertainty | None = None  # U (k = 2) of this figure on this station; None without a study
+    decision_rule: DecisionRule = DecisionRule.SIMPLE  # the rule the verdict was judged by
+    decision: Decision | None = None  # the ISO 14253-1 decision, when that rule judged it
+    decision_note: str | None = None  # why the rule the limit asks for was not applied (no study, no value)
     doc: str = ""
     captures: list[str] = Field(default_factory=list)  # capture files (relative to the run folder)
     error: str | None = None

@@ -38,6 +38,8 @@ def _study(*args: str | Path) -> subprocess.CompletedProcess[str]:
         (["grr", "--station", str(REAL_STATION)], ["example-line.toml", "twin station"]),
         (["golden", "--baseline-runs", "1"], ["--baseline-runs 1", "at least 2"]),
         (["grr", "--plan", "no-such-plan", "--no-store"], ["no-such-plan"]),
+        (["grr", "--steps", "no_such_step", "--no-store"], ["--steps no_such_step", "flange_alignment, sharpness"]),
+        (["type1", "--steps", "decentre", "--no-store"], ["--steps decentre", "a low and a high limit"]),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], needles: list[str]) -> None:

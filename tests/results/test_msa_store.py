@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from rig.results.msa_store import (
     StudyKind,
     golden_figure_row,
     grr_figure_row,
+    load_run_uncertainty,
     station_uncertainty,
     store_study,
     type1_figure_row,
@@ -137,3 +140,37 @@ def test_golden_chart_gives_no_verdict_while_the_baseline_is_incomplete() -> Non
     assert not chart.baseline_complete and not chart.drifting
     with pytest.raises(msa.StudyInputError, match="baseline_runs = 1"):
         msa.golden_chart([1.0, 2.0], baseline_runs=1)
+
+
+def test_a_run_gets_each_figure_s_u_with_the_studies_it_comes_from(tmp_path: Path) -> None:
+    """What the run recorder reads at the start of a run (rig.bench.recording.RunRecorder.use_station_uncertainty)."""
+    url = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    grr, type1 = msa.gauge_rr(aiag_study(), tolerance=6.0), _type1(bias=0.02)
+    with open_store(url) as store:
+        for study_id, kind, started, row in (
+            ("grr-zone", StudyKind.GRR, T0, grr_figure_row("mtf50_cy_px[center]", grr, None)),
+            ("t1-zone", StudyKind.TYPE1, T0 + timedelta(hours=1), type1_figure_row("mtf50_cy_px[center]", type1)),
+            ("grr-other-station", StudyKind.GRR, T0, grr_figure_row("x_um", grr, None)),
+        ):
+            station = "st-9" if study_id == "grr-other-station" else "st-1"
+            store_study(
+                store, study_id=study_id, kind=kind, station=station, plan="signoff", started=started, study={},
+                figures=[row],
+            )  # fmt: skip
+    figures, problem = load_run_uncertainty(url, "st-1")
+    assert problem is None and set(figures) == {"mtf50_cy_px[center]"}  # keyed like MeasurementRecord.key
+    u = figures["mtf50_cy_px[center]"]
+    expected = 2 * math.sqrt(grr.ev**2 + grr.av**2 + grr.interaction_sd**2 + type1.bias**2 / 3)
+    assert u.expanded_u == pytest.approx(expected, rel=1e-12) and u.coverage_factor == 2.0
+    assert (u.study_id, u.bias_study_id, u.study_started) == ("grr-zone", "t1-zone", T0)
+    assert u.source == "MSA grr-zone of 2026-11-02, bias from t1-zone"
+    assert load_run_uncertainty(url, "st-without-studies") == ({}, None)
+
+
+def test_without_a_store_a_run_has_no_u_and_an_unreadable_one_says_why(tmp_path: Path) -> None:
+    assert load_run_uncertainty(str(tmp_path / "none.sqlite"), "st-1") == ({}, None)  # never created by asking
+    assert not (tmp_path / "none.sqlite").exists()
+    legacy = tmp_path / "legacy.sqlite"
+    sqlite3.connect(legacy).close()  # an SQLite file without the MSA tables (a store from before them)
+    figures, problem = load_run_uncertainty(str(legacy), "st-1")
+    assert figures == {} and problem is not None and problem.startswith("MSA studies not read: ")

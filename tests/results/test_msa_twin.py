@@ -25,10 +25,13 @@ import numpy as np
 import pytest
 
 from rig.bench import msa_study as ms
+from rig.bench.msa_steps import PlanSteps
 from rig.config.lenses import LensCatalog
+from rig.config.limits import load_limits
 from rig.config.resolve import load_station_lenses
 from rig.config.station import StationConfig, load_station
 from rig.config.unit import UNITS_DIR, TwinUnit, load_unit
+from rig.plans import signoff
 from rig.results import msa
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -50,15 +53,25 @@ def lenses(station: StationConfig) -> LensCatalog:
 
 
 @pytest.fixture(scope="module")
+def flange_step() -> PlanSteps:
+    """The sign-off's own flange step: its sweep fixture and test function, its limits."""
+    return PlanSteps.of(signoff, load_limits("signoff"), ["flange_alignment"])
+
+
+@pytest.fixture(scope="module")
 def golden() -> TwinUnit:
     return load_unit(UNITS_DIR / "golden.toml")
 
 
 @pytest.fixture(scope="module")
-def operator_study(station: StationConfig, lenses: LensCatalog, golden: TwinUnit) -> ms.StudyReadings:
+def operator_study(
+    station: StationConfig, lenses: LensCatalog, golden: TwinUnit, flange_step: PlanSteps
+) -> ms.StudyReadings:
     parts = ms.draw_parts(golden, 5, spread=ms.ProductionSpread(), seed=SEED)
     appraisers = ms.draw_appraisers(ms.AppraiserKind.OPERATOR, 2, spread=ms.AppraiserSpread(), seed=SEED)
-    return ms.run_gauge_study(station, lenses, parts, appraisers, trials=2, kind=ms.AppraiserKind.OPERATOR, seed=SEED)
+    return ms.run_gauge_study(
+        station, lenses, parts, appraisers, plan=flange_step, trials=2, kind=ms.AppraiserKind.OPERATOR, seed=SEED
+    )
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +114,16 @@ def test_every_reading_is_a_full_remount_with_a_new_seating(operator_study: ms.S
     assert (true_by_cell == 2).all(), "two trials of a cell saw the same seating: the lens was not remounted"
 
 
-def test_type1_on_the_golden_unit(station: StationConfig, lenses: LensCatalog, golden: TwinUnit) -> None:
+def test_type1_on_the_golden_unit(
+    station: StationConfig, lenses: LensCatalog, golden: TwinUnit, flange_step: PlanSteps
+) -> None:
     """25 sweeps of one seating of the golden unit (VDA 5 asks ≥ 25): Cg, Cgk and the bias against the truth."""
     readings = ms.run_gauge_study(
         station,
         lenses,
         [golden],
         ms.draw_appraisers(ms.AppraiserKind.NONE, 1, spread=ms.AppraiserSpread(), seed=SEED),
+        plan=flange_step,
         trials=25,
         kind=ms.AppraiserKind.NONE,
         seed=SEED,
@@ -124,12 +140,14 @@ def test_type1_on_the_golden_unit(station: StationConfig, lenses: LensCatalog, g
 
 
 def test_station_appraisers_shift_the_flange_offset_by_their_rail_calibration_error(
-    station: StationConfig, lenses: LensCatalog, golden: TwinUnit
+    station: StationConfig, lenses: LensCatalog, golden: TwinUnit, flange_step: PlanSteps
 ) -> None:
     """A rail believed Δz off its focus reads the flange offset −(f/f_c)² · Δz · 1000 µm off (REFERENCE.md §1)."""
     parts = ms.draw_parts(golden, 2, spread=ms.ProductionSpread(), seed=SEED)
     stations = [ms.StationModel("station-1", 0.0), ms.StationModel("station-2", 0.05)]
-    readings = ms.run_gauge_study(station, lenses, parts, stations, trials=2, kind=ms.AppraiserKind.STATION, seed=SEED)
+    readings = ms.run_gauge_study(
+        station, lenses, parts, stations, plan=flange_step, trials=2, kind=ms.AppraiserKind.STATION, seed=SEED
+    )
     rows = readings.readings[readings.readings["figure"] == "flange_offset_um"]
     lens = lenses.get(station.reference_lens)
     k_um_per_mm = (lens.focal_length_mm / station.optics.collimator_focal_length_mm) ** 2 * 1000.0
