@@ -232,6 +232,17 @@ def recorded_sweep(tmp_path_factory: pytest.TempPathFactory, station: StationCon
                 pitch_deg=0.0, light_level=proc.LIGHT_LEVEL, exposure_time_s=frame.exposure_time_s, iso=frame.iso,
             )  # fmt: skip
             assert read_capture_meta(recorder.run_dir / frame.path).bench == expected, frame.path
+        # a burst (the knock test's) stamps every frame with the placement and settings it was taken at
+        last = sweep.frames[-1]
+        for i, frame in enumerate(bench.burst(2, tag="burst")):
+            state = read_capture_meta(recorder.run_dir / frame.path).bench
+            assert state is not None and state.tag == f"burst-{i:02d}"
+            assert (state.rail_from_focus_mm, state.chart, state.exposure_time_s) == (
+                last.rail_mm,
+                "sfr",
+                last.exposure_time_s,
+            )
+            assert state.light_level == pytest.approx(proc.LIGHT_LEVEL, abs=1e-3)
     finally:
         devices.close()
     yield recorder.run_dir, sweep.flange.flange_offset_um
