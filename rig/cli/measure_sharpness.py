@@ -503,11 +503,13 @@ def _read_manifest(path: Path) -> tuple[list[Path], list[float]]:
 
 
 def _focus_text(out: dict[str, Any]) -> str:
+    recorded = [(k.removeprefix("recorded_"), v) for k, v in out.items() if k.startswith("recorded_") and v is not None]
+    run = "".join(f"; the run recorded {name} {_fmt(value, 2)}" for name, value in recorded)
     return (
         f"{out['frames']} frames, {out['edges_used']}/{out['edges_total']} edges: "
         f"flange offset {_fmt(out['flange_offset_um'], 2)} ± {_fmt(out['flange_offset_sigma_um'], 2)} µm, "
         f"tilt x {_fmt(out['tilt_x_arcmin'], 2)}′, tilt y {_fmt(out['tilt_y_arcmin'], 2)}′, "
-        f"field curvature {_fmt(out['field_curvature_um'], 2)} µm, fit rms {_fmt(out['fit_rms_um'], 2)} µm"
+        f"field curvature {_fmt(out['field_curvature_um'], 2)} µm, fit rms {_fmt(out['fit_rms_um'], 2)} µm{run}"
     )
 
 
