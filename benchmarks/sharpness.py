@@ -191,10 +191,9 @@ def flange_accuracy() -> None:
         t = time.perf_counter()
         result = measure_flange(
             frames,
-            rails,
+            np.asarray(rails) - station.rail.focus_mm,  # the twin's state is GRBL Z; rig measures from the focus
             focal_length_mm=lens.focal_length_mm,
             collimator_focal_length_mm=station.optics.collimator_focal_length_mm,
-            rail_focus_mm=station.rail.focus_mm,
             pixel_pitch_um=station.sensor.readout_pitch_um,
             cfa_pattern="RGGB",
             black_level=64,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rig.bench.capture_state import bench_state, stamp
 from rig.bench.recording import CAPTURES_DIR, RunRecorder
 from rig.bench.retry import RetryLog, with_retries
 from rig.config.station import StationConfig
@@ -29,6 +30,7 @@ from rig.errors import (
     FrameError,
     ImageInputError,
 )
+from rig.spec.capture_state import CaptureBenchState
 from rig.spec.dng import DngImage, read_dng
 from rig.spec.shims import ShimPlan
 from rig.spec.types import Capture
@@ -301,11 +303,12 @@ class BenchOps:
             )
         return image
 
-    def _store(self, capture: Capture, tag: str) -> str:
+    def _store(self, capture: Capture, state: CaptureBenchState) -> str:
+        """Keep the capture in the run with the bench state it was taken at as XMP (:mod:`rig.bench.capture_state`)."""
         self._frame_counter += 1
-        name = f"{CAPTURES_DIR}/{self._frame_counter:04d}-{tag}.dng"
+        name = f"{CAPTURES_DIR}/{self._frame_counter:04d}-{state.tag}.dng"
         if self.recorder is not None:
-            self.recorder.save_file(name, capture.dng)
+            self.recorder.save_file(name, stamp(capture.dng, state))
         return name
 
     def capture_raw(self) -> tuple[Capture, DngImage]:
@@ -342,7 +345,17 @@ class BenchOps:
         self.set_light(light)
         self.set_exposure(exposure_time_s, iso)
         capture, image = self.capture_raw()
-        path = self._store(capture, tag)
+        state = bench_state(
+            self.station,
+            tag=tag,
+            chart=chart,
+            rail_mm=rail_mm,
+            pitch_deg=pitch_deg,
+            light_level=light,
+            exposure_time_s=exposure_time_s,
+            iso=iso,
+        )
+        path = self._store(capture, state)
         return Frame(
             path=path,
             image=image,
@@ -386,9 +399,19 @@ class BenchOps:
         for i, capture in enumerate(captures):
             image = self._validated(capture)
             self._check_lens(image)
+            state = bench_state(
+                self.station,
+                tag=f"{tag}-{i:02d}",
+                chart=chart,
+                rail_mm=rail_mm,
+                pitch_deg=pitch_deg,
+                light_level=self.light.level,
+                exposure_time_s=exposure_time_s,
+                iso=iso,
+            )
             frames.append(
                 Frame(
-                    path=self._store(capture, f"{tag}-{i:02d}"),
+                    path=self._store(capture, state),
                     image=image,
                     chart=chart,
                     rail_mm=rail_mm,

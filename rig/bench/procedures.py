@@ -181,10 +181,9 @@ def through_focus_at(
     image = frames[0].image
     flange = measure_flange(
         [f.raw for f in frames],
-        [station.rail.focus_mm + r for r in rails],
+        rails,
         focal_length_mm=lens.focal_length_mm,
         collimator_focal_length_mm=station.optics.collimator_focal_length_mm,
-        rail_focus_mm=station.rail.focus_mm,
         pixel_pitch_um=station.sensor.readout_pitch_um,
         cfa_pattern=image.cfa_pattern,
         black_level=image.black_level,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,7 @@ def shift(args: argparse.Namespace) -> int:
             "rotation_deg": round(result.rotation_deg, 5),
             "residual_rms_px": round(result.residual_rms_px * scale, 4),
             "scale": round(result.scale, 6),
+            "log_polar_scale": round(result.log_polar_scale, 5) if math.isfinite(result.log_polar_scale) else None,
             "peak_correlation": round(result.peak_correlation, 4),
             "patches_used": result.patches_used,
             "patches_matched": result.patches_matched,

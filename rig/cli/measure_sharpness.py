@@ -3,12 +3,16 @@
 * ``sfr IMAGE [--roi X Y W H]``: ISO 12233 SFR of one edge; without ``--roi`` the unflagged chart edge nearest
   the frame centre, or the whole image when it holds no chart but one clean edge; else exit 2 asking for --roi.
 * ``chart IMAGE``: every edge of the SFR chart with its field position and MTF50, and per-zone medians.
-* ``focus FILE... --rail-mm Z...`` or ``focus --manifest sweep.csv``: a through-focus sweep → flange offset,
-  tilt and field curvature. A frame does not know where the rail was, so the positions come with the files:
-  either one ``--rail-mm`` value per file, in order, or a CSV manifest with columns ``file,rail_mm`` (file
-  paths relative to the manifest). Rail positions are absolute (the GRBL Z axis, mm); the station file gives
-  the rail's focus position, the collimator focal length and the sensor, ``--lens`` the lens (default: the
-  station's reference lens).
+* ``focus RUN_FOLDER``, ``focus FILE...``, ``focus FILE... --rail-mm Z...`` or ``focus --manifest sweep.csv``:
+  a through-focus sweep → flange offset, tilt and field curvature. A bench capture carries the bench state it
+  was taken at as XMP (:mod:`rig.spec.capture_state`), so a run's captures (or a run folder: the captures its
+  record names for ``flange_offset_um``, printed beside the figure the run recorded) need nothing else. Files
+  without it take their positions from ``--rail-mm`` (one per file, in order) or a CSV manifest with columns
+  ``file,rail_mm`` (paths relative to the manifest); given for bench captures, they must agree with what the
+  files record. **Rail positions are mm from the station's focus position** (0 = the chart at the collimator's
+  focus), the one convention of ``rig twin capture --rail-mm``, the bench and its captures. The collimator focal
+  length and pixel pitch come from the captures' bench state, else from the station file; the lens focal length
+  from ``--lens``, else the frames' Exif ``FocalLength``, else the station's reference lens.
 
 Images: PNG, JPEG or TIFF (8/16-bit gray or colour, reduced to BT.709 luminance; 8-bit decoded as sRGB unless
 ``--encoding`` says otherwise) or a DNG (Bayer, measured on its green sites, or linear). Frequencies are in
@@ -22,6 +26,7 @@ import csv
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,10 @@ from rig.errors import ArgumentError, ImageInputError, MeasurementError
 GROUP = "measure"
 
 _MTF_STEP_CY_PX = 0.01
+FLANGE_MEASUREMENT = "flange_offset_um"
+RAIL_AGREEMENT_MM = 0.001
+"""A rail position given for a bench capture must match the one it records within 1 µm of rail (0.03 µm of image
+focus at 35 mm behind a 200 mm collimator): more is another convention or another file, never rounding."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,9 +57,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_chart)
 
     p = subparsers.add_parser("focus", help="through-focus sweep → flange offset, tilt, field curvature")
-    p.add_argument("files", type=Path, nargs="*", help="the sweep's frames (DNG, PNG, JPEG or TIFF)")
-    p.add_argument("--rail-mm", type=float, nargs="+", help="absolute rail position of each file, in order")
+    p.add_argument("files", type=Path, nargs="*", help="the sweep's frames (DNG, PNG, JPEG or TIFF), or a run folder")
+    p.add_argument(
+        "--rail-mm", type=float, nargs="+", help="rail of each file, in order: mm from the station's focus position"
+    )
     p.add_argument("--manifest", type=Path, help="CSV with columns file,rail_mm (instead of FILES and --rail-mm)")
+    p.add_argument(
+        "--measurement",
+        default=FLANGE_MEASUREMENT,
+        help=f"with a run folder: the recorded figure whose captures form the sweep (default {FLANGE_MEASUREMENT})",
+    )
     p.add_argument("--station", type=Path, help="station file (default: the twin station)")
     p.add_argument("--lens", help="lens id from the station's catalog (default: the station's reference lens)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -254,45 +270,77 @@ def _chart_text(out: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------------------------- focus
+@dataclass(frozen=True)
+class _SweepFiles:
+    """The sweep's files, the rail positions given for them (None: take the captures' own) and, for a run
+    folder, the figure the run recorded from them."""
+
+    files: list[Path]
+    given_rail_mm: list[float] | None
+    given_as: str
+    run_dir: Path | None = None
+    recorded: float | None = None
+
+
 def cmd_focus(args: argparse.Namespace) -> int:
     from rig.config.resolve import load_station_lenses
     from rig.config.station import DEFAULT_STATION, load_station
+    from rig.measure.capture_meta import read_capture_meta
     from rig.measure.focus import measure_flange
     from rig.measure.imageio import load_image
 
-    files, rails = _sweep_inputs(args)
+    sweep = _sweep_inputs(args)
+    metas = [read_capture_meta(f) for f in sweep.files]
+    rails = _rails(sweep, [m.bench for m in metas])
+    states = [m.bench for m in metas if m.bench is not None]
     station_file = args.station or DEFAULT_STATION
     station = load_station(station_file)
     catalog = load_station_lenses(station, station_file=Path(station_file))
-    lens_id = args.lens or station.reference_lens
-    lens = catalog.get(lens_id, source="--lens" if args.lens else str(station_file), field="lens id")
-    images = [load_image(f) for f in files]
+    images = [load_image(f) for f in sweep.files]
     shape = images[0].data.shape
-    for f, im in zip(files, images, strict=True):
+    for f, im in zip(sweep.files, images, strict=True):
         if im.data.shape != shape or im.cfa_pattern != images[0].cfa_pattern:
             raise ImageInputError(f"{f}: {im.data.shape[1]}×{im.data.shape[0]} does not match the sweep's first frame")
-    # the frame's pitch follows from its size: a binned read-out has larger pixels
-    pitch_um = station.sensor.full_width_px * station.sensor.pixel_pitch_um / shape[1]
+    if states:
+        collimator_mm = _one(sweep.files, metas, "rig:CollimatorFocalLengthMm", lambda m: m.collimator_focal_length_mm)
+        pitch_um = _one(sweep.files, metas, "rig:PixelPitchUm", lambda m: m.pixel_pitch_um)
+        if args.station is not None and station.optics.collimator_focal_length_mm != collimator_mm:
+            raise ArgumentError(
+                f"--station {args.station}: collimator {station.optics.collimator_focal_length_mm:g} mm, but the "
+                f"captures record rig:CollimatorFocalLengthMm {collimator_mm:g} mm: expected the station they were "
+                "taken on"
+            )
+    else:
+        collimator_mm = station.optics.collimator_focal_length_mm
+        # the frame's pitch follows from its size: a binned read-out has larger pixels
+        pitch_um = station.sensor.full_width_px * station.sensor.pixel_pitch_um / shape[1]
+    focal_length_mm, lens_id = _focal_length(args, station, catalog, station_file, sweep.files, metas)
     first = images[0]
     try:
         result = measure_flange(
             [im.data for im in images],
             rails,
-            focal_length_mm=lens.focal_length_mm,
-            collimator_focal_length_mm=station.optics.collimator_focal_length_mm,
-            rail_focus_mm=station.rail.focus_mm,
+            focal_length_mm=focal_length_mm,
+            collimator_focal_length_mm=collimator_mm,
             pixel_pitch_um=pitch_um,
             cfa_pattern=first.cfa_pattern,
             black_level=first.black_level,
             white_level=first.white_level,
         )
     except MeasurementError as exc:
-        raise ImageInputError(f"{files[0].parent}: sweep of {len(files)} frames: {exc}") from None
+        raise ImageInputError(f"{sweep.files[0].parent}: sweep of {len(sweep.files)} frames: {exc}") from None
     out = {
-        "station": station.name,
-        "lens": lens.id,
-        "frames": len(files),
+        "station": states[0].station if states else station.name,
+        "lens": lens_id,
+        "focal_length_mm": focal_length_mm,
+        "collimator_focal_length_mm": collimator_mm,
+        "frames": len(sweep.files),
+        "rail_convention": "mm from the station's focus position",
+        "rails_from": sweep.given_as if sweep.given_rail_mm is not None else "captures (XMP rig:RailFromFocusMm)",
+        "rail_mm": rails,
         "pixel_pitch_um": pitch_um,
+        "run_dir": None if sweep.run_dir is None else str(sweep.run_dir),
+        f"recorded_{args.measurement}": _num(sweep.recorded) if sweep.run_dir is not None else None,
         "flange_offset_um": _num(result.flange_offset_um),
         "flange_offset_sigma_um": _num(result.flange_offset_sigma_um),
         "tilt_x_arcmin": _num(result.tilt_x_arcmin),
@@ -322,20 +370,113 @@ def cmd_focus(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sweep_inputs(args: argparse.Namespace) -> tuple[list[Path], list[float]]:
+def _sweep_inputs(args: argparse.Namespace) -> _SweepFiles:
     if args.manifest is not None:
         if args.files or args.rail_mm:
             raise ArgumentError("--manifest: give either a manifest or FILES with --rail-mm, not both")
-        return _read_manifest(args.manifest)
+        files, rails = _read_manifest(args.manifest)
+        return _SweepFiles(files, rails, f"--manifest {args.manifest}")
     if not args.files:
-        raise ArgumentError("focus: expected FILES with --rail-mm, or --manifest CSV")
-    if args.rail_mm is None or len(args.rail_mm) != len(args.files):
-        given = 0 if args.rail_mm is None else len(args.rail_mm)
-        raise ArgumentError(f"--rail-mm: expected one rail position per file ({len(args.files)}), got {given}")
+        raise ArgumentError(
+            "focus: expected a run folder, FILES (with --rail-mm unless they are bench captures), or --manifest CSV"
+        )
+    if len(args.files) == 1 and args.files[0].is_dir():
+        if args.rail_mm is not None:
+            raise ArgumentError(f"--rail-mm: a run folder ({args.files[0]}) records its rail positions in its captures")
+        return _run_folder(args.files[0], args.measurement)
+    if args.rail_mm is None:
+        return _SweepFiles(list(args.files), None, "captures")
+    if len(args.rail_mm) != len(args.files):
+        raise ArgumentError(
+            f"--rail-mm: expected one rail position per file ({len(args.files)}), got {len(args.rail_mm)}"
+        )
     for value in args.rail_mm:
         if not math.isfinite(value):
             raise ArgumentError(f"--rail-mm {value}: expected a finite number of mm")
-    return list(args.files), list(args.rail_mm)
+    return _SweepFiles(list(args.files), list(args.rail_mm), "--rail-mm")
+
+
+def _run_folder(run_dir: Path, measurement: str) -> _SweepFiles:
+    """The captures a run's record names for ``measurement`` (its last recording with captures), all still kept."""
+    from rig.results.record import RunRecord
+
+    record_path = run_dir / "record.json"
+    if not record_path.is_file():
+        raise ArgumentError(f"{run_dir}: no record.json: expected a run folder (reports/RUN_ID)")
+    record = RunRecord.load(record_path)
+    entries = [m for m in record.measurements if m.name == measurement and m.captures]
+    if not entries:
+        raise ArgumentError(
+            f"{record_path}: no {measurement} measurement with captures: expected a run that measured it"
+        )
+    entry = entries[-1]
+    missing = [c for c in entry.captures if not (run_dir / c).is_file()]
+    if missing:
+        dropped = [c for c in missing if c in record.captures_dropped]
+        why = (
+            f"dropped by the run's capture retention ({record.capture_retention}); keep them with --keep-captures all"
+            if dropped
+            else "not in the folder"
+        )
+        raise ArgumentError(
+            f"{run_dir}: {len(missing)} of the {len(entry.captures)} captures of {measurement} are missing "
+            f"({missing[0]} …): {why}"
+        )
+    return _SweepFiles([run_dir / c for c in entry.captures], None, "captures", run_dir, entry.value)
+
+
+def _rails(sweep: _SweepFiles, states: list[Any]) -> list[float]:
+    """One rail position per file (mm from the focus position): the given one, checked against what a bench
+    capture records, else the recorded one."""
+    rails = []
+    for i, (path, state) in enumerate(zip(sweep.files, states, strict=True)):
+        given = None if sweep.given_rail_mm is None else sweep.given_rail_mm[i]
+        if state is None:
+            if given is None:
+                raise ArgumentError(
+                    f"{path}: carries no bench state (XMP rig:RailFromFocusMm): give --rail-mm for every file "
+                    "(mm from the station's focus position) or --manifest"
+                )
+            rails.append(given)
+            continue
+        recorded = state.rail_from_focus_mm
+        if given is not None and abs(given - recorded) > RAIL_AGREEMENT_MM:
+            raise ArgumentError(
+                f"{path}: {sweep.given_as} gives rail {given:g} mm, but the capture records rig:RailFromFocusMm "
+                f"{recorded:g} mm (absolute {state.rail_absolute_mm:g} mm on GRBL Z): rail positions are mm from "
+                "the station's focus position"
+            )
+        rails.append(recorded)
+    return rails
+
+
+def _one(files: list[Path], metas: list[Any], what: str, value: Any) -> float:
+    """The one value of a bench-state field every capture of the sweep shares (one bench, one read-out)."""
+    found = [(f, value(m.bench)) for f, m in zip(files, metas, strict=True) if m.bench is not None]
+    for f, v in found[1:]:
+        if v != found[0][1]:
+            raise ImageInputError(f"{f}: {what} {v:g}, but {found[0][0]} has {found[0][1]:g}: expected one bench")
+    return float(found[0][1])
+
+
+def _focal_length(
+    args: argparse.Namespace, station: Any, catalog: Any, station_file: Any, files: list[Path], metas: list[Any]
+) -> tuple[float, str | None]:
+    """(focal length in mm, lens id or None): ``--lens``, else the frames' Exif FocalLength, else the station's
+    reference lens."""
+    if args.lens:
+        lens = catalog.get(args.lens, source="--lens", field="lens id")
+        return float(lens.focal_length_mm), lens.id
+    exif = [(f, m.focal_length_mm) for f, m in zip(files, metas, strict=True) if m.focal_length_mm is not None]
+    if exif:
+        for f, v in exif[1:]:
+            if abs(v - exif[0][1]) > 1e-6:
+                raise ImageInputError(
+                    f"{f}: Exif FocalLength {v:g} mm, but {exif[0][0]} has {exif[0][1]:g} mm: expected one lens"
+                )
+        return float(exif[0][1]), None
+    lens = catalog.get(station.reference_lens, source=str(station_file), field="lens id")
+    return float(lens.focal_length_mm), lens.id
 
 
 def _read_manifest(path: Path) -> tuple[list[Path], list[float]]:
@@ -362,11 +503,13 @@ def _read_manifest(path: Path) -> tuple[list[Path], list[float]]:
 
 
 def _focus_text(out: dict[str, Any]) -> str:
+    recorded = [(k.removeprefix("recorded_"), v) for k, v in out.items() if k.startswith("recorded_") and v is not None]
+    run = "".join(f"; the run recorded {name} {_fmt(value, 2)}" for name, value in recorded)
     return (
         f"{out['frames']} frames, {out['edges_used']}/{out['edges_total']} edges: "
         f"flange offset {_fmt(out['flange_offset_um'], 2)} ± {_fmt(out['flange_offset_sigma_um'], 2)} µm, "
         f"tilt x {_fmt(out['tilt_x_arcmin'], 2)}′, tilt y {_fmt(out['tilt_y_arcmin'], 2)}′, "
-        f"field curvature {_fmt(out['field_curvature_um'], 2)} µm, fit rms {_fmt(out['fit_rms_um'], 2)} µm"
+        f"field curvature {_fmt(out['field_curvature_um'], 2)} µm, fit rms {_fmt(out['fit_rms_um'], 2)} µm{run}"
     )
 
 

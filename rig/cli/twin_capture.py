@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rig.bench.capture_state import bench_state, stamp
 from rig.config import load_lens_catalog, load_station, load_unit
 from rig.config.loader import resolve_path
 from rig.config.station import DEFAULT_STATION
@@ -36,6 +37,8 @@ MAX_EXPOSURE_MS = 60_000.0
 ISO_RANGE = (25, 409_600)
 """ISO settings a phone offers (whole numbers)."""
 MAX_SEED = 2**32 - 1
+CAPTURE_TAG = "twin-capture"
+"""The ``rig:CaptureTag`` of a frame written by this command."""
 
 
 def _within(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> float:
@@ -90,9 +93,19 @@ def capture(args: argparse.Namespace) -> int:
         iso=iso,
     )
     frame = bench.capture()
+    state = bench_state(
+        station,
+        tag=CAPTURE_TAG,
+        chart=args.chart,
+        rail_mm=args.rail_mm,
+        pitch_deg=args.pitch_deg,
+        light_level=args.light,
+        exposure_time_s=exposure_s,
+        iso=iso,
+    )
     out = Path(args.out)
     try:
-        out.write_bytes(frame.dng)
+        out.write_bytes(stamp(frame.dng, state))  # the bench state as XMP, as the bench keeps its captures
     except OSError as exc:
         raise ArgumentError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
     truth = frame.truth
@@ -111,7 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("capture", help="render one twin frame to a DNG")
     parser.add_argument("--unit", required=True, help="twin unit file, or a name in fixtures/units/")
     parser.add_argument("--chart", default="sfr", help="chart slot on the carousel (default sfr)")
-    parser.add_argument("--rail-mm", type=float, default=0.0, help="chart rail relative to the focus position (mm)")
+    parser.add_argument("--rail-mm", type=float, default=0.0, help="chart rail, mm from the station's focus position")
     parser.add_argument("--pitch-deg", type=float, default=0.0, help="fixture pitch (degrees, + = lens down)")
     parser.add_argument("--light", type=float, default=0.8, help="light panel level, 0..1")
     parser.add_argument("--exposure-ms", type=float, default=10.0, help="exposure time (ms)")

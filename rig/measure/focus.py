@@ -6,13 +6,20 @@ station's focus position (``rig.twin.truth`` conventions). An edge is sharpest w
 sensor, so the best-focus rail position of an edge at sensor position (x, y) gives the sensor's axial position
 there, relative to the nominal image plane:
 
-    s(x, y) = (f_lens/f_c)² · (rail*(x, y) − rail_focus) · 1000  µm
+    s(x, y) = (f_lens/f_c)² · rail*(x, y) · 1000  µm
             = flange_offset + x·tan(tilt_y) + y·tan(tilt_x) − curvature·r²
 
 with x, y from the frame centre (+x right, +y down), ``flange_offset`` > 0 = sensor farther from the lens,
 ``tilt_y`` > 0 = the +x half farther, ``tilt_x`` > 0 = the +y half farther, ``curvature`` the lens's field
 curvature at the half diagonal (r = 1; + = the corner's image lies farther from the lens), r measured from the
 optical centre. A plane (+ r²) fitted over the field returns all four.
+
+**One rail convention.** Rail positions here are *relative to the station's focus position* (mm; 0 = the chart at
+the collimator's focal plane), as everywhere in rig: the bench's frames and sweeps, ``rig twin capture
+--rail-mm``, ``rig measure focus --rail-mm`` and the ``rig:RailFromFocusMm`` a capture carries
+(:mod:`rig.spec.capture_state`). No function takes the focus position itself, so absolute (GRBL Z) and relative
+positions cannot be mixed: an absolute sweep simply finds no focus near 0 and says so
+(best focus not bracketed), instead of a flange offset shifted by the focus position.
 
 Best focus of one edge is the centre of a symmetric model fitted to its sharpness over the whole sweep, never the
 best sample: the blur of a defocused lens grows with |δ| (disc diameter |δ|/N) and adds to the focused blur
@@ -45,7 +52,7 @@ class BestFocus:
     Attributes
     ----------
     position
-        Best-focus position, in the unit of the positions given (mm of rail).
+        Best-focus position, in the unit and frame of the positions given (mm of rail from the focus position).
     sigma
         Its 1σ uncertainty from the fit (same unit).
     peak_mtf50_cy_px
@@ -70,7 +77,7 @@ class EdgeFocus:
     roi: EdgeRoi
     x_um: float  # edge midpoint on the sensor, from the frame centre (+x right)
     y_um: float  # (+y down)
-    rail_mm: np.ndarray
+    rail_mm: np.ndarray  # relative to the station's focus position
     mtf50_cy_px: np.ndarray  # NaN where the edge could not be measured
     best: BestFocus | None
     image_focus_um: float  # s(x, y): image-side focus position, µm (NaN without a best focus)
@@ -189,7 +196,6 @@ def through_focus(
     *,
     pixel_pitch_um: float,
     rail_um_per_mm: float,
-    rail_focus_mm: float,
     cfa_pattern: str | None = None,
     channel: str = "G",
     black_level: float = 0.0,
@@ -203,13 +209,11 @@ def through_focus(
     frames
         The sweep's frames (gray, or raw with ``cfa_pattern``), one per rail position.
     rail_mm
-        Rail position of each frame (mm).
+        Rail position of each frame, mm from the station's focus position (the chart at the collimator's focus).
     pixel_pitch_um
         Read-out pixel pitch (µm), to place the edges on the sensor.
     rail_um_per_mm
         Image-side focus shift per mm of rail, :func:`rail_defocus_um_per_mm`.
-    rail_focus_mm
-        The rail position that puts the chart at the collimator's focus (station ``rail.focus_mm``).
     rois
         The edges to follow; default: found on the frame nearest the middle of the sweep.
 
@@ -244,7 +248,7 @@ def through_focus(
         except MeasurementError as exc:
             out.append(EdgeFocus(roi, x_um, y_um, rail, table[i], None, math.nan, math.nan, str(exc)))
             continue
-        s = rail_um_per_mm * (best.position - rail_focus_mm)
+        s = rail_um_per_mm * best.position
         out.append(EdgeFocus(roi, x_um, y_um, rail, table[i], best, s, rail_um_per_mm * best.sigma))
     return out
 
@@ -336,7 +340,6 @@ def measure_flange(
     *,
     focal_length_mm: float,
     collimator_focal_length_mm: float,
-    rail_focus_mm: float,
     pixel_pitch_um: float,
     cfa_pattern: str | None = None,
     channel: str = "G",
@@ -347,7 +350,8 @@ def measure_flange(
 ) -> FlangeResult:
     """Through-focus sweep → flange offset, tilt and field curvature (:func:`through_focus` + :func:`fit_flange`).
 
-    ``pixel_pitch_um`` is the read-out pitch of the frames; the half diagonal follows from the frame size.
+    ``rail_mm`` is relative to the station's focus position (mm); ``pixel_pitch_um`` is the read-out pitch of the
+    frames; the half diagonal follows from the frame size.
     """
     k = rail_defocus_um_per_mm(focal_length_mm=focal_length_mm, collimator_focal_length_mm=collimator_focal_length_mm)
     edges = through_focus(
@@ -355,7 +359,6 @@ def measure_flange(
         rail_mm,
         pixel_pitch_um=pixel_pitch_um,
         rail_um_per_mm=k,
-        rail_focus_mm=rail_focus_mm,
         cfa_pattern=cfa_pattern,
         channel=channel,
         black_level=black_level,

@@ -1,11 +1,16 @@
 """Sub-pixel rigid registration (translation + rotation) of two frames of the same scene.
 
-Two stages. A coarse one on copies reduced to ≤ 512 px: the rotation from the phase correlation of the
-log-polar resampled Fourier magnitudes (Reddy & Chatterji 1996; magnitude spectra ignore translation, and a
-rotation of the image is a cyclic shift of their polar angle), then the translation from the phase correlation
-of the derotated copies. A fine one at full resolution: the most textured patches of the reference (structure in
-two directions, Shi & Tomasi 1994; a patch with one edge or only shading would slide) are matched against
-the moving frame resampled through the current estimate; each patch's residual shift comes from the
+Two stages. A coarse one on copies reduced to ≤ 512 px: the rotation and the scale from the phase correlation
+of the log-polar resampled Fourier magnitudes (Reddy & Chatterji 1996; magnitude spectra ignore translation, a
+rotation of the image is a cyclic shift of their polar angle and a zoom by s a shift of their log radius by
+−ln s; OpenCV ``warpPolar`` with ``WARP_POLAR_LOG`` samples ρ = K·ln r, K = width / ln(max radius), and
+``phaseCorrelate`` finds the shift), then the translation from the phase correlation of the derotated copies.
+The scale is only reported (and a pair that is not at one scale refused, :func:`check_registration`): the
+figures are those of a rigid motion.
+
+A fine stage at full resolution: the most textured patches of the reference (structure in two directions, Shi &
+Tomasi 1994; a patch with one edge or only shading would slide) are matched against the moving frame resampled
+through the current estimate; each patch's residual shift comes from the
 matrix-multiply upsampled DFT of the windowed cross-power spectrum (Guizar-Sicairos, Thurman & Fienup 2008, the
 method of scikit-image's ``phase_cross_correlation``) and a weighted least-squares rigid fit (2-D Kabsch) of the
 patch centres updates the estimate. Iterating drives every residual shift towards zero, where the window and
@@ -19,6 +24,7 @@ centre (positive θ turns +x towards +y, clockwise on a display) and then shifte
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -28,6 +34,7 @@ from scipy import ndimage
 from rig.errors import MeasurementError
 
 _COARSE_MAX_PX = 512
+_N_ANGLE = 1024  # polar angle samples of the log-polar maps (0.35° each)
 _MIN_PATCHES = 3
 
 
@@ -52,6 +59,13 @@ class Registration:
         Median normalised correlation (0 … 1) of the used patches at their peaks: the confidence of the match.
     patches_matched
         Patches with a correlation peak above ``min_peak`` (``patches_used`` of them agreed with the fit).
+    log_polar_scale
+        Scale of the moving frame's content against the reference's (> 1: zoomed in) from the log-polar phase
+        correlation of the Fourier magnitudes, independent of the patch fit; NaN when that correlation's peak
+        is below :data:`MIN_LOG_POLAR_RESPONSE` (unrelated or very noisy frames: the estimate would be noise).
+        Resolution ~0.3 % at the 512-px coarse scale.
+    log_polar_response
+        The height of that correlation peak (OpenCV ``phaseCorrelate`` response, 0 … 1).
     """
 
     dx_px: float
@@ -62,6 +76,8 @@ class Registration:
     scale: float = 1.0
     peak_correlation: float = float("nan")
     patches_matched: int = 0
+    log_polar_scale: float = float("nan")
+    log_polar_response: float = float("nan")
 
 
 MAX_RESIDUAL_PX = 0.5
@@ -71,6 +87,13 @@ MAX_SCALE_CHANGE = 0.01
 """Largest |scale − 1| accepted as rigid: 1 % moves the frame's corners by 0.5 % of the diagonal (tens of px)."""
 MIN_PEAK_CORRELATION = 0.2
 """Smallest median patch correlation accepted: the same texture correlates at 0.6–1, unrelated texture ≈ 0.1."""
+MAX_LOG_POLAR_SCALE_CHANGE = 0.02
+"""Largest |log-polar scale − 1| accepted: about twice the estimate's error (it read 1.0064–1.0107 for a 1 % zoom
+and 1.0006–1.0017 for none, clean, 16-bit-rounded and noisy; 0.6 % at most up to 1.25), so that only a real zoom
+trips it; smaller scale changes are left to the patch fit's finer similarity scale (:data:`MAX_SCALE_CHANGE`)."""
+MIN_LOG_POLAR_RESPONSE = 0.1
+"""Smallest log-polar correlation peak whose scale is trusted: pairs of one scene reach 0.13–0.41 (zoomed 0.8 to
+1.25, rotated, noisy), unrelated frames 0.014."""
 
 
 class RegistrationError(MeasurementError):
@@ -83,12 +106,21 @@ def check_registration(
     max_residual_px: float = MAX_RESIDUAL_PX,
     max_scale_change: float = MAX_SCALE_CHANGE,
     min_peak_correlation: float = MIN_PEAK_CORRELATION,
+    max_log_polar_scale_change: float = MAX_LOG_POLAR_SCALE_CHANGE,
 ) -> Registration:
     """Return ``result`` when the pair matches rigidly with confidence, else raise :class:`RegistrationError`.
 
     A number is only worth reporting when the patches agree on one rigid motion: their residual about it is
-    small, a similarity fit finds no scale change, and their correlation peaks are high.
+    small, a similarity fit finds no scale change, and their correlation peaks are high. A zoom the log-polar
+    correlation sees (trusted only with a clear peak) is named first, with its estimate: the patch figures of a
+    zoomed pair say only that it does not match.
     """
+    lp = result.log_polar_scale
+    if math.isfinite(lp) and abs(lp - 1.0) > max_log_polar_scale_change:
+        raise RegistrationError(
+            f"the frames differ in scale by {lp:.4f} (log-polar estimate, peak {result.log_polar_response:.2f}; "
+            f"a rigid match is within 1 ± {max_log_polar_scale_change:g})"
+        )
     if not result.peak_correlation >= min_peak_correlation:
         raise RegistrationError(
             f"the frames do not match: median patch correlation {result.peak_correlation:.2f} "
@@ -121,18 +153,45 @@ def _reduce(image: np.ndarray) -> tuple[np.ndarray, int]:
     return small.astype(np.float32), factor
 
 
-def _log_magnitude(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+def _magnitude(image: np.ndarray, window: np.ndarray, compress: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The high-passed, compressed Fourier magnitude, centred (what the log-polar correlations compare)."""
     spectrum = np.fft.fftshift(np.abs(np.fft.fft2((image - image.mean()) * window)))
     h, w = spectrum.shape
     fy = np.fft.fftshift(np.fft.fftfreq(h))[:, None]
     fx = np.fft.fftshift(np.fft.fftfreq(w))[None, :]
     # Reddy & Chatterji's high-pass: the low-frequency core carries the window's own (unrotated) spectrum
     highpass = (1.0 - np.cos(np.pi * fx) * np.cos(np.pi * fy)) * (2.0 - np.cos(np.pi * fx) * np.cos(np.pi * fy))
-    return (np.log1p(spectrum) * highpass).astype(np.float32)
+    return (compress(spectrum) * highpass).astype(np.float32)
 
 
-def _coarse(reference: np.ndarray, moving: np.ndarray) -> tuple[float, float, float]:
-    """(θ rad, dx px, dy px) at the reduced scale, converted back to full-resolution pixels."""
+def _log_polar_shift(ref_mag: np.ndarray, mov_mag: np.ndarray) -> tuple[float, float, float]:
+    """(log-radius shift in samples, angle shift in radians, peak response) between two centred magnitudes.
+
+    ``warpPolar`` with ``WARP_POLAR_LOG`` samples ρ = K·ln r with K = width / ln(max radius) (OpenCV imgproc,
+    "Remaps an image to polar or semilog-polar coordinates space"); ``phaseCorrelate`` finds the shift.
+    """
+    h, w = ref_mag.shape
+    radius = min(h, w) / 2.0
+    n_radius = int(radius)
+    centre = (w / 2.0, h / 2.0)
+    flags = cv2.WARP_POLAR_LOG | cv2.INTER_LINEAR | cv2.WARP_FILL_OUTLIERS
+    lp_ref = cv2.warpPolar(ref_mag, (n_radius, _N_ANGLE), centre, radius, flags)
+    lp_mov = cv2.warpPolar(mov_mag, (n_radius, _N_ANGLE), centre, radius, flags)
+    (shift_radius, shift_angle), response = cv2.phaseCorrelate(lp_ref, lp_mov)
+    return shift_radius * math.log(radius) / n_radius, 2.0 * math.pi * shift_angle / _N_ANGLE, float(response)
+
+
+@dataclass(frozen=True)
+class _Coarse:
+    theta_rad: float
+    dx_px: float  # full-resolution pixels
+    dy_px: float
+    log_polar_scale: float  # NaN when the log-polar peak is too weak to trust
+    log_polar_response: float
+
+
+def _coarse(reference: np.ndarray, moving: np.ndarray) -> _Coarse:
+    """Rotation, translation (full-resolution pixels) and log-polar scale from the reduced copies."""
     ref, factor = _reduce(reference)
     mov, _ = _reduce(moving)
     full_h, full_w = ref.shape
@@ -144,17 +203,17 @@ def _coarse(reference: np.ndarray, moving: np.ndarray) -> tuple[float, float, fl
     h, w = ref.shape
     window = cv2.createHanningWindow((w, h), cv2.CV_32F)
     # white noise would fill the high-passed spectrum evenly and hide its rotation: smooth it away first
-    mag_ref = _log_magnitude(cv2.GaussianBlur(ref, (0, 0), 1.0), window)
-    mag_mov = _log_magnitude(cv2.GaussianBlur(mov, (0, 0), 1.0), window)
-    n_angle = 1024
-    radius = min(h, w) / 2.0
-    n_radius = int(radius)
-    centre = (w / 2.0, h / 2.0)
-    flags = cv2.WARP_POLAR_LOG | cv2.INTER_LINEAR | cv2.WARP_FILL_OUTLIERS
-    lp_ref = cv2.warpPolar(mag_ref, (n_radius, n_angle), centre, radius, flags)
-    lp_mov = cv2.warpPolar(mag_mov, (n_radius, n_angle), centre, radius, flags)
-    (_, shift_angle), _ = cv2.phaseCorrelate(lp_ref, lp_mov)
-    theta = 2.0 * math.pi * shift_angle / n_angle
+    ref_smooth = cv2.GaussianBlur(ref, (0, 0), 1.0)
+    mov_smooth = cv2.GaussianBlur(mov, (0, 0), 1.0)
+    _, theta, _ = _log_polar_shift(_magnitude(ref_smooth, window, np.log1p), _magnitude(mov_smooth, window, np.log1p))
+    # The scale from the square-root magnitude: the log compresses the spectrum so far that a noise or
+    # quantisation floor (16-bit rounding of a 1500-DN texture) becomes a pattern the same in both frames, which
+    # pins the correlation at zero shift (a 1.25 zoom read 1.0002); the root keeps the signal above that floor.
+    # A zoom by s moves the spectrum's ln r by −ln s.
+    log_shift, _, lp_response = _log_polar_shift(
+        _magnitude(ref_smooth, window, np.sqrt), _magnitude(mov_smooth, window, np.sqrt)
+    )
+    scale = math.exp(-log_shift) if lp_response >= MIN_LOG_POLAR_RESPONSE else math.nan
     # magnitude spectra are point-symmetric: θ is known modulo π, we take the branch within ±90°
     theta = (theta + math.pi / 2) % math.pi - math.pi / 2
     c = ((w - 1) / 2.0, (h - 1) / 2.0)
@@ -171,7 +230,7 @@ def _coarse(reference: np.ndarray, moving: np.ndarray) -> tuple[float, float, fl
     cos_t, sin_t = math.cos(theta), math.sin(theta)
     tx = cos_t * sx - sin_t * sy
     ty = sin_t * sx + cos_t * sy
-    return theta, tx * factor, ty * factor
+    return _Coarse(theta, tx * factor, ty * factor, scale, float(lp_response))
 
 
 def _upsampled_dft(data: np.ndarray, size: int, upsample: int, offset: tuple[float, float]) -> np.ndarray:
@@ -341,8 +400,9 @@ def register(
         patch_px = 1 << int(math.log2(max(16, min(128, min(h, w) // 4))))
     if min(h, w) < 2 * patch_px or patch_px < 16:
         raise MeasurementError(f"frames of at least {2 * max(patch_px, 16)} px per side to register, got {w}×{h}")
-    theta, tx, ty = _coarse(ref, mov)
-    t = np.array([tx, ty])
+    coarse = _coarse(ref, mov)
+    theta = coarse.theta_rad
+    t = np.array([coarse.dx_px, coarse.dy_px])
     centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
     margin = patch_px / 2 + 8 + abs(t).max()
     # candidates on a grid twice as dense as the patches kept: a chart with sparse targets (the SFR squares) leaves
@@ -418,6 +478,8 @@ def register(
         scale=_similarity_scale(p[keep], q[keep], wt[keep]),
         peak_correlation=float(np.median(wt[keep])),
         patches_matched=len(p),
+        log_polar_scale=coarse.log_polar_scale,
+        log_polar_response=coarse.log_polar_response,
     )
 
 

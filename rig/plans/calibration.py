@@ -315,7 +315,7 @@ def _gain_heatmaps(run: RunRecorder, fit: ShadingFit) -> None:
         )
 
 
-def _through_focus_plot(name: str, title: str, sweep: proc.Sweep, *, rail_focus_mm: float) -> CurvesPlot:
+def _through_focus_plot(name: str, title: str, sweep: proc.Sweep) -> CurvesPlot:
     """MTF50 against image-side focus (µm from the nominal image plane): per zone, the edges nearest to and
     farthest from the centre (tilt shows as corners peaking at different focus)."""
     flange = sweep.flange
@@ -327,7 +327,7 @@ def _through_focus_plot(name: str, title: str, sweep: proc.Sweep, *, rail_focus_
     for zone, edges in sorted(by_zone.items()):
         ordered = sorted(edges, key=lambda e: math.hypot(e.x_um, e.y_um))
         for edge in ordered[:1] + ordered[1:][-1:]:
-            x = (np.asarray(edge.rail_mm) - rail_focus_mm) * sweep.rail_um_per_mm
+            x = np.asarray(edge.rail_mm) * sweep.rail_um_per_mm  # rail from the focus position → image side
             y = [float(v) if math.isfinite(v) else None for v in edge.mtf50_cy_px]
             label = f"{zone} ({edge.x_um / 1000:+.1f}, {edge.y_um / 1000:+.1f}) mm"
             series.append(Series(label=label, x=x.tolist(), y=y, zone=zone))
@@ -364,15 +364,11 @@ def test_shading(measure, run: RunRecorder, flat: Frame, shading: ShadingFit) ->
     measure("shading_gain_max", float(shading.maps.gains_array().max()), captures=[flat.path])
 
 
-def test_flange_alignment(
-    measure, run: RunRecorder, bench: BenchOps, station: StationConfig, lens: LensSpec, sweep: proc.Sweep
-) -> None:
+def test_flange_alignment(measure, run: RunRecorder, bench: BenchOps, lens: LensSpec, sweep: proc.Sweep) -> None:
     """Flange offset and sensor tilt from the through-focus sweep, as stored in the profile."""
     f = sweep.flange
     caps = [fr.path for fr in sweep.frames]
-    run.add_plot(
-        _through_focus_plot("through_focus", "Through focus: MTF50", sweep, rail_focus_mm=station.rail.focus_mm)
-    )
+    run.add_plot(_through_focus_plot("through_focus", "Through focus: MTF50", sweep))
     measure("flange_offset_um", f.flange_offset_um, captures=caps)
     measure("tilt_x_arcmin", f.tilt_x_arcmin, captures=caps)
     measure("tilt_y_arcmin", f.tilt_y_arcmin, captures=caps)
@@ -461,14 +457,7 @@ def test_flange_verification(
         tilt_x_remeasured_arcmin=f.tilt_x_arcmin,
         tilt_y_remeasured_arcmin=f.tilt_y_arcmin,
     )
-    run.add_plot(
-        _through_focus_plot(
-            "through_focus_verify",
-            "Verification sweep about the profile's focus",
-            check,
-            rail_focus_mm=station.rail.focus_mm,
-        )
-    )
+    run.add_plot(_through_focus_plot("through_focus_verify", "Verification sweep about the profile's focus", check))
     measure("flange_residual_um", residual, captures=[fr.path for fr in check.frames])
 
 

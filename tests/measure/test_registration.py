@@ -84,3 +84,55 @@ def test_frames_of_different_sizes_or_without_texture_are_refused() -> None:
         register(a, a[:, :500])
     with pytest.raises(MeasurementError, match="texture"):
         register(np.full((512, 512), 100.0), np.full((512, 512), 100.0))
+
+
+LOG_POLAR_SCALE_REL_TOL = 0.01
+"""The log-polar scale's resolution at the 512-px coarse scale: one log-radius sample is 2.2 % of scale
+(K = 256 / ln 256); phase correlation resolves it to under half a sample (measured: 0.57 % worst, at 1.25)."""
+
+
+def _zoomed(image: np.ndarray, zoom: float, angle_deg: float) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle_deg, zoom)
+    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+
+
+def _as_stored(image: np.ndarray, storage: str, rng: np.random.Generator) -> np.ndarray:
+    """The texture as a file holds it: float, 16-bit on a pedestal (rounding noise), or with 2 % white noise."""
+    if storage == "uint16":
+        return np.round(20000 + 1500 * image).astype(np.uint16)
+    if storage == "noisy":
+        return (image + 0.02 * rng.standard_normal(image.shape)).astype(np.float32)
+    return image
+
+
+@pytest.mark.parametrize("storage", ["float", "uint16", "noisy"])
+@pytest.mark.parametrize(("zoom", "angle_deg"), [(0.8, 0.0), (1.05, 10.0), (1.1, -25.0), (1.25, 30.0)])
+def test_log_polar_scale_of_zoomed_pairs_and_their_refusal_names_it(
+    zoom: float, angle_deg: float, storage: str
+) -> None:
+    from rig.measure.registration import RegistrationError, check_registration
+
+    rng = np.random.default_rng(17)
+    a = blob_field(384, 512, 3, n=900)
+    result = register(_as_stored(a, storage, rng), _as_stored(_zoomed(a, zoom, angle_deg), storage, rng))
+    assert result.log_polar_scale == pytest.approx(zoom, rel=LOG_POLAR_SCALE_REL_TOL)
+    with pytest.raises(RegistrationError, match=r"differ in scale by \d\.\d{4} \(log-polar estimate") as info:
+        check_registration(result)
+    assert f"{result.log_polar_scale:.4f}" in str(info.value)
+
+
+@pytest.mark.parametrize("storage", ["float", "uint16", "noisy"])
+def test_log_polar_scale_of_rigid_pairs_is_one_and_of_unrelated_frames_unknown(storage: str) -> None:
+    from rig.measure.registration import MIN_LOG_POLAR_RESPONSE, check_registration
+
+    rng = np.random.default_rng(18)
+    a = blob_field(384, 512, 3, n=900)
+    b = blob_field(384, 512, 3, theta_rad=math.radians(4.0), shift=(5.3, -2.2), n=900)
+    rigid = register(_as_stored(a, storage, rng), _as_stored(b, storage, rng))
+    assert rigid.log_polar_scale == pytest.approx(1.0, abs=0.005)  # half a log-polar sample (2.2 %) and less
+    assert check_registration(rigid) is rigid  # not refused: the rigid pair keeps its figures
+    other = register(a, blob_field(384, 512, 9, n=900))
+    assert other.log_polar_response < MIN_LOG_POLAR_RESPONSE and math.isnan(other.log_polar_scale)

@@ -58,6 +58,9 @@ def test_pairs_that_do_not_match_rigidly_are_refused(
     assert code == 2 and captured.out == ""
     assert captured.err.count("\n") == 1 and "a.tif" in captured.err
     assert "do not match" in captured.err or "differ in scale" in captured.err
+    if case == "scaled 1.25":  # a clear zoom is named with the log-polar estimate, within its 1 % resolution
+        estimate = float(captured.err.split("differ in scale by ")[1].split()[0])
+        assert "(log-polar estimate" in captured.err and estimate == pytest.approx(1.25, rel=0.01)
 
 
 def test_a_good_pair_reports_its_confidence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -102,3 +102,18 @@ def test_sfrmat5_method_keeps_sfrmat5s_bin_box_and_window(angle: float) -> None:
     assert np.max(np.abs(result.mtf[keep] - expected[keep])) <= 0.01
     default = slanted_edge_sfr(image)
     assert result.mtf50_cy_px < default.mtf50_cy_px  # the uncorrected box reads sharp edges low
+
+
+@pytest.mark.parametrize("f_number", [16, 32])
+def test_a_noisy_diffraction_edge_is_not_read_sharp_for_the_tails_its_window_lost(f_number: int) -> None:
+    # σ = 2 % of the step: the window stops after ~10 px and the Airy LSF's 1/x² tail beyond it is modelled from
+    # the far ESF. Without that model the mean MTF50 error was +2.8 % (f/16) and +4.3 % (f/32) on this set
+    # (12 edges, seed 41); with it +0.6 % and +0.9 %; the bound leaves room for the seeds' scatter.
+    rng = np.random.default_rng(41)
+    errors = []
+    for angle in (5.0, 10.0, 20.0, 35.0):
+        image, truth = _edge(lambda a: product(airy_otf(f_number, PITCH_UM), pixel_otf(a)), angle, lo=200.0, hi=800.0)
+        for _ in range(3):
+            errors.append(slanted_edge_sfr(image + rng.normal(0.0, 12.0, image.shape)).mtf50_cy_px / truth - 1.0)
+    assert abs(float(np.mean(errors))) <= 0.015, f"mean MTF50 error {np.mean(errors):+.2%} at f/{f_number}"
+    assert float(np.sqrt(np.mean(np.square(errors)))) <= 0.02
