@@ -285,10 +285,20 @@ class BenchOps:
         self._exposure = (exposure_time_s, iso)
 
     def _validated(self, capture: Capture) -> DngImage:
-        try:
-            image = read_dng(capture.dng, max_pixels=int(self.station.sensor.max_frame_megapixels * 1e6))
-        except ImageInputError as exc:
-            raise FrameError(f"{capture.filename}: {exc}") from None
+        """The capture's DNG parsed once: the driver's parse when it made one (it validated the same bytes), else
+        read here; then held to this station's sensor (size, levels) and pixel budget."""
+        max_pixels = int(self.station.sensor.max_frame_megapixels * 1e6)
+        image = capture.image
+        if image is None:
+            try:
+                image = read_dng(capture.dng, max_pixels=max_pixels)
+            except ImageInputError as exc:
+                raise FrameError(f"{capture.filename}: {exc}") from None
+        elif image.width * image.height > max_pixels:
+            raise FrameError(
+                f"{capture.filename}: {image.width}×{image.height} px exceeds the station's budget of "
+                f"{max_pixels} pixels (sensor.max_frame_megapixels)"
+            )
         sensor = self.station.sensor
         if (image.width, image.height) != (sensor.width_px, sensor.height_px):
             raise FrameError(
