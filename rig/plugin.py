@@ -262,13 +262,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def bench(station: StationConfig, run: RunRecorder, bench_devices: BenchDevices) -> BenchOps:
+def bench(
+    station: StationConfig, run: RunRecorder, bench_devices: BenchDevices, run_options: RunOptions
+) -> Iterator[BenchOps]:
     """Retrying bench operations (place a chart, shoot a validated frame) recording captures into the run."""
     from rig.bench.ops import BenchOps
+    from rig.bench.pipeline import PipelineMode
 
     twin = bench_devices.twin
     run.attach_hardware_clock(twin.bench.hardware.total_s if twin is not None else None)
-    return BenchOps.on(bench_devices, recorder=run)
+    ops = BenchOps.on(bench_devices, recorder=run, pipeline=run_options.pipeline or PipelineMode.ON)
+    yield ops
+    ops.pool.close()
 
 
 @dataclass

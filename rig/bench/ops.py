@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rig.bench.pipeline import MeasurementPool, PipelineMode
 from rig.bench.recording import CAPTURES_DIR, RunRecorder
 from rig.bench.retry import RetryLog, with_retries
 from rig.config.station import StationConfig
@@ -108,6 +109,7 @@ class BenchOps:
         recorder: RunRecorder | None,
         reconnect_phone: Callable[[], None],
         attempts: int = 3,
+        pipeline: PipelineMode = PipelineMode.ON,
     ) -> None:
         self.station = station
         self.stage = stage
@@ -117,6 +119,8 @@ class BenchOps:
         self.recorder = recorder
         self._reconnect_phone = reconnect_phone
         self.attempts = attempts
+        self.pool = MeasurementPool(mode=pipeline)
+        """Where procedures analyse a frame while the bench takes the next (:mod:`rig.bench.pipeline`)."""
         self.retries = RetryLog()
         self._position: tuple[str, float, float] | None = None  # (chart, rail_mm, pitch_deg) when known
         self._exposure: tuple[float, int] | None = None
@@ -126,11 +130,17 @@ class BenchOps:
 
     @classmethod
     def on(
-        cls, devices: BenchDevices, *, station: StationConfig | None = None, recorder: RunRecorder | None = None
+        cls,
+        devices: BenchDevices,
+        *,
+        station: StationConfig | None = None,
+        recorder: RunRecorder | None = None,
+        pipeline: PipelineMode = PipelineMode.ON,
     ) -> BenchOps:
         """Bench operations on opened devices (:func:`rig.bench.open.open_bench`), as a plan gets them.
 
         ``station`` is what the bench believes when it differs from the devices' (a measurement-system study).
+        ``pipeline``: whether frame analyses overlap the bench's next moves (the numbers are the same either way).
         """
         return cls(
             station or devices.station,
@@ -140,6 +150,7 @@ class BenchOps:
             operator=devices.operator,
             recorder=recorder,
             reconnect_phone=devices.reconnect_phone,
+            pipeline=pipeline,
         )
 
     # ------------------------------------------------------------------ motion
