@@ -215,7 +215,7 @@ def operator(bench_devices: BenchDevices) -> Operator:
 def run(
     pytestconfig: pytest.Config, station: StationConfig, station_file: Path, unit_serial: str, lens: LensSpec
 ) -> RunRecorder:
-    """The run recorder of a plan session (its record is saved after every measurement)."""
+    """The run recorder of a plan session (its record is saved at the end of every step)."""
     from rig.bench.recording import RunRecorder
     from rig.config.limits import load_limits
 
