@@ -121,6 +121,8 @@ def report(run: Run, *, ratio_target: float | None = None, wall_target_s: float 
             f"  {st['name']:<18} {st['seconds']:7.2f} {hw if hw is not None else float('nan'):7.2f} "
             f"{_ratio(st['seconds'], hw):>7} {st['cpu_s'] or 0.0:7.2f}  {st['verdict']}{flag}"
         )
+        if st["verdict"] == "ERROR" and st["error"]:
+            print(f"      {st['error'][:160]}")
     outside = run.takt_s - sum(st["seconds"] for st in steps)
     print(f"  {'(outside steps)':<18} {outside:7.2f}  start-up, twin, verdict outputs, store")
 
