@@ -45,6 +45,9 @@ PLAN_KEY = pytest.StashKey[str]()
 PLAN_STEPS_KEY = pytest.StashKey[list[str]]()  # every step of the plan module, before any deselection
 STEP_KEY = pytest.StashKey["StepState"]()
 OPTIONS_KEY = pytest.StashKey["RunOptions"]()
+DEFER_REPORT_KEY = pytest.StashKey[bool]()
+"""Set by a caller that prints the verdict itself (``rig signoff``): the session end then writes only the verdict's
+half of the outputs and leaves report.html/.pdf to the caller (:func:`rig.bench.outputs.finish_pending_report`)."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -212,7 +215,7 @@ def operator(bench_devices: BenchDevices) -> Operator:
 def run(
     pytestconfig: pytest.Config, station: StationConfig, station_file: Path, unit_serial: str, lens: LensSpec
 ) -> RunRecorder:
-    """The run recorder of a plan session (its record is saved after every measurement)."""
+    """The run recorder of a plan session (its record is saved at the end of every step)."""
     from rig.bench.recording import RunRecorder
     from rig.config.limits import load_limits
 
@@ -260,11 +263,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def bench(station: StationConfig, run: RunRecorder, bench_devices: BenchDevices) -> BenchOps:
+def bench(
+    station: StationConfig, run: RunRecorder, bench_devices: BenchDevices, run_options: RunOptions
+) -> Iterator[BenchOps]:
     """Retrying bench operations (place a chart, shoot a validated frame) recording captures into the run."""
     from rig.bench.ops import BenchOps
+    from rig.bench.pipeline import PipelineMode
 
-    return BenchOps.on(bench_devices, recorder=run)
+    twin = bench_devices.twin
+    run.attach_hardware_clock(twin.bench.hardware.total_s if twin is not None else None)
+    ops = BenchOps.on(bench_devices, recorder=run, pipeline=run_options.pipeline or PipelineMode.ON)
+    yield ops
+    ops.pool.close()
 
 
 @dataclass
@@ -425,4 +435,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     recorder.finish(deselected=deselected_steps(session, recorder))
     from rig.bench.outputs import publish_run
 
-    publish_run(recorder, store_url=options_of(session.config).store)
+    publish_run(
+        recorder,
+        store_url=options_of(session.config).store,
+        defer_report=session.config.stash.get(DEFER_REPORT_KEY, False),
+    )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rig.bench.capture_state import bench_state, stamp
+from rig.bench.pipeline import MeasurementPool, PipelineMode
 from rig.bench.recording import CAPTURES_DIR, RunRecorder
 from rig.bench.retry import RetryLog, with_retries
 from rig.config.station import StationConfig
@@ -110,6 +111,7 @@ class BenchOps:
         recorder: RunRecorder | None,
         reconnect_phone: Callable[[], None],
         attempts: int = 3,
+        pipeline: PipelineMode = PipelineMode.ON,
     ) -> None:
         self.station = station
         self.stage = stage
@@ -119,6 +121,8 @@ class BenchOps:
         self.recorder = recorder
         self._reconnect_phone = reconnect_phone
         self.attempts = attempts
+        self.pool = MeasurementPool(mode=pipeline)
+        """Where procedures analyse a frame while the bench takes the next (:mod:`rig.bench.pipeline`)."""
         self.retries = RetryLog()
         self._position: tuple[str, float, float] | None = None  # (chart, rail_mm, pitch_deg) when known
         self._exposure: tuple[float, int] | None = None
@@ -128,11 +132,17 @@ class BenchOps:
 
     @classmethod
     def on(
-        cls, devices: BenchDevices, *, station: StationConfig | None = None, recorder: RunRecorder | None = None
+        cls,
+        devices: BenchDevices,
+        *,
+        station: StationConfig | None = None,
+        recorder: RunRecorder | None = None,
+        pipeline: PipelineMode = PipelineMode.ON,
     ) -> BenchOps:
         """Bench operations on opened devices (:func:`rig.bench.open.open_bench`), as a plan gets them.
 
         ``station`` is what the bench believes when it differs from the devices' (a measurement-system study).
+        ``pipeline``: whether frame analyses overlap the bench's next moves (the numbers are the same either way).
         """
         return cls(
             station or devices.station,
@@ -142,6 +152,7 @@ class BenchOps:
             operator=devices.operator,
             recorder=recorder,
             reconnect_phone=devices.reconnect_phone,
+            pipeline=pipeline,
         )
 
     # ------------------------------------------------------------------ motion
@@ -287,10 +298,20 @@ class BenchOps:
         self._exposure = (exposure_time_s, iso)
 
     def _validated(self, capture: Capture) -> DngImage:
-        try:
-            image = read_dng(capture.dng, max_pixels=int(self.station.sensor.max_frame_megapixels * 1e6))
-        except ImageInputError as exc:
-            raise FrameError(f"{capture.filename}: {exc}") from None
+        """The capture's DNG parsed once: the driver's parse when it made one (it validated the same bytes), else
+        read here; then held to this station's sensor (size, levels) and pixel budget."""
+        max_pixels = int(self.station.sensor.max_frame_megapixels * 1e6)
+        image = capture.image
+        if image is None:
+            try:
+                image = read_dng(capture.dng, max_pixels=max_pixels)
+            except ImageInputError as exc:
+                raise FrameError(f"{capture.filename}: {exc}") from None
+        elif image.width * image.height > max_pixels:
+            raise FrameError(
+                f"{capture.filename}: {image.width}×{image.height} px exceeds the station's budget of "
+                f"{max_pixels} pixels (sensor.max_frame_megapixels)"
+            )
         sensor = self.station.sensor
         if (image.width, image.height) != (sensor.width_px, sensor.height_px):
             raise FrameError(

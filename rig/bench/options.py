@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from rig.bench.pipeline import PipelineMode
 from rig.config.home import default_calibration_dir, default_reports_dir
 from rig.config.station import DEFAULT_STATION
 from rig.errors import ArgumentError
@@ -56,6 +57,13 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     ),
     RunOption("store", "--store", "results store URL (default: SQLite in the reports folder)", "URL"),
     RunOption(
+        "pipeline",
+        "--pipeline",
+        "on: measure each frame while the bench takes the next (default); off: one after the other (same numbers)",
+        "on|off",
+        convert=PipelineMode,
+    ),
+    RunOption(
         "calibration_dir",
         "--calibration-dir",
         "folder for calibration/<serial>/ profile files (default: HOME/calibration)",
@@ -82,6 +90,7 @@ class RunOptions(BaseModel):
     operator: str = ""
     store: str | None = None
     keep_captures: CaptureRetention | None = None
+    pipeline: PipelineMode | None = None
     calibration_dir: Path | None = None
 
     @property

@@ -2,24 +2,37 @@
 
 Each procedure drives the bench through :class:`rig.bench.ops.BenchOps` (validated, retried captures) and hands
 pixels to the pure functions of :mod:`rig.measure`; the plans turn the typed results into recorded measurements.
+A frame's analysis goes to the bench's :class:`~rig.bench.pipeline.MeasurementPool` as soon as the frame is in,
+so it runs while the bench moves to and takes the next one; every result is collected before the procedure
+returns, inside the step that asked for it (:mod:`rig.bench.pipeline`).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 
 from rig.bench.ops import BenchOps, Frame
+from rig.bench.pipeline import MeasurementPool, PipelineMode, gather
 from rig.config.charts import load_chart
 from rig.config.lenses import LensSpec
 from rig.config.station import StationConfig
 from rig.devices.protocols import Phone
 from rig.errors import DeviceStateError, DeviceTimeout, MeasurementError
 from rig.measure.dotgrid import DotGridFit, detect_dots, fit_dot_grid
-from rig.measure.focus import FlangeResult, measure_flange, rail_defocus_um_per_mm
+from rig.measure.edges import EdgeRoi, find_edges
+from rig.measure.focus import (
+    FlangeResult,
+    edge_mtf50_row,
+    measure_flange,
+    rail_defocus_um_per_mm,
+    sweep_reference_index,
+)
 from rig.measure.imageio import bayer_mean
 from rig.measure.registration import register
 from rig.spec.types import ActiveSensor, AssistOutputs, LensState
@@ -80,6 +93,27 @@ def wait_for_sensor(
             raise DeviceTimeout(
                 f"phone still reports attached={state.attached}, sensor {state.active_sensor} after {timeout_s:g} s "
                 f"(waiting for attached={attached}, sensor {want_sensor})"
+            )
+        time.sleep(poll_s)
+
+
+def knock_and_time(bench: BenchOps, *, timeout_s: float, poll_s: float = 0.01) -> float:
+    """Pulse the knocker and wait for the phone's accelerometer to report it; returns the shock's phone time (ms).
+
+    The phone reports a shock by an event its sensor thread sends when it next polls, so the report can trail the
+    knock (more so on a loaded host): a shock newer than the one known before the knock is waited for, up to
+    ``timeout_s``. Raises :class:`MeasurementError` when none comes (the knocker is not connected).
+    """
+    before = bench.phone.last_shock_ms()
+    bench.stage.knock()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shock = bench.phone.last_shock_ms()
+        if shock is not None and shock != before:
+            return shock
+        if time.monotonic() >= deadline:
+            raise MeasurementError(
+                f"the phone's accelerometer felt no knock within {timeout_s:g} s: is the knocker connected?"
             )
         time.sleep(poll_s)
 
@@ -170,15 +204,28 @@ def through_focus_at(
     exposure = chart_exposure(bench, t_stop)
     frames: list[Frame] = []
     assists: list[AssistOutputs] = []
+    # the edges are found on the frame nearest the sweep's middle; from then on each frame's MTF50 row is measured
+    # while the rail moves on (the frames before it are queued as soon as the edges are known)
+    reference = sweep_reference_index(rails)
+    rois: Future[list[EdgeRoi]] | None = None
+    rows: list[Future[np.ndarray]] = []
     for i, rail in enumerate(rails):
-        frames.append(
-            bench.shoot(
-                chart="sfr", tag=f"{tag}-{i:02d}", rail_mm=float(rail), light=LIGHT_LEVEL, exposure_time_s=exposure
-            )
+        frame = bench.shoot(
+            chart="sfr", tag=f"{tag}-{i:02d}", rail_mm=float(rail), light=LIGHT_LEVEL, exposure_time_s=exposure
         )
+        frames.append(frame)
         if with_assists:
             assists.append(bench.phone.assist_outputs())
+        if i == reference:
+            rois = bench.pool.submit(
+                find_edges, frame.raw, cfa_pattern=frame.image.cfa_pattern, black_level=frame.image.black_level
+            )
+            rows = [bench.pool.submit(_mtf50_row, rois, f) for f in frames]
+        elif rois is not None:
+            rows.append(bench.pool.submit(_mtf50_row, rois, frame))
     image = frames[0].image
+    edges = None if rois is None else rois.result()
+    mtf50_rows = None if rois is None else gather(rows)
     flange = measure_flange(
         [f.raw for f in frames],
         rails,
@@ -188,12 +235,26 @@ def through_focus_at(
         cfa_pattern=image.cfa_pattern,
         black_level=image.black_level,
         white_level=image.white_level,
+        rois=edges,
+        mtf50_rows=mtf50_rows,
     )
     coverage = np.array([float(np.mean(a.peaking_mask)) for a in assists]) if assists else np.array([])
     k = rail_defocus_um_per_mm(
         focal_length_mm=lens.focal_length_mm, collimator_focal_length_mm=station.optics.collimator_focal_length_mm
     )
     return Sweep(tuple(frames), rails, flange, coverage, tuple(assists), k)
+
+
+def _mtf50_row(rois: Future[list[EdgeRoi]], frame: Frame) -> np.ndarray:
+    """One sweep frame's MTF50 per edge, once the edges are known (a pool task)."""
+    image = frame.image
+    return edge_mtf50_row(
+        frame.raw,
+        rois.result(),
+        cfa_pattern=image.cfa_pattern,
+        black_level=image.black_level,
+        white_level=image.white_level,
+    )
 
 
 def dot_grid(bench: BenchOps, *, t_stop: float, tag: str = "dotgrid") -> tuple[Frame, DotGridFit]:
@@ -231,25 +292,66 @@ def shifts_against(reference: Frame, frames: list[Frame], *, upsample: int = 100
     ``upsample`` sets the resolution of each correlation peak (1/upsample quad px): 100 for positions compared at
     the 0.05 px level (sag, remount), less where a fitted envelope averages many frames (settling).
     """
-    ref = bayer_mean(reference.raw)
-    out = []
+    tracker = ShiftTracker(MeasurementPool(mode=PipelineMode.OFF), reference, upsample=upsample)
     for frame in frames:
-        reg = register(
-            ref,
-            bayer_mean(frame.raw),
-            grid=REGISTRATION_GRID,
-            iterations=REGISTRATION_ITERATIONS,
-            upsample=upsample,
-        )
-        out.append((2.0 * reg.dx_px, 2.0 * reg.dy_px))  # quad luma is half the read-out resolution
-    return np.asarray(out, dtype=float)
+        tracker.add(frame)
+    return tracker.shifts()
+
+
+class ShiftTracker:
+    """Registers frames against a reference as they arrive, in the bench's pool: the :func:`shifts_against`
+    numbers, computed while the bench takes the next frame.
+
+    ``reference``: the frame the others are registered to; None to take the first frame added (which then also
+    gets its own shift, ≈ 0, as :func:`shifts_against` gives for a list that starts with its reference).
+    """
+
+    def __init__(self, pool: MeasurementPool, reference: Frame | None = None, *, upsample: int = 100) -> None:
+        self._pool = pool
+        self._upsample = upsample
+        self._reference: Future[np.ndarray] | None = None
+        self._shifts: list[Future[tuple[float, float]]] = []
+        if reference is not None:
+            self._reference = pool.submit(_quad_luma, reference)
+
+    def add(self, frame: Frame) -> None:
+        if self._reference is None:
+            self._reference = self._pool.submit(_quad_luma, frame)
+        self._shifts.append(self._pool.submit(_shift_against, self._reference, frame, self._upsample))
+
+    def shifts(self) -> np.ndarray:
+        """(dx, dy) per added frame, read-out px, in the order added (waits for the analyses still running)."""
+        return np.asarray(gather(self._shifts), dtype=float).reshape(-1, 2)
+
+
+def _quad_luma(frame: Frame) -> np.ndarray:
+    return bayer_mean(frame.raw)
+
+
+def _shift_against(reference: Future[np.ndarray], frame: Frame, upsample: int) -> tuple[float, float]:
+    reg = register(
+        reference.result(),
+        bayer_mean(frame.raw),
+        grid=REGISTRATION_GRID,
+        iterations=REGISTRATION_ITERATIONS,
+        upsample=upsample,
+    )
+    return 2.0 * reg.dx_px, 2.0 * reg.dy_px  # quad luma is half the read-out resolution
 
 
 def pitch_series(
-    bench: BenchOps, *, rail_mm: float, exposure_s: float, pitches: tuple[float, ...], tag: str
+    bench: BenchOps,
+    *,
+    rail_mm: float,
+    exposure_s: float,
+    pitches: tuple[float, ...],
+    tag: str,
+    on_frame: Callable[[Frame], None] | None = None,
 ) -> list[Frame]:
-    return [
-        bench.shoot(
+    """The chart at each fixture pitch; ``on_frame`` is given each frame as soon as it is taken."""
+    frames = []
+    for p in pitches:
+        frame = bench.shoot(
             chart="sfr",
             tag=f"{tag}{p:+.0f}",
             rail_mm=rail_mm,
@@ -257,8 +359,10 @@ def pitch_series(
             light=LIGHT_LEVEL,
             exposure_time_s=exposure_s,
         )
-        for p in pitches
-    ]
+        frames.append(frame)
+        if on_frame is not None:
+            on_frame(frame)
+    return frames
 
 
 def sag_series(
@@ -267,14 +371,25 @@ def sag_series(
     """The chart at the sweep's best focus at each fixture pitch (the fixture is levelled again afterwards), and
     each frame's (dx, dy) against the first, in read-out pixels."""
     rail = sweep.best_rail_mm()
-    frames = pitch_series(bench, rail_mm=rail, exposure_s=sweep.frames[0].exposure_time_s, pitches=pitches, tag=tag)
+    tracker = ShiftTracker(bench.pool)
+    frames = pitch_series(
+        bench, rail_mm=rail, exposure_s=sweep.frames[0].exposure_time_s, pitches=pitches, tag=tag, on_frame=tracker.add
+    )
     bench.place(chart="sfr", rail_mm=rail, pitch_deg=0.0)
-    return frames, shifts_against(frames[0], frames)
+    return frames, tracker.shifts()
 
 
 def remount_series(
-    bench: BenchOps, lens: LensSpec, *, rail_mm: float, exposure_s: float, count: int, tag: str
+    bench: BenchOps,
+    lens: LensSpec,
+    *,
+    rail_mm: float,
+    exposure_s: float,
+    count: int,
+    tag: str,
+    on_frame: Callable[[Frame], None] | None = None,
 ) -> list[Frame]:
+    """The chart after each of ``count`` mounts of the lens; ``on_frame`` is given each frame as it is taken."""
     frames = []
     for i in range(count):
         if i:
@@ -283,9 +398,12 @@ def remount_series(
             wait_for_sensor(
                 bench.phone, attached=True, after_ms=before, timeout_s=bench.station.phone.lens_change_timeout_s
             )
-        frames.append(
-            bench.shoot(chart="sfr", tag=f"{tag}{i}", rail_mm=rail_mm, light=LIGHT_LEVEL, exposure_time_s=exposure_s)
+        frame = bench.shoot(
+            chart="sfr", tag=f"{tag}{i}", rail_mm=rail_mm, light=LIGHT_LEVEL, exposure_time_s=exposure_s
         )
+        frames.append(frame)
+        if on_frame is not None:
+            on_frame(frame)
     return frames
 
 

@@ -110,7 +110,7 @@ def run_plan(args: argparse.Namespace) -> int:
     progress = _Progress(quiet=args.quiet or args.json)
     reports.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    code = pytest.main(pytest_args, plugins=[progress])
+    code = pytest.main(pytest_args, plugins=[progress, _DeferReport()])
     record_path = reports / run_id / "record.json"
     if not record_path.is_file():
         sys.stderr.write(f"rig: bench error: the plan ended (pytest exit {int(code)}) without a run record\n")
@@ -125,6 +125,7 @@ def run_plan(args: argparse.Namespace) -> int:
         summary = _summary(record, run_dir, time.monotonic() - started)
         summary.update(headline=headline, exit_status=status, resume_command=resume, calibration=calibration)
         print(json.dumps(_strict(summary), indent=2, allow_nan=False))
+        _finish_report(run_dir)
         return status
     from rig.cli.output import console
 
@@ -139,7 +140,17 @@ def run_plan(args: argparse.Namespace) -> int:
     if resume:
         last += f"  resume with: {resume}"
     out.print(last, markup=False)
+    _finish_report(run_dir)
     return status
+
+
+def _finish_report(run_dir: Path) -> None:
+    """After the verdict is out: report.html with its plots, Parquet and report.pdf (the record then says
+    COMPLETE). A problem is in the record's errors; ``rig report RUN`` can write the report again."""
+    from rig.bench.outputs import finish_pending_report
+
+    sys.stdout.flush()
+    finish_pending_report(run_dir)
 
 
 def _strict(value: Any) -> Any:
@@ -182,6 +193,15 @@ def _calibration(options: RunOptions, record: Any) -> dict[str, Any]:
         "reasons": decision.reasons if decision else [],
         "written_to_phone": decision.written_to_phone if decision else None,
     }
+
+
+class _DeferReport:
+    """A pytest plugin telling rig's plugin that this command prints the verdict and then writes the report."""
+
+    def pytest_configure(self, config: Any) -> None:
+        from rig.plugin import DEFER_REPORT_KEY
+
+        config.stash[DEFER_REPORT_KEY] = True
 
 
 class _Progress:
@@ -242,6 +262,8 @@ def _summary(record: Any, run_dir: Path, wall_s: float) -> dict[str, Any]:
                 "name": s.name,
                 "verdict": s.verdict.value,
                 "seconds": round((s.ended - s.started).total_seconds(), 2),
+                "hardware_s": None if s.hardware_s is None else round(s.hardware_s, 3),
+                "cpu_s": None if s.cpu_s is None else round(s.cpu_s, 3),
                 "retries": s.retries,
                 "error": s.error,
             }

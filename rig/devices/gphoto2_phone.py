@@ -566,7 +566,7 @@ class Gphoto2Phone:
             image = read_dng(data, name=name)
         except ImageInputError as exc:
             raise FrameError(f"phone {self.port}: {exc}") from exc
-        return Capture(dng=data, filename=name, timestamp_ms=image.timestamp_ms)
+        return Capture(dng=data, filename=name, timestamp_ms=image.timestamp_ms, image=image)
 
     def _object_crc32(self, name: str) -> int:
         """The phone's CRC-32 of one of its files: name it in ChecksumTarget, read the ObjectChecksum event."""

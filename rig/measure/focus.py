@@ -190,6 +190,32 @@ def best_focus(positions: np.ndarray, mtf50_cy_px: np.ndarray) -> BestFocus:
     return BestFocus(float(zc), sigma, float(1.0 / math.sqrt(a)), rms, len(z))
 
 
+def sweep_reference_index(rail_mm: Sequence[float] | np.ndarray) -> int:
+    """Index of the sweep frame the chart's edges are found on: the one nearest the middle of the rail range."""
+    rail = np.asarray(rail_mm, dtype=np.float64)
+    return int(np.argmin(np.abs(rail - np.median(rail))))
+
+
+def edge_mtf50_row(
+    frame: np.ndarray,
+    rois: list[EdgeRoi],
+    *,
+    cfa_pattern: str | None = None,
+    channel: str = "G",
+    black_level: float = 0.0,
+    white_level: float | None = None,
+) -> np.ndarray:
+    """MTF50 (cy/px) of each edge in ``rois`` on one frame of a sweep; NaN where an edge gave no finite MTF50."""
+    chart = measure_chart(
+        frame, cfa_pattern=cfa_pattern, channel=channel, black_level=black_level, white_level=white_level, rois=rois
+    )
+    row = np.full(len(rois), np.nan)
+    for i, edge in enumerate(chart.edges):
+        if edge.sfr is not None and math.isfinite(edge.sfr.mtf50_cy_px):
+            row[i] = edge.sfr.mtf50_cy_px
+    return row
+
+
 def through_focus(
     frames: Sequence[np.ndarray],
     rail_mm: Sequence[float],
@@ -201,6 +227,7 @@ def through_focus(
     black_level: float = 0.0,
     white_level: float | None = None,
     rois: list[EdgeRoi] | None = None,
+    mtf50_rows: Sequence[np.ndarray] | None = None,
 ) -> list[EdgeFocus]:
     """MTF50 of every chart edge in every frame of a sweep, and each edge's best focus.
 
@@ -215,7 +242,11 @@ def through_focus(
     rail_um_per_mm
         Image-side focus shift per mm of rail, :func:`rail_defocus_um_per_mm`.
     rois
-        The edges to follow; default: found on the frame nearest the middle of the sweep.
+        The edges to follow; default: found on the frame nearest the middle of the sweep
+        (:func:`sweep_reference_index`).
+    mtf50_rows
+        Each frame's :func:`edge_mtf50_row` over ``rois`` when the caller measured them already (a bench that
+        measures frame k while it takes frame k+1); default: measured here. Either way the same numbers.
 
     Returns
     -------
@@ -228,16 +259,17 @@ def through_focus(
         raise MeasurementError(f"through-focus needs ≥ {_MIN_POINTS} frames, got {len(frames)}")
     rail = np.asarray(rail_mm, dtype=np.float64)
     if rois is None:
-        middle = int(np.argmin(np.abs(rail - np.median(rail))))
+        middle = sweep_reference_index(rail)
         rois = find_edges(frames[middle], cfa_pattern=cfa_pattern, black_level=black_level)
-    table = np.full((len(rois), len(frames)), np.nan)
-    for j, frame in enumerate(frames):
-        chart = measure_chart(
-            frame, cfa_pattern=cfa_pattern, channel=channel, black_level=black_level, white_level=white_level, rois=rois
-        )
-        for i, edge in enumerate(chart.edges):
-            if edge.sfr is not None and math.isfinite(edge.sfr.mtf50_cy_px):
-                table[i, j] = edge.sfr.mtf50_cy_px
+    if mtf50_rows is None:
+        mtf50_rows = [
+            edge_mtf50_row(frame, rois, cfa_pattern=cfa_pattern, channel=channel, black_level=black_level,
+                           white_level=white_level)
+            for frame in frames
+        ]  # fmt: skip
+    if len(mtf50_rows) != len(frames):
+        raise ValueError(f"{len(frames)} frames but {len(mtf50_rows)} rows of MTF50")
+    table = np.column_stack(mtf50_rows) if rois else np.full((0, len(frames)), np.nan)
     height, width = np.asarray(frames[0]).shape
     out = []
     for i, roi in enumerate(rois):
@@ -347,11 +379,14 @@ def measure_flange(
     white_level: float | None = None,
     optical_centre_um: tuple[float, float] = (0.0, 0.0),
     fit_curvature: bool = True,
+    rois: list[EdgeRoi] | None = None,
+    mtf50_rows: Sequence[np.ndarray] | None = None,
 ) -> FlangeResult:
     """Through-focus sweep → flange offset, tilt and field curvature (:func:`through_focus` + :func:`fit_flange`).
 
     ``rail_mm`` is relative to the station's focus position (mm); ``pixel_pitch_um`` is the read-out pitch of the
     frames; the half diagonal follows from the frame size.
+    ``rois`` and ``mtf50_rows``: as :func:`through_focus` takes them (edges and per-frame MTF50 already measured).
     """
     k = rail_defocus_um_per_mm(focal_length_mm=focal_length_mm, collimator_focal_length_mm=collimator_focal_length_mm)
     edges = through_focus(
@@ -363,6 +398,8 @@ def measure_flange(
         channel=channel,
         black_level=black_level,
         white_level=white_level,
+        rois=rois,
+        mtf50_rows=mtf50_rows,
     )
     height, width = np.asarray(frames[0]).shape
     half_diag = 0.5 * math.hypot(width, height) * pixel_pitch_um

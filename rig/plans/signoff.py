@@ -20,7 +20,6 @@ from rig.bench.ops import BenchOps, Frame
 from rig.bench.recording import RunRecorder
 from rig.calibrate.geometry import decentre_um
 from rig.config.lenses import LensCatalog, LensSpec
-from rig.errors import MeasurementError
 from rig.measure import assist, stability, uniformity
 from rig.measure.edges import measure_chart
 from rig.results.reportdata import RefLine
@@ -78,6 +77,14 @@ def best_frame(bench: BenchOps, sweep: proc.Sweep) -> tuple[Frame, AssistOutputs
 def _thumbnail(run: RunRecorder, frame: Frame, caption: str) -> None:
     png = figures.preview_png(frame.raw, black_level=frame.image.black_level, white_level=frame.image.white_level)
     run.add_thumbnail(run.save_file(frame.path.replace(".dng", ".png"), png), caption)
+
+
+def _since_ms(stamps_ms: list[float | None], origin_ms: float) -> np.ndarray:
+    """Phone times relative to ``origin_ms`` (ms), NaN where a frame has none. Computed on the phone's µs grid:
+    ms since the epoch as floats carry representation errors that depend on the absolute time, so a plain
+    difference would differ in its last bits from run to run for the same relative times."""
+    origin_us = round(origin_ms * 1000)
+    return np.array([math.nan if s is None else (round(s * 1000) - origin_us) / 1000 for s in stamps_ms])
 
 
 def _mid(frames: list[Frame]) -> Frame:
@@ -275,25 +282,24 @@ def test_settling(measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep)
     settled = bench.shoot(
         chart="sfr", tag="settled", rail_mm=sweep.best_rail_mm(), light=proc.LIGHT_LEVEL, exposure_time_s=exposure
     )
-    bench.stage.knock()
-    knock_ms = bench.phone.last_shock_ms()
-    if knock_ms is None:
-        raise MeasurementError("the phone's accelerometer felt no knock: is the knocker connected?")
+    knock_ms = proc.knock_and_time(bench, timeout_s=bench.station.phone.lens_change_timeout_s)
     # from the phone's ring buffer, starting two frames before the shock it timed
     frames = bench.burst(
         BURST_FRAMES, tag="knock", interval_s=BURST_INTERVAL_S, start_ms=knock_ms - 2 * BURST_INTERVAL_S * 1000
     )
     # 0.04 px steps: the damped-decay fit over the burst averages far below that, against a 0.25 px band
-    shifts = proc.shifts_against(settled, frames, upsample=SETTLING_UPSAMPLE)
-    stamps = [f.timestamp_ms for f in frames]
-    result = stability.settling_time(stamps, shifts, knock_time_ms=knock_ms)
+    tracker = proc.ShiftTracker(bench.pool, settled, upsample=SETTLING_UPSAMPLE)
+    for frame in frames:
+        tracker.add(frame)
+    shifts = tracker.shifts()
+    t_ms = _since_ms([f.timestamp_ms for f in frames], knock_ms)
+    result = stability.settling_time(t_ms.tolist(), shifts, knock_time_ms=0.0)
     measure("settle_time_ms", result.settle_time_ms, captures=[settled.path] + [f.path for f in frames])
-    t_ms = [(s or math.nan) - knock_ms for s in stamps]
     run.add_plot(
         figures.trace(
             "settling",
             "Image motion after a knock",
-            t_ms,
+            t_ms.tolist(),
             {"dx": shifts[:, 0], "dy": shifts[:, 1]},
             x_label="time after the knock",
             x_unit="ms",
@@ -307,10 +313,17 @@ def test_settling(measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep)
 def test_remount(measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep, lens: LensSpec) -> None:
     """The image lands in the same place every time the lens is remounted."""
     exposure = sweep.frames[0].exposure_time_s
+    tracker = proc.ShiftTracker(bench.pool)  # each remount's frame registers while the lens is remounted again
     frames = proc.remount_series(
-        bench, lens, rail_mm=sweep.best_rail_mm(), exposure_s=exposure, count=REMOUNTS, tag="remount"
+        bench,
+        lens,
+        rail_mm=sweep.best_rail_mm(),
+        exposure_s=exposure,
+        count=REMOUNTS,
+        tag="remount",
+        on_frame=tracker.add,
     )
-    shifts = proc.shifts_against(frames[0], frames)
+    shifts = tracker.shifts()
     pitch_um = bench.station.sensor.readout_pitch_um
     rep = stability.remount_repeatability(shifts, pixel_pitch_um=pitch_um)
     caps = [f.path for f in frames]

@@ -7,10 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rig.errors import ConfigError
-from rig.report.html import render_html
 from rig.report.junit import write_junit
-from rig.report.pdf import print_pdf
-from rig.results.record import RunRecord, atomic_write_text
+from rig.results.record import ReportState, RunRecord, atomic_write_text
 from rig.results.reportdata import REPORT_DATA_FILE, ReportData
 from rig.results.tables import write_csv, write_parquet
 
@@ -49,6 +47,9 @@ def write_run_outputs(
 ) -> dict[str, Path]:
     """Write the record, report data, report.html, report.pdf, junit.xml and measurements.csv/.parquet.
 
+    The two halves :func:`write_verdict_outputs` and :func:`write_report_outputs`, one after the other; the record
+    then says its report is :attr:`~rig.results.record.ReportState.COMPLETE`.
+
     Parameters
     ----------
     record
@@ -67,23 +68,55 @@ def write_run_outputs(
     dict
         Output name (keys of :data:`OUTPUT_FILES`) → path written.
     """
+    out = write_verdict_outputs(record, run_dir, plots=plots, progress=progress)
+    out.update(write_report_outputs(record, run_dir, plots=plots, pdf=pdf, progress=progress))
+    record.report = ReportState.COMPLETE
+    record.artifacts = {name: path.name for name, path in out.items()}
+    out["record"] = record.save(run_dir / RECORD_FILE)
+    return out
+
+
+def write_verdict_outputs(
+    record: RunRecord, run_dir: Path, *, plots: ReportData | None = None, progress: Progress | None = None
+) -> dict[str, Path]:
+    """The light half, written before the verdict is printed: record.json, the report data, junit.xml (what the
+    MES reads) and measurements.csv. No plot library is imported."""
     tell = progress or (lambda _name: None)
     run_dir.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Path] = {}
     path = {k: run_dir / v for k, v in OUTPUT_FILES.items()}
-
+    out: dict[str, Path] = {}
     tell("record")
     out["record"] = record.save(path["record"])
     if plots is not None:
         tell("plots")
         out["plots"] = plots.save(path["plots"])
     elif path["plots"].is_file():
-        plots = ReportData.load(path["plots"])
         out["plots"] = path["plots"]
     tell("junit")
     out["junit"] = write_junit(record, path["junit"])
     tell("csv")
     out["csv"] = write_csv(record, path["csv"])
+    return out
+
+
+def write_report_outputs(
+    record: RunRecord,
+    run_dir: Path,
+    *,
+    plots: ReportData | None = None,
+    pdf: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Path]:
+    """The heavy half, written after the verdict is out: measurements.parquet, report.html with its plots
+    (matplotlib) and report.pdf (headless Chromium, ~2 s)."""
+    from rig.report.html import render_html  # matplotlib comes with the plots: only once the verdict is out
+    from rig.report.pdf import print_pdf
+
+    tell = progress or (lambda _name: None)
+    path = {k: run_dir / v for k, v in OUTPUT_FILES.items()}
+    if plots is None and path["plots"].is_file():
+        plots = ReportData.load(path["plots"])
+    out: dict[str, Path] = {}
     tell("parquet")
     out["parquet"] = write_parquet(record, path["parquet"])
     tell("html")

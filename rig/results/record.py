@@ -24,7 +24,8 @@ from rig.spec.types import CaptureRetention
 SCHEMA_VERSION = "1.2"
 """1.1 added ``Verdict.INFO``, ``MeasurementRecord.marginal``, ``StepRecord.attempts`` and the run's ``partial``,
 ``deselected``, ``history`` and ``outcome``; 1.2 added the measurement's ``uncertainty``, ``decision_rule``,
-``decision`` and ``decision_note`` (issue #18). A 1.0 or 1.1 record still loads (every new field has a default)."""
+``decision`` and ``decision_note`` (issue #18), ``StepRecord.wall_s``/``hardware_s``/``cpu_s`` and the run's
+``report`` state (issue #17). A 1.0 or 1.1 record still loads (every new field has a default)."""
 
 
 class Verdict(StrEnum):
@@ -81,6 +82,18 @@ class CalibrationVerdict(StrEnum):
     ACCEPTED = "ACCEPTED"
     REJECTED = "REJECTED"
     REWORK = "REWORK"
+
+
+class ReportState(StrEnum):
+    """How far the run folder's report files are (issue #17: the verdict is stored and printed first).
+
+    PENDING: the verdict, record, JUnit, CSV and the store row are written; report.html (its plots), the Parquet
+    table and report.pdf are still being written, or the process died before it finished them (``rig report RUN``
+    or ``--resume RUN`` finishes them). COMPLETE: every report file of the run is written.
+    """
+
+    PENDING = "pending"
+    COMPLETE = "complete"
 
 
 PlanOutcome = CertificateLevel | CalibrationVerdict
@@ -184,6 +197,9 @@ class StepRecord(Record):
     retries: int = 0
     attachments: list[str] = Field(default_factory=list)  # plots, annotated images (relative to the run folder)
     attempts: list[StepAttempt] = Field(default_factory=list)  # earlier attempts superseded by --resume, oldest first
+    wall_s: float | None = None  # ended − started (s): what the step cost the station
+    hardware_s: float | None = None  # what its physical actions cost on a real bench (s; None: the bench cannot tell)
+    cpu_s: float | None = None  # CPU time of the bench process during the step (s; all threads)
 
 
 class RunRecord(Record):
@@ -211,6 +227,7 @@ class RunRecord(Record):
     artifacts: dict[str, str] = Field(default_factory=dict)  # name → file relative to the run folder
     capture_retention: CaptureRetention | None = None  # the policy applied when the run was published
     captures_dropped: list[str] = Field(default_factory=list)  # raw captures removed by that policy
+    report: ReportState | None = None  # None: never published (or a record older than 1.2)
 
     def final_verdict(self) -> Verdict:
         """ERROR beats FAIL beats PASS over measurements and steps. A partial run is never PASS: what its

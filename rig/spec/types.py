@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # a name only: types stays free of imports of ours at run time
+    from rig.spec.dng import DngImage
 
 
 class CaptureRetention(StrEnum):
@@ -92,6 +96,9 @@ class Capture:
     dng: bytes
     filename: str
     timestamp_ms: float | None = None  # phone clock at the start of the exposure
+    image: DngImage | None = field(default=None, repr=False, compare=False)
+    """The DNG as the driver already parsed and validated it (``rig.spec.dng.read_dng``), so the bench does not
+    parse the same bytes again; None when the driver did not parse it."""
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from rig.config.lenses import LensCatalog
 from rig.config.mount import MountDesign
 from rig.errors import ArgumentError, DeviceStateError
 from rig.spec.shims import ShimPlan
+from rig.twin.hardware_time import HardwareAction, HardwareLedger
 from rig.twin.state import BenchState
 
 
@@ -16,23 +19,38 @@ class TwinOperator:
     after the unit's firmware latency, exactly as it would for a lens screwed on by hand.
     """
 
-    def __init__(self, state: BenchState, lenses: LensCatalog, *, mount: MountDesign | None = None) -> None:
+    def __init__(
+        self,
+        state: BenchState,
+        lenses: LensCatalog,
+        *,
+        mount: MountDesign | None = None,
+        hardware: HardwareLedger | None = None,
+    ) -> None:
         self._state = state
         self._lenses = lenses
         self._mount = mount or MountDesign()
+        self._hardware = hardware
         self.actions: list[str] = []
+
+    def _takes(self, seconds: float) -> None:
+        """The hands' real duration of the action about to happen: charged, and waited (scaled) before it."""
+        if self._hardware is not None:
+            self._hardware.charge_and_pace(HardwareAction.OPERATOR, seconds, began_monotonic_s=time.monotonic())
 
     def mount_lens(self, lens_id: str) -> None:
         if lens_id not in self._lenses.ids():
             raise ArgumentError(f"lens {lens_id!r}: expected one of {', '.join(self._lenses.ids())}")
         if self._state.lens_attached:
             raise DeviceStateError(f"cannot mount {lens_id}: {self._state.lens_id} is still on the bayonet")
+        self._takes(self._hardware.costs.lens_mount_s if self._hardware else 0.0)
         self._state.mount_lens(lens_id)
         self.actions.append(f"mount {lens_id}")
 
     def unmount_lens(self) -> None:
         if not self._state.lens_attached:
             raise DeviceStateError("cannot unmount: no lens on the bayonet")
+        self._takes(self._hardware.costs.lens_unmount_s if self._hardware else 0.0)
         self._state.unmount_lens()
         self.actions.append("unmount")
 
@@ -43,6 +61,7 @@ class TwinOperator:
         marked = self._lenses.get(lens_id).f_numbers
         if not any(abs(f_number - n) < 1e-6 for n in marked):
             raise ArgumentError(f"aperture f/{f_number:g}: expected one of the lens's marked stops {marked}")
+        self._takes(self._hardware.costs.aperture_s if self._hardware else 0.0)
         self._state.update(f_number=f_number)
         self.actions.append(f"aperture f/{f_number:g}")
 
@@ -61,5 +80,6 @@ class TwinOperator:
         unknown = [s.screw for s in plan.screws if s.screw not in names]
         if unknown:
             raise ArgumentError(f"shim plan names screws {unknown}: expected screws of the mount {names}")
+        self._takes(self._hardware.costs.shim_plan_s if self._hardware else 0.0)
         self._state.set_shims(plan.stacks_um())
         self.actions.append(f"shims {plan.describe()}")

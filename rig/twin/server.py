@@ -52,11 +52,15 @@ class TwinServer:
         self.unit = unit
         self.lenses = lenses
         self.bench = TwinBench(station, unit, lenses, seed=station.twin.seed if seed is None else seed)
-        self.operator = TwinOperator(self.bench.state, lenses, mount=station.mount)
+        self.operator = TwinOperator(self.bench.state, lenses, mount=station.mount, hardware=self.bench.hardware)
         # faults of the unit file, the station's [twin.faults] and the caller's (issue #8)
         plan = (unit.faults or FaultPlan()).merged(station.twin.faults).merged(faults)
         self.grbl = GrblPeer(
-            self.bench.state, station, time_scale=station.twin.time_scale, faults=initial_grbl_faults(plan)
+            self.bench.state,
+            station,
+            time_scale=station.twin.time_scale,
+            faults=initial_grbl_faults(plan),
+            hardware=self.bench.hardware,
         )
         self.ptp = PtpIpPeer(
             self.bench, host=host, port=ptp_port, event_port=ptp_event_port, faults=initial_ptp_faults(plan)

@@ -35,6 +35,7 @@ from rig.spec.gainmap import shading_opcode_list
 from rig.spec.profile import CalibrationProfile
 from rig.spec.types import ActiveSensor
 from rig.twin import firmware
+from rig.twin.hardware_time import HardwareAction, HardwareLedger
 from rig.twin.mount import mount_pose
 from rig.twin.raster import ChartPose
 from rig.twin.render import render, sample_for
@@ -129,6 +130,8 @@ class TwinBench:
         self.seed = seed
         self.chart_pose = chart_pose
         self.state = BenchState(clock=PhoneClock())
+        self.hardware = HardwareLedger(time_scale=station.twin.time_scale if station.twin is not None else 1.0)
+        """Real-bench seconds of every physical action (motion, exposure, read-out, transfer, hands)."""
         self._counter = 0
         self._counter_lock = threading.Lock()
         # fault injection (rig.twin.faults): a factor on the light panel's luminance per frame index, and
@@ -236,10 +239,25 @@ class TwinBench:
         return frame
 
     def capture(self, *, noise: bool = True) -> TwinFrame:
-        """Capture one frame of the current bench state."""
+        """Capture one frame of the current bench state (as the phone does: paced like the hardware)."""
+        began = time.monotonic()
         for listener in self.exposure_listeners:
             listener(self.frames_rendered)
-        return self.render_snapshot(self.state.snapshot(), noise=noise)
+        frame = self.render_snapshot(self.state.snapshot(), noise=noise)
+        self._charge_frames([frame], exposed_s=frame.snapshot.exposure_time_s, began_monotonic_s=began)
+        return frame
+
+    def _charge_frames(self, frames: list[TwinFrame], *, exposed_s: float, began_monotonic_s: float) -> None:
+        """Charge what delivering ``frames`` costs a real phone: ``exposed_s`` of shutter time, the read-out of
+        every frame exposed now, each frame's transfer; and wait for it (the ledger's pacing)."""
+        costs = self.hardware.costs
+        sensor = self.station.sensor
+        readout = costs.readout_s(sensor.width_px * sensor.height_px) if exposed_s > 0 else 0.0
+        transfer = sum(costs.transfer_s(len(f.dng)) for f in frames)
+        self.hardware.charge(HardwareAction.EXPOSURE, exposed_s)
+        self.hardware.charge(HardwareAction.READOUT, readout)
+        self.hardware.charge(HardwareAction.TRANSFER, transfer)
+        self.hardware.pace(exposed_s + readout + transfer, began_monotonic_s=began_monotonic_s)
 
     def capture_burst(
         self, count: int, *, frame_interval_s: float, noise: bool = True, start_ns: int | None = None
@@ -258,5 +276,11 @@ class TwinBench:
             if start_ns > first.time_ns:
                 raise ValueError(f"burst start {start_ns} ns is in the future (now {first.time_ns} ns)")
             first = at_time(first, start_ns)
+        began = time.monotonic()
         step_ns = round(frame_interval_s * 1e9)
-        return [self.render_snapshot(at_time(first, first.time_ns + k * step_ns), noise=noise) for k in range(count)]
+        frames = [self.render_snapshot(at_time(first, first.time_ns + k * step_ns), noise=noise) for k in range(count)]
+        # a burst from the ring buffer was exposed before the request (while the bench did something else): only
+        # its transfer is new; a live burst keeps the shutter busy from the first exposure to the last read-out
+        exposing_s = (count - 1) * frame_interval_s + first.exposure_time_s if start_ns is None else 0.0
+        self._charge_frames(frames, exposed_s=exposing_s, began_monotonic_s=began)
+        return frames

@@ -50,13 +50,40 @@ def test_undeclared_measurement_is_refused(tmp_path: Path) -> None:
         _recorder(tmp_path).measure("s", "flange_um", 1.0)
 
 
-def test_every_measurement_is_on_disk_at_once(tmp_path: Path) -> None:
+def test_a_steps_measurements_are_on_disk_when_it_ends(tmp_path: Path) -> None:
+    """Writes are batched per step (one fsync'd rewrite when the step ends, issue #17), never lost after it."""
+    from rig.results.reportdata import REPORT_DATA_FILE, Check, ChecksPlot
+
     rec = _recorder(tmp_path)
     rec.measure("flange", "flange_offset_um", 1.0)
     rec.measure("flange", "tilt_x_arcmin", 0.2)
+    check = Check(name="a", expected="1", observed="1", ok=True)
+    rec.add_plot(ChecksPlot(name="checks", title="checks", checks=[check]))
+    on_disk = json.loads((tmp_path / "run-1" / RECORD_FILE).read_text())
+    assert on_disk["measurements"] == [], "batched: nothing rewritten before the step ends"
+    rec.step("flange", Verdict.PASS, started=utcnow(), ended=utcnow())
     on_disk = json.loads((tmp_path / "run-1" / RECORD_FILE).read_text())
     assert [m["name"] for m in on_disk["measurements"]] == ["flange_offset_um", "tilt_x_arcmin"]
+    assert [s["name"] for s in on_disk["steps"]] == ["flange"]
+    assert [p["name"] for p in json.loads((tmp_path / "run-1" / REPORT_DATA_FILE).read_text())["plots"]] == ["checks"]
     assert not list((tmp_path / "run-1").glob(".*.tmp")), "no temporary files left behind"
+
+
+def test_a_step_records_its_wall_cpu_and_hardware_time(tmp_path: Path) -> None:
+    """Hardware time is what the bench's clock (the twin's ledger) advanced since the previous step ended."""
+    from datetime import timedelta
+
+    readings = iter([100.0, 112.5, 113.0])
+    rec = _recorder(tmp_path)
+    rec.attach_hardware_clock(lambda: next(readings))
+    t0 = utcnow()
+    first = rec.step("lens_detection", Verdict.PASS, started=t0, ended=t0 + timedelta(seconds=2.25))
+    second = rec.step("flange", Verdict.PASS, started=t0, ended=t0 + timedelta(seconds=1))
+    assert (first.wall_s, first.hardware_s) == (2.25, 12.5)
+    assert (second.wall_s, second.hardware_s) == (1.0, 0.5)
+    assert first.cpu_s is not None and first.cpu_s >= 0
+    blind = _recorder(tmp_path / "real").step("flange", Verdict.PASS, started=t0, ended=t0)
+    assert blind.hardware_s is None, "a bench without a hardware clock records no hardware time"
 
 
 def test_resume_keeps_completed_steps_and_drops_the_ones_to_redo(tmp_path: Path) -> None:

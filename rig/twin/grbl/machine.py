@@ -69,6 +69,7 @@ from rig.twin.grbl.eeprom import COORD_SYSTEMS, STARTUP_SET_RE, ZERO, Eeprom, pr
 from rig.twin.grbl.gcode import Words, clean, parse_words
 from rig.twin.grbl.motion import Block, BlockKind, Vec, quantize
 from rig.twin.grbl.transport import PtyTransport
+from rig.twin.hardware_time import HardwareAction, HardwareLedger
 from rig.twin.state import BenchState
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,9 @@ class GrblPeer:
         EEPROM values that differ from the provisioned ones, e.g. ``{13: 1, 30: 500}``.
     eeprom_lost
         The EEPROM fails its checksum: the next power-up answers ``error:7`` and restores GRBL's defaults.
+    hardware
+        The twin's hardware-time ledger: every block is charged its trapezoid's duration in firmware time (what
+        the move takes on the real rail, whatever ``time_scale``), every G4 its dwell.
     """
 
     def __init__(
@@ -192,12 +196,14 @@ class GrblPeer:
         clock: Clock = SYSTEM_CLOCK,
         settings: dict[int, float] | None = None,
         eeprom_lost: bool = False,
+        hardware: HardwareLedger | None = None,
     ) -> None:
         if not time_scale > 0:
             raise ValueError(f"time_scale must be > 0, got {time_scale}")
         self.state = state
         self.station = station
         self.time_scale = float(time_scale)
+        self._hardware = hardware  # motion and dwells are charged at their firmware (= real-bench) duration
         self.boot_delay_s = boot_delay_s
         self.clock = clock
         self._t0_ns = clock.now_ns()
@@ -550,6 +556,8 @@ class GrblPeer:
                     return
                 block = self._active = self._planner.popleft()
                 block.start(now)
+                if self._hardware is not None:  # a hold or reset later cuts it short: rare, not refunded
+                    self._hardware.charge(HardwareAction.MOTION, block.profile.duration_s)
             assert block.profile is not None
             tau = now - block.t0_s
             s, _ = block.profile.at(tau)
@@ -1004,6 +1012,8 @@ class GrblPeer:
                     self.state.knock()
             if nonmodal == 40:
                 self._synchronize_locked(generation)
+                if self._hardware is not None:
+                    self._hardware.charge(HardwareAction.MOTION, v["P"])
                 end = self._sim_s() + v["P"]
                 self._wait_locked(generation, lambda: self._sim_s() >= end)
             if not jog:

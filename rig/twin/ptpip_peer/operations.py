@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -308,8 +309,10 @@ class Operations:
         if not text:
             return None
         try:
-            start_ns = round(float(text) * 1e6)
-        except ValueError:
+            # decimal, not float: ms since the epoch × 1e6 is beyond float64's exact integers (256 ns steps there),
+            # and a burst must start exactly where it was asked, relative to the knock it follows
+            start_ns = int(Decimal(text).scaleb(6).to_integral_value())
+        except (InvalidOperation, ValueError, OverflowError):
             log.info("ignoring BurstStart %r: not a time in ms", text)
             return None
         now_ns = self._bench.state.now_ns()
