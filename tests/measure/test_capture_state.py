@@ -226,6 +226,7 @@ def recorded_sweep(tmp_path_factory: pytest.TempPathFactory, station: StationCon
             "flange_alignment", "flange_offset_um", sweep.flange.flange_offset_um,
             captures=[f.path for f in sweep.frames],
         )  # fmt: skip
+        recorder.flush()  # the record is written per step; this sweep is not inside one
         for frame in sweep.frames:
             expected = bench_state(
                 station, tag=frame.path.split("-", 1)[1].removesuffix(".dng"), chart="sfr", rail_mm=frame.rail_mm,

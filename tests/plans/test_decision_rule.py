@@ -123,6 +123,7 @@ def test_without_a_study_and_without_the_rule_nothing_changes(tmp_path: Path) ->
     rec = _recorder(tmp_path, LIMITS.replace('decision_rule = "iso14253"\n', ""))
     m = rec.measure("flange", "flange_offset_um", 4.8)
     assert (m.verdict, m.marginal, m.uncertainty, m.decision, m.decision_note) == (Verdict.PASS, True, None, None, None)
+    rec.flush()  # the record is written when a step ends
     saved = RunRecord.load(tmp_path / "reports" / "run-1" / "record.json").measurements[0]
     assert saved == m
 
