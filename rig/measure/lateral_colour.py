@@ -1,8 +1,12 @@
 """Transverse chromatic aberration (lateral colour) from a dot-grid frame, fitted to lensfun's ``poly3`` TCA model.
 
 Method. The Bayer mosaic is split into its colour planes; the dots of each plane are found with
-:func:`rig.measure.dotgrid.detect_dots` (darkness-weighted centroids, unbiased for a symmetric dot) and put back on
-the read-out grid where that plane's sites sit (plane pixel (i, j) is read-out pixel (2i + dy, 2j + dx)). The two
+:func:`rig.measure.dotgrid.detect_dots`, and each centre is refined as the darkness-weighted centroid over a disc
+window about it, against a background plane fitted on a ring around the dot (:func:`precise_dot_centres`): each
+colour has its own shading gradient (the sensor's chief-ray-angle term is strongest in red), which would otherwise
+move the red and blue centres radially against green by ~20 ppm of the radius, as much as a well-corrected lens's
+lateral colour. The centres are put back on the read-out grid where that plane's sites sit (plane pixel (i, j) is
+read-out pixel (2i + dy, 2j + dx)). The two
 green planes' centres of a dot are averaged into its green centre; its red and blue centres are the nearest
 detections within a quarter of the dot spacing. Each colour's centres are then fitted against green as lensfun
 models TCA (``lensfun-database.dtd``; ``libs/lensfun/mod-subpix.cpp`` ``ModifyCoord_TCA_Poly3``)::
@@ -38,6 +42,9 @@ from rig.measure.dotgrid import detect_dots
 
 MIN_DOTS = 12
 _MATCH_FRACTION = 0.25  # of the median dot spacing: a colour's centre further from green is another dot
+_WINDOW = 1.3  # centroid window radius, in dot radii: the whole dot and its blurred edge (≤ 1 plane px here)
+_RING_INNER = 1.4  # background ring, in dot radii: clear of the dot's edge, well inside the grid's pitch
+_RING_OUTER = 1.9
 
 
 class TcaTerms(StrEnum):
@@ -128,9 +135,56 @@ def _plane_offsets(cfa_pattern: str) -> dict[str, list[tuple[int, int]]]:
     return offsets
 
 
+def _refined_centre(plane: np.ndarray, centre: np.ndarray, radius_px: float) -> np.ndarray | None:
+    """The darkness-weighted centroid of one dot over a disc window centred on it, against a local plane background.
+
+    The background is a plane fitted over a ring just outside the dot, so the colour's own shading gradient (the
+    sensor's chief-ray-angle term differs per colour) neither tilts the dot's darkness nor leaves a floor of
+    darkness in the window; the window is a disc about the current centre, so its edges pull the centroid no way.
+    Three passes move the window onto the dot. None when the window leaves the plane.
+    """
+    half = int(np.ceil(_RING_OUTER * radius_px)) + 1
+    c = centre.astype(np.float64)
+    for _ in range(3):
+        x0, y0 = round(float(c[0])) - half, round(float(c[1])) - half
+        if x0 < 0 or y0 < 0 or x0 + 2 * half + 1 > plane.shape[1] or y0 + 2 * half + 1 > plane.shape[0]:
+            return None
+        patch = plane[y0 : y0 + 2 * half + 1, x0 : x0 + 2 * half + 1]
+        ys, xs = np.mgrid[y0 : y0 + 2 * half + 1, x0 : x0 + 2 * half + 1]
+        d = np.hypot(xs - c[0], ys - c[1])
+        ring = (d > _RING_INNER * radius_px) & (d < _RING_OUTER * radius_px)
+        design = np.column_stack([np.ones(int(ring.sum())), xs[ring] - c[0], ys[ring] - c[1]])
+        coef, *_ = np.linalg.lstsq(design, patch[ring], rcond=None)
+        background = coef[0] + coef[1] * (xs - c[0]) + coef[2] * (ys - c[1])
+        if not np.all(background > 0):
+            return None
+        weight = np.where(d < _WINDOW * radius_px, 1.0 - patch / background, 0.0)
+        total = float(weight.sum())
+        if total <= 0:
+            return None
+        c = np.array([float((weight * xs).sum()) / total, float((weight * ys).sum()) / total])
+    return c
+
+
+def precise_dot_centres(image: np.ndarray, *, black_level_dn: float = 0.0) -> np.ndarray:
+    """Dot centres (N, 2) of a grey frame (one colour), (x, y) pixels: :func:`rig.measure.dotgrid.detect_dots`,
+    then each refined over a disc window against a local plane background (:func:`_refined_centre`).
+
+    Raises
+    ------
+    MeasurementError
+        As :func:`~rig.measure.dotgrid.detect_dots` (fewer than 12 dots, an unlit frame).
+    """
+    plane = np.asarray(image, dtype=np.float64) - black_level_dn
+    found = detect_dots(plane)
+    radius = float(np.sqrt(np.median(found.areas_px) / np.pi))
+    refined = [_refined_centre(plane, c, radius) for c in found.centres_px]
+    return np.array([c for c in refined if c is not None], dtype=np.float64).reshape(-1, 2)
+
+
 def _plane_centres(raw: np.ndarray, dx: int, dy: int, black_level_dn: float) -> np.ndarray:
-    plane = raw[dy::2, dx::2]
-    centres = detect_dots(plane, black_level_dn=black_level_dn).centres_px
+    """Dot centres of one Bayer plane in read-out pixels: plane pixel (i, j) is read-out pixel (2i + dy, 2j + dx)."""
+    centres = precise_dot_centres(raw[dy::2, dx::2], black_level_dn=black_level_dn)
     return centres * 2.0 + np.array([dx, dy], dtype=np.float64)
 
 
