@@ -14,6 +14,10 @@ Light (DN above black, per read-out pixel)::
   r from the sensor centre, where the microlens shift pattern is centred); ``s`` is
   :func:`rig.twin.truth.cra_shading_scale` (1 for the reference lens, 0 for the native lens).
 
+Geometry (:func:`geometry`): chart pose, ptlens distortion about the optical axis, then the lens's lateral colour,
+a scale of the red and blue images against green about the axis (``LensSpec.lateral_colour``, ppm), then decentre.
+With lateral colour each Bayer plane is rasterised on its own sites through its colour's mapping.
+
 With no M lens (or before the phone has switched sensors) the native camera renders: f/1.9, its own
 transmission and exit pupil, no vignetting polynomial, no CRA mismatch, no mount errors.
 """
