@@ -16,8 +16,8 @@ someone who mounts this lens on this phone:
 
 ``CERTIFIED WITH LIMITATIONS`` — every blocking criterion passed, but some other graded measurement failed or was
 not measured: mid/corner sharpness at any aperture, centre sharpness stopped down, vignetting, T-stop, sag under
-the lens's weight, the distortion model's fit. Each is named in ``reasons`` (e.g. "use a lens support",
-"correct vignetting with the lensfun profile").
+the lens's weight, the distortion and lateral-colour models' fits. Each is named in ``reasons`` (e.g. "use a lens
+support", "correct vignetting with the lensfun profile").
 
 ``CERTIFIED`` — every graded measurement passed.
 
@@ -38,9 +38,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rig.calibrate.lensfun import LensfunLens, PaFit, PaVignetting, PtlensDistortion
+from rig.calibrate.lensfun import LensfunLens, PaFit, PaVignetting, PtlensDistortion, poly3_tca
 from rig.config.lenses import LensSpec
 from rig.errors import ConfigError
+from rig.measure.lateral_colour import LateralColourFit
 from rig.results.record import (
     NEUTRAL_VERDICTS,
     CertificateLevel,
@@ -75,6 +76,7 @@ LABELS = {
     "sag_tilt_arcmin": "lens tilt under its weight",
     "sag_shift_um": "image shift under the lens's weight",
     "distortion_rms_px": "ptlens distortion fit residual",
+    "tca_residual_px": "lateral colour (TCA) fit residual",
 }
 ADVICE = {
     "mtf50_cy_px": "soft in this zone",
@@ -83,6 +85,7 @@ ADVICE = {
     "sag_tilt_arcmin": "support the lens when the phone is not level",
     "sag_shift_um": "support the lens when the phone is not level",
     "distortion_rms_px": "the lensfun ptlens distortion does not fully correct this lens",
+    "tca_residual_px": "the lensfun poly3 TCA does not fully correct this lens's colour fringes",
 }
 
 
@@ -340,13 +343,18 @@ def certificate_checks(cert: LensCertificate) -> ChecksPlot:
 
 # --------------------------------------------------------------------------------------------- lensfun
 def lensfun_entry(
-    lens: LensSpec, *, distortion_abc: tuple[float, float, float], vignetting: Mapping[float, PaFit]
+    lens: LensSpec,
+    *,
+    distortion_abc: tuple[float, float, float],
+    vignetting: Mapping[float, PaFit],
+    tca: LateralColourFit | None = None,
 ) -> LensfunLens:
     """The lensfun ``<lens>`` of ``lens`` as measured on the phone.
 
     ``distortion_abc``: ptlens a, b, c from the dot grid (r = 1 at half the sensor's short edge);
-    ``vignetting``: pa fits per f-number (r = 1 at the half diagonal), all at infinity focus. Radii conventions
-    match lensfun's with crop factor 2.64 and aspect ratio 4:3 (:mod:`rig.calibrate.lensfun`).
+    ``vignetting``: pa fits per f-number (r = 1 at the half diagonal), all at infinity focus; ``tca``: the dot
+    grid's lateral colour (poly3, r = 1 at half the short edge), None to leave TCA out. Radii conventions match
+    lensfun's with crop factor 2.64 and aspect ratio 4:3 (:mod:`rig.calibrate.lensfun`).
     """
     for name, value in zip("abc", distortion_abc, strict=True):
         if not math.isfinite(value):
@@ -360,6 +368,7 @@ def lensfun_entry(
         min_aperture=lens.f_numbers[0],
         max_aperture=lens.f_numbers[-1],
         distortion=(PtlensDistortion(focal, *distortion_abc),),
+        tca=() if tca is None else (poly3_tca(tca, focal_mm=focal),),
         vignetting=tuple(
             PaVignetting(focal, n, LENSFUN_INFINITY_M, fit.k1, fit.k2, fit.k3) for n, fit in sorted(vignetting.items())
         ),

@@ -17,6 +17,11 @@ sensor's 16.38 mm diagonal against 43.27 mm) and ``aspect-ratio`` 4:3 make that 
 the phone sensor's, the conventions :mod:`rig.measure.dotgrid` and the lens catalog already use. Without the
 aspect ratio lensfun would assume 3:2 and misplace r = 1 by 8 %.
 
+TCA (``<tca model="poly3">``): red and blue against green, ``Rd = Ru·(b·Ru² + c·Ru + v)`` in the same normalised
+radius as the distortion (r = 1 at half the short edge), as :mod:`rig.measure.lateral_colour` fits it from the dot
+grid's colour planes (:func:`poly3_tca`); lensfun's Modifier reads each corrected pixel's red and blue at those
+radii (``mod-subpix.cpp``), which puts them back onto green.
+
 Which correction where (:data:`CORRECTION_GUIDE`, also the file's comment and calibration/README.md). The pa
 model is the whole radial falloff of the phone's *raw* data, fitted on raw flat fields; it is radial luminance
 only, ``Cd = Cs·(1 + k1·r² + k2·r⁴ + k3·r⁶)``. The phone's DNGs also carry the per-channel shading correction as a
@@ -37,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rig.errors import MISSING, ConfigError, MeasurementError
+from rig.measure.lateral_colour import LateralColourFit
 
 FULL_FRAME_DIAGONAL_MM = 43.2666  # √(36² + 24²): the crop factor's reference
 PHONE_SENSOR_DIAGONAL_MM = 16.384  # 8192 × 6144 at 1.6 µm (REFERENCE.md §2)
@@ -88,6 +94,24 @@ class Poly3Tca:
     cb: float = 0.0
     br: float = 0.0
     bb: float = 0.0
+
+
+def poly3_tca(fit: LateralColourFit, *, focal_mm: float) -> Poly3Tca:
+    """The ``<tca model="poly3">`` of a lateral-colour fit at ``focal_mm`` (same coefficients, same normalisation).
+
+    Raises
+    ------
+    ValueError
+        A non-finite coefficient, or a v outside (0.5, 2): no lens scales a colour by a factor of two.
+    """
+    red, blue = fit.red, fit.blue
+    for name, value in (("vr", red.v), ("vb", blue.v), ("cr", red.c), ("cb", blue.c), ("br", red.b), ("bb", blue.b)):
+        if not math.isfinite(value):
+            raise ValueError(f"TCA {name} must be finite, got {value}")
+    for name, value in (("vr", red.v), ("vb", blue.v)):
+        if not 0.5 < value < 2.0:
+            raise ValueError(f"TCA {name} within (0.5, 2), got {value}")
+    return Poly3Tca(focal_mm, vr=red.v, vb=blue.v, cr=red.c, cb=blue.c, br=red.b, bb=blue.b)
 
 
 @dataclass(frozen=True)
@@ -320,7 +344,7 @@ def _attr(el: ET.Element, name: str, source: str, where: str) -> float:
 
 
 def parse_lensfun_xml(text: str, *, source: str = "lensfun XML") -> list[LensfunLens]:
-    """Parse the ``<lens>`` entries of a lensfun database file (ptlens distortion and pa vignetting only).
+    """Parse the ``<lens>`` entries of a lensfun database file (ptlens distortion, poly3 TCA, pa vignetting only).
 
     Raises
     ------

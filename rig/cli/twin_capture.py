@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,13 @@ def _iso(value: float) -> int:
     return int(value)
 
 
-def capture(args: argparse.Namespace) -> int:
+def capture(args: argparse.Namespace, *, clock: Callable[[], int] | None = None) -> int:
+    """Render the frame ``args`` describe and write it as a DNG dated now.
+
+    ``clock`` (ns since the Unix epoch, default the twin phone's real-time clock: the wall clock) is when the
+    frame is taken; the lens went on 10 s of simulated time before, so the sensor has switched and the mount has
+    settled. The DNG's DateTimeOriginal is that capture time, never the simulation's origin.
+    """
     station = load_station(args.station)
     unit = load_unit(_unit_path(args.unit))
     lenses = load_lens_catalog(resolve_path(station.lenses))
@@ -80,10 +87,11 @@ def capture(args: argparse.Namespace) -> int:
         raise ArgumentError(f"--pitch-deg {args.pitch_deg:g}: expected within [{low:g}, {high:g}]")
 
     bench = TwinBench(station, unit, lenses, seed=args.seed)
-    clock = [0]
-    bench.state.clock = lambda: clock[0]
+    taken_ns = (clock or bench.state.clock)()
+    now_ns = [taken_ns - _SETTLED_NS]
+    bench.state.clock = lambda: now_ns[0]
     bench.state.mount_lens(unit.lens.id)
-    clock[0] = _SETTLED_NS
+    now_ns[0] = taken_ns
     bench.state.update(
         rail_mm=rail,
         carousel_mm=station.carousel.slots[args.chart],

@@ -35,6 +35,19 @@ class Distortion(StrictModel):
     c: float = 0.0
 
 
+class LateralColour(StrictModel):
+    """Transverse chromatic aberration (lateral colour): the red and blue images' scale against the green one.
+
+    ``red_ppm``/``blue_ppm`` = (magnification of the channel / magnification of green − 1) · 10⁶, about the optical
+    axis, the same at every field height (primary lateral colour). At the phone sensor's corner (8.19 mm) 100 ppm
+    is a 0.82 µm colour fringe. lensfun's ``poly3`` TCA of such a lens is ``vr = 1 + red_ppm·10⁻⁶``,
+    ``vb = 1 + blue_ppm·10⁻⁶``, ``cr = cb = br = bb = 0`` (:mod:`rig.measure.lateral_colour`).
+    """
+
+    red_ppm: float = Field(0.0, ge=-5000.0, le=5000.0)
+    blue_ppm: float = Field(0.0, ge=-5000.0, le=5000.0)
+
+
 class LensSpec(StrictModel):
     """One lens model as the bench needs it. Lengths in mm, weights in g."""
 
@@ -60,6 +73,7 @@ class LensSpec(StrictModel):
     )
     vignetting: Vignetting = Vignetting()
     distortion: Distortion = Distortion()
+    lateral_colour: LateralColour = LateralColour()
     certified_f_numbers: list[float] | None = None
 
     @model_validator(mode="after")

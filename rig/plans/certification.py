@@ -4,7 +4,8 @@
 recorded against ``fixtures/limits/certification.toml`` (the run's PASS / FAIL / ERROR); the last step grades the
 failures into a certificate (CERTIFIED / CERTIFIED WITH LIMITATIONS / NOT CERTIFIED with reasons, rules in
 :mod:`rig.calibrate.certificate`) written as ``certificate.json``, and a lensfun entry (ptlens distortion from the
-dot grid, pa vignetting per aperture from the flat fields) written as ``lensfun.xml`` in the run folder.
+dot grid, poly3 TCA from the dot grid's colour planes, pa vignetting per aperture from the flat fields) written as
+``lensfun.xml`` in the run folder.
 
 Apertures: the lens's widest stop, f/2.8 and f/5.6 where the ring has them (:func:`apertures_for`): wide open is
 where focus, sharpness and vignetting are hardest; f/5.6 is where a lens is usually at its best and mechanical
@@ -12,8 +13,9 @@ vignetting has faded; f/2.8 is the common working stop between them. The apertur
 (the ring is manual).
 
 Steps follow the bench with the fewest moves: detection as the lens goes on; the flat chart at every aperture
-(T-stop, vignetting); the dot grid (distortion); the slanted-edge chart through focus wide open (flange, infinity,
-sharpness), then at each smaller stop one frame at the best focus found; the pitch series (sag); the certificate.
+(T-stop, vignetting); the dot grid (distortion, lateral colour); the slanted-edge chart through focus wide open
+(flange, infinity, sharpness), then at each smaller stop one frame at the best focus found; the pitch series (sag);
+the certificate.
 
 Every test asks for ``measure`` first, so a fault while the bench is being prepared is recorded against the step.
 """
@@ -44,6 +46,7 @@ from rig.errors import DeviceTimeout
 from rig.measure import stability, uniformity
 from rig.measure.dotgrid import DotGridFit
 from rig.measure.edges import measure_chart
+from rig.measure.lateral_colour import LateralColourFit, measure_lateral_colour
 
 PLAN = "certification"
 
@@ -141,6 +144,19 @@ def grid(bench: BenchOps, lens: LensSpec, stops: tuple[float, ...]) -> tuple[Fra
     proc.ensure_lens(bench, lens)
     set_aperture(bench, stops[0])
     return proc.dot_grid(bench, t_stop=lens.t_stop)
+
+
+@pytest.fixture(scope="module")
+def lateral_colour(bench: BenchOps, grid: tuple[Frame, DotGridFit]) -> LateralColourFit:
+    """Red and blue against green from the dot grid's colour planes (lensfun poly3 TCA)."""
+    frame, _ = grid
+    image = frame.image
+    return measure_lateral_colour(
+        frame.raw,
+        cfa_pattern=image.cfa_pattern,
+        black_level_dn=image.black_level,
+        pixel_pitch_um=bench.station.sensor.readout_pitch_um,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +262,35 @@ def test_distortion(measure, run: RunRecorder, grid: tuple[Frame, DotGridFit]) -
     frame, fit = grid
     measure("distortion_rms_px", fit.rms_residual_px, captures=[frame.path])
     _thumbnail(run, frame, f"dot grid: ptlens a {fit.ptlens_a:+.5f}, b {fit.ptlens_b:+.5f}, c {fit.ptlens_c:+.5f}")
+
+
+def test_lateral_colour(
+    measure, run: RunRecorder, grid: tuple[Frame, DotGridFit], lateral_colour: LateralColourFit
+) -> None:
+    """Transverse chromatic aberration from the dot grid (for the lensfun TCA entry): how far red and blue land
+    from green at the frame corner, and how well lensfun's poly3 model follows it."""
+    frame, _ = grid
+    fit = lateral_colour
+    for zone, channel in (("red", fit.red), ("blue", fit.blue)):
+        measure("lateral_colour_um", channel.corner_shift_um, zone=zone, captures=[frame.path])
+        measure("tca_residual_px", channel.rms_residual_px, zone=zone, captures=[frame.path])
+    radii = np.linspace(0.0, 1.0, 21)
+    series = {
+        f"{name} (poly3 v {channel.v:.6f}, b {channel.b:+.2e})": list(fit.radial_shift_um(channel, radii))
+        for name, channel in (("red", fit.red), ("blue", fit.blue))
+    }
+    run.add_plot(
+        figures.trace(
+            "lateral_colour",
+            "Lateral colour against green (lensfun poly3 TCA fit)",
+            radii,
+            series,
+            x_label="field radius (1 = half diagonal)",
+            x_unit="",
+            y_label="radial shift",
+            y_unit="µm",
+        )
+    )
 
 
 def test_infinity_focus(
@@ -360,12 +405,18 @@ def test_lensfun_profile(
     station: StationConfig,
     lens: LensSpec,
     grid: tuple[Frame, DotGridFit],
+    lateral_colour: LateralColourFit,
     vignetting_fits: dict[float, PaFit],
 ) -> None:
     """The lensfun database of the lens on this phone: the phone's camera entry (as its DNGs name it) and the lens
-    with ptlens distortion and pa vignetting per aperture."""
+    with ptlens distortion, poly3 TCA and pa vignetting per aperture."""
     frame, fit = grid
-    entry = lensfun_entry(lens, distortion_abc=(fit.ptlens_a, fit.ptlens_b, fit.ptlens_c), vignetting=vignetting_fits)
+    entry = lensfun_entry(
+        lens,
+        distortion_abc=(fit.ptlens_a, fit.ptlens_b, fit.ptlens_c),
+        vignetting=vignetting_fits,
+        tca=lateral_colour,
+    )
     camera = phone_camera(
         frame.image.make or "", frame.image.model or "", sensor_diagonal_mm=2 * station.sensor.half_diagonal_mm
     )

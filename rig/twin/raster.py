@@ -57,23 +57,44 @@ class ChartPose:
 
 @dataclass(frozen=True)
 class PixelGrid:
-    """The read-out pixel grid: pixel (row i, col j) has its centre at ``((j + ½)·p − W·p/2, (i + ½)·p − H·p/2)`` µm."""
+    """The read-out pixel grid: pixel (row i, col j) has its centre at ``((j + ½)·p − W·p/2, (i + ½)·p − H·p/2)`` µm.
+
+    ``offset_x_um``/``offset_y_um`` move every centre (0 for the read-out grid; see :meth:`bayer_plane`).
+    """
 
     width_px: int
     height_px: int
     pitch_um: float
+    offset_x_um: float = 0.0
+    offset_y_um: float = 0.0
 
     def x_um(self, cols: np.ndarray) -> np.ndarray:
-        return (cols + 0.5) * self.pitch_um - 0.5 * self.width_px * self.pitch_um
+        return (cols + 0.5) * self.pitch_um - 0.5 * self.width_px * self.pitch_um + self.offset_x_um
 
     def y_um(self, rows: np.ndarray) -> np.ndarray:
-        return (rows + 0.5) * self.pitch_um - 0.5 * self.height_px * self.pitch_um
+        return (rows + 0.5) * self.pitch_um - 0.5 * self.height_px * self.pitch_um + self.offset_y_um
 
     def col_of(self, x_um: float) -> float:
-        return (x_um + 0.5 * self.width_px * self.pitch_um) / self.pitch_um - 0.5
+        return (x_um - self.offset_x_um + 0.5 * self.width_px * self.pitch_um) / self.pitch_um - 0.5
 
     def row_of(self, y_um: float) -> float:
-        return (y_um + 0.5 * self.height_px * self.pitch_um) / self.pitch_um - 0.5
+        return (y_um - self.offset_y_um + 0.5 * self.height_px * self.pitch_um) / self.pitch_um - 0.5
+
+    def bayer_plane(self, dx: int, dy: int) -> PixelGrid:
+        """The sites of one CFA colour, (row 2i + dy, col 2j + dx), as a grid of their own (pitch 2p).
+
+        Its pixel (i, j) has the centre of read-out pixel (2i + dy, 2j + dx): ``(2j + dx + ½)·p − W·p/2``, which is
+        the half-size grid's ``(j + ½)·2p − (W/2)·2p/2`` moved by ``(dx − ½)·p``.
+        """
+        if self.width_px % 2 or self.height_px % 2 or dx not in (0, 1) or dy not in (0, 1):
+            raise ValueError(f"a 2×2 CFA plane (dx, dy in 0, 1) of an even grid, got {dx}, {dy} of {self}")
+        return PixelGrid(
+            self.width_px // 2,
+            self.height_px // 2,
+            2.0 * self.pitch_um,
+            self.offset_x_um + (dx - 0.5) * self.pitch_um,
+            self.offset_y_um + (dy - 0.5) * self.pitch_um,
+        )
 
     def patch(self, x_min: float, x_max: float, y_min: float, y_max: float) -> tuple[slice, slice] | None:
         """Rows/cols whose centres fall in the µm box, or None when it misses the sensor."""

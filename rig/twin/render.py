@@ -14,6 +14,10 @@ Light (DN above black, per read-out pixel)::
   r from the sensor centre, where the microlens shift pattern is centred); ``s`` is
   :func:`rig.twin.truth.cra_shading_scale` (1 for the reference lens, 0 for the native lens).
 
+Geometry (:func:`geometry`): chart pose, ptlens distortion about the optical axis, then the lens's lateral colour,
+a scale of the red and blue images against green about the axis (``LensSpec.lateral_colour``, ppm), then decentre.
+With lateral colour each Bayer plane is rasterised on its own sites through its colour's mapping.
+
 With no M lens (or before the phone has switched sensors) the native camera renders: f/1.9, its own
 transmission and exit pupil, no vignetting polynomial, no CRA mismatch, no mount errors.
 """
@@ -31,7 +35,7 @@ from rig.config.station import StationConfig
 from rig.config.unit import LensSample, TwinUnit
 from rig.twin.optics import BlurSpec, cos4_falloff, pa_vignetting, ptlens_distort
 from rig.twin.pose import STATIC, MountPose
-from rig.twin.raster import ChartPose, PixelGrid, ToSensor, rasterise
+from rig.twin.raster import BlurAt, ChartPose, PixelGrid, ToSensor, rasterise
 from rig.twin.sensor import expose
 from rig.twin.state import BenchSnapshot
 from rig.twin.truth import UnitTruth, unit_truth
@@ -78,8 +82,11 @@ def sample_for(unit: TwinUnit, lens_id: str, f_number: float | None) -> TwinUnit
     return unit.model_copy(update={"lens": sample})
 
 
-def geometry(truth: UnitTruth, station: StationConfig, chart_pose: ChartPose) -> ToSensor:
-    """The mapping chart (normalised) → sensor µm: pose, then ptlens distortion about the axis, then decentre."""
+def geometry(
+    truth: UnitTruth, station: StationConfig, chart_pose: ChartPose, *, channel_scale: float = 1.0
+) -> ToSensor:
+    """The mapping chart (normalised) → sensor µm: pose, then ptlens distortion about the axis, then the colour's
+    scale about the axis (lateral colour, :meth:`UnitTruth.channel_scale`; 1 for green), then decentre."""
     half_diag_um = truth.half_diagonal_um
     short_half_um = (
         0.5 * min(station.sensor.full_width_px, station.sensor.full_height_px) * (station.sensor.pixel_pitch_um)
@@ -94,7 +101,7 @@ def geometry(truth: UnitTruth, station: StationConfig, chart_pose: ChartPose) ->
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio = np.where(ru > 0, ptlens_distort(ru, a=a, b=b, c=c) / np.where(ru > 0, ru, 1.0), 1.0)
             px, py = px * ratio, py * ratio
-        return px + truth.decentre_x_um, py + truth.decentre_y_um
+        return px * channel_scale + truth.decentre_x_um, py * channel_scale + truth.decentre_y_um
 
     return to_sensor
 
@@ -120,6 +127,27 @@ def _upsample(coarse: np.ndarray, shape: tuple[int, int], factor: int) -> np.nda
     h, w = coarse.shape
     big = cv2.resize(coarse.astype(np.float32), (w * factor, h * factor), interpolation=cv2.INTER_LINEAR)
     return big[factor : factor + shape[0], factor : factor + shape[1]]
+
+
+def _transmittance(
+    chart: ChartSpec, truth: UnitTruth, station: StationConfig, chart_pose: ChartPose, *, grid: PixelGrid,
+    blur_at: BlurAt,
+) -> np.ndarray:  # fmt: skip
+    """The chart's transmittance at every read-out pixel, each CFA site imaged at its colour's scale.
+
+    A lens with lateral colour images red and blue at another scale than green, so each Bayer plane is rasterised
+    on its own sites (:meth:`PixelGrid.bayer_plane`) through its colour's mapping; without lateral colour all
+    colours share one mapping and the frame is rasterised in one pass (the same values).
+    """
+    pattern = station.sensor.cfa_pattern
+    if all(truth.channel_scale(colour) == 1.0 for colour in pattern):
+        return rasterise(chart, grid=grid, to_sensor_um=geometry(truth, station, chart_pose), blur_at=blur_at)
+    out = np.empty((grid.height_px, grid.width_px), dtype=np.float32)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            mapping = geometry(truth, station, chart_pose, channel_scale=truth.channel_scale(pattern[2 * dy + dx]))
+            out[dy::2, dx::2] = rasterise(chart, grid=grid.bayer_plane(dx, dy), to_sensor_um=mapping, blur_at=blur_at)
+    return out
 
 
 def shading_gain(truth: UnitTruth, unit: TwinUnit, station: StationConfig) -> np.ndarray:
@@ -227,7 +255,7 @@ def render(
             # tilted field share a few cached edge spreads instead of computing one per target
             return BlurSpec(**{**base.__dict__, "defocus_um": round(defocus / DEFOCUS_STEP_UM) * DEFOCUS_STEP_UM})
 
-        transmittance = rasterise(chart, grid=grid, to_sensor_um=geometry(truth, station, chart_pose), blur_at=blur_at)
+        transmittance = _transmittance(chart, truth, station, chart_pose, grid=grid, blur_at=blur_at)
     signal = transmittance
     signal *= shading_gain(truth, unit, station)
     signal *= np.float32(signal_scale_dn(truth, unit, station, snapshot))

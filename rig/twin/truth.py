@@ -72,6 +72,13 @@ class UnitTruth:
     rail_focus_mm: float
     half_diagonal_um: float
     readout_pitch_um: float
+    lateral_colour_red_ppm: float = 0.0  # red image scale against green − 1, ppm, about the optical axis
+    lateral_colour_blue_ppm: float = 0.0
+
+    def channel_scale(self, colour: str) -> float:
+        """Image scale of CFA colour ``colour`` ("R", "G", "B") against green: the lens's lateral colour."""
+        ppm = {"R": self.lateral_colour_red_ppm, "B": self.lateral_colour_blue_ppm}.get(colour, 0.0)
+        return 1.0 + ppm * 1e-6
 
     @property
     def focus_error_um(self) -> float:
@@ -221,4 +228,6 @@ def unit_truth(
         rail_focus_mm=station.rail.focus_mm,
         half_diagonal_um=half_diag_um,
         readout_pitch_um=sensor.readout_pitch_um,
+        lateral_colour_red_ppm=lens.lateral_colour.red_ppm,
+        lateral_colour_blue_ppm=lens.lateral_colour.blue_ppm,
     )

@@ -11,14 +11,17 @@ from rig.calibrate.lensfun import (
     LENS_CHILD_ORDER,
     LensfunLens,
     PaVignetting,
+    Poly3Tca,
     PtlensDistortion,
     check_lens_order,
     fit_pa_vignetting,
     lensfun_xml,
     parse_lensfun_xml,
+    poly3_tca,
 )
 from rig.config import load_lens_catalog
 from rig.errors import ConfigError, MeasurementError
+from rig.measure.lateral_colour import ChannelTca, LateralColourFit, TcaTerms
 
 RI_TOL = 0.002  # pa fit reproduces relative illumination to 0.2 % (flat-field measurements are ±1 %)
 
@@ -33,6 +36,7 @@ def _measured_lens() -> LensfunLens:
         min_aperture=spec.f_numbers[0],
         max_aperture=spec.f_numbers[-1],
         distortion=(PtlensDistortion(focal_mm=35.0, a=0.00123456789, b=-0.0041, c=1e-05),),
+        tca=(Poly3Tca(focal_mm=35.0, vr=1.000251, vb=0.9997993, cr=-3.1e-06, cb=2e-06, br=1.7e-06, bb=-4.25e-07),),
         vignetting=tuple(
             PaVignetting(focal_mm=35.0, aperture=n, distance_m=1000.0, k1=-0.06 * (1.4 / n) ** 2, k2=0.0031, k3=-2e-4)
             for n in (1.4, 2.0, 2.8)
@@ -54,10 +58,14 @@ def test_xml_follows_the_dtd_order_and_round_trips_every_number() -> None:
     assert el.findtext("aspect-ratio") == "4:3"  # so lensfun's r = 1 is the phone sensor's, not a 3:2 frame's
     cal = el.find("calibration")
     assert cal is not None
-    assert [c.tag for c in cal] == ["distortion", "vignetting", "vignetting", "vignetting"]
+    assert [c.tag for c in cal] == ["distortion", "tca", "vignetting", "vignetting", "vignetting"]
     d = cal.find("distortion")
     assert d is not None and d.attrib == {"model": "ptlens", "focal": "35.0", "a": "0.00123456789", "b": "-0.0041",
                                           "c": "1e-05"}  # fmt: skip
+    t = cal.find("tca")
+    assert t is not None and t.attrib == {"model": "poly3", "focal": "35.0", "vr": "1.000251", "vb": "0.9997993",
+                                          "cr": "-3.1e-06", "cb": "2e-06", "br": "1.7e-06",
+                                          "bb": "-4.25e-07"}  # fmt: skip
     assert parse_lensfun_xml(text) == [lens]  # exact: numbers are written as shortest round-trip decimals
 
 
@@ -79,6 +87,7 @@ def test_numbers_are_nmtokens() -> None:
             r"\.mount = '\(out of order\)'",
         ),
         (lambda t: t.replace('a="0.00123456789"', 'a="lots"'), r"lens\[0\]\.distortion\.a = 'lots': expected a number"),
+        (lambda t: t.replace('vb="0.9997993"', 'vb="inf"'), r"lens\[0\]\.tca\.vb = 'inf': expected a finite number"),
         (lambda t: t.replace("</lensdatabase>", ""), "well-formed XML"),
     ],
 )
@@ -114,3 +123,25 @@ def test_pa_fit_refuses_a_profile_that_stays_near_the_axis() -> None:
         fit_pa_vignetting(np.linspace(0, 0.05, 20), np.ones(20))
     one = fit_pa_vignetting(np.linspace(0, 0.6, 20), 1 - 0.1 * np.linspace(0, 0.6, 20) ** 2, terms=1)
     assert (one.k1, one.k2, one.k3) == (pytest.approx(-0.1), 0.0, 0.0)
+
+
+def _channel(v: float, c: float = 0.0, b: float = 0.0) -> ChannelTca:
+    return ChannelTca(v=v, c=c, b=b, corner_shift_px=0.0, corner_shift_um=0.0, rms_residual_px=0.0,
+                      max_residual_px=0.0)  # fmt: skip
+
+
+def _tca_fit(red: ChannelTca, blue: ChannelTca) -> LateralColourFit:
+    return LateralColourFit(red=red, blue=blue, terms=TcaTerms.POLY3, centre_px=(1023.5, 767.5), r_norm_px=767.5,
+                            corner_radius_px=1279.2, dots_used=285, pixel_pitch_um=6.4)  # fmt: skip
+
+
+def test_poly3_tca_carries_the_fit_coefficients_as_lensfun_names_them() -> None:
+    fit = _tca_fit(_channel(1.0003, -2e-6, 1e-6), _channel(0.99975, 3e-6, -5e-7))
+    assert poly3_tca(fit, focal_mm=28.0) == Poly3Tca(28.0, vr=1.0003, vb=0.99975, cr=-2e-6, cb=3e-6, br=1e-6,
+                                                     bb=-5e-7)  # fmt: skip
+
+
+@pytest.mark.parametrize(("red_v", "message"), [(float("nan"), "vr must be finite"), (2.5, r"vr within \(0.5, 2\)")])
+def test_poly3_tca_refuses_a_fit_no_lens_produces(red_v: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        poly3_tca(_tca_fit(_channel(red_v), _channel(1.0)), focal_mm=35.0)

@@ -5,6 +5,9 @@ A twin phone with the golden unit's lens captures the dot grid and a flat field;
 the certification's writer. lensfun must load it, match the phone by its DNG's Make and Model and offer the lens;
 its Modifier must then straighten the dot grid and flatten the raw flat field, while the same vignetting applied on
 top of the phone's GainMap (the double correction the file's guidance forbids) brightens the corners measurably.
+The poly3 TCA the bench measures from the dot grid's colour planes (:mod:`rig.measure.lateral_colour`) must load as
+lensfun reads it and, applied by the Modifier's subpixel correction to a twin frame of a lens with a known lateral
+colour, bring the red and blue dots onto the green ones.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import cv2
 import lensfunpy
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 
 from rig.bench.ops import Frame
 from rig.calibrate.certificate import LENSFUN_INFINITY_M, lensfun_entry
@@ -21,11 +25,20 @@ from rig.calibrate.shading import fit_shading
 from rig.config import load_chart, load_lens_catalog, load_station, load_unit
 from rig.config.loader import FIXTURES_DIR
 from rig.measure.dotgrid import detect_dots, fit_dot_grid
+from rig.measure.lateral_colour import (
+    ColourDotCentres,
+    LateralColourFit,
+    fit_lateral_colour,
+    measure_lateral_colour,
+    precise_dot_centres,
+)
 from rig.plans.certification import radial_relative_illumination
 from rig.spec.dng import DngImage, read_dng
 from rig.spec.gainmap import apply_opcode_list, gain_maps_for_shading
 from rig.twin.world import TwinBench
 
+TCA_BEFORE_MIN_PX = 0.5  # the Elmar-M 24's catalogue lateral colour at the 6.4 µm read-out's corner: ≈ 0.6 px
+TCA_AFTER_MAX_PX = 0.05  # what lensfun's subpixel correction may leave at the corner
 STRAIGHT_RMS_PX = 0.1  # residual of the corrected dots to a straight (projective) grid, px of the half-size grey
 CORNER_STOPS_TOL = 0.05  # issue #14: corner/centre within ±0.05 stops of 1 on the right data
 DOUBLE_CORRECTION_MIN_STOPS = 0.1  # lensfun vignetting on GainMap-corrected data: corners visibly too bright
@@ -82,13 +95,19 @@ def database(bench: TwinBench, grid_image: DngImage, flat_image: DngImage) -> le
     r, ri, count = radial_relative_illumination(frame)
     n = flat_image.f_number
     assert n is not None
+    tca = _lateral_colour(bench, grid_image)
     entry = lensfun_entry(lens, distortion_abc=(fit.ptlens_a, fit.ptlens_b, fit.ptlens_c),
-                          vignetting={n: fit_pa_vignetting(r, ri, weights=count)})  # fmt: skip
+                          vignetting={n: fit_pa_vignetting(r, ri, weights=count)}, tca=tca)  # fmt: skip
     camera = phone_camera(grid_image.make or "", grid_image.model or "",
                           sensor_diagonal_mm=2 * bench.station.sensor.half_diagonal_mm)  # fmt: skip
     text = lensfun_xml([entry], cameras=[camera])
     assert CORRECTION_GUIDE in text and 'version="1"' in text
     return lensfunpy.Database(xml=text, load_common=False, load_bundled=False)
+
+
+def _lateral_colour(bench: TwinBench, image: DngImage) -> LateralColourFit:
+    return measure_lateral_colour(image.raw, cfa_pattern=image.cfa_pattern, black_level_dn=image.black_level,
+                                  pixel_pitch_um=bench.station.sensor.readout_pitch_um)  # fmt: skip
 
 
 def _found(database: lensfunpy.Database, bench: TwinBench, image: DngImage) -> tuple[lensfunpy.Camera, lensfunpy.Lens]:
@@ -191,3 +210,112 @@ def test_the_modifier_flattens_the_raw_flat_field_and_double_correction_overshoo
     double = _corner_centre_stops(_lensfun_vignetting(database, bench, flat_image, gain_mapped))
     print(f"GainMap + lensfun pa (double correction): {double} stops")
     assert min(double) > DOUBLE_CORRECTION_MIN_STOPS
+
+
+# --------------------------------------------------------------------------------------------- TCA
+TCA_LENS = "elmar-m-24-f3.8-asph"  # the catalogue's largest lateral colour: red +500, blue −420 ppm
+
+
+@pytest.fixture(scope="module")
+def tca_bench() -> TwinBench:
+    station = load_station()
+    unit = load_unit(FIXTURES_DIR / "units" / "golden.toml")
+    bench = TwinBench(station, unit, load_lens_catalog(), seed=21)
+    clock = _Clock()
+    bench.state.clock = clock
+    bench.state.mount_lens(TCA_LENS)
+    clock.now_ns += 5_000_000_000
+    bench.state.update(rail_mm=station.rail.focus_mm, light_pwm=1000)
+    return bench
+
+
+@pytest.fixture(scope="module")
+def tca_image(tca_bench: TwinBench) -> DngImage:
+    lens = tca_bench.lens_spec()
+    assert lens is not None and lens.id == TCA_LENS
+    return _capture(tca_bench, "dotgrid", 0.012 * (lens.max_f_number / 1.4) ** 2)  # the golden frame's exposure
+
+
+def _demosaic(image: DngImage) -> np.ndarray:
+    """Bilinear demosaic (OpenCV) to float32 RGB, black subtracted: the image lensfun's Modifier is applied to."""
+    assert image.cfa_pattern == "RGGB"
+    return cv2.cvtColor(image.raw, cv2.COLOR_BayerRGGB2RGB).astype(np.float32) - np.float32(image.black_level)
+
+
+def _rgb_lateral_colour(rgb: np.ndarray, pitch_um: float) -> LateralColourFit:
+    """Red and blue against green on an RGB frame: each channel's dot centres, matched, fitted as lensfun's poly3."""
+    red, green, blue = (precise_dot_centres(rgb[:, :, k]) for k in range(3))
+    keep_r, near_r = _nearest(green, red)
+    keep_b, near_b = _nearest(green, blue)
+    both = keep_r & keep_b
+    h, w = rgb.shape[:2]
+    centres = ColourDotCentres(green[both], red[near_r[both]], blue[near_b[both]], w, h)
+    return fit_lateral_colour(centres, pixel_pitch_um=pitch_um)
+
+
+def _nearest(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each reference centre: whether ``other`` has one within 5 px (the same dot), and its index."""
+    dist, index = cKDTree(other).query(reference)
+    return dist < 5.0, index
+
+
+def test_the_tca_entry_loads_as_measured(database: lensfunpy.Database, bench: TwinBench, grid_image: DngImage) -> None:
+    _, lens = _found(database, bench, grid_image)
+    fit = _lateral_colour(bench, grid_image)
+    (calib,) = lens.calib_tca
+    assert calib.model == lensfunpy.TCAModel.POLY3 and calib.focal == pytest.approx(grid_image.focal_length_mm)
+    # lensfun keeps the terms as float (vr, vb, cr, cb, br, bb): 1e-7 relative
+    want = [fit.red.v, fit.blue.v, fit.red.c, fit.blue.c, fit.red.b, fit.blue.b]
+    np.testing.assert_allclose(calib.terms, want, rtol=0, atol=1e-7)
+    assert fit.red.v > 1.0 > fit.blue.v  # the golden lens's lateral colour, found
+
+
+def test_the_modifier_brings_red_and_blue_onto_green(tca_bench: TwinBench, tca_image: DngImage) -> None:
+    pitch = tca_bench.station.sensor.readout_pitch_um
+    spec = tca_bench.lens_spec()
+    assert spec is not None
+    measured = _lateral_colour(tca_bench, tca_image)
+    entry = lensfun_entry(spec, distortion_abc=(0.0, 0.0, 0.0), vignetting={}, tca=measured)
+    camera_entry = phone_camera(tca_image.make or "", tca_image.model or "",
+                                sensor_diagonal_mm=2 * tca_bench.station.sensor.half_diagonal_mm)  # fmt: skip
+    database = lensfunpy.Database(xml=lensfun_xml([entry], cameras=[camera_entry]), load_common=False,
+                                  load_bundled=False)  # fmt: skip
+    camera, lens = _found(database, tca_bench, tca_image)
+    rgb = _demosaic(tca_image)
+    h, w = rgb.shape[:2]
+    modifier = lensfunpy.Modifier(lens, camera.crop_factor, w, h)
+    modifier.initialize(tca_image.focal_length_mm, tca_image.f_number, LENSFUN_INFINITY_M, pixel_format=np.float32,
+                        flags=lensfunpy.ModifyFlags.TCA)  # fmt: skip
+    coords = modifier.apply_subpixel_distortion()  # (h, w, 3, 2): where each corrected pixel's R, G, B are read
+    assert coords is not None, "lensfun applied no TCA correction"
+    corrected = np.stack([cv2.remap(rgb[:, :, k], coords[:, :, k, 0], coords[:, :, k, 1], cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE) for k in range(3)], axis=2)  # fmt: skip
+    before = _rgb_lateral_colour(rgb, pitch)
+    after = _rgb_lateral_colour(corrected, pitch)
+    print(f"red/blue against green at the corner: {before.red.corner_shift_px:+.4f} / "
+          f"{before.blue.corner_shift_px:+.4f} px before, {after.red.corner_shift_px:+.4f} / "
+          f"{after.blue.corner_shift_px:+.4f} px after lensfun's TCA correction ({after.dots_used} dots)")  # fmt: skip
+    assert before.red.corner_shift_px > TCA_BEFORE_MIN_PX and before.blue.corner_shift_px < -TCA_BEFORE_MIN_PX
+    assert abs(after.red.corner_shift_px) < TCA_AFTER_MAX_PX and abs(after.blue.corner_shift_px) < TCA_AFTER_MAX_PX
+    # and dot by dot in the outer field, where the fringe was: the mean radial offset from green has gone
+    centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+    outer_before = _outer_radial_offset_px(rgb, centre)
+    outer_after = _outer_radial_offset_px(corrected, centre)
+    print(f"mean radial offset beyond r = 0.7: {outer_before} px before, {outer_after} px after")
+    assert outer_before[0] > 0.4 and outer_before[1] < -0.3
+    assert all(abs(v) < TCA_AFTER_MAX_PX for v in outer_after)
+
+
+def _outer_radial_offset_px(rgb: np.ndarray, centre: np.ndarray) -> tuple[float, float]:
+    """Mean radial offset of the red and of the blue dot centres from green beyond 0.7 of the half diagonal (px)."""
+    red, green, blue = (precise_dot_centres(rgb[:, :, k]) for k in range(3))
+    rel = green - centre
+    radius = np.hypot(rel[:, 0], rel[:, 1])
+    outer = radius > 0.7 * np.hypot(*centre)
+    out = []
+    for colour in (red, blue):
+        keep, near = _nearest(green, colour)
+        sel = keep & outer
+        offset = colour[near[sel]] - green[sel]
+        out.append(round(float(np.mean(np.sum(offset * rel[sel], axis=1) / radius[sel])), 4))
+    return out[0], out[1]

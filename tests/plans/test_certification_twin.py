@@ -50,12 +50,14 @@ TOLERANCE = {
     "corner_falloff_stops": 0.03,  # radial fit of a flat field with ~1 % block noise
     "t_stop_error_stops": 0.05,
     "distortion_rms_px": 0.15,  # dot centres on a noisy binned frame; the twin's distortion is exactly ptlens
+    "tca_residual_px": 0.15,  # one colour plane's dot centres (≈ 0.08 px rms); the twin's lateral colour is a scale
     "sag_shift_um": 0.5,  # registration to ~0.05 read-out px (6.4 µm) plus remount-free pitch moves
     "sag_tilt_arcmin": 0.15,
 }
 RELATIVE = {"sag_shift_um": 0.03, "sag_tilt_arcmin": 0.03}
 RI_TOL = 0.012  # lensfun pa relative illumination against the true shading law
 DISTORTION_TOL = 5e-4  # ptlens radius (r = 1 at half the short edge) over the frame: ≈0.4 read-out px
+TCA_TOL_PX = 0.05  # poly3 TCA radius against the twin's colour scale, to the corner, read-out px
 
 CASES = [
     # the reference lens on the golden unit: nothing near a limit
@@ -118,6 +120,8 @@ def predicted(unit: TwinUnit, lens: LensSpec, station: StationConfig, catalog: L
         ("sag_shift_um", None): abs(mount.sag_shift_um(0.0)),
         ("sag_tilt_arcmin", None): abs(mount.sag_tilt_arcmin(0.0)),
         ("distortion_rms_px", None): 0.0,  # the twin distorts by ptlens exactly: nothing left after the fit
+        ("tca_residual_px", "red"): 0.0,  # the twin's lateral colour is a pure scale, which poly3 holds exactly
+        ("tca_residual_px", "blue"): 0.0,
     }
     for n in stops:
         t = _truth(unit, lens, station, catalog, n)
@@ -204,6 +208,15 @@ def test_certify_catalog_lens_on_the_twin(
     r = np.linspace(0.05, 1.6, 32)  # to the corner: half diagonal / half short edge = 1.67
     true = ptlens_distort(r, a=lens.distortion.a, b=lens.distortion.b, c=lens.distortion.c)
     assert np.max(np.abs(ptlens_distort(r, a=d.a, b=d.b, c=d.c) - true)) < DISTORTION_TOL
+
+    (tca,) = entry.tca
+    width, height = station.sensor.width_px, station.sensor.height_px
+    r_norm_px = (min(width, height) - 1) / 2  # lensfun's unit radius on the read-out
+    r = np.linspace(0.05, math.hypot(width - 1, height - 1) / 2 / r_norm_px, 32)  # to the corner
+    for (v, c, b), ppm in (((tca.vr, tca.cr, tca.br), lens.lateral_colour.red_ppm),
+                           ((tca.vb, tca.cb, tca.bb), lens.lateral_colour.blue_ppm)):  # fmt: skip
+        error_px = np.abs(r * (b * r**2 + c * r + v) - r * (1 + ppm * 1e-6)) * r_norm_px
+        assert error_px.max() < TCA_TOL_PX, (tca, ppm)
 
     # 5. the report shows it
     plots = ReportData.load(run_dir / REPORT_DATA_FILE)
