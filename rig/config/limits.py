@@ -15,17 +15,25 @@ that passes but lies below ``marginal_low`` or above ``marginal_high`` is PASS w
 ``marginal_pct`` sets both from the tolerance instead (that percentage of ``high − low`` inside each limit; it
 needs both limits, and a zone without its own band inherits the measurement's percentage). The vocabulary is
 NI TestStand's and OpenHTF's (PASS / FAIL / ERROR / SKIP, and INFO for a figure without limits).
+
+Every limit set names its ``revision`` at the top of the file (before the first table), ``YYYY-MM-L``: the
+month the set was released and a capital letter per release within that month (``revision = "2026-11-A"``).
+A run records the revision it was judged against and SPC never pools two revisions by default, because a
+Cpk against last month's limits says nothing about this month's. A text revision, not a counter: it tells the
+line when the limits changed (and the change note to look up), and at fixed width it sorts as text in release
+order, so "the newest revision" needs no clock (:func:`revision_order`).
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 from pydantic import Field, model_validator
 
 from rig.config.loader import FIXTURES_DIR, StrictModel, read_toml, validate
-from rig.errors import ConfigError
+from rig.errors import MISSING, ConfigError
 
 
 class ZoneLimit(StrictModel):
@@ -99,8 +107,18 @@ class Limit(ZoneLimit):
         return zone.model_copy(update={"marginal_pct": self.marginal_pct})
 
 
+REVISION_PATTERN = re.compile(r"\d{4}-(0[1-9]|1[0-2])-[A-Z]")
+"""A limits revision: release year and month, then A–Z for the releases of that month (``2026-11-A``)."""
+
+
+def revision_order(revisions: list[str]) -> list[str]:
+    """Revisions oldest first: text order is release order for :data:`REVISION_PATTERN`."""
+    return sorted(revisions)
+
+
 class LimitSet(StrictModel):
     source: str
+    revision: str = Field(pattern=REVISION_PATTERN.pattern)
     limits: dict[str, Limit]
 
     def get(self, name: str) -> Limit:
@@ -146,7 +164,11 @@ def load_limits(plan_or_path: str | Path) -> LimitSet:
     if path.suffix != ".toml":
         path = LIMITS_DIR / f"{plan_or_path}.toml"
     raw = read_toml(path)
+    revision = raw.pop("revision", MISSING)
     limits = {name: validate(Limit, table, path, prefix=name) for name, table in raw.items()}
     for name, limit in limits.items():
         _check_unit_suffix(path, name, limit.unit)
-    return LimitSet(source=str(path), limits=limits)
+    if not (isinstance(revision, str) and REVISION_PATTERN.fullmatch(revision)):
+        expected = 'a limits revision YYYY-MM-L before the first table, e.g. revision = "2026-11-A"'
+        raise ConfigError(path, "revision", revision, expected)
+    return LimitSet(source=str(path), revision=revision, limits=limits)

@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rig.errors import ConfigError
 from rig.spec.types import CaptureRetention
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 """1.1 added ``Verdict.INFO``, ``MeasurementRecord.marginal``, ``StepRecord.attempts`` and the run's ``partial``,
-``deselected``, ``history`` and ``outcome``; a 1.0 record still loads (every new field has a default)."""
+``deselected``, ``history`` and ``outcome``; 1.2 the run's ``limits_revision``. Older 1.x records still load
+(every new field has a default)."""
 
 
 class Verdict(StrEnum):
@@ -169,6 +170,7 @@ class RunRecord(Record):
     operator: str = ""
     unit_serial: str
     lens: str | None = None
+    limits_revision: str | None = None  # the limit set's revision it was judged against (None: before revisions)
     started: datetime
     ended: datetime | None = None
     verdict: Verdict | None = None  # None while the run is in progress
