@@ -260,3 +260,34 @@ def test_revision_flags_exclude_each_other(store_file: Path, capsys: pytest.Capt
     with pytest.raises(SystemExit) as exc:
         main(["spc", "--store", str(store_file), "--revision", NEW, "--all-revisions"])
     assert exc.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_terminal_pipe_and_page_show_the_same_figures_at_resolution(
+    store_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from rig.cli.results import _print_spc
+    from rig.report.spc_page import write_spc_outputs
+    from rig.results.spc import capability_text, compute_spc, scope_runs
+
+    with open_store(store_file) as store:
+        every = store.runs()
+        scope = scope_runs(every, plan="signoff", lens=LENS_B, all_lenses=False)
+        result = compute_spc(scope.select(every), store.measurements(plan="signoff"), charts=False)
+    paths = write_spc_outputs(result, tmp_path, scope=scope.describe())
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=400, color_system=None, highlight=False)
+    _print_spc(terminal, result, scope.describe(), paths)
+    shown = terminal.file.getvalue()
+    html = paths["html"].read_text(encoding="utf-8")
+    for row in result.capability.to_dict("records"):
+        text = capability_text(row)
+        assert row["n"] < MIN_CAPABILITY_N and text["cpk"] == ""  # withheld: no index printed anywhere
+        for key in ("mean", "sigma", "low", "high"):
+            assert text[key] == "" or text[key] in shown, (row["name"], key)
+        cells = f'<td class="num">{text["mean"]}</td><td class="num">{text["sigma"]}</td>'
+        assert cells in html and "e-0" not in text["sigma"]
+    assert html.count('<td class="num dim" colspan="4">n too small</td>') == len(result.capability)
+    assert "n too small" in shown
