@@ -52,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--revision", metavar="R", help="the limits revision (default: the newest of the plan and lens, e.g. 2026-11-A)"
     )
     revisions.add_argument(
-        "--all-revisions", action="store_true", help="pool every limits revision (capability against the newest limits)"
+        "--all-revisions",
+        action="store_true",
+        help="pool every limits revision (capability against the latest run's limits)",
     )
     s.add_argument("--station", help="only this station")
     s.add_argument("--force", action="store_true", help="overwrite an existing spc.html in --out")

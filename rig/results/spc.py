@@ -285,7 +285,7 @@ def revision_labels(runs: pd.DataFrame) -> pd.Series:
 def revisions_present(runs: pd.DataFrame) -> list[str]:
     """The limits revisions of ``runs``, oldest first (:data:`UNREVISED` before every real one)."""
     labels = set(revision_labels(runs))
-    return ([UNREVISED] if UNREVISED in labels else []) + revision_order(sorted(labels - {UNREVISED}))
+    return ([UNREVISED] if UNREVISED in labels else []) + revision_order(list(labels - {UNREVISED}))
 
 
 @dataclass(frozen=True)
@@ -311,7 +311,7 @@ class SpcScope:
         """One line naming the scope and how to widen it."""
         lens = "all lenses" if self.lens_pooled else f"lens {self.lens or '(none)'}"
         if self.limits_revision is None:
-            revision = f"all limits revisions ({', '.join(self.revisions) or 'none'}; limits of the newest)"
+            revision = f"all limits revisions ({', '.join(self.revisions) or 'none'}; limits of the latest run)"
         else:
             others = [r for r in self.revisions if r != self.limits_revision]
             newest = bool(self.revisions) and self.revisions[-1] == self.limits_revision
