@@ -33,7 +33,7 @@ from typing import Any
 
 from rig.bench import runlock
 from rig.bench.options import RunOptions
-from rig.bench.recording import RECORD_FILE, SERIAL_NAME_PATTERN, check_run_id
+from rig.bench.recording import RECORD_FILE, SERIAL_NAME_PATTERN, check_resume_revision, check_run_id
 from rig.config.lenses import LensCatalog, LensSpec
 from rig.config.limits import LimitSet, load_limits
 from rig.config.resolve import load_station_lenses, load_twin_unit
@@ -129,7 +129,7 @@ def preflight(plan: str, options: RunOptions, raw: Mapping[str, Any] | None = No
         if (reports / options.run_id).exists():
             raise ArgumentError(f"--run-id {options.run_id}: the run folder {reports / options.run_id} already exists")
     if options.resume:
-        _check_resume(options.resume, reports, plan, needs)
+        _check_resume(options.resume, reports, plan, needs, limits)
     calibration = options.calibration_dir
     if calibration is not None and calibration.exists() and not calibration.is_dir():
         raise ArgumentError(f"--calibration-dir {options.calibration_dir}: expected a folder, found a file")
@@ -247,7 +247,7 @@ def _check_charts(station: StationConfig, needs: PlanRequirements, source: Path)
             )
 
 
-def _check_resume(run_id: str, reports: Path, plan: str, needs: PlanRequirements) -> None:
+def _check_resume(run_id: str, reports: Path, plan: str, needs: PlanRequirements, limits: LimitSet) -> None:
     check_run_id(run_id, source="--resume")
     path = reports / run_id / RECORD_FILE
     if not path.is_file():
@@ -257,6 +257,7 @@ def _check_resume(run_id: str, reports: Path, plan: str, needs: PlanRequirements
         raise ArgumentError(f"--resume {run_id}: the run is a {record.plan} run, not {plan}")
     if record.run_id != run_id:
         raise ConfigError(path, "run_id", record.run_id, f"{run_id!r} (the record's folder name)")
+    check_resume_revision(record, limits)
 
 
 def writable_folder(folder: Path, flag: str) -> None:

@@ -93,6 +93,18 @@ def new_run_id(unit_serial: str, plan: str, started: datetime) -> str:
     return check_run_id(run_id, source=f"run id of serial {unit_serial!r}")
 
 
+def check_resume_revision(record: RunRecord, limits: LimitSet) -> None:
+    """Refuse to resume a run under another limits revision: one run is judged by one limit set (SPC scopes by it).
+
+    A record from before limits had revisions (``limits_revision`` None) takes the current one.
+    """
+    if record.limits_revision not in (None, limits.revision):
+        raise ArgumentError(
+            f"--resume {record.run_id}: judged against limits revision {record.limits_revision}, the limits are "
+            f"now revision {limits.revision} ({limits.source}); start a new run"
+        )
+
+
 class RunRecorder:
     """Owns one run's record and folder; every write is atomic."""
 
@@ -165,6 +177,7 @@ class RunRecorder:
             operator=operator or _default_operator(),
             unit_serial=unit_serial,
             lens=lens,
+            limits_revision=limits.revision,
             started=started,
             config=config or {},
         )
@@ -191,6 +204,8 @@ class RunRecorder:
             runlock.unit_lock_path(reports_dir, record.station, record.unit_serial),
             f"unit {record.unit_serial} on {record.station}",
         )
+        check_resume_revision(record, limits)
+        record.limits_revision = limits.revision
         redo = set(redo_steps)
         recorder = cls(record, run_dir, limits, _load_plots(run_dir))
         recorder._superseded = {

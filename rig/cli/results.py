@@ -4,8 +4,11 @@
 record.json (and plots.json); ``--store URL`` also stores the run. ``rig report --schema`` prints the JSON
 Schema of the run record (``--schema plots`` that of the report data).
 
-``rig spc`` reads the store (``--since``/``--until`` on run start, ``--plan``, ``--station``), prints yield,
-first-pass yield, the failure Pareto and capability, and writes spc.html and CSV tables to ``--out``.
+``rig spc`` reads the store (``--since``/``--until`` on run start, ``--station``) and reports one scope: one plan,
+one lens and one limits revision (``--plan``/``--lens``/``--revision``; by default the latest run's plan and lens
+and the newest revision of those; ``--all-lenses``/``--all-revisions`` pool them). It prints the scope, yield,
+first-pass yield, the failure Pareto and capability (figures at their resolution, rig.results.numbers), and writes
+spc.html and CSV tables to ``--out``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--plan", help="the plan (default: the latest run's; plans are never pooled: their limits differ)")
     s.add_argument("--lens", help="the lens (default: the latest run's of the plan)")
     s.add_argument("--all-lenses", action="store_true", help="pool every lens of the plan")
+    revisions = s.add_mutually_exclusive_group()
+    revisions.add_argument(
+        "--revision", metavar="R", help="the limits revision (default: the newest of the plan and lens, e.g. 2026-11-A)"
+    )
+    revisions.add_argument(
+        "--all-revisions",
+        action="store_true",
+        help="pool every limits revision (capability against the latest run's limits)",
+    )
     s.add_argument("--station", help="only this station")
     s.add_argument("--force", action="store_true", help="overwrite an existing spc.html in --out")
     s.add_argument("--store", metavar="URL", help="results store URL (default: reports/results.sqlite)")
@@ -148,6 +160,20 @@ def _known(runs: Any, column: str, asked: str | None, flag: str) -> None:
         raise ArgumentError(f"{flag} {asked!r}: not in the store; known: {', '.join(known) or '(no runs)'}")
 
 
+def _known_revision(runs: Any, scope: Any, asked: str | None) -> None:
+    """``--revision`` must name a revision some run of the scope's plan and lens was judged against."""
+    from dataclasses import replace
+
+    from rig.results.spc import revisions_present
+
+    known = revisions_present(replace(scope, limits_revision=None).select(runs))
+    if asked is not None and asked not in known:
+        what = f"{scope.plan} run" + ("" if scope.lens_pooled else f" of lens {scope.lens}")
+        raise ArgumentError(
+            f"--revision {asked!r}: no {what} was judged against it; known: {', '.join(known) or '(no runs)'}"
+        )
+
+
 def spc_command(args: argparse.Namespace) -> int:
     from rig.cli.output import console
     from rig.report.spc_page import SPC_FILES, write_spc_outputs
@@ -168,31 +194,41 @@ def spc_command(args: argparse.Namespace) -> int:
         _known(every, "plan", args.plan, "--plan")
         _known(every, "lens", args.lens, "--lens")
         _known(every, "station", args.station, "--station")
-        plan, lens = scope_runs(every, plan=args.plan, lens=args.lens, all_lenses=args.all_lenses)
-        runs = store.runs(plan=plan or None, **dates)
-        if lens is not None:
-            runs = runs[runs["lens"] == lens]
-        measurements = store.measurements(plan=plan or None, **dates, columns=SPC_MEASUREMENT_COLUMNS)
+        window = store.runs(**dates)
+        scope = scope_runs(
+            window,
+            plan=args.plan,
+            lens=args.lens,
+            all_lenses=args.all_lenses,
+            revision=args.revision,
+            all_revisions=args.all_revisions,
+        )
+        _known_revision(every, scope, args.revision)
+        runs = scope.select(window)
+        measurements = store.measurements(plan=scope.plan or None, **dates, columns=SPC_MEASUREMENT_COLUMNS)
     if err.is_terminal:
         err.print(f"SPC over {len(runs)} runs", end="\r")
     result = compute_spc(runs, measurements, charts=not args.no_charts)
-    selection = {"plan": plan, "lens": lens or "all lenses", **dates}
-    scope = ", ".join(
-        f"{k} {v:%Y-%m-%d %H:%M}" if isinstance(v, datetime) else f"{k} {v}"
-        for k, v in selection.items()
-        if v is not None
+    window_text = ", ".join(
+        f"{k} {v:%Y-%m-%d %H:%M}" if isinstance(v, datetime) else f"{k} {v}" for k, v in dates.items() if v is not None
     )
-    paths = write_spc_outputs(result, out_dir, scope=scope)
+    described = scope.describe() + (f", {window_text}" if window_text else "")
+    paths = write_spc_outputs(result, out_dir, scope=described)
     y = result.yields
     if args.json:
         summary = {
-            "scope": scope,
-            "plan": plan,
-            "lens": lens,
+            "scope": described,
+            "plan": scope.plan,
+            "lens": None if scope.lens_pooled else scope.lens,
+            "all_lenses": scope.lens_pooled,
+            "limits_revision": scope.limits_revision,
+            "limits_revisions_present": list(scope.revisions),
             "runs": y.runs,
+            "passed_runs": y.passed_runs,
             "unmeasured_runs": y.unmeasured_runs,
             "yield": _finite(y.yield_frac),
             "units": y.units,
+            "first_pass_units": y.first_pass_units,
             "first_pass_yield": _finite(y.first_pass_yield_frac),
             "pareto": result.pareto.to_dict("records"),
             "capability": [
@@ -204,7 +240,7 @@ def spc_command(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     if not args.quiet:
-        _print_spc(console(), result, scope, paths)
+        _print_spc(console(), result, described, paths)
     return 0
 
 
@@ -213,13 +249,11 @@ def _print_spc(out: Any, result: Any, scope: str, paths: dict[str, Path]) -> Non
 
     from rig.cli.output import print_table
     from rig.report.spc_page import CPK_TARGET
-    from rig.results.numbers import display_unit, format_plain
+    from rig.results.numbers import display_unit, format_fraction_pct
+    from rig.results.spc import capability_text
 
     y = result.yields
-
-    def pct(x: float) -> str:
-        return "—" if math.isnan(x) else f"{100 * x:.1f} %"
-
+    pct = format_fraction_pct
     out.print(f"[bold]SPC[/bold] {escape(scope)}")
     out.print(
         f"yield {pct(y.yield_frac)} ({y.passed_runs}/{y.runs} runs)   "
@@ -229,27 +263,34 @@ def _print_spc(out: Any, result: Any, scope: str, paths: dict[str, Path]) -> Non
     rows, styles = [], []
     for row in result.capability.to_dict("records"):
         low_cpk = not math.isnan(row["cpk"]) and row["cpk"] < CPK_TARGET
+        text = capability_text(row)
         rows.append(
             [
                 row["name"],
                 row["zone"] or "",
                 display_unit(row["unit"]),
                 str(row["n"]),
-                format_plain(row["mean"]),
-                format_plain(row["sigma"]),
-                format_plain(row["cpk"]),
-                format_plain(row["ppk"]),
-                pct(row["fail_rate"]),
+                text["mean"],
+                text["sigma"],
+                text["low"],
+                text["high"],
+                text["cp"],
+                text["cpk"],
+                text["pp"],
+                text["ppk"],
+                text["fail_rate"],
                 str(row["marginal_count"]),
                 row["note"],
             ]
         )
         styles.append("red" if low_cpk else None)
-    columns = ("measurement", "zone", "unit", "n", "mean", "σ", "Cpk", "Ppk", "fail rate", "marginal", "note")
-    print_table(out, "capability", columns, rows, right=("n", "mean", "σ", "Cpk", "Ppk", "fail rate"), styles=styles)
+    numeric = ("n", "mean", "σ", "low", "high", "Cp", "Cpk", "Pp", "Ppk", "fail rate")
+    columns = ("measurement", "zone", "unit", *numeric, "marginal", "note")
+    print_table(out, "capability", columns, rows, right=numeric, styles=styles)
     if not result.pareto.empty:
         pareto = [
-            [r["cause"], str(r["failed_runs"]), pct(r["cumulative_share"])] for r in result.pareto.to_dict("records")
+            [r["cause"], str(r["failed_runs"]), pct(r["share"]), pct(r["cumulative_share"])]
+            for r in result.pareto.to_dict("records")
         ]
-        print_table(out, "failure causes (Pareto)", ("cause", "failed runs", "cumulative"), pareto)
+        print_table(out, "failure causes (Pareto)", ("cause", "failed runs", "share", "cumulative"), pareto)
     out.print(str(paths["html"]), markup=False)

@@ -22,18 +22,26 @@ nonconformity only outside them by U; how the zones map onto verdicts is in :mod
 per measurement, or for the whole file with a top-level ``decision_rule = "iso14253"`` before the first table;
 a measurement's own setting wins. Without an accepted MSA of the station for a figure, the ISO rule falls back to
 the plain limits and the record says so.
+
+Every limit set names its ``revision`` at the top of the file (before the first table), ``YYYY-MM-L``: the
+month the set was released and a capital letter per release within that month (``revision = "2026-11-A"``).
+A run records the revision it was judged against and SPC never pools two revisions by default, because a
+Cpk against last month's limits says nothing about this month's. A text revision, not a counter: it tells the
+line when the limits changed (and the change note to look up), and at fixed width it sorts as text in release
+order, so "the newest revision" needs no clock (:func:`revision_order`).
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, model_validator
 
 from rig.config.loader import FIXTURES_DIR, StrictModel, read_toml, validate
-from rig.errors import ConfigError
+from rig.errors import MISSING, ConfigError
 
 
 class DecisionRule(StrEnum):
@@ -119,8 +127,18 @@ class Limit(ZoneLimit):
         return zone.model_copy(update={"marginal_pct": self.marginal_pct})
 
 
+REVISION_PATTERN = re.compile(r"\d{4}-(0[1-9]|1[0-2])-[A-Z]")
+"""A limits revision: release year and month, then A–Z for the releases of that month (``2026-11-A``)."""
+
+
+def revision_order(revisions: list[str]) -> list[str]:
+    """Revisions oldest first: text order is release order for :data:`REVISION_PATTERN`."""
+    return sorted(revisions)
+
+
 class LimitSet(StrictModel):
     source: str
+    revision: str = Field(pattern=REVISION_PATTERN.pattern)
     limits: dict[str, Limit]
     decision_rule: DecisionRule = DecisionRule.SIMPLE  # the file's default rule
 
@@ -172,10 +190,14 @@ def load_limits(plan_or_path: str | Path) -> LimitSet:
         path = LIMITS_DIR / f"{plan_or_path}.toml"
     raw = read_toml(path)
     default_rule = _file_decision_rule(path, raw.pop(DECISION_RULE_KEY, DecisionRule.SIMPLE.value))
+    revision = raw.pop("revision", MISSING)
     limits = {name: validate(Limit, table, path, prefix=name) for name, table in raw.items()}
     for name, limit in limits.items():
         _check_unit_suffix(path, name, limit.unit)
-    return LimitSet(source=str(path), limits=limits, decision_rule=default_rule)
+    if not (isinstance(revision, str) and REVISION_PATTERN.fullmatch(revision)):
+        expected = 'a limits revision YYYY-MM-L before the first table, e.g. revision = "2026-11-A"'
+        raise ConfigError(path, "revision", revision, expected)
+    return LimitSet(source=str(path), revision=revision, limits=limits, decision_rule=default_rule)
 
 
 def _file_decision_rule(path: Path, value: object) -> DecisionRule:

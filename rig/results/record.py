@@ -25,7 +25,8 @@ SCHEMA_VERSION = "1.2"
 """1.1 added ``Verdict.INFO``, ``MeasurementRecord.marginal``, ``StepRecord.attempts`` and the run's ``partial``,
 ``deselected``, ``history`` and ``outcome``; 1.2 added the measurement's ``uncertainty``, ``decision_rule``,
 ``decision`` and ``decision_note`` (issue #18), ``StepRecord.wall_s``/``hardware_s``/``cpu_s`` and the run's
-``report`` state (issue #17). A 1.0 or 1.1 record still loads (every new field has a default)."""
+``report`` state (issue #17), and the run's ``limits_revision`` (issue #13). A 1.0 or 1.1 record still loads
+(every new field has a default)."""
 
 
 class Verdict(StrEnum):
@@ -213,6 +214,7 @@ class RunRecord(Record):
     operator: str = ""
     unit_serial: str
     lens: str | None = None
+    limits_revision: str | None = None  # the limit set's revision it was judged against (None: before revisions)
     started: datetime
     ended: datetime | None = None
     verdict: Verdict | None = None  # None while the run is in progress

@@ -3,8 +3,11 @@
 Pure functions of the store's tables (:meth:`ResultsStore.runs` and :meth:`ResultsStore.measurements` frames);
 no I/O. Definitions:
 
-* **scope**: one plan and one lens at a time by default (:func:`scope_runs`), because their limits differ: a
-  decentre judged against the calibration's 100 µm is not the sign-off's 40 µm.
+* **scope**: one plan, one lens and one limits revision at a time by default (:func:`scope_runs`), because their
+  limits differ: a decentre judged against the calibration's 100 µm is not the sign-off's 40 µm, and a Cpk
+  against last month's limits says nothing about this month's. The default revision is the newest present among
+  the plan's runs of that lens (:func:`rig.config.limits.revision_order`); runs stored before limits had
+  revisions form their own, oldest revision, :data:`UNREVISED`.
 * **yield** = runs with verdict PASS / runs judged. A run that ended ERROR before any measurement had a value
   never reached the hardware: it is counted apart (``unmeasured_runs``), not as a failure, in yield, first-pass
   yield and the Pareto alike (they are computed from the same runs).
@@ -15,8 +18,9 @@ no I/O. Definitions:
   in time order: mean, overall σ (sample, ddof = 1), within σ = mean moving range / d₂ (d₂ = 1.128 for spans
   of 2), and
 
+  - Cp = (USL − LSL) / 6σ_within, with both limits only;
   - Cpk = min((USL − μ) / 3σ_within, (μ − LSL) / 3σ_within), one-sided (Cpu or Cpl) when one limit is set;
-  - Ppk, the same with the overall σ.
+  - Pp and Ppk, the same with the overall σ.
 
   Limits are those of the latest row (a limit set can change over time). NaN when n < 2, σ = 0 or no limit,
   and withheld (NaN, with the note "n too small") below :data:`MIN_CAPABILITY_N` values: AIAG's SPC manual asks
@@ -32,11 +36,15 @@ moving range charts) and ch. IV (Cpk, Ppk); D. C. Montgomery, *Introduction to S
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from rig.config.limits import revision_order
+from rig.results.numbers import format_fixed, format_fraction_pct, format_index, statistic_decimals
 from rig.results.record import Verdict
 
 D2_SPAN2 = 1.128
@@ -58,7 +66,9 @@ CAPABILITY_COLUMNS = [
     "sigma_within",
     "low",
     "high",
+    "cp",
     "cpk",
+    "pp",
     "ppk",
     "fail_count",
     "fail_rate",
@@ -164,6 +174,13 @@ def cpk(mean: float, sigma: float, low: float | None, high: float | None) -> flo
     return min(sides) if sides else math.nan
 
 
+def cp(sigma: float, low: float | None, high: float | None) -> float:
+    """Potential capability (USL − LSL) / 6σ; NaN without both limits or a positive finite σ."""
+    if low is None or high is None or not (sigma > 0 and math.isfinite(sigma)):
+        return math.nan
+    return (high - low) / (6 * sigma)
+
+
 def sigma_within(values: np.ndarray) -> float:
     """Short-term σ from the average moving range of span 2: MR̄ / d₂."""
     if len(values) < 2:
@@ -212,7 +229,9 @@ def capability(measurements: pd.DataFrame) -> pd.DataFrame:
                 "sigma_within": within,
                 "low": low,
                 "high": high,
+                "cp": cp(within, low, high) if enough else math.nan,
                 "cpk": cpk(mean, within, low, high) if enough else math.nan,
+                "pp": cp(sigma, low, high) if enough else math.nan,
                 "ppk": cpk(mean, sigma, low, high) if enough else math.nan,
                 "fail_count": fails,
                 "fail_rate": fails / len(values),
@@ -254,16 +273,86 @@ def control_charts(measurements: pd.DataFrame) -> list[ControlChart]:
     return charts
 
 
-def scope_runs(runs: pd.DataFrame, *, plan: str | None, lens: str | None, all_lenses: bool) -> tuple[str, str | None]:
-    """The (plan, lens) an SPC report covers: those asked for, else those of the latest run (lens None: pooled)."""
-    latest = runs.sort_values(["started", "run_id"]).iloc[-1] if len(runs) else None
-    chosen_plan = plan or (str(latest["plan"]) if latest is not None else "")
-    if all_lenses:
-        return chosen_plan, None
-    if lens:
-        return chosen_plan, lens
-    of_plan = runs[runs["plan"] == chosen_plan].sort_values(["started", "run_id"])
-    return chosen_plan, (of_plan.iloc[-1]["lens"] if len(of_plan) else None)
+UNREVISED = "unrevised"
+"""The revision label of runs stored before limit sets had revisions (``limits_revision`` NULL): the oldest."""
+
+
+def revision_labels(runs: pd.DataFrame) -> pd.Series:
+    """Each run's limits revision, :data:`UNREVISED` where it has none."""
+    return runs["limits_revision"].astype(object).where(runs["limits_revision"].notna(), UNREVISED)
+
+
+def revisions_present(runs: pd.DataFrame) -> list[str]:
+    """The limits revisions of ``runs``, oldest first (:data:`UNREVISED` before every real one)."""
+    labels = set(revision_labels(runs))
+    return ([UNREVISED] if UNREVISED in labels else []) + revision_order(list(labels - {UNREVISED}))
+
+
+@dataclass(frozen=True)
+class SpcScope:
+    """What one SPC report covers: one plan, and one lens / one limits revision unless pooled (None)."""
+
+    plan: str
+    lens: str | None  # None: every lens of the plan pooled
+    limits_revision: str | None  # None: every revision pooled
+    revisions: tuple[str, ...]  # the revisions present for the plan (and lens), oldest first
+    lens_pooled: bool = False
+
+    def select(self, runs: pd.DataFrame) -> pd.DataFrame:
+        """The runs of this scope (``runs`` with a ``limits_revision`` column)."""
+        chosen = runs[runs["plan"] == self.plan]
+        if not self.lens_pooled:
+            chosen = chosen[chosen["lens"].isna()] if self.lens is None else chosen[chosen["lens"] == self.lens]
+        if self.limits_revision is not None:
+            chosen = chosen[revision_labels(chosen) == self.limits_revision]
+        return chosen
+
+    def describe(self) -> str:
+        """One line naming the scope and how to widen it."""
+        lens = "all lenses" if self.lens_pooled else f"lens {self.lens or '(none)'}"
+        if self.limits_revision is None:
+            revision = f"all limits revisions ({', '.join(self.revisions) or 'none'}; limits of the latest run)"
+        else:
+            others = [r for r in self.revisions if r != self.limits_revision]
+            newest = bool(self.revisions) and self.revisions[-1] == self.limits_revision
+            also = f"; also stored: {', '.join(others)} (--revision R, --all-revisions)" if others else ""
+            revision = f"limits revision {self.limits_revision}{' (newest)' if newest else ''}{also}"
+        return f"plan {self.plan}, {lens}, {revision}"
+
+
+def scope_runs(
+    runs: pd.DataFrame,
+    *,
+    plan: str | None,
+    lens: str | None,
+    all_lenses: bool,
+    revision: str | None = None,
+    all_revisions: bool = False,
+) -> SpcScope:
+    """The scope of an SPC report over ``runs``: what was asked for, else the plan of the latest run, that plan's
+    lens of its latest run, and the newest limits revision among the plan's runs of that lens."""
+    ordered = runs.sort_values(["started", "run_id"])
+    chosen_plan = plan or (str(ordered.iloc[-1]["plan"]) if len(ordered) else "")
+    of_plan = ordered[ordered["plan"] == chosen_plan]
+    chosen_lens = lens if (lens or all_lenses) else (of_plan.iloc[-1]["lens"] if len(of_plan) else None)
+    scope = SpcScope(chosen_plan, None if all_lenses else chosen_lens, None, (), lens_pooled=all_lenses)
+    present = tuple(revisions_present(scope.select(runs)))
+    chosen_revision = None if all_revisions else (revision or (present[-1] if present else None))
+    return SpcScope(scope.plan, scope.lens, chosen_revision, present, lens_pooled=all_lenses)
+
+
+def capability_text(row: Mapping[str, Any]) -> dict[str, str]:
+    """The text of one :func:`capability` row, the same in the CLI (terminal and pipe) and on the SPC page.
+
+    Mean, σ, σ within and the limits at one resolution (:func:`rig.results.numbers.statistic_decimals`), the
+    indices at two decimals, rates as percentages.
+    """
+    low, high = _limit(row["low"]), _limit(row["high"])
+    decimals = statistic_decimals(str(row["unit"]), low, high, float(row["mean"]), float(row["sigma"]))
+    text = {k: format_fixed(_limit(row[k]), decimals) for k in ("mean", "sigma", "sigma_within", "low", "high")}
+    text |= {k: format_index(float(row[k])) for k in ("cp", "cpk", "pp", "ppk")}
+    text["fail_rate"] = format_fraction_pct(float(row["fail_rate"]))
+    return text
 
 
 def compute_spc(runs: pd.DataFrame, measurements: pd.DataFrame, *, charts: bool = True) -> SpcResult:

@@ -103,6 +103,8 @@ runs_table = sa.Table(
     sa.Column("station", sa.String(200), nullable=False),
     sa.Column("unit_serial", sa.String(100), nullable=False, index=True),
     sa.Column("lens", sa.String(200)),
+    # the limit set's revision the run was judged against (NULL: stored before limits had revisions)
+    sa.Column("limits_revision", sa.String(40)),
     sa.Column("software_version", sa.String(100), nullable=False),
     sa.Column("git_sha", sa.String(64)),
     sa.Column("operator", sa.String(200), nullable=False),
@@ -236,6 +238,7 @@ def _run_row(record: RunRecord, stored_at: datetime) -> dict[str, Any]:
         "station": record.station,
         "unit_serial": record.unit_serial,
         "lens": record.lens,
+        "limits_revision": record.limits_revision,
         "software_version": record.software_version,
         "git_sha": record.git_sha,
         "operator": record.operator,
@@ -288,8 +291,13 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
-_ADDED_COLUMNS = (("runs", "headline", "VARCHAR(40)"), ("measurements", "marginal", "BOOLEAN NOT NULL DEFAULT FALSE"))
-"""Columns added after the first schema (issue #13): a store created before them gains them on open."""
+_ADDED_COLUMNS = (
+    ("runs", "headline", "VARCHAR(40)"),
+    ("measurements", "marginal", "BOOLEAN NOT NULL DEFAULT FALSE"),
+    ("runs", "limits_revision", "VARCHAR(40)"),
+)
+"""Columns added after the first schema (issue #13): a store created before them gains them on open, keeping
+every row (``ALTER TABLE … ADD COLUMN``; the old rows read the default: no headline, not marginal, no revision)."""
 
 
 def _add_missing_columns(conn: Connection) -> None:

@@ -101,6 +101,7 @@ def test_resume_keeps_completed_steps_and_drops_the_ones_to_redo(tmp_path: Path)
 def test_final_verdict_error_beats_fail_beats_pass(tmp_path: Path) -> None:
     limits = tmp_path / "two.toml"
     limits.write_text(
+        'revision = "2026-11-A"\n'
         '[flange_offset_um]\nunit = "um"\nlow = -5.0\nhigh = 5.0\n[tilt_x_arcmin]\nunit = "arcmin"\nhigh = 1.5\n'
     )
     rec = _recorder(tmp_path)

@@ -78,7 +78,7 @@ def test_a_run_that_recorded_only_some_declared_measurements_is_not_pass(tmp_pat
 def test_measurements_of_a_step_skipped_as_not_applicable_are_skip(tmp_path: Path) -> None:
     limits = tmp_path / "two.toml"
     limits.write_text(
-        '[zebra_iou]\nunit = "ratio"\nstep = "zebra"\nlow = 0.95\n'
+        'revision = "2026-11-A"\n[zebra_iou]\nunit = "ratio"\nstep = "zebra"\nlow = 0.95\n'
         '[flange_offset_um]\nunit = "um"\nstep = "flange_alignment"\nlow = -5.0\nhigh = 5.0\n'
     )
     rec = _recorder(tmp_path)
@@ -93,7 +93,9 @@ def test_measurements_of_a_step_skipped_as_not_applicable_are_skip(tmp_path: Pat
 
 def test_a_deselected_step_makes_the_run_partial_and_never_pass(tmp_path: Path) -> None:
     limits = tmp_path / "one.toml"
-    limits.write_text('[flange_offset_um]\nunit = "um"\nstep = "flange_alignment"\nlow = -5.0\nhigh = 5.0\n')
+    limits.write_text(
+        'revision = "2026-11-A"\n[flange_offset_um]\nunit = "um"\nstep = "flange_alignment"\nlow = -5.0\nhigh = 5.0\n'
+    )
     rec = _recorder(tmp_path)
     rec.limits = load_limits(limits)
     rec.measure("flange_alignment", "flange_offset_um", 1.0)
@@ -200,7 +202,9 @@ def test_marginal_limits_are_validated(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- resume
 def test_resumed_errors_are_history_not_current_errors(tmp_path: Path) -> None:
     limits = tmp_path / "one.toml"
-    limits.write_text('[flange_offset_um]\nunit = "um"\nstep = "flange_alignment"\nlow = -5.0\nhigh = 5.0\n')
+    limits.write_text(
+        'revision = "2026-11-A"\n[flange_offset_um]\nunit = "um"\nstep = "flange_alignment"\nlow = -5.0\nhigh = 5.0\n'
+    )
     rec = _recorder(tmp_path)
     rec.limits = load_limits(limits)
     rec.step("flange_alignment", Verdict.ERROR, **_now(), error="DeviceLost: GRBL port closed")

@@ -53,8 +53,11 @@ def make_run(
     specs: tuple[Spec, ...] = SIGNOFF_SPEC,
     error_rate: float = 0.0,
     shift: dict[str, float] | None = None,
+    lens: str = "summilux-m-35-f1.4-asph-2022",
+    limits_revision: str | None = "2026-11-A",
 ) -> RunRecord:
-    """A finished run whose values follow ``specs`` (plus ``shift[name]`` added to the mean)."""
+    """A finished run whose values follow ``specs`` (plus ``shift[name]`` added to the mean); ``error_rate`` 1
+    gives a run that ended ERROR before measuring anything."""
     shift = shift or {}
     measurements: list[MeasurementRecord] = []
     t = started
@@ -104,7 +107,8 @@ def make_run(
         git_sha="0" * 40,
         operator="test",
         unit_serial=unit_serial,
-        lens="summilux-m-35-f1.4-asph-2022",
+        lens=lens,
+        limits_revision=limits_revision,
         started=started,
         ended=t + timedelta(seconds=1),
         measurements=measurements,

@@ -179,7 +179,7 @@ def test_capability_is_withheld_below_the_minimum_n() -> None:
     assert row["mean"] == pytest.approx(10.0)  # the other figures stay
 
 
-def test_rig_spc_refuses_unknown_names_and_overwrites_and_prints_whole_numbers(
+def test_rig_spc_refuses_unknown_names_and_overwrites_and_prints_at_resolution(
     fleet_store: tuple[str, list], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, _ = fleet_store
@@ -190,12 +190,20 @@ def test_rig_spc_refuses_unknown_names_and_overwrites_and_prints_whole_numbers(
     assert main(["spc", "--store", url, "--plan", "signoff", "--out", str(tmp_path), "--no-charts"]) == 0
     out = capsys.readouterr().out  # captured: not a terminal, so plain tab-separated lines
     capability_rows = [line.split("\t") for line in out.splitlines() if line.count("\t") >= 10]
-    assert capability_rows[0][:4] == ["measurement", "zone", "unit", "n"]
+    header = capability_rows[0]
+    assert header[:4] == ["measurement", "zone", "unit", "n"]
+    at = {name: header.index(name) for name in ("mean", "σ", "low", "high", "Cpk", "Ppk")}
     table = pd.read_csv(tmp_path / "spc_capability.csv")
+    html = (tmp_path / "spc.html").read_text(encoding="utf-8")
     for row in capability_rows[1:]:
         (match,) = table[(table["name"] == row[0]) & (table["zone"].fillna("") == row[1])].to_dict("records")
-        assert float(row[4]) == match["mean"]  # the whole number, not 4 significant digits
-    assert "…" not in out
+        decimals = len(row[at["mean"]].partition(".")[2])
+        # the mean rounded at the row's resolution: whole, fixed point, never cut
+        assert float(row[at["mean"]]) == round(match["mean"], decimals)
+        assert len(row[at["σ"]].partition(".")[2]) == decimals
+        assert row[at["Cpk"]] == f"{match['cpk']:.2f}" and row[at["Ppk"]] == f"{match['ppk']:.2f}"
+        assert f'<td class="num">{row[at["mean"]]}</td><td class="num">{row[at["σ"]]}</td>' in html  # same text
+    assert "…" not in out and "e-0" not in out and "e+0" not in out
     assert main(["spc", "--store", url, "--plan", "signoff", "--out", str(tmp_path), "--no-charts"]) == 2
     assert "spc.html exists; give --force" in capsys.readouterr().err
     assert main(["spc", "--store", url, "--plan", "signoff", "--out", str(tmp_path), "--no-charts", "--force"]) == 0

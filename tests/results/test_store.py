@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import re
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+import sqlalchemy as sa
 
 from rig.errors import ArgumentError
 from rig.results.record import Verdict
@@ -148,3 +150,38 @@ def test_bulk_add_matches_one_by_one_and_keeps_the_last_of_a_repeated_id(store_u
         assert store.get_run(runs[3].run_id) == replaced
     expect = pd.concat([measurements_frame(r) for r in sorted(runs, key=lambda r: (r.started, r.run_id))])
     pd.testing.assert_frame_equal(bulk, expect.reset_index(drop=True))
+
+
+def test_a_store_from_before_limits_revisions_gains_the_column_and_keeps_every_row(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rig.cli import main
+
+    rng = np.random.default_rng(5)
+    old = [
+        make_run(rng, run_id=f"old{i}", unit_serial=f"XM12SU-00000{i}", started=BASE_TIME + timedelta(minutes=i),
+                 limits_revision=None)
+        for i in range(4)
+    ]  # fmt: skip
+    with open_store(store_url) as store:
+        store.add_runs(old)
+        with store.engine.begin() as conn:  # the schema as it was before revisions: no such column
+            conn.exec_driver_sql("ALTER TABLE runs DROP COLUMN limits_revision")
+        assert "limits_revision" not in {c["name"] for c in sa.inspect(store.engine).get_columns("runs")}
+        before = store.count()
+    new = make_run(rng, run_id="new", unit_serial="XM12SU-000009", started=BASE_TIME + timedelta(hours=1))
+    with open_store(store_url) as store:  # opening migrates
+        assert store.count() == before
+        store.add_run(new)
+        runs = store.runs().set_index("run_id")
+        assert runs.loc[[r.run_id for r in old], "limits_revision"].isna().all()
+        assert runs.loc["new", "limits_revision"] == "2026-11-A" == store.get_run("new").limits_revision
+        assert [store.get_run(r.run_id) for r in old] == old
+    # SPC: the newest revision by default; the runs from before revisions are a scope of their own
+    args = ["spc", "--store", store_url, "--plan", "signoff", "--no-charts", "--json", "--out"]
+    assert main([*args, str(tmp_path / "a")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["limits_revision"], summary["runs"]) == ("2026-11-A", 1)
+    assert summary["limits_revisions_present"] == ["unrevised", "2026-11-A"]
+    assert main([*args, str(tmp_path / "b"), "--revision", "unrevised"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"] == len(old)
