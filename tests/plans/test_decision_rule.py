@@ -28,6 +28,7 @@ STUDY = Uncertainty(
 )
 
 LIMITS = """
+revision = "2026-11-A"
 decision_rule = "iso14253"
 
 [flange_offset_um]
@@ -152,7 +153,7 @@ def test_zone_figures_take_their_zone_s_uncertainty(tmp_path: Path) -> None:
 )
 def test_a_bad_rule_names_the_file_field_and_value(tmp_path: Path, text: str, needles: list[str]) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text(text)
+    path.write_text('revision = "2026-11-A"\n' + text)
     with pytest.raises(ConfigError) as caught:
         load_limits(path)
     message = str(caught.value)

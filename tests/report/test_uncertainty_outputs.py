@@ -88,8 +88,9 @@ def test_the_report_shows_plus_minus_u_beside_each_figure_that_has_one(tmp_path:
     record, with_u = _record_with_u()
     rows = _rows(render_html(record, None, tmp_path))
     assert set(rows) == {m.key for m in record.measurements}
-    # at the value's resolution: one decimal finer than its limit (0.3 → two decimals, 0.25 → three)
-    shown = {"mtf50_cy_px[center]": "± 0.01", "mtf50_cy_px[mid]": "± 0.012"}
+    # at the value's resolution, which (rig.results.numbers) gives a small figure two significant digits however its
+    # limit is written (0.3 or 0.25) — as the GUM (JCGM 100:2008 §7.2.6) wants U stated: at most two digits
+    shown = {"mtf50_cy_px[center]": "± 0.012", "mtf50_cy_px[mid]": "± 0.012"}
     assert with_u == set(shown)
     assert {key: cells["± U"] for key, cells in rows.items()} == {key: shown.get(key, "") for key in rows}
     judged = record.measurements[0]

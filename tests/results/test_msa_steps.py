@@ -16,6 +16,8 @@ from rig.plans import signoff
 from rig.results.record import RunRecord, utcnow
 
 LIMITS = """
+revision = "2026-11-A"
+
 [lens_detected]
 unit = "bool"
 step = "detect"
