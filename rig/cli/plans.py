@@ -20,8 +20,6 @@ The last line of stdout is always ``WORD SERIAL PLAN RUN_FOLDER`` with WORD the 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import shlex
 import sys
@@ -130,7 +128,9 @@ def run_plan(args: argparse.Namespace) -> int:
         summary.update(headline=headline, exit_status=status, resume_command=resume, calibration=calibration)
         if storage_lost is not None:
             summary["errors"] = [*summary["errors"], str(storage_lost)]
-        print(json.dumps(_strict(summary), indent=2, allow_nan=False))
+        from rig.cli.output import json_text
+
+        print(json_text(summary, indent=2))
         return status
     from rig.cli.output import console
 
@@ -146,17 +146,6 @@ def run_plan(args: argparse.Namespace) -> int:
         last += f"  resume with: {resume}"
     out.print(last, markup=False)
     return status
-
-
-def _strict(value: Any) -> Any:
-    """``value`` with every non-finite float as ``null``: the JSON output stays strict JSON (no NaN/Infinity)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict(v) for v in value]
-    return value
 
 
 def resume_command(args: argparse.Namespace, run_id: str) -> str:

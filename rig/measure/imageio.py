@@ -138,7 +138,7 @@ def load_image(path: str | Path, *, encoding: Encoding | None = None) -> Measure
     if not p.is_file():
         raise ImageInputError(f"{p}: no such image file")
     suffix = p.suffix.lower()
-    if suffix == ".dng":
+    if suffix == ".dng" or _is_dng(p):  # the content decides: a DNG renamed .tif is still a Bayer mosaic
         raw = read_raw(p)
         if raw.cfa_pattern is not None:
             clipped = (raw.data >= raw.white_level) | (raw.data <= 0)
@@ -150,6 +150,26 @@ def load_image(path: str | Path, *, encoding: Encoding | None = None) -> Measure
     data = _read_tiff(p) if suffix in (".tif", ".tiff") else _read_opencv(p)
     default = SRGB if data.dtype == np.uint8 else LINEAR
     return _reduce(data, str(p), encoding or default, 0.0, None)
+
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")  # TIFF 6.0 §2 "Image File Header"; BigTIFF (43) is never a DNG
+
+
+def _is_dng(p: Path) -> bool:
+    """Whether ``p`` is a TIFF whose first IFD has the DNGVersion tag (Adobe DNG 1.7 spec, "DNGVersion": required
+    in IFD 0 of every DNG), whatever its name says."""
+    from rig.spec.dng import TAG_DNG_VERSION
+
+    with p.open("rb") as f:
+        if f.read(4) not in _TIFF_MAGIC:
+            return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(p) as tif:
+            return TAG_DNG_VERSION in tif.pages.first.tags
+    except (OSError, ValueError, KeyError, IndexError, RuntimeError, tifffile.TiffFileError):
+        return False  # not a readable TIFF: the reader its name picks says why, in its own words
 
 
 def _read_tiff(p: Path) -> np.ndarray:
