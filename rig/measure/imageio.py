@@ -158,12 +158,12 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*")  # TIFF 6.0 §2 "Image File Header"; BigT
 def _is_dng(p: Path) -> bool:
     """Whether ``p`` is a TIFF whose first IFD has the DNGVersion tag (Adobe DNG 1.7 spec, "DNGVersion": required
     in IFD 0 of every DNG), whatever its name says."""
-    from rig.spec.dng import TAG_DNG_VERSION
-
     with p.open("rb") as f:
         if f.read(4) not in _TIFF_MAGIC:
             return False
-    import tifffile
+    import tifffile  # only for a TIFF: a PNG or JPEG never pays its import
+
+    from rig.spec.dng import TAG_DNG_VERSION
 
     try:
         with tifffile.TiffFile(p) as tif:

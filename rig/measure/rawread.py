@@ -170,13 +170,24 @@ def _raw_page(tif: tifffile.TiffFile) -> tifffile.TiffPage | None:
 
 
 def _check_extent(label: str, page: tifffile.TiffPage, file_size: int) -> None:
-    """Every strip or tile the header names must lie inside the file (a truncated or forged header)."""
+    """Every strip or tile the header names must lie inside the file (a truncated or forged header), and compressed
+    data may not claim to inflate beyond :data:`rig.spec.dng.MAX_COMPRESSION_RATIO` (the bench reader's bound: a
+    decompression bomb is refused before it is decoded)."""
+    from rig.spec.dng import MAX_COMPRESSION_RATIO
+
     ends = [offset + count for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False) if count]
     if not ends:
         raise ImageInputError(f"{label}: raw IFD names no image data (StripByteCounts / TileByteCounts all 0)")
     if max(ends) > file_size:
         raise ImageInputError(
             f"{label}: header claims image data up to byte {max(ends)}, but the file has {file_size} bytes"
+        )
+    stored = sum(page.databytecounts)
+    decoded = page.imagelength * page.imagewidth * page.samplesperpixel * ((page.bitspersample + 7) // 8)
+    if page.compression != 1 and stored * MAX_COMPRESSION_RATIO < decoded:
+        raise ImageInputError(
+            f"{label}: {stored} compressed bytes declare {decoded} bytes of pixels: expected a ratio of at most "
+            f"{MAX_COMPRESSION_RATIO}:1 (a decompression bomb is not decoded)"
         )
 
 

@@ -121,12 +121,13 @@ def test_the_plugin_runs_the_preflight_before_any_device(tmp_path: Path) -> None
     assert not reports.exists() or not [p for p in reports.iterdir() if not p.name.startswith(".")]
 
 
-def test_the_plan_summary_json_is_strict_json_whatever_the_figures() -> None:
+def test_the_json_of_every_command_is_strict_json_whatever_the_figures() -> None:
     import json
     import math
 
-    from rig.cli.plans import _strict
+    from rig.cli.output import json_text
 
     summary = {"wall_s": math.nan, "steps": [{"seconds": math.inf}, {"seconds": 1.5}], "verdict": "PASS"}
-    text = json.dumps(_strict(summary), allow_nan=False)  # would raise on a NaN/Infinity token
+    text = json_text(summary)  # json.dumps(allow_nan=False) inside: would raise on a NaN/Infinity token
     assert json.loads(text) == {"wall_s": None, "steps": [{"seconds": None}, {"seconds": 1.5}], "verdict": "PASS"}
+    assert json_text((-math.inf, 2)) == "[null, 2]"
