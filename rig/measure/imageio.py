@@ -137,6 +137,13 @@ def load_image(path: str | Path, *, encoding: Encoding | None = None) -> Measure
     p = Path(path)
     if not p.is_file():
         raise ImageInputError(f"{p}: no such image file")
+    try:
+        return _load(p, encoding)
+    except OSError as exc:  # unreadable, or an I/O error (EIO) of the disk or the file system under it
+        raise ImageInputError(f"{p}: cannot read ({exc.strerror or exc})") from None
+
+
+def _load(p: Path, encoding: Encoding | None) -> MeasureImage:
     suffix = p.suffix.lower()
     if suffix == ".dng" or _is_dng(p):  # the content decides: a DNG renamed .tif is still a Bayer mosaic
         raw = read_raw(p)

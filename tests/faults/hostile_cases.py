@@ -251,6 +251,21 @@ FILE_CASES += [
     Case("station-dev-null", ("signoff", "--station", "/dev/null", "--reports", "{tmp}/reports"), ("/dev/null",)),
 ]
 
+EIO = "/proc/self/mem"
+"""A real file that answers every read at offset 0 with EIO (Linux proc(5): address 0 is never mapped), the
+"station path that returns EIO" of issue #20 without a failing disk."""
+EIO_CASES = [
+    Case("station-file-eio", ("signoff", "--station", EIO, "--reports", "{tmp}/reports"), (EIO, "Input/output")),
+    Case("lens-catalogue-eio", _signoff(), (EIO, "Input/output"), station=(("lenses", f'"{EIO}"'),)),
+    Case("unit-file-eio", _signoff("--unit", EIO), (EIO, "Input/output")),
+    Case("twin-unit-eio", _signoff(), (EIO, "Input/output"), station=(("twin.unit", f'"{EIO}"'),)),
+    Case("measure-uniformity-eio", ("measure", "uniformity", EIO), (EIO, "Input/output")),
+    Case("measure-shift-eio", ("measure", "shift", EIO, EIO), (EIO, "Input/output")),
+    Case("measure-sfr-eio", ("measure", "sfr", EIO), (EIO, "Input/output")),
+    Case("measure-focus-manifest-eio", ("measure", "focus", "--manifest", EIO), (EIO, "Input/output")),
+    Case("spc-store-eio", ("spc", "--store", EIO, "--out", "{tmp}/spc"), (EIO, "Input/output")),
+]
+
 # --------------------------------------------------------------------------------------------- units and lenses
 UNIT_CASES = [
     Case(
@@ -643,6 +658,7 @@ ALL_CASES: list[Case] = (
     + SERVE_CASES
     + SPC_CASES
     + MEASURE_CASES
+    + EIO_CASES
 )
 
 assert len({c.id for c in ALL_CASES}) == len(ALL_CASES), "case ids must be unique"
