@@ -1,4 +1,5 @@
-"""The hostile-input cases (issue #20) as data: each is a command line, the files it needs and what its one
+"""The hostile-input cases (issue #20) as data (the checklist of what covers each case of the issue: README.md
+beside this file): each is a command line, the files it needs and what its one
 stderr line must name. Every case must end with exit 2 before any device opens.
 
 Placeholders in arguments and file texts: ``{tmp}`` (the case's folder), ``{station}`` (the case's station file,
