@@ -1,6 +1,6 @@
-"""The hostile-input cases (issue #20) as data (the checklist of what covers each case of the issue: README.md
-beside this file): each is a command line, the files it needs and what its one
-stderr line must name. Every case must end with exit 2 before any device opens.
+"""The hostile-input cases (issue #20) as data: each is a command line, the files it needs and what its one
+stderr line must name. Every case must end with exit 2 before any device opens. ``README.md`` beside this file is
+the checklist of every case of the issue and the tests (these cases among them) that cover it.
 
 Placeholders in arguments and file texts: ``{tmp}`` (the case's folder), ``{station}`` (the case's station file,
 the shipped twin station with the case's edits). ``station`` edits are (dotted key, TOML value text), or
