@@ -3,8 +3,9 @@ user, or a read-only bind mount):
 
 - read-only before the run: pre-flight refuses it, exit 2, one stderr line naming the folder, nothing written;
 - read-only mid-run (after the first step is recorded): the run stops, ERROR, exit 3, one stderr line naming the
-  run folder; the ``record.json`` on disk is the last one saved, whole; once the folder takes writes again,
-  ``--resume`` finishes the run with every measurement of the completed steps unchanged.
+  run folder; the ``record.json`` on disk is the last one saved, whole; a resume while it is still read-only is
+  refused by pre-flight (exit 2, naming the run folder); once the folder takes writes again, ``--resume``
+  finishes the run with every measurement of the completed steps unchanged.
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ def test_a_reports_folder_made_read_only_mid_run_ends_error_and_keeps_the_measur
             assert last.startswith(f"ERROR XM12SU-000001 signoff {run_dir}"), last
             assert last.endswith(f"--resume {RUN_ID}"), last
             assert record_path.read_bytes() == saved, "the last record saved stays whole"
+            # still read-only: a resume is refused by pre-flight, before any device moves
+            refused = child.run(*args, "--resume", RUN_ID)
+            assert refused.returncode == EXIT_INPUT, (refused.stdout, refused.stderr)
+            assert one_line(refused.stderr).startswith(f"rig: error: {run_dir}: --resume is not a writable folder")
     finally:
         if proc.poll() is None:
             proc.kill()
