@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from rig.errors import ImageInputError
-from rig.measure.rawread import check_pixel_budget, read_raw
+from rig.measure.rawread import check_pixel_budget, is_dng, read_raw
 
 CFA_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 # BT.709 luma, sfrmat's default for colour input
@@ -145,7 +145,7 @@ def load_image(path: str | Path, *, encoding: Encoding | None = None) -> Measure
 
 def _load(p: Path, encoding: Encoding | None) -> MeasureImage:
     suffix = p.suffix.lower()
-    if suffix == ".dng" or _is_dng(p):  # the content decides: a DNG renamed .tif is still a Bayer mosaic
+    if suffix == ".dng" or is_dng(p):  # the content decides: a DNG renamed .tif is still a Bayer mosaic
         raw = read_raw(p)
         if raw.cfa_pattern is not None:
             clipped = (raw.data >= raw.white_level) | (raw.data <= 0)
@@ -157,26 +157,6 @@ def _load(p: Path, encoding: Encoding | None) -> MeasureImage:
     data = _read_tiff(p) if suffix in (".tif", ".tiff") else _read_opencv(p)
     default = SRGB if data.dtype == np.uint8 else LINEAR
     return _reduce(data, str(p), encoding or default, 0.0, None)
-
-
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")  # TIFF 6.0 §2 "Image File Header"; BigTIFF (43) is never a DNG
-
-
-def _is_dng(p: Path) -> bool:
-    """Whether ``p`` is a TIFF whose first IFD has the DNGVersion tag (Adobe DNG 1.7 spec, "DNGVersion": required
-    in IFD 0 of every DNG), whatever its name says."""
-    with p.open("rb") as f:
-        if f.read(4) not in _TIFF_MAGIC:
-            return False
-    import tifffile  # only for a TIFF: a PNG or JPEG never pays its import
-
-    from rig.spec.dng import TAG_DNG_VERSION
-
-    try:
-        with tifffile.TiffFile(p) as tif:
-            return TAG_DNG_VERSION in tif.pages.first.tags
-    except (OSError, ValueError, KeyError, IndexError, RuntimeError, tifffile.TiffFileError):
-        return False  # not a readable TIFF: the reader its name picks says why, in its own words
 
 
 def _read_tiff(p: Path) -> np.ndarray:

@@ -92,6 +92,21 @@ def check_pixel_budget(label: str, width: int, height: int) -> None:
         )
 
 
+def is_dng(path: Path) -> bool:
+    """Whether ``path`` is a TIFF whose IFD0 has the DNGVersion tag (DNG 1.4 §"DNGVersion": required in IFD 0 of
+    every DNG), whatever its name says. Only a file that starts as a TIFF is parsed (tifffile loads for it alone)."""
+    with path.open("rb") as f:
+        if f.read(4) not in _TIFF_MAGIC:
+            return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return _TAG_DNG_VERSION in tif.pages.first.tags
+    except (OSError, ValueError, KeyError, IndexError, RuntimeError, tifffile.TiffFileError):
+        return False  # not a readable TIFF: the reader its name picks says why, in its own words
+
+
 def read_raw(path: str | Path) -> RawImage:
     """Read the raw image of a DNG (see the module notes for what is accepted and refused)."""
     import tifffile
