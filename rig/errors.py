@@ -123,6 +123,15 @@ class DeviceAlarm(DeviceError):
         super().__init__(message)
 
 
+class RunStorageError(RigError):
+    """The run folder stopped taking writes mid-run (made read-only, remounted read-only by the kernel, disk full).
+
+    A bench fault, not the user's input (pre-flight proved the folder writable): the run stops at once and ends
+    ERROR, exit 3; the ``record.json`` on disk is the last one saved (atomic writes), with every measurement taken
+    before, and ``--resume`` continues from it once the folder takes writes again.
+    """
+
+
 class FrameError(DeviceError):
     """A captured frame failed validation (size, bit depth, truncated or corrupt file): recapture it."""
 

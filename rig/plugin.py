@@ -16,6 +16,7 @@ Importing this module stays cheap: pytest loads it in every run where rig is ins
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import pytest
 
 from rig.config.lenses import LensCatalog, LensSpec
 from rig.config.station import StationConfig, load_station
-from rig.errors import CapabilityMissing, DeviceError, MeasurementError, RigError
+from rig.errors import CapabilityMissing, DeviceError, MeasurementError, RigError, RunStorageError
 from rig.results.record import MeasurementRecord, Verdict, utcnow
 
 if TYPE_CHECKING:  # the plugin loads in every pytest run where rig is installed: keep its import cheap
@@ -258,6 +259,11 @@ _ITEMS_KEY = pytest.StashKey[list[pytest.Item]]()
 _RECORDER_KEY = pytest.StashKey["RunRecorder"]()
 
 
+def run_recorder(config: pytest.Config) -> RunRecorder | None:
+    """The plan session's run recorder (None outside a plan run or before the ``run`` fixture made it)."""
+    return config.stash.get(_RECORDER_KEY, None)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     session.config.stash[_ITEMS_KEY] = list(session.items)
 
@@ -405,15 +411,19 @@ def _finish_step(item: pytest.Item, state: StepState, verdict: Verdict, error: s
     if bench is not None and bench.retries.events:
         error = "; ".join(filter(None, [error, *bench.retries.events]))
         bench.retries.clear()
-    recorder.step(
-        state.name,
-        verdict,
-        started=state.started,
-        ended=utcnow(),
-        error=error,
-        retries=retries,
-        attachments=state.attachments,
-    )
+    with contextlib.suppress(RunStorageError):  # recorder.storage_error holds it; the run stops below
+        recorder.step(
+            state.name,
+            verdict,
+            started=state.started,
+            ended=utcnow(),
+            error=error,
+            retries=retries,
+            attachments=state.attachments,
+        )
+    if recorder.storage_error is not None:
+        # nothing more can be recorded: the bench stops now rather than measure what no record will hold
+        item.session.shouldstop = str(recorder.storage_error)
 
 
 def deselected_steps(session: pytest.Session, recorder: RunRecorder) -> list[str]:
@@ -432,7 +442,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     recorder = session.config.stash.get(_RECORDER_KEY, None)
     if recorder is None:
         return
-    recorder.finish(deselected=deselected_steps(session, recorder))
+    with contextlib.suppress(RunStorageError):
+        recorder.finish(deselected=deselected_steps(session, recorder))
+    if recorder.storage_error is not None:
+        # no report or store row from a record that is not on disk: the outputs are derived from the saved record,
+        # and --resume publishes them once the folder takes writes again
+        return
     from rig.bench.outputs import publish_run
 
     publish_run(

@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 
 from rig.bench.recording import RECORD_FILE, RunRecorder
-from rig.errors import RigError
+from rig.errors import RigError, RunStorageError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _note_problems(recorder: RunRecorder, problems: list[str]) -> None:
             log.error("%s: %s", recorder.run_dir, problem)
     try:
         recorder.save()
-    except OSError as exc:  # the last good record.json stays in place (atomic writes)
+    except RunStorageError as exc:  # the last good record.json stays in place (atomic writes)
         log.error("record of %s not rewritten: %s", record.run_id, exc)
 
 

@@ -12,7 +12,7 @@ found after the bench has run for minutes. What is checked:
   :func:`plan_requirements`);
 - the unit serial matches the station's pattern (bounded matching, :meth:`StationConfig.check_serial`) and is a
   plain folder name; ``--run-id`` / ``--resume`` are plain run ids, a resumed run exists, is readable and belongs
-  to this plan; ``""`` is refused instead of meaning "a new run";
+  to this plan, and its folder takes writes; ``""`` is refused instead of meaning "a new run";
 - the reports folder is (or can be made) a writable folder, the calibration folder is not a file, the results
   store URL is usable (an existing SQLite file, or a new file in an existing folder);
 - no other process is running the same run or the same unit on this station (:mod:`rig.bench.runlock`).
@@ -258,6 +258,7 @@ def _check_resume(run_id: str, reports: Path, plan: str, needs: PlanRequirements
     if record.run_id != run_id:
         raise ConfigError(path, "run_id", record.run_id, f"{run_id!r} (the record's folder name)")
     check_resume_revision(record, limits)
+    writable_folder(path.parent, "--resume")  # the resumed run rewrites its record there after every measurement
 
 
 def writable_folder(folder: Path, flag: str) -> None:

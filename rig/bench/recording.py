@@ -31,7 +31,7 @@ from typing import Any
 from rig import __version__
 from rig.bench import runlock
 from rig.config.limits import DecisionRule, Limit, LimitSet
-from rig.errors import ArgumentError, ConfigError
+from rig.errors import ArgumentError, ConfigError, RunStorageError
 from rig.results.decision import Decision, judge_with_uncertainty
 from rig.results.record import (
     MeasurementRecord,
@@ -134,6 +134,9 @@ class RunRecorder:
         each step records the hardware time spent since the previous step ended."""
         self._hardware_mark_s: float | None = None
         self._cpu_mark_s = time.process_time()
+        self.storage_error: RunStorageError | None = None
+        """Set when the run folder stopped taking writes: the run must stop (the record on disk is the last saved)."""
+        self._measurements_saved = 0
         run_dir.mkdir(parents=True, exist_ok=True)
         self.save()
 
@@ -358,7 +361,7 @@ class RunRecorder:
     def flush(self) -> None:
         """Write the record and, when plots or thumbnails were added since, the report data (both atomically)."""
         if self._plots_dirty:
-            self.plots.save(self.run_dir / REPORT_DATA_FILE)
+            self._save_plots()
             self._plots_dirty = False
         self.save()
 
@@ -369,7 +372,10 @@ class RunRecorder:
 
     def save_file(self, relative: str, data: bytes) -> str:
         """Store a capture or attachment in the run folder (atomically); returns its relative path."""
-        atomic_write_bytes(self.run_dir / relative, data)
+        try:
+            atomic_write_bytes(self.run_dir / relative, data)
+        except OSError as exc:
+            raise self._storage_lost(relative, exc) from None
         return relative
 
     def add_plot(self, plot: Plot) -> None:
@@ -381,6 +387,12 @@ class RunRecorder:
         self.plots.thumbnails = [t for t in self.plots.thumbnails if t.path != relative_png]
         self.plots.thumbnails.append(Thumbnail(path=relative_png, caption=caption))
         self._plots_dirty = True  # saved with its step (flush)
+
+    def _save_plots(self) -> None:
+        try:
+            self.plots.save(self.run_dir / REPORT_DATA_FILE)
+        except OSError as exc:
+            raise self._storage_lost(REPORT_DATA_FILE, exc) from None
 
     def completed_steps(self) -> set[str]:
         return {s.name for s in self.record.steps if s.verdict is not Verdict.ERROR}
@@ -448,7 +460,24 @@ class RunRecorder:
         return out
 
     def save(self) -> Path:
-        return self.record.save(self.run_dir / RECORD_FILE)
+        """Rewrite ``record.json`` atomically; a folder that no longer takes writes raises :class:`RunStorageError`
+        (the previous record stays in place, whole)."""
+        try:
+            path = self.record.save(self.run_dir / RECORD_FILE)
+        except OSError as exc:
+            raise self._storage_lost(RECORD_FILE, exc) from None
+        self._measurements_saved = len(self.record.measurements)
+        return path
+
+    def _storage_lost(self, what: str, exc: OSError) -> RunStorageError:
+        """The error of a write the run folder refused; the first one is kept as the run's reason to stop."""
+        error = RunStorageError(
+            f"run folder {self.run_dir}: {what} not written ({exc.strerror or exc}); its record.json keeps the "
+            f"{self._measurements_saved} measurement(s) saved before"
+        )
+        if self.storage_error is None:
+            self.storage_error = error
+        return error
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -32,8 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _print(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        json.dump(result, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        from rig.cli.output import json_text
+
+        sys.stdout.write(json_text(result, indent=2) + "\n")
         return
     for key, value in result.items():
         if key != "relative_illumination":
@@ -55,8 +55,8 @@ def uniformity(args: argparse.Namespace) -> int:
     pitch = args.pixel_pitch_um
     if pitch is None:
         pitch = FULL_PITCH_UM * FULL_WIDTH_PX / image.data.shape[1]
-    elif pitch <= 0:
-        raise ArgumentError(f"--pixel-pitch-um {pitch}: expected a pitch > 0 µm")
+    elif not (math.isfinite(pitch) and pitch > 0):
+        raise ArgumentError(f"--pixel-pitch-um {pitch}: expected a finite pitch > 0 µm")
     try:
         if image.is_raw:
             result = measure_uniformity(
@@ -114,17 +114,18 @@ def _frame(path: Path) -> tuple[Any, float]:
 
 
 def shift(args: argparse.Namespace) -> int:
-    """Rigid shift of B against A, with its confidence; a pair that does not match rigidly is refused (exit 2)."""
-    from rig.errors import ImageInputError
-    from rig.measure.registration import RegistrationError, check_registration
+    """Rigid shift of B against A, with its confidence. The frames are the user's input: a pair that cannot be
+    registered (no texture, too small, different sizes) or does not match rigidly is refused (exit 2)."""
+    from rig.errors import ImageInputError, MeasurementError
+    from rig.measure.registration import check_registration
     from rig.measure.registration import register as register_frames
 
     a, scale = _frame(args.a)
     b, _ = _frame(args.b)
-    result = register_frames(a, b)
     try:
+        result = register_frames(a, b)
         check_registration(result)
-    except RegistrationError as exc:
+    except MeasurementError as exc:  # RegistrationError included
         raise ImageInputError(f"{args.a} → {args.b}: {exc}") from None
     _print(
         {

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -481,9 +480,13 @@ def _focal_length(
 
 def _read_manifest(path: Path) -> tuple[list[Path], list[float]]:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise ArgumentError(f"--manifest {path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ArgumentError(f"--manifest {path}: byte {exc.start}: expected UTF-8 text (a CSV manifest)") from None
     reader = csv.DictReader(text.splitlines())
     if reader.fieldnames is None or not {"file", "rail_mm"} <= set(reader.fieldnames):
         raise ArgumentError(f"{path}: header {reader.fieldnames}: expected columns file,rail_mm")
@@ -532,4 +535,6 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _emit(out: dict[str, Any], as_json: bool, text: Any) -> None:
-    sys.stdout.write((json.dumps(out) if as_json else text(out)) + "\n")
+    from rig.cli.output import json_text
+
+    sys.stdout.write((json_text(out) if as_json else text(out)) + "\n")

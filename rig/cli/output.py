@@ -8,6 +8,8 @@ belong to stderr and show only when stderr is a terminal.
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -27,6 +29,23 @@ def console(*, stderr: bool = False, quiet: bool = False) -> Any:
         return Console(stderr=stderr, highlight=False, quiet=quiet, soft_wrap=True)
     # not a terminal: full width, no colour; soft_wrap keeps long lines whole instead of folding them at 80
     return Console(stderr=stderr, highlight=False, quiet=quiet, soft_wrap=True, width=10_000, no_color=True)
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float as ``null``, so the JSON a command prints is strict JSON (RFC 8259
+    has no NaN or Infinity token; Python's ``json`` would write them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    """Strict JSON text of ``value`` (:func:`strict_json`)."""
+    return json.dumps(strict_json(value), indent=indent, allow_nan=False)
 
 
 def print_table(

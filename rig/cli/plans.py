@@ -20,8 +20,6 @@ The last line of stdout is always ``WORD SERIAL PLAN RUN_FOLDER`` with WORD the 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import shlex
 import sys
@@ -117,15 +115,24 @@ def run_plan(args: argparse.Namespace) -> int:
         return 3
     record = RunRecord.load(record_path)
     run_dir = reports / run_id
-    headline = record.headline
+    storage_lost = progress.storage_error()
+    # a run folder that stopped taking writes ends the run ERROR; the record on disk is the last one saved
+    headline = "ERROR" if storage_lost is not None else record.headline
+    if storage_lost is not None:
+        sys.stderr.write(f"rig: bench error: {storage_lost}\n")
     status = EXIT_BY_HEADLINE.get(headline, 3)
     resume = resume_command(args, record.run_id) if headline == "ERROR" else None
     calibration = _calibration(options, record) if args.plan == "calibration" else None
     if args.json:  # one JSON document and nothing else on stdout, for scripts
         summary = _summary(record, run_dir, time.monotonic() - started)
         summary.update(headline=headline, exit_status=status, resume_command=resume, calibration=calibration)
-        print(json.dumps(_strict(summary), indent=2, allow_nan=False))
-        _finish_report(run_dir)
+        if storage_lost is not None:
+            summary["errors"] = [*summary["errors"], str(storage_lost)]
+        from rig.cli.output import json_text
+
+        print(json_text(summary, indent=2))
+        if storage_lost is None:
+            _finish_report(run_dir)
         return status
     from rig.cli.output import console
 
@@ -140,7 +147,8 @@ def run_plan(args: argparse.Namespace) -> int:
     if resume:
         last += f"  resume with: {resume}"
     out.print(last, markup=False)
-    _finish_report(run_dir)
+    if storage_lost is None:  # a folder that takes no writes gets no report either; --resume writes it later
+        _finish_report(run_dir)
     return status
 
 
@@ -151,17 +159,6 @@ def _finish_report(run_dir: Path) -> None:
 
     sys.stdout.flush()
     finish_pending_report(run_dir)
-
-
-def _strict(value: Any) -> Any:
-    """``value`` with every non-finite float as ``null``: the JSON output stays strict JSON (no NaN/Infinity)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict(v) for v in value]
-    return value
 
 
 def resume_command(args: argparse.Namespace, run_id: str) -> str:
@@ -213,6 +210,17 @@ class _Progress:
         self.quiet = quiet
         self.console = console(stderr=True)
         self._t0: dict[str, float] = {}
+        self._config: Any = None
+
+    def pytest_configure(self, config: Any) -> None:
+        self._config = config
+
+    def storage_error(self) -> Exception | None:
+        """Why the run folder stopped taking writes during the run (None when it never did)."""
+        from rig.plugin import run_recorder
+
+        recorder = run_recorder(self._config) if self._config is not None else None
+        return recorder.storage_error if recorder is not None else None
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self._t0[nodeid] = time.monotonic()

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from rig.errors import ImageInputError
-from rig.measure.rawread import check_pixel_budget, read_raw
+from rig.measure.rawread import check_pixel_budget, is_dng, read_raw
 
 CFA_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 # BT.709 luma, sfrmat's default for colour input
@@ -137,8 +137,15 @@ def load_image(path: str | Path, *, encoding: Encoding | None = None) -> Measure
     p = Path(path)
     if not p.is_file():
         raise ImageInputError(f"{p}: no such image file")
+    try:
+        return _load(p, encoding)
+    except OSError as exc:  # unreadable, or an I/O error (EIO) of the disk or the file system under it
+        raise ImageInputError(f"{p}: cannot read ({exc.strerror or exc})") from None
+
+
+def _load(p: Path, encoding: Encoding | None) -> MeasureImage:
     suffix = p.suffix.lower()
-    if suffix == ".dng":
+    if suffix == ".dng" or is_dng(p):  # the content decides: a DNG renamed .tif is still a Bayer mosaic
         raw = read_raw(p)
         if raw.cfa_pattern is not None:
             clipped = (raw.data >= raw.white_level) | (raw.data <= 0)

@@ -92,6 +92,21 @@ def check_pixel_budget(label: str, width: int, height: int) -> None:
         )
 
 
+def is_dng(path: Path) -> bool:
+    """Whether ``path`` is a TIFF whose IFD0 has the DNGVersion tag (DNG 1.4 §"DNGVersion": required in IFD 0 of
+    every DNG), whatever its name says. Only a file that starts as a TIFF is parsed (tifffile loads for it alone)."""
+    with path.open("rb") as f:
+        if f.read(4) not in _TIFF_MAGIC:
+            return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return _TAG_DNG_VERSION in tif.pages.first.tags
+    except (OSError, ValueError, KeyError, IndexError, RuntimeError, tifffile.TiffFileError):
+        return False  # not a readable TIFF: the reader its name picks says why, in its own words
+
+
 def read_raw(path: str | Path) -> RawImage:
     """Read the raw image of a DNG (see the module notes for what is accepted and refused)."""
     import tifffile
@@ -170,13 +185,24 @@ def _raw_page(tif: tifffile.TiffFile) -> tifffile.TiffPage | None:
 
 
 def _check_extent(label: str, page: tifffile.TiffPage, file_size: int) -> None:
-    """Every strip or tile the header names must lie inside the file (a truncated or forged header)."""
+    """Every strip or tile the header names must lie inside the file (a truncated or forged header), and compressed
+    data may not claim to inflate beyond :data:`rig.spec.dng.MAX_COMPRESSION_RATIO` (the bench reader's bound: a
+    decompression bomb is refused before it is decoded)."""
+    from rig.spec.dng import MAX_COMPRESSION_RATIO
+
     ends = [offset + count for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False) if count]
     if not ends:
         raise ImageInputError(f"{label}: raw IFD names no image data (StripByteCounts / TileByteCounts all 0)")
     if max(ends) > file_size:
         raise ImageInputError(
             f"{label}: header claims image data up to byte {max(ends)}, but the file has {file_size} bytes"
+        )
+    stored = sum(page.databytecounts)
+    decoded = page.imagelength * page.imagewidth * page.samplesperpixel * ((page.bitspersample + 7) // 8)
+    if page.compression != 1 and stored * MAX_COMPRESSION_RATIO < decoded:
+        raise ImageInputError(
+            f"{label}: {stored} compressed bytes declare {decoded} bytes of pixels: expected a ratio of at most "
+            f"{MAX_COMPRESSION_RATIO}:1 (a decompression bomb is not decoded)"
         )
 
 

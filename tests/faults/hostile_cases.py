@@ -1,5 +1,6 @@
 """The hostile-input cases (issue #20) as data: each is a command line, the files it needs and what its one
-stderr line must name. Every case must end with exit 2 before any device opens.
+stderr line must name. Every case must end with exit 2 before any device opens. ``README.md`` beside this file is
+the checklist of every case of the issue and the tests (these cases among them) that cover it.
 
 Placeholders in arguments and file texts: ``{tmp}`` (the case's folder), ``{station}`` (the case's station file,
 the shipped twin station with the case's edits). ``station`` edits are (dotted key, TOML value text), or
@@ -8,10 +9,15 @@ the shipped twin station with the case's edits). ``station`` edits are (dotted k
 
 from __future__ import annotations
 
+import io
 import tomllib
 from dataclasses import dataclass, field
 
+import numpy as np
+import tifffile
+
 from rig.config.loader import FIXTURES_DIR
+from rig.spec.dng import write_dng
 
 TWIN_STATION = FIXTURES_DIR / "stations" / "twin.toml"
 GOLDEN = FIXTURES_DIR / "units" / "golden.toml"
@@ -244,6 +250,21 @@ FILE_CASES += [
         files={"f.toml": "x = 1\n"},
     ),
     Case("station-dev-null", ("signoff", "--station", "/dev/null", "--reports", "{tmp}/reports"), ("/dev/null",)),
+]
+
+EIO = "/proc/self/mem"
+"""A real file that answers every read at offset 0 with EIO (Linux proc(5): address 0 is never mapped), the
+"station path that returns EIO" of issue #20 without a failing disk."""
+EIO_CASES = [
+    Case("station-file-eio", ("signoff", "--station", EIO, "--reports", "{tmp}/reports"), (EIO, "Input/output")),
+    Case("lens-catalogue-eio", _signoff(), (EIO, "Input/output"), station=(("lenses", f'"{EIO}"'),)),
+    Case("unit-file-eio", _signoff("--unit", EIO), (EIO, "Input/output")),
+    Case("twin-unit-eio", _signoff(), (EIO, "Input/output"), station=(("twin.unit", f'"{EIO}"'),)),
+    Case("measure-uniformity-eio", ("measure", "uniformity", EIO), (EIO, "Input/output")),
+    Case("measure-shift-eio", ("measure", "shift", EIO, EIO), (EIO, "Input/output")),
+    Case("measure-sfr-eio", ("measure", "sfr", EIO), (EIO, "Input/output")),
+    Case("measure-focus-manifest-eio", ("measure", "focus", "--manifest", EIO), (EIO, "Input/output")),
+    Case("spc-store-eio", ("spc", "--store", EIO, "--out", "{tmp}/spc"), (EIO, "Input/output")),
 ]
 
 # --------------------------------------------------------------------------------------------- units and lenses
@@ -482,6 +503,110 @@ SERVE_CASES = [
     Case("serve-station-missing", ("twin", "serve", "--station", "{tmp}/none.toml"), ("{tmp}/none.toml",)),
 ]
 
+
+# --------------------------------------------------------------------------------------------- measure commands
+def _tiff(image: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    tifffile.imwrite(out, image)
+    return out.getvalue()
+
+
+def _dark_dng() -> bytes:
+    """A Bayer DNG at its black level: no light at all (issue #20: "a dark DNG")."""
+    return write_dng(
+        np.full((96, 128), 64, np.uint16), black_level=64, white_level=1023, make="Leica", model="M-Phone",
+        unique_camera_model="Leica M-Phone", serial=None, timestamp_ms=None, exposure_time_s=0.01, iso=100,
+        f_number=None, focal_length_mm=None, lens_model=None,
+    )  # fmt: skip
+
+
+_FLAT = _tiff(np.full((128, 128), 30000, np.uint16))
+_IMAGES: dict[str, bytes] = {
+    "flat.tif": _FLAT,
+    "zero.tif": _tiff(np.zeros((128, 128), np.uint16)),
+    "noise.tif": _tiff(np.random.default_rng(20).integers(0, 65535, (128, 128)).astype(np.uint16)),
+    "one.tif": _tiff(np.full((1, 1), 100, np.uint16)),
+    "small.tif": _tiff(np.full((64, 80), 30000, np.uint16)),
+    "dark.dng": _dark_dng(),
+    "text.png": b"not an image at all\n",
+    "cut.tif": _FLAT[: len(_FLAT) // 2],
+}
+
+
+def _measure(*argv: str) -> tuple[str, ...]:
+    """``rig measure`` with every file name placed in the case's folder."""
+    return ("measure", *(f"{{tmp}}/{a}" if a.endswith((".tif", ".png", ".dng")) else a for a in argv))
+
+
+def _image_case(case_id: str, argv: tuple[str, ...], *needles: str) -> Case:
+    names = [a for a in argv if a in _IMAGES]
+    return Case(
+        case_id,
+        _measure(*argv),
+        tuple(f"{{tmp}}/{n}" if n in _IMAGES else n for n in needles),
+        files={n: _IMAGES[n] for n in names},
+    )
+
+
+MEASURE_CASES = [
+    _image_case("measure-uniformity-zero", ("uniformity", "zero.tif"), "zero.tif", "too dark"),
+    _image_case("measure-uniformity-noise", ("uniformity", "noise.tif"), "noise.tif", "not a flat field"),
+    _image_case("measure-uniformity-1x1", ("uniformity", "one.tif"), "one.tif", "(1, 1)"),
+    _image_case("measure-uniformity-dark-dng", ("uniformity", "dark.dng"), "dark.dng", "too dark"),
+    _image_case("measure-uniformity-grid-100001", ("uniformity", "flat.tif", "--grid", "100001"), "flat.tif", "100001"),
+    _image_case("measure-uniformity-grid-even", ("uniformity", "flat.tif", "--grid", "4"), "--grid 4"),
+    _image_case("measure-uniformity-not-an-image", ("uniformity", "text.png"), "text.png"),
+    _image_case("measure-uniformity-truncated-tiff", ("uniformity", "cut.tif"), "cut.tif"),
+    _image_case("measure-uniformity-missing", ("uniformity", "none.tif"), "none.tif"),
+    *(
+        _image_case(
+            f"measure-uniformity-pitch-{value}{'-json' if as_json else ''}",
+            ("uniformity", "flat.tif", f"--pixel-pitch-um={value}", *as_json),  # "=": argparse reads -inf as a flag
+            f"--pixel-pitch-um {value}",
+        )
+        for value in ("nan", "inf", "-inf", "0", "-1.6")
+        for as_json in ((), ("--json",))
+    ),
+    _image_case("measure-shift-flat", ("shift", "flat.tif", "flat.tif"), "flat.tif", "texture"),
+    _image_case("measure-shift-zero", ("shift", "zero.tif", "zero.tif"), "zero.tif", "texture"),
+    _image_case("measure-shift-1x1", ("shift", "one.tif", "one.tif"), "one.tif", "1×1"),
+    _image_case("measure-shift-sizes", ("shift", "flat.tif", "small.tif", "--json"), "flat.tif", "small.tif", "size"),
+    _image_case("measure-shift-dark-dng", ("shift", "dark.dng", "dark.dng"), "dark.dng"),
+    _image_case("measure-shift-not-an-image", ("shift", "flat.tif", "text.png"), "text.png"),
+    _image_case("measure-sfr-pixel-nan", ("sfr", "flat.tif", "--pixel-um", "nan"), "--pixel-um nan"),
+    _image_case("measure-sfr-pixel-inf", ("sfr", "flat.tif", "--pixel-um", "inf", "--json"), "--pixel-um inf"),
+    _image_case("measure-sfr-flat", ("sfr", "flat.tif"), "flat.tif", "no slanted edge"),
+    _image_case("measure-chart-dark-dng", ("chart", "dark.dng"), "dark.dng"),
+    _image_case("measure-focus-rail-nan", ("focus", "flat.tif", "flat.tif", "--rail-mm", "nan", "1"), "--rail-mm nan"),
+    _image_case("measure-focus-rail-count", ("focus", "flat.tif", "flat.tif", "--rail-mm", "1"), "--rail-mm"),
+]
+MEASURE_CASES += [
+    Case(
+        f"measure-focus-manifest-{kind}",
+        ("measure", "focus", "--manifest", "{tmp}/sweep.csv"),
+        ("--manifest {tmp}/sweep.csv", needle),
+        files={"sweep.csv": content},
+    )
+    for kind, content, needle in (
+        ("latin-1", "file,rail_mm\nbild-ü.tif,1\n".encode("latin-1"), "byte 18: expected UTF-8"),
+        ("binary", b"\xff\xfe\x00\x01\x80", "byte 0: expected UTF-8"),
+        ("utf-16", "file,rail_mm\na.tif,1\n".encode("utf-16"), "expected UTF-8"),
+    )
+] + [
+    Case(
+        "measure-focus-manifest-no-header",
+        ("measure", "focus", "--manifest", "{tmp}/sweep.csv"),
+        ("{tmp}/sweep.csv", "file,rail_mm"),
+        files={"sweep.csv": "a.tif;1\n"},
+    ),
+    Case(
+        "measure-focus-manifest-rail-nan",
+        ("measure", "focus", "--manifest", "{tmp}/sweep.csv"),
+        ("{tmp}/sweep.csv:2", "rail_mm"),
+        files={"sweep.csv": "file,rail_mm\na.tif,nan\n"},
+    ),
+]
+
 # --------------------------------------------------------------------------------------------- spc / store
 SPC_CASES = [
     Case(
@@ -533,6 +658,8 @@ ALL_CASES: list[Case] = (
     + CAPTURE_CASES
     + SERVE_CASES
     + SPC_CASES
+    + MEASURE_CASES
+    + EIO_CASES
 )
 
 assert len({c.id for c in ALL_CASES}) == len(ALL_CASES), "case ids must be unique"

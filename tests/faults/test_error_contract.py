@@ -121,12 +121,96 @@ def test_the_plugin_runs_the_preflight_before_any_device(tmp_path: Path) -> None
     assert not reports.exists() or not [p for p in reports.iterdir() if not p.name.startswith(".")]
 
 
-def test_the_plan_summary_json_is_strict_json_whatever_the_figures() -> None:
+def test_the_json_of_every_command_is_strict_json_whatever_the_figures() -> None:
     import json
     import math
 
-    from rig.cli.plans import _strict
+    from rig.cli.output import json_text
 
     summary = {"wall_s": math.nan, "steps": [{"seconds": math.inf}, {"seconds": 1.5}], "verdict": "PASS"}
-    text = json.dumps(_strict(summary), allow_nan=False)  # would raise on a NaN/Infinity token
+    text = json_text(summary)  # json.dumps(allow_nan=False) inside: would raise on a NaN/Infinity token
     assert json.loads(text) == {"wall_s": None, "steps": [{"seconds": None}, {"seconds": 1.5}], "verdict": "PASS"}
+    assert json_text((-math.inf, 2)) == "[null, 2]"
+
+
+def _flat_bayer_dng(width: int = 256, height: int = 192) -> bytes:
+    """A Bayer flat field with a known cos⁴-like falloff, as the bench's DNG writer encodes it."""
+    import numpy as np
+
+    from rig.spec.dng import write_dng
+
+    y, x = np.mgrid[:height, :width]
+    r2 = ((x - width / 2) ** 2 + (y - height / 2) ** 2) / (width / 2) ** 2
+    raw = np.round(64 + 600 / (1 + 0.3 * r2) ** 2).astype(np.uint16)
+    return write_dng(
+        raw, black_level=64, white_level=1023, make="Leica", model="M-Phone", unique_camera_model="Leica M-Phone",
+        serial=None, timestamp_ms=None, exposure_time_s=0.01, iso=100, f_number=None, focal_length_mm=None,
+        lens_model=None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("renamed", ["frame.tif", "frame.TIFF", "frame.png"])
+def test_a_dng_renamed_is_measured_as_the_dng_it_is(renamed: str, tmp_path: Path, capsys) -> None:
+    import json
+
+    data = _flat_bayer_dng()
+    (tmp_path / "frame.dng").write_bytes(data)
+    (tmp_path / renamed).write_bytes(data)
+    results = []
+    for name in ("frame.dng", renamed):
+        assert main(["measure", "uniformity", str(tmp_path / name), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        results.append({k: v for k, v in out.items() if k != "image"})
+    assert results[0] == results[1]  # the same figures whatever the name: the mosaic per CFA channel
+    assert results[0]["channels"] == ["B", "Gb", "Gr", "R"]
+
+
+def test_the_uniformity_json_of_a_gray_frame_has_null_not_nan(tmp_path: Path, capsys) -> None:
+    import json
+
+    import numpy as np
+    import tifffile
+
+    y, x = np.mgrid[:128, :128]
+    tifffile.imwrite(
+        tmp_path / "g.tif", np.round(30000 / (1 + 0.2 * ((x - 64) ** 2 + (y - 64) ** 2) / 4096)).astype("u2")
+    )
+    assert main(["measure", "uniformity", str(tmp_path / "g.tif"), "--json"]) == 0
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"non-JSON token {token}")
+
+    out = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert out["colour_shading_pct"] is None  # one plane: no colour shading, said as null
+
+
+@pytest.mark.parametrize("taken", ["--ptp-port", "--ptp-event-port"])
+def test_a_ptp_port_in_use_is_one_line(taken: str, capsys) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code = main(["twin", "serve", taken, str(port)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"{taken} {port}" in err[0] and "Address already in use" in err[0]
+    assert "library warning" not in err[0], "no socket left open behind the error (a ResourceWarning)"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("record", [b"", b'{"run_id": 1, "plan": 2}', b"\x00\xff"])
+def test_a_corrupt_record_resumed_through_plain_pytest_is_a_usage_error(record: bytes, tmp_path: Path) -> None:
+    run = tmp_path / "reports" / "run"
+    run.mkdir(parents=True)
+    (run / "record.json").write_bytes(record)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "rig.plans.signoff", "-p", "no:cacheprovider", "-q",
+         "--reports", str(tmp_path / "reports"), "--resume", "run"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 4, result.stdout + result.stderr  # pytest's usage error: nothing ran
+    assert "INTERNALERROR" not in result.stdout + result.stderr and "Traceback" not in result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
+    assert len(errors) == 1 and f"{run / 'record.json'}" in errors[0], result.stderr

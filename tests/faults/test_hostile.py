@@ -132,11 +132,12 @@ def test_hostile_input(
 def test_there_are_at_least_250_cases_across_every_family() -> None:
     assert len(ALL_CASES) >= 250
     families = {c.id.split("-")[0] for c in ALL_CASES}
-    assert {"station", "report", "resume", "capture", "serve", "spc", "limits", "unit"} <= families
+    assert {"station", "report", "resume", "capture", "serve", "spc", "limits", "unit", "measure"} <= families
 
 
 SUBPROCESS_CASES = ("station-file-deep-array", "resume-empty", "capture-iso-1e9", "spc-store-not-sqlite",
-                    "serial-pattern-backtracking", "report-record-wrong-types")  # fmt: skip
+                    "serial-pattern-backtracking", "report-record-wrong-types", "station-file-eio",
+                    "measure-shift-sizes", "measure-uniformity-pitch-nan-json")  # fmt: skip
 
 
 @pytest.mark.timeout(120)

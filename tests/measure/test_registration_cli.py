@@ -1,5 +1,5 @@
-"""``rig measure shift A B --json``: two frames written here with a known shift give it back; different sizes are
-a bench error (exit status 3)."""
+"""``rig measure shift A B --json``: two frames written here with a known shift give it back; frames of different
+sizes are the user's input error (exit status 2, issue #20), one line naming both files."""
 
 from __future__ import annotations
 
@@ -26,13 +26,14 @@ def test_shift_json_gives_the_known_translation(tmp_path: Path, capsys: pytest.C
     assert abs(out["rotation_deg"]) < 0.01
 
 
-def test_shift_of_frames_of_different_sizes_is_a_bench_error(
+def test_shift_of_frames_of_different_sizes_is_an_input_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tifffile.imwrite(tmp_path / "a.tif", np.zeros((64, 64), np.uint16))
     tifffile.imwrite(tmp_path / "b.tif", np.zeros((64, 80), np.uint16))
-    assert main(["measure", "shift", str(tmp_path / "a.tif"), str(tmp_path / "b.tif")]) == 3
-    assert "same size" in capsys.readouterr().err
+    assert main(["measure", "shift", str(tmp_path / "a.tif"), str(tmp_path / "b.tif")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "same size" in err and "a.tif" in err and "b.tif" in err
 
 
 def _write(path: Path, image: np.ndarray) -> Path:

@@ -152,7 +152,10 @@ class Lobby:
         self._pending: dict[socket.socket, _Pending] = {}
         self._selector: selectors.BaseSelector | None = None
         self._listeners: dict[socket.socket, _Port] = {}
-        self._wake_r, self._wake_w = socket.socketpair()
+        # the loop's wake-up pipe lives from start to stop: a peer that never started (a port taken) or has
+        # stopped holds no socket
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -169,6 +172,7 @@ class Lobby:
         self._selector = selectors.DefaultSelector()
         for sock in self._listeners:
             self._selector.register(sock, selectors.EVENT_READ)
+        self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._stop.clear()
@@ -189,13 +193,12 @@ class Lobby:
         if self._selector is not None:
             self._selector.close()
             self._selector = None
+        for wake in (self._wake_r, self._wake_w):
+            if wake is not None:
+                wake.close()
+        self._wake_r = self._wake_w = None
         with self._slot_lock:
             self._holder = None
-
-    def close(self) -> None:
-        """Release the wake-up pipe (after :meth:`stop`, for good)."""
-        self._wake_r.close()
-        self._wake_w.close()
 
     # ------------------------------------------------------------------------------------------ session slot
     @property
@@ -219,8 +222,10 @@ class Lobby:
             return self._holder
 
     def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"\0")
+        wake = self._wake_w
+        if wake is not None:
+            with contextlib.suppress(OSError):  # closed by stop() meanwhile
+                wake.send(b"\0")
 
     # ------------------------------------------------------------------------------------------ the loop
     def _run(self) -> None:
@@ -398,9 +403,13 @@ class Lobby:
 
 def _listen(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:  # a port in use or privileged: no socket left open behind the error
+        sock.close()
+        raise
     return sock
 
 
