@@ -39,6 +39,7 @@ from sqlalchemy.exc import ArgumentError as SAArgumentError
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from rig.config.home import default_store_path
+from rig.config.limits import DecisionRule
 from rig.errors import ArgumentError, DeviceError
 from rig.results.record import RunRecord
 from rig.results.tables import MEASUREMENT_COLUMNS, measurement_rows, normalise_frame
@@ -127,6 +128,7 @@ measurements_table = sa.Table(
     sa.Column("unit_serial", sa.String(100), nullable=False),
     sa.Column("station", sa.String(200), nullable=False),
     sa.Column("run_started", _TS, nullable=False, index=True),
+    sa.Column("limits_revision", sa.String(40)),
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("step", sa.String(200), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
@@ -138,6 +140,15 @@ measurements_table = sa.Table(
     sa.Column("margin", sa.Double),
     sa.Column("verdict", sa.String(8), nullable=False),
     sa.Column("marginal", sa.Boolean, nullable=False, server_default=sa.false()),
+    # the figure's expanded uncertainty U (issue #18), NULL without a study: rig.results.record.Uncertainty
+    sa.Column("u_expanded", sa.Double),
+    sa.Column("u_coverage_factor", sa.Double),
+    sa.Column("u_study_id", sa.String(200)),
+    sa.Column("u_study_started", _TS),
+    sa.Column("u_bias_study_id", sa.String(200)),
+    sa.Column("decision_rule", sa.String(20), nullable=False, server_default=DecisionRule.SIMPLE.value),
+    sa.Column("decision", sa.String(20)),
+    sa.Column("decision_note", sa.Text),
     sa.Column("error", sa.Text),
     sa.Column("doc", sa.Text, nullable=False),
     sa.Column("captures", sa.Text, nullable=False),
@@ -204,6 +215,18 @@ msa_figures_table = sa.Table(
     sa.Index("ix_msa_figures_station_name", "station", "name"),
 )
 """One row per figure of an MSA study; columns as :data:`rig.results.msa_store.MSA_FIGURE_COLUMNS`."""
+
+_UNCERTAINTY_COLUMNS = (
+    "u_expanded",
+    "u_coverage_factor",
+    "u_study_id",
+    "u_study_started",
+    "u_bias_study_id",
+    "decision_rule",
+    "decision",
+    "decision_note",
+)
+"""The measurement columns of issue #18 (U and the decision), added to stores made before it."""
 
 RUN_COLUMNS: tuple[str, ...] = tuple(c.name for c in runs_table.columns if c.name != "record_json")
 MSA_STUDY_COLUMNS: tuple[str, ...] = tuple(c.name for c in msa_studies_table.columns if c.name != "study_json")
@@ -291,20 +314,55 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
-_ADDED_COLUMNS = (
-    ("runs", "headline", "VARCHAR(40)"),
-    ("measurements", "marginal", "BOOLEAN NOT NULL DEFAULT FALSE"),
-    ("runs", "limits_revision", "VARCHAR(40)"),
+_ADDED_COLUMNS: tuple[tuple[sa.Table, str], ...] = (
+    (runs_table, "headline"),
+    (measurements_table, "marginal"),
+    (runs_table, "limits_revision"),
+    (measurements_table, "limits_revision"),
+    *((measurements_table, c) for c in _UNCERTAINTY_COLUMNS),
 )
-"""Columns added after the first schema (issue #13): a store created before them gains them on open, keeping
-every row (``ALTER TABLE … ADD COLUMN``; the old rows read the default: no headline, not marginal, no revision)."""
+"""Columns added after the first schema (issues #13, #18): a store created before them gains them on open, keeping
+every row (``ALTER TABLE … ADD COLUMN`` with the type and default of the table definition above; old rows read the
+default: no headline, not marginal, no revision, no U, the simple rule)."""
+
+_PLAIN_CELLS: dict[str, Any] = {"marginal": False, "decision_rule": DecisionRule.SIMPLE.value}
+"""What an added measurement column holds for a plain figure (the column default; None where not listed)."""
 
 
-def _add_missing_columns(conn: Connection) -> None:
+def _add_missing_columns(conn: Connection) -> set[tuple[str, str]]:
+    """Add the :data:`_ADDED_COLUMNS` a store lacks; returns the ``(table, column)`` pairs it added."""
     inspector = sa.inspect(conn)
-    for table, column, ddl in _ADDED_COLUMNS:
-        if column not in {c["name"] for c in inspector.get_columns(table)}:
-            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+    added: set[tuple[str, str]] = set()
+    for table, column in _ADDED_COLUMNS:
+        if column not in {c["name"] for c in inspector.get_columns(table.name)}:
+            ddl = sa.schema.CreateColumn(table.c[column]).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+            added.add((table.name, column))
+    return added
+
+
+def _backfill_measurements(conn: Connection, columns: set[str]) -> None:
+    """Fill measurement ``columns`` just added to an existing store from each run's stored record.
+
+    The record (``runs.record_json``) already held the revision, U and decision of runs stored before the
+    measurements table had columns for them; only rows whose new cells differ from the column default are
+    updated, so a store of plain runs costs one read of its records.
+    """
+    t = measurements_table
+    update = (
+        sa.update(t)
+        .where(t.c.run_id == sa.bindparam("key_run_id"), t.c.seq == sa.bindparam("key_seq"))
+        .values({c: sa.bindparam(f"new_{c}", type_=t.c[c].type) for c in columns})
+    )
+    for (text,) in conn.execute(sa.select(runs_table.c.record_json)):
+        record = RunRecord.model_validate_json(text)
+        changes = [
+            {"key_run_id": row["run_id"], "key_seq": row["seq"], **{f"new_{c}": row[c] for c in columns}}
+            for row in measurement_rows(record)
+            if any(row[c] != _PLAIN_CELLS.get(c) for c in columns)
+        ]
+        if changes:
+            conn.execute(update, changes)
 
 
 class ResultsStore:
@@ -340,7 +398,10 @@ class ResultsStore:
             if self.dialect == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
             metadata.create_all(conn, checkfirst=True)
-            _add_missing_columns(conn)
+            added = _add_missing_columns(conn)
+            new_measurement_columns = {c for table, c in added if table == measurements_table.name}
+            if new_measurement_columns:
+                _backfill_measurements(conn, new_measurement_columns)
 
     # ------------------------------------------------------------------ writing
     def add_run(self, record: RunRecord) -> None:

@@ -8,11 +8,13 @@ knows the truth without asking the code under test.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 
-from rig.results.record import MeasurementRecord, RunRecord, StepRecord, Verdict, combine
+from rig.config.limits import DecisionRule
+from rig.results.decision import judge_with_uncertainty
+from rig.results.record import MeasurementRecord, RunRecord, StepRecord, Uncertainty, Verdict, combine
 
 
 @dataclass(frozen=True)
@@ -130,3 +132,44 @@ def make_fleet(rng: np.random.Generator, *, units: int, reruns_of_failures: bool
             second_start = started + timedelta(minutes=5)
             runs.append(make_run(rng, run_id=f"{serial}-2", unit_serial=serial, started=second_start))
     return runs
+
+
+GRR_STUDY = Uncertainty(
+    expanded_u=0.0,  # replaced per figure
+    coverage_factor=2.0,
+    study_id="grr-twin-01-2026-11-30",
+    study_started=datetime(2026, 11, 30, 9, 30, tzinfo=timezone(timedelta(hours=1))),  # not UTC: kept as an instant
+    bias_study_id="type1-twin-01-2026-11-29",
+)
+NO_STUDY_NOTE = "ISO 14253-1 asked for, no accepted gauge R&R on twin-01: judged by the limits as written"
+
+
+def with_uncertainty(record: RunRecord, *, revision: str = "0042") -> RunRecord:
+    """``record`` as a station with an accepted MSA records it (issue #18): U on every figure with a value and
+    limits (40 % of the distance to the nearer limit), the first of them judged by ISO 14253-1
+    (:func:`judge_with_uncertainty`, U = 2.5 × that distance, so its decision is UNDECIDED), the rest by the simple
+    rule; the last figure asked for ISO
+    14253-1 without a study (a decision note, no U). ``revision`` looks like a number on purpose: a table must
+    keep it as text ("0042", not 42)."""
+    out = record.model_copy(deep=True, update={"limits_revision": revision})
+    judged = [i for i, m in enumerate(out.measurements) if m.value is not None and (m.low, m.high) != (None, None)]
+    for n, i in enumerate(judged[:-1]):
+        m = out.measurements[i]
+        assert m.value is not None
+        distance = min(abs(m.value - lim) for lim in (m.low, m.high) if lim is not None)
+        bias_study = None if n % 2 else GRR_STUDY.bias_study_id
+        expanded_u = (2.5 if n == 0 else 0.4) * distance
+        u = GRR_STUDY.model_copy(update={"expanded_u": expanded_u, "bias_study_id": bias_study})
+        update: dict[str, object] = {"uncertainty": u}
+        if n == 0:
+            j = judge_with_uncertainty(m.value, u.expanded_u, low=m.low, high=m.high, in_marginal_band=False)
+            verdict = Verdict.PASS if j.passed else Verdict.FAIL
+            update |= {"decision_rule": DecisionRule.ISO14253, "decision": j.decision, "verdict": verdict,
+                       "marginal": j.marginal}  # fmt: skip
+        out.measurements[i] = m.model_copy(update=update)
+    last = judged[-1]
+    out.measurements[last] = out.measurements[last].model_copy(
+        update={"decision_rule": DecisionRule.ISO14253, "decision_note": NO_STUDY_NOTE}
+    )
+    out.verdict = out.final_verdict()
+    return out

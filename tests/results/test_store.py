@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from rig.errors import ArgumentError
 from rig.results.record import Verdict
 from rig.results.store import ResultsStore, StoreUnavailable, normalise_url, open_store
-from rig.results.tables import measurements_frame
-from tests.results.factory import BASE_TIME, SIGNOFF_SPEC, make_fleet, make_run
+from rig.results.tables import MEASUREMENT_COLUMNS, measurements_frame, measurements_from_frame
+from tests.results.factory import BASE_TIME, SIGNOFF_SPEC, make_fleet, make_run, with_uncertainty
 
 WRITERS = 8
 RUNS_PER_WRITER = 200
@@ -185,3 +185,43 @@ def test_a_store_from_before_limits_revisions_gains_the_column_and_keeps_every_r
     assert summary["limits_revisions_present"] == ["unrevised", "2026-11-A"]
     assert main([*args, str(tmp_path / "b"), "--revision", "unrevised"]) == 0
     assert json.loads(capsys.readouterr().out)["runs"] == len(old)
+
+
+def test_a_run_with_uncertainty_and_decisions_round_trips_through_the_measurements_table(store_url: str) -> None:
+    record = with_uncertainty(make_run(np.random.default_rng(6), run_id="u1", unit_serial="XM12SU-000006",
+                                       started=BASE_TIME))  # fmt: skip
+    assert record.measurements[0].decision is not None
+    with open_store(store_url) as store:
+        store.add_run(record)
+        frame = store.measurements()
+    pd.testing.assert_frame_equal(frame, measurements_frame(record))
+    assert measurements_from_frame(frame) == record.measurements
+    assert frame["limits_revision"].unique().tolist() == ["0042"]
+
+
+ISSUE_18_COLUMNS = ("limits_revision", *(c for c in MEASUREMENT_COLUMNS if c.startswith(("u_", "decision"))))
+
+
+def test_a_store_from_before_uncertainty_columns_gains_them_filled_from_its_records(store_url: str) -> None:
+    rng = np.random.default_rng(8)
+    plain = make_run(rng, run_id="plain", unit_serial="XM12SU-000001", started=BASE_TIME)
+    judged = with_uncertainty(make_run(rng, run_id="judged", unit_serial="XM12SU-000002", started=BASE_TIME))
+    with open_store(store_url) as store:
+        store.add_runs([plain, judged])
+        with store.engine.begin() as conn:  # the measurements table as it was: no revision, no U, no decision
+            for column in ISSUE_18_COLUMNS:
+                conn.exec_driver_sql(f"ALTER TABLE measurements DROP COLUMN {column}")
+        left = {c["name"] for c in sa.inspect(store.engine).get_columns("measurements")}
+        assert left.isdisjoint(ISSUE_18_COLUMNS) and len(ISSUE_18_COLUMNS) == 9
+        before = store.count()
+        with store.engine.connect() as conn:
+            ids_before = sorted(r[0] for r in conn.execute(sa.text("SELECT id FROM measurements")))
+    with open_store(store_url) as store:  # opening migrates and fills the new cells from runs.record_json
+        assert store.count() == before
+        with store.engine.connect() as conn:
+            assert sorted(r[0] for r in conn.execute(sa.text("SELECT id FROM measurements"))) == ids_before
+        frame = store.measurements()
+    for record in (plain, judged):
+        rows = frame[frame["run_id"] == record.run_id].reset_index(drop=True)
+        pd.testing.assert_frame_equal(rows, measurements_frame(record))
+        assert measurements_from_frame(rows) == record.measurements
