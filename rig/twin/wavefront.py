@@ -200,22 +200,32 @@ def _wavefront(a: PupilAberrations, x: np.ndarray, y: np.ndarray, w020_defocus: 
 
 @dataclass(frozen=True, eq=False)
 class PupilOtf:
-    """A sampled 2-D OTF in the field frame (x = meridional): ``values[i, j]`` at
-    ``ν = ((j − c), (i − c))·step_cy_um`` with ``c = values.shape[0] // 2`` (cycles/µm)."""
+    """A sampled 2-D OTF in the field frame (x = meridional), the half-plane ``νx ≥ 0`` of an unshifted FFT.
 
-    values_real: np.ndarray
-    values_imag: np.ndarray
+    ``values[i, j]`` holds ``ν = (j, i − size·[i > size/2])·step_cy_um`` (cycles/µm; ``size = values.shape[0]``);
+    the other half follows from the OTF of a real PSF being Hermitian, ``OTF(−ν) = OTF(ν)*``. The OTF vanishes
+    beyond ``support`` samples from the origin (the incoherent cut-off 1/(λN)).
+    """
+
+    values: np.ndarray  # complex128, shape (size, size // 2 + 1)
     step_cy_um: float
+    support: int  # samples from the origin to the cut-off (the pupil's diameter in samples)
     geometric_defocus_um: float  # > 0: the defocus left out of the pupil and applied as a disc of this δ
 
     def along(self, freq_cy_um: np.ndarray, angle_rad: float) -> np.ndarray:
         """The complex OTF on the line ``ν·(cos a, sin a)`` (field frame), bilinear between samples."""
-        c = self.values_real.shape[0] // 2
+        c, s = math.cos(angle_rad), math.sin(angle_rad)
+        conjugate = c < 0  # the stored half-plane has νx ≥ 0: look up −ν and conjugate
+        if conjugate:
+            c, s = -c, -s
         f = np.asarray(freq_cy_um, dtype=np.float64) / self.step_cy_um
-        coords = np.vstack((c + f * math.sin(angle_rad), c + f * math.cos(angle_rad)))
-        re = map_coordinates(self.values_real, coords, order=1, mode="constant", cval=0.0)
-        im = map_coordinates(self.values_imag, coords, order=1, mode="constant", cval=0.0)
-        return re + 1j * im
+        inside = np.abs(f) < self.support
+        size = self.values.shape[0]
+        # rows wrap (negative νy sit at the end of the unshifted FFT); columns stay below size/2 inside the cut-off
+        coords = np.vstack((np.mod(f[inside] * s, size), f[inside] * c))
+        out = np.zeros(f.shape, dtype=np.complex128)
+        out[inside] = map_coordinates(self.values, coords, order=1, mode="grid-wrap")
+        return np.conj(out) if conjugate else out
 
 
 @lru_cache(maxsize=64)
@@ -233,10 +243,14 @@ def _pupil_grid(n_pupil: int, size: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return x, y, weight
 
 
+PUPIL_SAMPLES_STEP = 16
+"""Sample counts are rounded up to a multiple of this, so a handful of pupil grids (cached) serve every wavefront."""
+
+
 def pupil_samples(slope_waves: float) -> int:
     """Samples across the pupil for a wavefront whose steepest slope is ``slope_waves`` per unit radius."""
     n = min(MAX_PUPIL_SAMPLES, max(MIN_PUPIL_SAMPLES, math.ceil(SAMPLES_PER_SLOPE * slope_waves)))
-    return n + (n % 2)
+    return min(MAX_PUPIL_SAMPLES, -(-n // PUPIL_SAMPLES_STEP) * PUPIL_SAMPLES_STEP)
 
 
 @lru_cache(maxsize=2048)
@@ -257,14 +271,15 @@ def pupil_otf(aberrations: PupilAberrations, *, f_number: float, wavelength_um: 
     phase = 2.0 * np.pi * _wavefront(aberrations, x[inside], y[inside], w020_defocus)
     field[inside] = weight[inside] * np.exp(1j * phase)
     # the +i kernel (inverse transform) gives rays at ε = −2Nλ∇W: see the module conventions
-    psf = np.abs(scipy.fft.ifft2(field, workers=1)) ** 2
-    otf = scipy.fft.fftshift(scipy.fft.fft2(psf, workers=1))
-    c = size // 2
-    otf /= otf[c, c].real
+    amplitude = scipy.fft.ifft2(field, workers=1)
+    psf = amplitude.real**2 + amplitude.imag**2
+    otf = scipy.fft.rfft2(psf, workers=1)  # the PSF is real: half the plane carries the OTF
+    otf /= otf[0, 0].real
+    otf.setflags(write=False)
     return PupilOtf(
-        values_real=np.ascontiguousarray(otf.real),
-        values_imag=np.ascontiguousarray(otf.imag),
+        values=otf,
         step_cy_um=1.0 / (wavelength_um * f_number * n_pupil),
+        support=n_pupil,
         geometric_defocus_um=geometric,
     )
 
