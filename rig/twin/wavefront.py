@@ -189,13 +189,7 @@ def rms_wavefront_waves(aberrations: PupilAberrations, *, w020_defocus: float = 
 def _wavefront(a: PupilAberrations, x: np.ndarray, y: np.ndarray, w020_defocus: float) -> np.ndarray:
     """W (waves) at pupil points (x along the meridional direction, y across)."""
     r2 = x * x + y * y
-    return (
-        (a.w020 + w020_defocus) * r2
-        + a.w040 * r2 * r2
-        + a.w131 * r2 * x
-        + a.w222 * x * x
-        + a.w111 * x
-    )
+    return (a.w020 + w020_defocus) * r2 + a.w040 * r2 * r2 + a.w131 * r2 * x + a.w222 * x * x + a.w111 * x
 
 
 @dataclass(frozen=True, eq=False)
