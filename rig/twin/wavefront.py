@@ -48,12 +48,12 @@ MIN_SAMPLES_PER_SLOPE = 5.0
 """Fewest pupil samples per wave-per-radius: the phase steps < 0.4 wave and the PSF spans > 1.2× its geometric
 diameter (less would wrap it around)."""
 
-SAMPLES_PER_SLOPE = 16.0
+SAMPLES_PER_SLOPE = 10.0
 """Pupil samples across the diameter per wave-per-radius of the steepest wavefront slope.
 
-The PSF then spans λN·n ≥ 4× the geometric blur diameter (no wrap-around of its halo) and the OTF is sampled
-≥ 4 times per 1/D, so the bilinear interpolation along an edge normal stays within ~2 % of the low-frequency
-defocus law (checked against the disc 2J1(x)/x in tests/twin/test_wavefront.py)."""
+The PSF then spans λN·n ≥ 2.5× the geometric blur diameter (its halo does not wrap around) and the OTF along an edge
+normal stays within 0.03 of a 2.4× finer pupil (tests/twin/test_wavefront.py; 0.025 at worst for 2 waves of
+astigmatism 12 µm out of focus at f/1.4, 0.003 near focus); 16 would halve that error at 2.5× the FFT cost."""
 
 WAVE_ROUNDING = 1e-4
 """Aberrations are rounded to this many waves before the OTF is computed (so equal field points share one)."""
@@ -260,12 +260,18 @@ def pupil_otf(aberrations: PupilAberrations, *, f_number: float, wavelength_um: 
     n_pupil = pupil_samples(aberrations.slope_waves(w020_defocus))
     size = scipy.fft.next_fast_len(2 * n_pupil + 2)
     x, y, weight = _pupil_grid(n_pupil, size)
-    inside = weight > 0
-    field = np.zeros((size, size), dtype=np.complex128)
-    phase = 2.0 * np.pi * _wavefront(aberrations, x[inside], y[inside], w020_defocus)
-    field[inside] = weight[inside] * np.exp(1j * phase)
+    # only the rows the pupil covers are non-zero: transform those along x, then every column along y (the same
+    # 2-D inverse transform as ifft2, at about three quarters of its cost)
+    rows = np.flatnonzero(weight.any(axis=1))
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    band = weight[lo:hi] > 0
+    field = np.zeros((hi - lo, size), dtype=np.complex128)
+    phase = 2.0 * np.pi * _wavefront(aberrations, x[lo:hi][band], y[lo:hi][band], w020_defocus)
+    field[band] = weight[lo:hi][band] * np.exp(1j * phase)
     # the +i kernel (inverse transform) gives rays at ε = −2Nλ∇W: see the module conventions
-    amplitude = scipy.fft.ifft2(field, workers=1)
+    along_x = np.zeros((size, size), dtype=np.complex128)
+    along_x[lo:hi] = scipy.fft.ifft(field, axis=1, workers=1)
+    amplitude = scipy.fft.ifft(along_x, axis=0, workers=1)
     psf = amplitude.real**2 + amplitude.imag**2
     otf = scipy.fft.rfft2(psf, workers=1)  # the PSF is real: half the plane carries the OTF
     otf /= otf[0, 0].real
