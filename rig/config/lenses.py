@@ -48,6 +48,59 @@ class LateralColour(StrictModel):
     blue_ppm: float = Field(0.0, ge=-5000.0, le=5000.0)
 
 
+class AxialColour(StrictModel):
+    """Longitudinal chromatic aberration: the red and blue channels' best focus against green's (µm on the image).
+
+    + = the channel's image lies farther from the lens than green's. Enters each Bayer plane's PSF as a defocus
+    (W020 at that channel's effective wavelength, :data:`rig.twin.wavefront.CHANNEL_WAVELENGTH_UM`).
+    """
+
+    red_um: float = Field(0.0, ge=-100.0, le=100.0, allow_inf_nan=False)
+    blue_um: float = Field(0.0, ge=-100.0, le=100.0, allow_inf_nan=False)
+
+    def of(self, colour: str) -> float:
+        """Focus of Bayer colour ``colour`` ("R", "G", "B") against green (µm)."""
+        return {"R": self.red_um, "B": self.blue_um}.get(colour, 0.0)
+
+
+class Wavefront(StrictModel):
+    """Seidel wavefront aberrations of a lens at full aperture, in waves at ``reference_wavelength_um``.
+
+    ρ = 1 at the full-aperture pupil, field H = 1 at the phone sensor's half diagonal (8.19 mm, the part of the M
+    lens's image the phone sees), φ from the meridional direction. With ``s = N_max/N`` the working pupil sees
+    (Welford, *Aberrations of Optical Systems*, 1986, §7.3; :func:`rig.twin.wavefront.seidel_at`)::
+
+        W = W040·s⁴ρ⁴ + W131·H·s³ρ³cos φ + W222·H²·s²ρ²cos²φ + W220·H²·s²ρ²
+
+    * W220 (field curvature) is the lens's ``field_curvature_um`` (the medial image surface's focus shift at H = 1,
+      one number for the defocus the focus and tilt measurements see): ``W220 = −field_curvature_um/(8N²λ)``
+      (:meth:`LensSpec.field_curvature_w220`); W222 splits the sagittal and tangential foci about it.
+    * W311 (distortion) is the lens's ``distortion`` (ptlens, the form the calibration fits) and lateral colour its
+      ``lateral_colour``: both move the image point, so they live in the render geometry, not in the PSF.
+    * ``axial_colour``: the channels' focus against green.
+
+    All zero (the default) is an aberration-free lens: the twin renders it with the analytic Airy ⊗ disc kernel.
+    """
+
+    reference_wavelength_um: float = Field(0.55, ge=0.35, le=1.0, description="wavelength the coefficients hold at")
+    spherical_w040: float = Field(0.0, ge=-20.0, le=20.0, allow_inf_nan=False, description="+ = under-corrected")
+    coma_w131: float = Field(0.0, ge=-20.0, le=20.0, allow_inf_nan=False, description="at H = 1 (waves)")
+    astigmatism_w222: float = Field(0.0, ge=-20.0, le=20.0, allow_inf_nan=False, description="at H = 1 (waves)")
+    axial_colour: AxialColour = AxialColour()
+    matched_to: str = Field("", description="the published data the coefficients were chosen to follow")
+
+    @property
+    def is_aberration_free(self) -> bool:
+        """True when no Seidel term and no axial colour is set (the twin's analytic kernel applies)."""
+        return not (
+            self.spherical_w040
+            or self.coma_w131
+            or self.astigmatism_w222
+            or self.axial_colour.red_um
+            or self.axial_colour.blue_um
+        )
+
+
 class LensSpec(StrictModel):
     """One lens model as the bench needs it. Lengths in mm, weights in g."""
 
@@ -74,6 +127,7 @@ class LensSpec(StrictModel):
     vignetting: Vignetting = Vignetting()
     distortion: Distortion = Distortion()
     lateral_colour: LateralColour = LateralColour()
+    wavefront: Wavefront = Wavefront()
     certified_f_numbers: list[float] | None = None
 
     @model_validator(mode="after")
@@ -89,6 +143,11 @@ class LensSpec(StrictModel):
         """T-stop at full aperture: N / √T."""
         return self.max_f_number / self.transmission**0.5
 
+    @property
+    def field_curvature_w220(self) -> float:
+        """W220 (waves at the reference wavelength, full aperture) of ``field_curvature_um``: ``−δ/(8N²λ)``."""
+        return -self.field_curvature_um / (8.0 * self.max_f_number**2 * self.wavefront.reference_wavelength_um)
+
 
 class NativeLens(StrictModel):
     """The phone's own main camera lens (not interchangeable): the reference for light intake."""
@@ -99,6 +158,7 @@ class NativeLens(StrictModel):
     transmission: float = Field(gt=0.3, le=1.0)
     exit_pupil_mm: float = Field(gt=0)
     equivalent_focal_length_mm: float = Field(gt=0)
+    wavefront: Wavefront = Wavefront()
 
 
 class LensCatalog(StrictModel):

@@ -4,10 +4,16 @@ Everything here takes numbers and arrays (µm, mm, cycles/µm) and knows nothing
 tests can check each law on its own. Conventions:
 
 * Image-plane lengths in µm, spatial frequencies in cycles/µm, λ = 0.55 µm unless given.
-* The blur kernel of one read-out pixel is ``PSF = Airy(N) ⊗ disc(|δ|/N) ⊗ Gauss(σ) ⊗ smear(L, φ) ⊗ box(p)``;
-  its optical transfer function is the product of the analytic transfer functions of the factors, all real and
-  even (no phase), so line and edge spread functions are computed exactly by a 1-D inverse FFT along the edge
-  normal (the projection-slice theorem), including the read-out pixel's box aperture.
+* The blur kernel of one read-out pixel of an aberration-free lens is
+  ``PSF = Airy(N) ⊗ disc(|δ|/N) ⊗ Gauss(σ) ⊗ smear(L, φ) ⊗ box(p)``; its optical transfer function is the product
+  of the analytic transfer functions of the factors, all real and even (no phase), so line and edge spread
+  functions are computed exactly by a 1-D inverse FFT along the edge normal (the projection-slice theorem),
+  including the read-out pixel's box aperture.
+* A lens with a wavefront (:class:`BlurSpec` ``aberrations``) replaces ``Airy ⊗ disc`` by the pupil's own PSF
+  ``|FT{pupil·exp(i2πW)}|²`` with the defocus δ in W as W020 (:mod:`rig.twin.wavefront`): its OTF is complex
+  (coma has phase), and the LSF is the same 1-D inverse FFT of the (Hermitian) transfer function along the normal.
+  With no aberrations that pupil OTF is the diffraction MTF, and for a large δ it tends to the disc of |δ|/N
+  (tests/twin/test_wavefront.py), so the analytic product is the aberration-free limit the twin has always used.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import j1
+
+from rig.twin.wavefront import PupilAberrations, aberrated_otf_along, defocus_waves, disc_otf
 
 WAVELENGTH_UM = 0.55
 
@@ -39,6 +46,9 @@ class BlurSpec:
         Side (µm) of the read-out pixel's square aperture (100 % fill factor).
     wavelength_um
         Wavelength for diffraction (µm).
+    aberrations
+        The lens's wavefront at this field point, aperture and wavelength (:func:`rig.twin.wavefront.seidel_at`);
+        None for an aberration-free lens, whose kernel is the analytic ``Airy ⊗ disc``.
     """
 
     f_number: float
@@ -48,6 +58,7 @@ class BlurSpec:
     motion_angle_deg: float = 0.0
     pixel_pitch_um: float = 1.6
     wavelength_um: float = WAVELENGTH_UM
+    aberrations: PupilAberrations | None = None
 
     @property
     def disc_diameter_um(self) -> float:
@@ -59,10 +70,17 @@ class BlurSpec:
         """Incoherent diffraction cut-off 1/(λN) (cycles/µm)."""
         return 1.0 / (self.wavelength_um * self.f_number)
 
+    def ray_extent_um(self) -> float:
+        """Largest transverse ray error ``2Nλ·max|∇W|`` (µm), defocus included: the geometric PSF's radius."""
+        w020 = defocus_waves(self.defocus_um, f_number=self.f_number, wavelength_um=self.wavelength_um)
+        aberrations = self.aberrations if self.aberrations is not None else PupilAberrations()
+        return 2.0 * self.f_number * self.wavelength_um * aberrations.slope_waves(w020)
+
     def support_um(self) -> float:
         """A half-width (µm) beyond which the kernel's energy is negligible (used to size patches)."""
+        geometric = 0.5 * self.disc_diameter_um if self.aberrations is None else self.ray_extent_um()
         return (
-            0.5 * self.disc_diameter_um
+            geometric
             + 0.5 * self.motion_length_um
             + 4.0 * self.gaussian_sigma_um
             + self.pixel_pitch_um
@@ -83,19 +101,6 @@ def diffraction_mtf(freq_cy_um: np.ndarray, *, f_number: float, wavelength_um: f
     return (2.0 / np.pi) * (np.arccos(s) - s * np.sqrt(1.0 - s * s))
 
 
-def disc_otf(freq_cy_um: np.ndarray, *, diameter_um: float) -> np.ndarray:
-    """Transfer function of a uniform disc of diameter D: ``2·J1(πDν)/(πDν)`` (1 at ν = 0).
-
-    The geometric-optics defocus blur (W. J. Smith, *Modern Optical Engineering*, 4th ed., §11.7). Its second
-    moment per axis is D²/16.
-    """
-    x = np.pi * diameter_um * np.abs(np.asarray(freq_cy_um, dtype=np.float64))
-    out = np.ones_like(x)
-    nz = x > 1e-9
-    out[nz] = 2.0 * j1(x[nz]) / x[nz]
-    return out
-
-
 def gaussian_otf(freq_cy_um: np.ndarray, *, sigma_um: float) -> np.ndarray:
     """Transfer function of a Gaussian of standard deviation σ: ``exp(−2π²σ²ν²)``."""
     f = np.asarray(freq_cy_um, dtype=np.float64)
@@ -103,16 +108,28 @@ def gaussian_otf(freq_cy_um: np.ndarray, *, sigma_um: float) -> np.ndarray:
 
 
 def otf_along(freq_cy_um: np.ndarray, blur: BlurSpec, *, angle_rad: float) -> np.ndarray:
-    """The kernel's transfer function on the line ``ν·(cos a, sin a)`` (real: every factor is even).
+    """The kernel's transfer function on the line ``ν·(cos a, sin a)``.
 
-    The pixel box contributes ``sinc(p·ν·cos a)·sinc(p·ν·sin a)`` and the smear ``sinc(L·ν·cos(a − φ))``
-    (``np.sinc(x) = sin(πx)/(πx)``).
+    Real for an aberration-free lens (every factor is even: diffraction × defocus disc); complex with
+    ``blur.aberrations``, whose pupil OTF (:func:`rig.twin.wavefront.aberrated_otf_along`, defocus as W020)
+    takes the place of both. The pixel box contributes ``sinc(p·ν·cos a)·sinc(p·ν·sin a)`` and the smear
+    ``sinc(L·ν·cos(a − φ))`` (``np.sinc(x) = sin(πx)/(πx)``).
     """
     f = np.asarray(freq_cy_um, dtype=np.float64)
     c, s = np.cos(angle_rad), np.sin(angle_rad)
-    out = diffraction_mtf(f, f_number=blur.f_number, wavelength_um=blur.wavelength_um)
-    if blur.disc_diameter_um > 0:
-        out = out * disc_otf(f, diameter_um=blur.disc_diameter_um)
+    if blur.aberrations is None:
+        out = diffraction_mtf(f, f_number=blur.f_number, wavelength_um=blur.wavelength_um)
+        if blur.disc_diameter_um > 0:
+            out = out * disc_otf(f, diameter_um=blur.disc_diameter_um)
+    else:
+        out = aberrated_otf_along(
+            f,
+            blur.aberrations,
+            f_number=blur.f_number,
+            wavelength_um=blur.wavelength_um,
+            defocus_um=blur.defocus_um,
+            angle_rad=angle_rad,
+        )
     if blur.gaussian_sigma_um > 0:
         out = out * gaussian_otf(f, sigma_um=blur.gaussian_sigma_um)
     if blur.motion_length_um > 0:
@@ -120,6 +137,11 @@ def otf_along(freq_cy_um: np.ndarray, blur: BlurSpec, *, angle_rad: float) -> np
     if blur.pixel_pitch_um > 0:
         out = out * np.sinc(blur.pixel_pitch_um * f * c) * np.sinc(blur.pixel_pitch_um * f * s)
     return out
+
+
+def mtf_along(freq_cy_um: np.ndarray, blur: BlurSpec, *, angle_rad: float) -> np.ndarray:
+    """The kernel's modulation transfer function ``|OTF|`` on the line ``ν·(cos a, sin a)``."""
+    return np.abs(otf_along(freq_cy_um, blur, angle_rad=angle_rad))
 
 
 @dataclass(frozen=True)
@@ -151,8 +173,9 @@ def line_spread(blur: BlurSpec, *, angle_rad: float = 0.0) -> tuple[np.ndarray, 
 def edge_spread(blur: BlurSpec, *, angle_rad: float = 0.0) -> EdgeSpread:
     """Edge spread function of the kernel for an edge whose inward normal points at ``angle_rad``.
 
-    Exact up to the sampling of the 1-D grid (≤ λN/5, ≤ p/16): the LSF is the inverse FFT of
-    :func:`otf_along`, and the ESF its running integral evaluated at the sample boundaries.
+    Exact up to the sampling of the 1-D grid (≤ λN/5, ≤ p/16) and, with aberrations, of the pupil: the LSF is the
+    inverse FFT of :func:`otf_along` (Hermitian, so real; asymmetric where the OTF has phase), and the ESF its
+    running integral evaluated at the sample boundaries.
     """
     positions, _, esf = _spread(blur, round(angle_rad, 6))
     return EdgeSpread(positions, esf)

@@ -7,7 +7,11 @@ Light (DN above black, per read-out pixel)::
 * R = ``station.light.response_dn_per_cd_m2_s`` (the station's calibration for a T/1 lens, flat chart, ISO 100),
   L = ``light_pwm/pwm_max · luminance_cd_m2_at_max`` (cd/m²), t the exposure time (s), T the lens transmission
   (× the sample's factor), N the working f-number, ρ = ``SensorTruth.responsivity_factor``.
-* τ(x, y) the chart's blurred transmittance (:mod:`rig.twin.raster`).
+* τ(x, y) the chart's blurred transmittance (:mod:`rig.twin.raster`). A lens with a wavefront
+  (``LensSpec.wavefront``) blurs each Bayer plane with its colour's pupil PSF (:func:`blur_model`): the Seidel
+  wavefront at the target's field tile and the working aperture, the colour's effective wavelength and axial
+  colour, and the target's defocus (flange, tilt, field curvature, cover glass, rail) as W020. An aberration-free
+  lens keeps the analytic Airy ⊗ disc kernel at 0.55 µm for every colour (the frame it rendered before wavefronts).
 * cos⁴θ with tan θ = r_mm / exit_pupil_mm, r measured from the optical axis (decentre included).
 * V(r) the lensfun ``pa`` vignetting (r = 1 at the half diagonal, faded by (N_max/N)²).
 * C_c(r) = 1 + s·k_c·r² the chief-ray-angle colour shading of Bayer colour c (``SensorTruth.cra_shading``,
@@ -24,13 +28,14 @@ transmission and exit pupil, no vignetting polynomial, no CRA mismatch, no mount
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from rig.config.charts import ChartSpec, load_chart
-from rig.config.lenses import LensCatalog, LensSpec
+from rig.config.lenses import LensCatalog, LensSpec, Wavefront
 from rig.config.station import StationConfig
 from rig.config.unit import LensSample, TwinUnit
 from rig.twin.optics import BlurSpec, cos4_falloff, pa_vignetting, ptlens_distort
@@ -39,12 +44,21 @@ from rig.twin.raster import BlurAt, ChartPose, PixelGrid, ToSensor, rasterise
 from rig.twin.sensor import expose
 from rig.twin.state import BenchSnapshot
 from rig.twin.truth import UnitTruth, unit_truth
+from rig.twin.wavefront import CHANNEL_WAVELENGTH_UM, seidel_at
 
 CAROUSEL_TOLERANCE_MM = 0.5
 """The lens sees a chart when the carousel is within this distance of the chart's slot; otherwise the frame."""
 
 DEFOCUS_STEP_UM = 0.02
-"""Defocus is rounded to this step before the blur of a target is computed."""
+"""Defocus is rounded to this step before the blur of a target is computed (aberration-free lens)."""
+
+DEFOCUS_STEP_WAVES = 0.01
+"""With a wavefront, defocus is rounded to this step of W020 (waves; 0.08 µm at f/1.4 in green): a Strehl change
+below 0.1 % near focus, so the targets of a tilted field share a few cached pupil OTFs."""
+
+FIELD_TILE = 0.02
+"""With a wavefront, the aberrations of a target are those at the nearest node of a square grid of this pitch (in
+half diagonals from the optical axis: 164 µm, 26 binned px): the targets of one tile share a cached pupil OTF."""
 
 _COARSE_FACTOR = 8  # shading is smooth: computed every 8 plane pixels and upsampled (error < 1e-4)
 _COARSE_MIN_PX = 256  # planes narrower than this are computed at every pixel
@@ -106,6 +120,71 @@ def geometry(
     return to_sensor
 
 
+def blur_model(
+    truth: UnitTruth, wavefront: Wavefront, *, max_f_number: float, pixel_pitch_um: float, rail_mm: float
+) -> Callable[[str], BlurAt]:
+    """The blur at a sensor point (µm from the sensor centre) for each Bayer colour ("R", "G", "B").
+
+    An aberration-free ``wavefront`` gives every colour the analytic kernel at 0.55 µm with the truth's defocus
+    rounded to :data:`DEFOCUS_STEP_UM`. Otherwise colour c gets its effective wavelength
+    (:data:`rig.twin.wavefront.CHANNEL_WAVELENGTH_UM`), the truth's defocus plus its axial colour rounded to
+    :data:`DEFOCUS_STEP_WAVES`, and the Seidel wavefront (:func:`rig.twin.wavefront.seidel_at`) at the target's
+    :data:`FIELD_TILE` node, measured from the optical axis (decentre included) in units of the half diagonal.
+    """
+    n = truth.f_number
+    base = BlurSpec(
+        f_number=n,
+        gaussian_sigma_um=truth.gaussian_blur_um,
+        motion_length_um=truth.motion_blur_um,
+        motion_angle_deg=truth.motion_blur_angle_deg,
+        pixel_pitch_um=pixel_pitch_um,
+    )
+
+    def analytic(x_um: float, y_um: float) -> BlurSpec:
+        defocus = float(truth.defocus_um(x_um, y_um, rail_mm=rail_mm))
+        # 0.02 µm steps (a 0.014 µm change of the blur circle at f/1.4, invisible) let the targets of a
+        # tilted field share a few cached edge spreads instead of computing one per target
+        return BlurSpec(**{**base.__dict__, "defocus_um": round(defocus / DEFOCUS_STEP_UM) * DEFOCUS_STEP_UM})
+
+    if wavefront.is_aberration_free:
+        return lambda colour: analytic
+
+    half_diag = truth.half_diagonal_um
+
+    def for_colour(colour: str) -> BlurAt:
+        wavelength = CHANNEL_WAVELENGTH_UM[colour]
+        step_um = DEFOCUS_STEP_WAVES * 8.0 * n * n * wavelength
+        axial_um = wavefront.axial_colour.of(colour)
+
+        def blur_at(x_um: float, y_um: float) -> BlurSpec:
+            defocus = float(truth.defocus_um(x_um, y_um, rail_mm=rail_mm)) + axial_um
+            fx = round((x_um - truth.decentre_x_um) / half_diag / FIELD_TILE) * FIELD_TILE
+            fy = round((y_um - truth.decentre_y_um) / half_diag / FIELD_TILE) * FIELD_TILE
+            aberrations = seidel_at(
+                spherical_w040=wavefront.spherical_w040,
+                coma_w131=wavefront.coma_w131,
+                astigmatism_w222=wavefront.astigmatism_w222,
+                reference_wavelength_um=wavefront.reference_wavelength_um,
+                f_number=n,
+                max_f_number=max_f_number,
+                field_x=fx,
+                field_y=fy,
+                wavelength_um=wavelength,
+            ).rounded()
+            return BlurSpec(
+                **{
+                    **base.__dict__,
+                    "defocus_um": round(defocus / step_um) * step_um,
+                    "wavelength_um": wavelength,
+                    "aberrations": aberrations,
+                }
+            )
+
+        return blur_at
+
+    return for_colour
+
+
 def _plane_positions(n_plane: int, offset: int, pitch_um: float, n_full: int, factor: int) -> np.ndarray:
     """Sensor coordinates (µm) of the nodes a shading plane is computed on (see :func:`_upsample`)."""
     if factor == 1:
@@ -131,22 +210,26 @@ def _upsample(coarse: np.ndarray, shape: tuple[int, int], factor: int) -> np.nda
 
 def _transmittance(
     chart: ChartSpec, truth: UnitTruth, station: StationConfig, chart_pose: ChartPose, *, grid: PixelGrid,
-    blur_at: BlurAt,
+    blur_for: Callable[[str], BlurAt], colour_blur: bool,
 ) -> np.ndarray:  # fmt: skip
-    """The chart's transmittance at every read-out pixel, each CFA site imaged at its colour's scale.
+    """The chart's transmittance at every read-out pixel, each CFA site imaged at its colour's scale and blur.
 
-    A lens with lateral colour images red and blue at another scale than green, so each Bayer plane is rasterised
-    on its own sites (:meth:`PixelGrid.bayer_plane`) through its colour's mapping; without lateral colour all
-    colours share one mapping and the frame is rasterised in one pass (the same values).
+    A lens with lateral colour images red and blue at another scale than green, and a lens with a wavefront blurs
+    each colour with its own PSF (``colour_blur``), so each Bayer plane is rasterised on its own sites
+    (:meth:`PixelGrid.bayer_plane`) through its colour's mapping and blur; otherwise all colours share one mapping
+    and one blur and the frame is rasterised in one pass (the same values).
     """
     pattern = station.sensor.cfa_pattern
-    if all(truth.channel_scale(colour) == 1.0 for colour in pattern):
-        return rasterise(chart, grid=grid, to_sensor_um=geometry(truth, station, chart_pose), blur_at=blur_at)
+    if not colour_blur and all(truth.channel_scale(colour) == 1.0 for colour in pattern):
+        return rasterise(chart, grid=grid, to_sensor_um=geometry(truth, station, chart_pose), blur_at=blur_for("G"))
     out = np.empty((grid.height_px, grid.width_px), dtype=np.float32)
     for dy in (0, 1):
         for dx in (0, 1):
-            mapping = geometry(truth, station, chart_pose, channel_scale=truth.channel_scale(pattern[2 * dy + dx]))
-            out[dy::2, dx::2] = rasterise(chart, grid=grid.bayer_plane(dx, dy), to_sensor_um=mapping, blur_at=blur_at)
+            colour = pattern[2 * dy + dx]
+            mapping = geometry(truth, station, chart_pose, channel_scale=truth.channel_scale(colour))
+            out[dy::2, dx::2] = rasterise(
+                chart, grid=grid.bayer_plane(dx, dy), to_sensor_um=mapping, blur_at=blur_for(colour)
+            )
     return out
 
 
@@ -241,21 +324,23 @@ def render(
     if chart is None:
         transmittance = np.zeros((grid.height_px, grid.width_px), dtype=np.float32)
     else:
-        base = BlurSpec(
-            f_number=truth.f_number,
-            gaussian_sigma_um=truth.gaussian_blur_um,
-            motion_length_um=truth.motion_blur_um,
-            motion_angle_deg=truth.motion_blur_angle_deg,
+        wavefront = lens.wavefront if lens is not None else catalog.native.wavefront
+        blur_for = blur_model(
+            truth,
+            wavefront,
+            max_f_number=lens.max_f_number if lens is not None else catalog.native.f_number,
             pixel_pitch_um=grid.pitch_um,
+            rail_mm=snapshot.rail_mm,
         )
-
-        def blur_at(x_um: float, y_um: float) -> BlurSpec:
-            defocus = float(truth.defocus_um(x_um, y_um, rail_mm=snapshot.rail_mm))
-            # 0.02 µm steps (a 0.014 µm change of the blur circle at f/1.4, invisible) let the targets of a
-            # tilted field share a few cached edge spreads instead of computing one per target
-            return BlurSpec(**{**base.__dict__, "defocus_um": round(defocus / DEFOCUS_STEP_UM) * DEFOCUS_STEP_UM})
-
-        transmittance = _transmittance(chart, truth, station, chart_pose, grid=grid, blur_at=blur_at)
+        transmittance = _transmittance(
+            chart,
+            truth,
+            station,
+            chart_pose,
+            grid=grid,
+            blur_for=blur_for,
+            colour_blur=not wavefront.is_aberration_free,
+        )
     signal = transmittance
     signal *= shading_gain(truth, unit, station)
     signal *= np.float32(signal_scale_dn(truth, unit, station, snapshot))

@@ -1,0 +1,102 @@
+"""Cost of the pupil-wavefront PSF in a twin capture: binned 2048×1536 and full 8192×6144, with and without a wavefront.
+
+Each figure is printed with its process CPU time and the 1-minute load average beside the wall time (the machine is
+shared; judge by CPU time). Three cases per readout, the Summilux-M 35 on the golden unit:
+
+* ``aberration-free``: the lens with its wavefront zeroed (the analytic Airy ⊗ disc kernel, as before wavefronts);
+* ``wavefront, new focus``: a through-focus sweep's frame, the rail moved since the last capture and the pupil-OTF
+  and edge-spread caches emptied (every pupil OTF of the frame is computed, as at any new defocus);
+* ``wavefront, same focus``: the same bench state captured again (pupil OTFs and edge spreads from the caches).
+
+Targets (not asserted, the issue's): binned capture ≤ 0.3 s, full-size render + DNG ≤ 3 s on 2 cores.
+Run: ``.venv/bin/python benchmarks/twin_wavefront.py [--full]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from rig.config import LensCatalog, load_lens_catalog, load_station, load_unit
+from rig.config.lenses import AxialColour, Wavefront
+from rig.config.loader import FIXTURES_DIR
+from rig.twin.optics import _spread as edge_spread_cache
+from rig.twin.wavefront import pupil_otf
+from rig.twin.world import TwinBench
+
+LENS_ID = "summilux-m-35-f1.4-asph-2022"
+
+REPRESENTATIVE = Wavefront(
+    spherical_w040=1.2, coma_w131=0.3, astigmatism_w222=0.8, axial_colour=AxialColour(red_um=2.0, blue_um=-3.0)
+)
+"""The wavefront timed when the catalogue's lens has none (its slope sets the pupil sampling, hence the cost)."""
+
+
+def _catalog(wavefront: Wavefront | None) -> LensCatalog:
+    """The fixture catalogue with the lens's wavefront replaced (None: the catalogue's, or :data:`REPRESENTATIVE`)."""
+    catalog = load_lens_catalog()
+    if wavefront is None:
+        own = catalog.get(LENS_ID).wavefront
+        if not own.is_aberration_free:
+            return catalog
+        wavefront = REPRESENTATIVE
+    lenses = [spec.model_copy(update={"wavefront": wavefront}) if spec.id == LENS_ID else spec for spec in catalog.lens]
+    # a new model, not model_copy: the catalogue's id index is a cached property and would survive a copy
+    return LensCatalog(native=catalog.native, lens=lenses)
+
+
+def _bench(binning: int, catalog: LensCatalog) -> TwinBench:
+    station = load_station()
+    station = station.model_copy(update={"sensor": station.sensor.model_copy(update={"binning": binning})})
+    unit = load_unit(FIXTURES_DIR / "units" / "golden.toml")
+    bench = TwinBench(station, unit, catalog, seed=1)
+    clock = [5_000_000_000]
+    bench.state.clock = lambda: clock[0]
+    bench.state.mount_lens(LENS_ID)
+    clock[0] += 5_000_000_000
+    bench.state.update(rail_mm=station.rail.focus_mm, carousel_mm=station.carousel.slots["sfr"], light_pwm=800)
+    return bench
+
+
+def _capture(bench: TwinBench) -> tuple[float, float]:
+    """(wall s, process CPU s) of one capture including the DNG."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    bench.capture()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _report(label: str, wall_s: float, cpu_s: float) -> None:
+    load = os.getloadavg()[0]
+    print(f"{label:48s} wall {wall_s:6.3f} s  cpu {cpu_s:6.3f} s  load(1 min) {load:5.2f}")
+
+
+def _run(binning: int, name: str, frames: int) -> None:
+    station_rail = load_station().rail.focus_mm
+    zero = _bench(binning, _catalog(Wavefront()))
+    _capture(zero)  # charts, caches of the analytic kernel
+    _report(f"{name} aberration-free", *_capture(zero))
+    bench = _bench(binning, _catalog(None))
+    walls, cpus = [], []
+    for i in range(frames):
+        bench.state.update(rail_mm=station_rail + 0.01 * (i + 1))
+        pupil_otf.cache_clear()
+        edge_spread_cache.cache_clear()
+        wall, cpu = _capture(bench)
+        walls.append(wall)
+        cpus.append(cpu)
+    _report(f"{name} wavefront, new focus (median of {frames})", sorted(walls)[frames // 2], sorted(cpus)[frames // 2])
+    _report(f"{name} wavefront, same focus", *_capture(bench))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="also the full 8192x6144 readout")
+    args = parser.parse_args()
+    _run(4, "binned 2048x1536 sfr", frames=5)
+    if args.full:
+        _run(1, "full 8192x6144 sfr", frames=1)
+
+
+if __name__ == "__main__":
+    main()
