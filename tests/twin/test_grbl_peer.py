@@ -344,14 +344,21 @@ def test_sleep_then_reset_comes_back_locked(grbl: tuple[BenchState, GrblPeer, Wi
 # ------------------------------------------------------------------------------------------- alarms
 def test_soft_limit_alarm_is_silent_and_blind_to_reset_for_500_ms(station: StationConfig) -> None:
     clock = ManualClock()
-    for _, _, wire in _start(station, 1.0, clock=clock, boot_delay_s=0.0):
+    for _, peer, wire in _start(station, 1.0, clock=clock, boot_delay_s=0.0):
         _boot_on(clock, wire)
         wire.send("$X")
         wire.serial.write(b"G53 G0 Z1\n")  # past machine zero: refused before motion
         assert wire.readline() == "ALARM:2"
         wire.serial.write(b"?")
         clock.advance(0.499)
-        wire.serial.write(b"\x18")  # inside report_alarm_message's 500 ms: discarded
+        queries = peer.status_queries
+        wire.serial.write(b"\x18?")  # inside report_alarm_message's 500 ms: the reset is discarded
+        # the clock may move on only once the peer has read the reset: the '?' behind it is counted (never answered)
+        # when it is read, so a slow host can no longer let the reset arrive after the window has closed
+        deadline = time.monotonic() + 30.0
+        while peer.status_queries < queries + 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert peer.status_queries >= queries + 1, "the peer never read the reset"
         assert wire.no_line(0.1)
         clock.advance(0.001)
         assert wire.readline() == "[MSG:Reset to continue]"

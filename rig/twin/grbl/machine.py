@@ -29,6 +29,7 @@ test on a :class:`~rig.twin.clock.ManualClock` sees exact planned durations.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -306,10 +307,26 @@ class GrblPeer:
 
     # ------------------------------------------------------------------------------------------- time
     def _sim_s(self) -> float:
-        return (self.clock.now_ns() - self._t0_ns) / 1e9 * self.time_scale
+        return self._sim_s_at(self.clock.now_ns())
+
+    def _sim_s_at(self, clock_ns: int) -> float:
+        return (clock_ns - self._t0_ns) / 1e9 * self.time_scale
 
     def _clock_s(self) -> float:
         return (self.clock.now_ns() - self._t0_ns) / 1e9
+
+    def _sim_deadline_s(self, seconds: float) -> float:
+        """The simulated time ``seconds`` of simulated time from now, as :meth:`_sim_s` will read it then.
+
+        Computed at a whole clock nanosecond through the same formula, so a manual clock advanced by exactly
+        ``seconds`` reaches it: ``now + seconds`` in floating point can lie one ulp beyond, and a waiter on a
+        manual clock would then never wake.
+        """
+        return self._sim_s_at(self.clock.now_ns() + math.ceil(seconds / self.time_scale * 1e9))
+
+    def _clock_deadline_s(self, seconds: float) -> float:
+        """Like :meth:`_sim_deadline_s`, in clock seconds (:meth:`_clock_s`)."""
+        return (self.clock.now_ns() + math.ceil(seconds * 1e9) - self._t0_ns) / 1e9
 
     def _emit(self, text: str) -> None:
         self._transport.write_line(text)
@@ -318,7 +335,7 @@ class GrblPeer:
     def _on_connect(self) -> None:
         with self._cond:
             self._booted = False
-            self._timed.boot_at_clock_s = self._clock_s() + self.boot_delay_s
+            self._timed.boot_at_clock_s = self._clock_deadline_s(self.boot_delay_s)
             self._cond.notify_all()
 
     def _on_hangup(self) -> None:
@@ -429,13 +446,15 @@ class GrblPeer:
     def _raise_alarm_locked(self, code: GrblAlarm, *, reset_after_delay: bool = False) -> None:
         behaviour = alarm_behaviour(code)
         self._state = StageState.ALARM
-        self._emit(f"{ALARM_PREFIX}{int(code)}")
+        # the 500 ms window starts before the line goes out: a client that reads ALARM:N may move a manual clock
+        # at once, and a window timed after the write would then start late
         self._alarm = _Alarm(
             code,
             behaviour.critical,
-            self._sim_s() + ALARM_REPORT_DELAY_S,
+            self._sim_deadline_s(ALARM_REPORT_DELAY_S),
             reset_after_delay=reset_after_delay or behaviour.resets_itself,
         )
+        self._emit(f"{ALARM_PREFIX}{int(code)}")
         if behaviour.critical:
             self._freeze_locked()
             self._set_outputs_off_locked()  # mc_reset: spindle and coolant stop
@@ -695,12 +714,12 @@ class GrblPeer:
             self._cond.wait(_TICK_S)
 
     def _sleep_sim(self, seconds: float, generation: int) -> None:
-        end = self._sim_s() + seconds
+        end = self._sim_deadline_s(seconds)
         with self._cond:
             self._wait_locked(generation, lambda: self._sim_s() >= end)
 
     def _sleep_clock(self, seconds: float, generation: int) -> None:
-        end = self._clock_s() + seconds
+        end = self._clock_deadline_s(seconds)
         with self._cond:
             self._wait_locked(generation, lambda: self._clock_s() >= end)
 
@@ -1014,7 +1033,7 @@ class GrblPeer:
                 self._synchronize_locked(generation)
                 if self._hardware is not None:
                     self._hardware.charge(HardwareAction.MOTION, v["P"])
-                end = self._sim_s() + v["P"]
+                end = self._sim_deadline_s(v["P"])
                 self._wait_locked(generation, lambda: self._sim_s() >= end)
             if not jog:
                 m.inches, m.incremental, m.motion = inches, incremental, motion
