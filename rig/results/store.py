@@ -42,7 +42,7 @@ from rig.config.home import default_store_path
 from rig.config.limits import DecisionRule
 from rig.errors import ArgumentError, DeviceError
 from rig.results.record import RunRecord
-from rig.results.tables import MEASUREMENT_COLUMNS, measurement_rows, normalise_frame
+from rig.results.tables import MEASUREMENT_COLUMNS, UNCERTAINTY_COLUMNS, measurement_rows, normalise_frame
 
 log = logging.getLogger(__name__)
 
@@ -216,17 +216,6 @@ msa_figures_table = sa.Table(
 )
 """One row per figure of an MSA study; columns as :data:`rig.results.msa_store.MSA_FIGURE_COLUMNS`."""
 
-_UNCERTAINTY_COLUMNS = (
-    "u_expanded",
-    "u_coverage_factor",
-    "u_study_id",
-    "u_study_started",
-    "u_bias_study_id",
-    "decision_rule",
-    "decision",
-    "decision_note",
-)
-"""The measurement columns of issue #18 (U and the decision), added to stores made before it."""
 
 RUN_COLUMNS: tuple[str, ...] = tuple(c.name for c in runs_table.columns if c.name != "record_json")
 MSA_STUDY_COLUMNS: tuple[str, ...] = tuple(c.name for c in msa_studies_table.columns if c.name != "study_json")
@@ -319,7 +308,7 @@ _ADDED_COLUMNS: tuple[tuple[sa.Table, str], ...] = (
     (measurements_table, "marginal"),
     (runs_table, "limits_revision"),
     (measurements_table, "limits_revision"),
-    *((measurements_table, c) for c in _UNCERTAINTY_COLUMNS),
+    *((measurements_table, c) for c in UNCERTAINTY_COLUMNS),
 )
 """Columns added after the first schema (issues #13, #18): a store created before them gains them on open, keeping
 every row (``ALTER TABLE … ADD COLUMN`` with the type and default of the table definition above; old rows read the

@@ -28,6 +28,18 @@ from rig.config.limits import DecisionRule
 from rig.results.decision import Decision
 from rig.results.record import MeasurementRecord, RunRecord, Uncertainty, Verdict, atomic_write_bytes
 
+UNCERTAINTY_COLUMNS: tuple[str, ...] = (
+    "u_expanded",
+    "u_coverage_factor",
+    "u_study_id",
+    "u_study_started",
+    "u_bias_study_id",
+    "decision_rule",
+    "decision",
+    "decision_note",
+)
+"""The measurement columns of issue #18: the figure's U (k = 2) with its studies, and the decision rule's verdict."""
+
 MEASUREMENT_COLUMNS: tuple[str, ...] = (
     "run_id",
     "plan",
@@ -46,14 +58,7 @@ MEASUREMENT_COLUMNS: tuple[str, ...] = (
     "margin",
     "verdict",
     "marginal",
-    "u_expanded",
-    "u_coverage_factor",
-    "u_study_id",
-    "u_study_started",
-    "u_bias_study_id",
-    "decision_rule",
-    "decision",
-    "decision_note",
+    *UNCERTAINTY_COLUMNS,
     "error",
     "doc",
     "captures",
