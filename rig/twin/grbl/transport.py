@@ -99,8 +99,9 @@ class PtyTransport:
             if self._vanish_requested:
                 fd, self._master = self._master, -1
                 poller.unregister(fd)
-                os.close(fd)
+                # flagged before the close: the host sees EIO the instant the fd closes and may ask at once
                 self.vanished = True
+                os.close(fd)
                 log.info("GRBL peer: port %s vanished (fault)", self.path)
                 self._on_hangup()
                 return
