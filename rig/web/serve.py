@@ -13,11 +13,17 @@ from rig.errors import DeviceError
 from rig.web.security import AccessTokens, check_bind
 
 STARTUP_TIMEOUT_S = 30.0
+GRACEFUL_SHUTDOWN_S = 2.0
+"""On stop, how long open responses may finish before they are cancelled. A browser's event stream (the live
+step list) never ends by itself, and uvicorn would otherwise wait for it forever; the app's lifespan shutdown
+(which makes the bench safe) still runs after the cancel."""
 
 
 def serve_forever(app: Starlette, host: str, port: int, tokens: AccessTokens) -> None:
     check_bind(host, tokens)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S
+    )
 
 
 class ThreadedServer:
@@ -29,7 +35,9 @@ class ThreadedServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = host, int(self._socket.getsockname()[1])
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
