@@ -17,13 +17,17 @@ window adapts to the edge (:func:`_window_extent`): it starts as wide as the edg
 tails, smoothed over a scale that grows with their distance (:func:`_smooth_tails`), still stand above the noise
 measured on the ROI's flat sides, up to the whole ROI for a clean edge; beyond it, the tail a diffraction LSF
 still has is added back as a 1/x² model fitted to the far ESF (:func:`_far_tail_amplitude`), so a noisy
-diffraction-limited edge is not read sharp for the tails its window lost. This departs from the ISO 12233 e-SFR
-LSF step (REFERENCE.md §3, step 7), which windows the whole ROI (Hamming; sfrmat5: Tukey α = 1): every tail is
-kept there, but so is all the noise, and the shoulders of a wide LSF are lowered; ``SfrMethod.SFRMAT5`` keeps
-that procedure. Critical angles (tan θ = ½: half the ¼-px bins empty) are binned on the samples' own phase
-lattice (:func:`_bin_esf`). Measured on edges synthesised from a known OTF (``tests/measure/otf_edges.py``):
-noise-free Gaussian and Airy edges at 2–44° including atan ¼ and atan ½ within 0.1 % (Airy f/16–f/32: the ROI's
-own truncation of the 1/x² tail, +0.3–1 %, which no ROI-bound method can see).
+diffraction-limited edge is not read sharp for the tails its window lost; the model runs on past the ROI's ends
+(a ±60 px ROI alone cuts +0.4 % from MTF50 at f/16, +0.8 % at f/32). This departs from the ISO 12233 e-SFR
+LSF step (REFERENCE.md §3, step 7), which windows the whole ROI (Hamming; sfrmat5: Tukey α = 1): every tail in
+the ROI is kept there, but so is all the noise, and the shoulders of a wide LSF are lowered; ``SfrMethod.SFRMAT5``
+keeps that procedure. Edges near a rational slope p/q (critical angles: tan θ = ½ leaves half the ¼-px bins
+empty; atan ¼, tan 35° ≈ 7/10 put the samples in clusters) are binned on the samples' own phase lattice
+(:func:`_bin_esf`). Measured on edges synthesised from a known OTF (``tests/measure/otf_edges.py``, ROIs of 100
+rows): noise-free Gaussian, Airy f/4–f/32 and Airy × OLPF edges at 2–44° including atan ¼ and atan ½ within
+0.11 % (median 0.01 %); with noise σ 0.5–2 % of the step or at 1.5:1 contrast the mean error over noise draws
+stays within ±0.5 % (median 0.03 %), and what is left is the variance a 100-row ROI lets through at that noise
+(``benchmarks/measure_accuracy.py --bias``).
 
 Raw Bayer data is measured per CFA channel on its half-resolution lattice, or on the two green sites together
 (``channel="G"``), with every sample placed at its true sensor position: frequencies are always reported in
@@ -510,11 +514,10 @@ class _Esf:
     spacing_px: float = 1.0 / OVERSAMPLING
 
 
-_MAX_LATTICE_Q = 4
-"""Largest denominator q of a rational slope p/q whose phase lattice is binned on (pitch cos θ/q ≈ ¼ px)."""
-_MIN_LATTICE_PITCH = 0.75
-"""Finest lattice binned on, in ¼-px bins: finer lattices put several clusters in every bin, which then spread
-over the bin like uniform phases."""
+_MAX_LATTICE_Q = 12
+"""Largest denominator q of a rational slope p/q whose phase lattice is binned on (pitch cos θ/q)."""
+_MIN_LATTICE_PITCH = 0.2
+"""Finest lattice binned on, in ¼-px bins (0.05 px): finer ones hold too few samples a node on a 100-row ROI."""
 _MAX_LATTICE_PITCH_PX = 0.5
 """Coarsest lattice binned on: its Nyquist frequency must cover the reported 0 … 1 cy/px."""
 _MIN_LATTICE_R = 0.6
@@ -537,11 +540,16 @@ def _bin_esf(distance: np.ndarray, values: np.ndarray, row_phase: np.ndarray, pi
     (noise), some a cluster split in two. Interpolating between such nodes is a low-pass filter (−1.3 % in MTF50
     at atan ½ with a line; −0.6 … −1.7 % on average at atan ¼ and 0.5–2 % noise, where the nodes also move with
     the noisy fit). There the ESF is binned on the lattice itself, one phase cluster per bin and nothing
-    interpolated; for q ≤ 4 its Nyquist frequency (≥ 1.1 cy/px) still covers the reported 0 … 1 cy/px. The
-    lattice is found from the samples' phase along the row (``row_phase``, in sample pitches): q is the smallest
-    of 2 … 4 whose phase harmonic ``|mean exp(2πi·q·phase)|`` reaches ``_MIN_LATTICE_R`` (the phases then sit
-    in clusters narrower than about half the lattice pitch). This is the "phase-aware" binning of the
-    slanted-edge literature; the ISO procedure warns against these angles but keeps the fixed four bins.
+    interpolated; a lattice of pitch ≤ ½ px has its Nyquist frequency (≥ 1 cy/px) above the reported range. Finer
+    lattices (tan 35° ≈ 7/10: 0.082 px, three or four clusters a bin; tan θ = 3/5: one or two) bias the ¼-px
+    bins too, as a filter that changes from bin to bin, which no single box correction undoes (−0.46 % and
+    +0.23 % in MTF50 on a noise-free Airy f/4 edge; on their lattice −0.03 %), so they are binned on theirs down
+    to ``_MIN_LATTICE_PITCH`` of a bin. The lattice is found from the samples' phase along the row
+    (``row_phase``, in sample pitches): q is the smallest of 2 … ``_MAX_LATTICE_Q`` whose phase harmonic
+    ``|mean exp(2πi·q·phase)|`` reaches ``_MIN_LATTICE_R`` (the phases then sit in clusters narrower than about
+    half the lattice pitch); a lattice that the ROI's rows smear, or a noisy slope, falls back to the ¼-px bins.
+    This is the "phase-aware" binning of the slanted-edge literature; the ISO procedure warns against these
+    angles but keeps the fixed four bins.
     """
     h = 1.0 / OVERSAMPLING
     phasor = np.exp(2j * math.pi * row_phase)
@@ -643,19 +651,30 @@ def _mtf_from_esf(esf: _Esf, *, rise_px: float, noise_dn: float) -> tuple[np.nda
     flat, taper = _window_extent(smoothed, esf.counts, centre, core_bins, noise_dn, per_px)
     half_width = min(room, flat + taper)
     window = _tukey(positions, centre, half_width, max(0.0, min(flat, half_width - 1.0)) / half_width)
-    # Beyond the window the LSF is not dropped but modelled (_far_tail_amplitude), out to the ROI's ends under an
-    # outer taper: the tails' energy stays in the DC term without their noise.
-    outer_taper = max(2.0 * per_px, _TAPER_FRACTION * room)
-    outer = _tukey(positions, centre, room, max(0.0, room - outer_taper) / room)
-    distance = np.abs(positions - centre)
-    tail = np.zeros(n)
+    # Beyond the window the LSF is not dropped but modelled (_far_tail_amplitude), and not only to the ROI's ends:
+    # a diffraction LSF's 1/d² tail runs on past them (+0.4 % MTF50 at f/16, +0.8 % at f/32 on a ±60 px ROI
+    # when cut there), so the model runs out to the ends of the zero-padded DFT and what lies beyond those is
+    # added to the DC term (∫ A/d² from there on; its share of the spectrum at f > 0 is smaller by 1/(2πfd)).
+    nfft = max(_FFT_LEN, 1 << math.ceil(math.log2(2 * n)))  # the ESF centred in it with room on both sides
+    shift = nfft // 2 - round(centre)
+    full = np.arange(nfft, dtype=np.float64) - shift
+    inside = (full >= 0) & (full <= n - 1)
+    full_window = np.zeros(nfft)
+    full_window[inside] = window
+    full_lsf = np.zeros(nfft)
+    full_lsf[inside] = lsf * window
+    offset = full - centre
+    fit_start = min(max(flat, core_bins), _TAIL_FIT_START * room)
+    beyond_dc = 0.0
     for side in (-1.0, 1.0):
-        amplitude = _far_tail_amplitude(values, esf.counts, centre, max(flat, core_bins), room, side)
-        beyond = (positions - centre) * side > 0
-        tail[beyond] = amplitude / np.maximum(distance[beyond], 1.0) ** 2
-    lsf = lsf * window + tail * (1.0 - window) * outer
-    nfft = max(_FFT_LEN, 1 << math.ceil(math.log2(n)))
-    spectrum = np.abs(np.fft.rfft(lsf, nfft))
+        amplitude = _far_tail_amplitude(values, esf.counts, centre, fit_start, room, side)
+        if amplitude <= 0.0:
+            continue
+        beyond = offset * side > 0
+        full_lsf[beyond] += (1.0 - full_window[beyond]) * amplitude / np.maximum(offset[beyond] * side, 1.0) ** 2
+        beyond_dc += amplitude / float(np.max(offset * side))
+    spectrum = np.abs(np.fft.rfft(full_lsf))
+    spectrum[0] += beyond_dc
     freqs = np.fft.rfftfreq(nfft, d=h)
     dc = spectrum[0]
     if not dc > 0:
@@ -669,6 +688,9 @@ _TAPER_FRACTION = 0.2
 """Length of the window's cosine taper at the ROI's ends, as a fraction of the half-width."""
 
 
+_TAIL_FIT_START = 0.5
+"""The far tail is fitted from the window's edge, or from half the ROI's half-width if the window reaches further
+(a clean edge's window spans the ROI, and its tail beyond the ROI is fitted on the outer half)."""
 _MIN_TAIL_BINS = 8
 """Fewest filled ESF bins beyond the window to fit a far tail on (fewer: no tail is added on that side)."""
 
