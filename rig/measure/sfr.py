@@ -26,8 +26,8 @@ empty; atan ¼, tan 35° ≈ 7/10 put the samples in clusters) are binned on the
 (:func:`_bin_esf`). Measured on edges synthesised from a known OTF (``tests/measure/otf_edges.py``, ROIs of 100
 rows): noise-free Gaussian, Airy f/4–f/32 and Airy × OLPF edges at 2–44° including atan ¼ and atan ½ within
 0.11 % (median 0.01 %); with noise σ 0.5–2 % of the step or at 1.5:1 contrast the mean error over noise draws
-stays within ±0.5 % (median 0.03 %), and what is left is the variance a 100-row ROI lets through at that noise
-(``benchmarks/measure_accuracy.py --bias``).
+stays within ±0.2 % (median 0.03 %), and what is left is the variance a 100-row ROI lets through at that noise,
+as the first-order noise floor of the window predicts (``benchmarks/measure_accuracy.py --bias``).
 
 Raw Bayer data is measured per CFA channel on its half-resolution lattice, or on the two green sites together
 (``channel="G"``), with every sample placed at its true sensor position: frequencies are always reported in
@@ -694,9 +694,11 @@ _WINDOW_START_RISES = 1.25
 while the tails stand above the noise. Why not wider: every px of flat top adds pixel noise to the spectrum
 (σ_M ∝ √W, ``tests.measure.otf_edges.mtf50_noise_floor``), and a compact LSF needs less: a Gaussian's ±1 rise
 (±2.6σ) under the window's ≥ 2 px taper keeps MTF50 within 0.05 %, and the 1/d² tail of a diffraction LSF past
-it is modelled (:func:`_far_tail_amplitude`). Measured with ``benchmarks/measure_accuracy.py --bias`` (100 rows,
-σ 2 % of the step): per-edge MTF50 std 1.45 → 0.92 % (Gaussian σ 0.5 px), 2.3–2.9 → 1.2–1.8 % (Airy f/4), the
-mean error within ±0.15 % as with the old start of ±(2·rise + 1.5 px)."""
+it is modelled (:func:`_far_tail_amplitude`); ±1 rise read a Gaussian σ 2 px edge +0.15 % high. Measured with
+``benchmarks/measure_accuracy.py --bias`` (100 rows, σ 2 % of the step, median over angles): per-edge MTF50 std
+1.39 → 0.95 % (Gaussian σ 0.5 px), 2.13 → 1.50 % (Airy f/4), 1.64 → 1.17 % (Airy f/4 × OLPF), the mean error
+within ±0.2 % as with the old start of ±(2·rise + 1.5 px); on the dim twin chart the per-edge repeat scatter
+falls from 1.50 to 0.99 % in focus (1.00 to 0.71 % at +0.4 mm), its mean MTF50 unchanged (0.5291 vs 0.5293)."""
 _TAIL_FIT_START = 0.5
 """The far tail is fitted from the window's edge, or from half the ROI's half-width if the window reaches further
 (a clean edge's window spans the ROI, and its tail beyond the ROI is fitted on the outer half)."""

@@ -177,10 +177,10 @@ def test_the_mean_error_over_noise_draws_is_within_the_target_for_every_class(na
 def test_the_per_draw_spread_is_the_noise_floor_of_the_window() -> None:
     # Why single draws cannot all be within 1.5 % on a 100-row ROI at σ 2 % of the step: the spread per draw is
     # what pixel noise leaves after a window as narrow as the LSF allows (first-order propagation through the
-    # ESF bins, derivative and DFT, tests.measure.otf_edges.mtf50_noise_floor): for a Gaussian σ 0.5 px edge at
-    # 10°, 0.89 % from a ±2.3 px window (what the estimator chose, flat top plus half its 2 px taper), so about one
-    # draw in ten is beyond 1.5 %. The measured spread must match that floor (within 25 %), i.e. be variance,
-    # not an estimator's excess.
+    # ESF bins, derivative and DFT, tests.measure.otf_edges.mtf50_noise_floor). For a Gaussian σ 0.5 px edge at
+    # 10° the estimator keeps ±3.2 px (a 2.2 px flat top plus half its 2 px taper), whose floor is 1.04 %; it
+    # measures 0.91 % (60 draws), so one draw in ten is beyond 1.5 %. The spread must match that floor within
+    # 25 %: it is variance, not an estimator's excess.
     make = _classes()["gaussian σ0.5"]
     image, truth = _edge(make, 10.0)
     rng = np.random.default_rng(2024)
@@ -198,11 +198,13 @@ def test_the_per_draw_spread_is_the_noise_floor_of_the_window() -> None:
 
 
 def test_single_draws_at_half_a_percent_noise_meet_the_target_on_a_400_row_roi() -> None:
-    # Issue #15's single-draw target (max ≤ 1.5 %) on noisy edges, at the ROI height where the noise floor lets it
-    # through: σ 0.5 % of the step needs 400 rows (an ISO 12233:2023 e-SFR ROI may be that tall; the per-draw
-    # spread falls as 1/√rows). Where it is not reachable, by the floor: σ 1 % of the step (the 1.5:1 edges)
-    # needs ~1600 rows and σ 2 % several thousand (benchmarks/measure_accuracy.py --rows; at 100 rows the worst
-    # per-edge spread is 0.7 %, 1.3 % and 2.6 % for σ 0.5, 1 and 2 %, and the max of ~70 draws is ~3 spreads).
+    # Issue #15's single-draw targets (median ≤ 0.15 %, max ≤ 1.5 %) on noisy edges, at the ROI height where the
+    # noise floor lets them through: σ 0.5 % of the step on 400 rows (an ISO 12233:2023 e-SFR ROI may be that
+    # tall). Measured here: max 0.86 %, median 0.11 % (seed 401: 0.33 %, 0.11 %). Where they are not reachable,
+    # by the floor: the worst per-edge spread at 100 rows is 0.64 %, 1.03 % and 1.97 % for σ 0.5, 1 and 2 % of
+    # the step (benchmarks/measure_accuracy.py --bias), the max of ~70 draws is ~2.6 spreads and the spread
+    # falls as 1/√rows (slower on Airy edges, whose window widens as their tails rise above the lower noise):
+    # σ 1 % still had a 1.87 % draw among these 36 edges at 400 rows, σ 2 % has 2.5 % at 400 rows.
     label, noise, lo, hi = "σ 0.5 %", 0.005, 200.0, 800.0
     rng = np.random.default_rng(400)
     errors = {}
@@ -215,4 +217,4 @@ def test_single_draws_at_half_a_percent_noise_meet_the_target_on_a_400_row_roi()
     values = np.array(list(errors.values()))
     worst = max(errors, key=errors.get)
     assert values.max() <= 0.015, f"{label}: worst MTF50 error {values.max():.2%} at {worst}"
-    assert np.median(values) <= 0.004, f"{label}: median MTF50 error {np.median(values):.3%}"
+    assert np.median(values) <= 0.0015, f"{label}: median MTF50 error {np.median(values):.3%}"
