@@ -14,7 +14,8 @@ binning and a window fixed at the true LSF support (the narrowest that keeps the
 0.15 %, from the closed-form OTF; capped at the ROI), and the first-order propagation of the pixel noise through
 the ESF bins, derivative and DFT to MTF50 at the window the adaptive estimator chose
 (``tests.measure.otf_edges.mtf50_noise_floor``). ``--rows`` repeats the single-draw set at taller ROIs, to show
-where the issue's max ≤ 1.5 % becomes reachable.
+where the issue's max ≤ 1.5 % becomes reachable (measured: σ 0.5 % of the step from ~400 rows; the whole noisy
+set, σ 2 % included, at 1600 rows: median 0.09 %, max 1.14 % over 216 edges; at 100 rows 0.35 % and 4.4 %).
 """
 
 from __future__ import annotations
