@@ -17,13 +17,17 @@ window adapts to the edge (:func:`_window_extent`): it starts as wide as the edg
 tails, smoothed over a scale that grows with their distance (:func:`_smooth_tails`), still stand above the noise
 measured on the ROI's flat sides, up to the whole ROI for a clean edge; beyond it, the tail a diffraction LSF
 still has is added back as a 1/x² model fitted to the far ESF (:func:`_far_tail_amplitude`), so a noisy
-diffraction-limited edge is not read sharp for the tails its window lost. This departs from the ISO 12233 e-SFR
-LSF step (REFERENCE.md §3, step 7), which windows the whole ROI (Hamming; sfrmat5: Tukey α = 1): every tail is
-kept there, but so is all the noise, and the shoulders of a wide LSF are lowered; ``SfrMethod.SFRMAT5`` keeps
-that procedure. Critical angles (tan θ = ½: half the ¼-px bins empty) are binned on the samples' own phase
-lattice (:func:`_bin_esf`). Measured on edges synthesised from a known OTF (``tests/measure/otf_edges.py``):
-noise-free Gaussian and Airy edges at 2–44° including atan ¼ and atan ½ within 0.1 % (Airy f/16–f/32: the ROI's
-own truncation of the 1/x² tail, +0.3–1 %, which no ROI-bound method can see).
+diffraction-limited edge is not read sharp for the tails its window lost; the model runs on past the ROI's ends
+(a ±60 px ROI alone cuts +0.4 % from MTF50 at f/16, +0.8 % at f/32). This departs from the ISO 12233 e-SFR
+LSF step (REFERENCE.md §3, step 7), which windows the whole ROI (Hamming; sfrmat5: Tukey α = 1): every tail in
+the ROI is kept there, but so is all the noise, and the shoulders of a wide LSF are lowered; ``SfrMethod.SFRMAT5``
+keeps that procedure. Edges near a rational slope p/q (critical angles: tan θ = ½ leaves half the ¼-px bins
+empty; atan ¼, tan 35° ≈ 7/10 put the samples in clusters) are binned on the samples' own phase lattice
+(:func:`_bin_esf`). Measured on edges synthesised from a known OTF (``tests/measure/otf_edges.py``, ROIs of 100
+rows): noise-free Gaussian, Airy f/4–f/32 and Airy × OLPF edges at 2–44° including atan ¼ and atan ½ within
+0.11 % (median 0.01 %); with noise σ 0.5–2 % of the step or at 1.5:1 contrast the mean error over noise draws
+stays within ±0.2 % (median 0.03 %), and what is left is the variance a 100-row ROI lets through at that noise,
+as the first-order noise floor of the window predicts (``benchmarks/measure_accuracy.py --bias``).
 
 Raw Bayer data is measured per CFA channel on its half-resolution lattice, or on the two green sites together
 (``channel="G"``), with every sample placed at its true sensor position: frequencies are always reported in
@@ -280,7 +284,13 @@ def slanted_edge_sfr(
     if method is SfrMethod.SFRMAT5:
         freqs, mtf, window_px = _sfrmat5_mtf(samples, edge_x, rows, sign, math.cos(math.atan(mean_slope)))
     else:
-        esf = _bin_esf(distance.ravel(), samples.values[:rows].ravel() * sign)
+        along = samples.x[:rows] - edge_x[:rows, None]
+        esf = _bin_esf(
+            distance.ravel(),
+            samples.values[:rows].ravel() * sign,
+            along.ravel() / samples.pitch_px,
+            samples.pitch_px * math.cos(math.atan(mean_slope)),
+        )
         freqs, mtf, window_px = _mtf_from_esf(esf, rise_px=rise_px, noise_dn=sigma)
 
     keep = freqs <= 1.0 + 1e-12
@@ -504,34 +514,55 @@ class _Esf:
     spacing_px: float = 1.0 / OVERSAMPLING
 
 
-_MAX_EMPTY_FRACTION = 0.25
-"""More empty ¼-px bins than this means the phases form a coarse lattice (a critical angle): bin on it."""
+_MAX_LATTICE_Q = 12
+"""Largest denominator q of a rational slope p/q whose phase lattice is binned on (pitch cos θ/q)."""
+_MIN_LATTICE_PITCH = 0.2
+"""Finest lattice binned on, in ¼-px bins (0.05 px): finer ones hold too few samples a node on a 100-row ROI."""
+_MAX_LATTICE_PITCH_PX = 0.5
+"""Coarsest lattice binned on: its Nyquist frequency must cover the reported 0 … 1 cy/px."""
+_MIN_LATTICE_R = 0.6
+"""Phase concentration (mean resultant length of the samples' phases on the lattice pitch) from which the
+samples count as clustered on a lattice (atan ¼: one phase cluster every 0.243 px) and are binned on it."""
 
 
-def _bin_esf(distance: np.ndarray, values: np.ndarray) -> _Esf:
+def _bin_esf(distance: np.ndarray, values: np.ndarray, row_phase: np.ndarray, pitch_normal_px: float) -> _Esf:
     """Average the samples in bins of 1/4 px of distance to the edge (the ISO 12233 e-SFR step: four bins per px).
 
     Each bin's mean belongs to the mean distance of its samples (near a rational slope such as tan 20° ≈ 4/11
     the phases cluster, so that is not the bin centre); the means are interpolated back to the grid. The bin
     average is a box filter only as wide as the samples' spread inside the bins: uniform phases give the full
-    ¼ px (variance h²/12), a lattice of phases (atan ¼: one distance per bin) almost none. The spread is
-    measured (pooled within-bin variance) and its box width ``√(12·var)`` is what the MTF is divided by.
+    ¼ px (variance h²/12). The spread is measured (pooled within-bin variance) and its box width ``√(12·var)``
+    is what the MTF is divided by.
 
-    At a critical angle (tan θ = ½: the sample distances form a lattice of spacing cos θ/2 ≈ 0.45 px) half the
-    ¼-px bins are empty, and interpolating them is a low-pass filter (a cubic's midpoint transfer is 0.93 at
-    0.5 cy/px on that lattice, a line's worse). There the ESF is binned on the lattice itself, one phase per bin
-    and nothing interpolated; its Nyquist frequency (1.1 cy/px) still covers the reported 0 … 1 cy/px. This is
-    the "phase-aware" binning of the slanted-edge literature (the sampling of a rational slope p/q is a lattice
-    of pitch cos θ/q; the ISO procedure warns against these angles but keeps the fixed four bins).
+    Near a rational slope p/q of small q the samples' distances form a lattice of pitch ``cos θ/q`` (in sample
+    pitches along the row): tan θ = ½ leaves half the ¼-px bins empty, tan θ = ¼ puts one cluster every 0.243 px,
+    drifting through the 0.25 px bins so that some hold two clusters and, once the fitted edge is a hair off
+    (noise), some a cluster split in two. Interpolating between such nodes is a low-pass filter (−1.3 % in MTF50
+    at atan ½ with a line; −0.6 … −1.7 % on average at atan ¼ and 0.5–2 % noise, where the nodes also move with
+    the noisy fit). There the ESF is binned on the lattice itself, one phase cluster per bin and nothing
+    interpolated; a lattice of pitch ≤ ½ px has its Nyquist frequency (≥ 1 cy/px) above the reported range. Finer
+    lattices (tan 35° ≈ 7/10: 0.082 px, three or four clusters a bin; tan θ = 3/5: one or two) bias the ¼-px
+    bins too, as a filter that changes from bin to bin, which no single box correction undoes (−0.46 % and
+    +0.23 % in MTF50 on a noise-free Airy f/4 edge; on their lattice −0.03 %), so they are binned on theirs down
+    to ``_MIN_LATTICE_PITCH`` of a bin. The lattice is found from the samples' phase along the row
+    (``row_phase``, in sample pitches): q is the smallest of 2 … ``_MAX_LATTICE_Q`` whose phase harmonic
+    ``|mean exp(2πi·q·phase)|`` reaches ``_MIN_LATTICE_R`` (the phases then sit in clusters narrower than about
+    half the lattice pitch); a lattice that the ROI's rows smear, or a noisy slope, falls back to the ¼-px bins.
+    This is the "phase-aware" binning of the slanted-edge literature; the ISO procedure warns against these
+    angles but keeps the fixed four bins.
     """
-    esf, nodes = _bin_on_grid(distance, values, 1.0 / OVERSAMPLING, 0.0)
-    if np.mean(esf.counts == 0) > _MAX_EMPTY_FRACTION and len(nodes) > 16:
-        spacing = float(_median(np.diff(nodes)))
-        if 1.0 / OVERSAMPLING < spacing <= 0.5:
-            phase = 2.0 * math.pi * nodes / spacing
-            offset = spacing * math.atan2(np.mean(np.sin(phase)), np.mean(np.cos(phase))) / (2.0 * math.pi)
-            esf, _ = _bin_on_grid(distance, values, spacing, offset)
-    return esf
+    h = 1.0 / OVERSAMPLING
+    phasor = np.exp(2j * math.pi * row_phase)
+    power = phasor
+    for q in range(2, _MAX_LATTICE_Q + 1):
+        power = power * phasor
+        pitch = pitch_normal_px / q
+        if pitch < _MIN_LATTICE_PITCH * h:
+            break
+        if pitch <= _MAX_LATTICE_PITCH_PX and abs(np.mean(power)) >= _MIN_LATTICE_R:
+            lattice = np.mean(np.exp((2j * math.pi / pitch) * distance))
+            return _bin_on_grid(distance, values, pitch, pitch * float(np.angle(lattice)) / (2.0 * math.pi))[0]
+    return _bin_on_grid(distance, values, h, 0.0)[0]
 
 
 def _bin_on_grid(
@@ -617,22 +648,34 @@ def _mtf_from_esf(esf: _Esf, *, rise_px: float, noise_dn: float) -> tuple[np.nda
     lsf[0] = lsf[1]
     lsf[-1] = lsf[-2]
     room = min(centre, n - 1 - centre)
-    flat, taper = _window_extent(smoothed, esf.counts, centre, core_bins, noise_dn, per_px)
+    start_bins = per_px * max(_WINDOW_START_RISES * rise_px, 1.0)
+    flat, taper = _window_extent(smoothed, esf.counts, centre, core_bins, noise_dn, per_px, start_bins)
     half_width = min(room, flat + taper)
     window = _tukey(positions, centre, half_width, max(0.0, min(flat, half_width - 1.0)) / half_width)
-    # Beyond the window the LSF is not dropped but modelled (_far_tail_amplitude), out to the ROI's ends under an
-    # outer taper: the tails' energy stays in the DC term without their noise.
-    outer_taper = max(2.0 * per_px, _TAPER_FRACTION * room)
-    outer = _tukey(positions, centre, room, max(0.0, room - outer_taper) / room)
-    distance = np.abs(positions - centre)
-    tail = np.zeros(n)
+    # Beyond the window the LSF is not dropped but modelled (_far_tail_amplitude), and not only to the ROI's ends:
+    # a diffraction LSF's 1/d² tail runs on past them (+0.4 % MTF50 at f/16, +0.8 % at f/32 on a ±60 px ROI
+    # when cut there), so the model runs out to the ends of the zero-padded DFT and what lies beyond those is
+    # added to the DC term (∫ A/d² from there on; its share of the spectrum at f > 0 is smaller by 1/(2πfd)).
+    nfft = max(_FFT_LEN, 1 << math.ceil(math.log2(2 * n)))  # the ESF centred in it with room on both sides
+    shift = nfft // 2 - round(centre)
+    full = np.arange(nfft, dtype=np.float64) - shift
+    inside = (full >= 0) & (full <= n - 1)
+    full_window = np.zeros(nfft)
+    full_window[inside] = window
+    full_lsf = np.zeros(nfft)
+    full_lsf[inside] = lsf * window
+    offset = full - centre
+    fit_start = min(max(flat, start_bins), _TAIL_FIT_START * room)
+    beyond_dc = 0.0
     for side in (-1.0, 1.0):
-        amplitude = _far_tail_amplitude(values, esf.counts, centre, max(flat, core_bins), room, side)
-        beyond = (positions - centre) * side > 0
-        tail[beyond] = amplitude / np.maximum(distance[beyond], 1.0) ** 2
-    lsf = lsf * window + tail * (1.0 - window) * outer
-    nfft = max(_FFT_LEN, 1 << math.ceil(math.log2(n)))
-    spectrum = np.abs(np.fft.rfft(lsf, nfft))
+        amplitude = _far_tail_amplitude(values, esf.counts, centre, fit_start, room, side)
+        if amplitude <= 0.0:
+            continue
+        beyond = offset * side > 0
+        full_lsf[beyond] += (1.0 - full_window[beyond]) * amplitude / np.maximum(offset[beyond] * side, 1.0) ** 2
+        beyond_dc += amplitude / float(np.max(offset * side))
+    spectrum = np.abs(np.fft.rfft(full_lsf))
+    spectrum[0] += beyond_dc
     freqs = np.fft.rfftfreq(nfft, d=h)
     dc = spectrum[0]
     if not dc > 0:
@@ -646,6 +689,19 @@ _TAPER_FRACTION = 0.2
 """Length of the window's cosine taper at the ROI's ends, as a fraction of the half-width."""
 
 
+_WINDOW_START_RISES = 1.25
+"""The LSF window's flat top starts at ± this many 10–90 % rise distances (at least 1 px) and grows from there
+while the tails stand above the noise. Why not wider: every px of flat top adds pixel noise to the spectrum
+(σ_M ∝ √W, ``tests.measure.otf_edges.mtf50_noise_floor``), and a compact LSF needs less: a Gaussian's ±1 rise
+(±2.6σ) under the window's ≥ 2 px taper keeps MTF50 within 0.05 %, and the 1/d² tail of a diffraction LSF past
+it is modelled (:func:`_far_tail_amplitude`); ±1 rise read a Gaussian σ 2 px edge +0.15 % high. Measured with
+``benchmarks/measure_accuracy.py --bias`` (100 rows, σ 2 % of the step, median over angles): per-edge MTF50 std
+1.39 → 0.95 % (Gaussian σ 0.5 px), 2.13 → 1.50 % (Airy f/4), 1.64 → 1.17 % (Airy f/4 × OLPF), the mean error
+within ±0.2 % as with the old start of ±(2·rise + 1.5 px); on the dim twin chart the per-edge repeat scatter
+falls from 1.50 to 0.99 % in focus (1.00 to 0.71 % at +0.4 mm), its mean MTF50 unchanged (0.5291 vs 0.5293)."""
+_TAIL_FIT_START = 0.5
+"""The far tail is fitted from the window's edge, or from half the ROI's half-width if the window reaches further
+(a clean edge's window spans the ROI, and its tail beyond the ROI is fitted on the outer half)."""
 _MIN_TAIL_BINS = 8
 """Fewest filled ESF bins beyond the window to fit a far tail on (fewer: no tail is added on that side)."""
 
@@ -683,11 +739,18 @@ where 2σ had it (0.78 % rms at SNR 50) and keeps more of a noisy Airy tail; 0.5
 
 
 def _window_extent(
-    smoothed: np.ndarray, counts: np.ndarray, centre: float, core_bins: float, noise_dn: float, per_px: float
+    smoothed: np.ndarray,
+    counts: np.ndarray,
+    centre: float,
+    core_bins: float,
+    noise_dn: float,
+    per_px: float,
+    start_bins: float,
 ) -> tuple[float, float]:
     """Flat half-width and taper length (bins) of the LSF window: grown until the tails sink into the noise.
 
-    From the core the window grows outwards in segments of a quarter of its radius (at least ½ px) while the
+    From ``start_bins`` (``_WINDOW_START_RISES``) the window grows outwards in segments of a quarter of its radius
+    (at least ½ px) while the
     tail-smoothed ESF (:func:`_smooth_tails`) still rises across the segment, on both sides, by more than
     ``_TAIL_SIGMAS`` × the noise of that difference: σ of the ROI's flat sides over √(samples per bin), reduced
     by the √(bins averaged) of the smoothing there, ×√2 for the difference. A noise-free edge keeps its whole
@@ -701,7 +764,7 @@ def _window_extent(
     filled = counts[counts > 0]
     per_bin = float(_median(filled)) if filled.size else 1.0
     min_taper = 2.0 * per_px
-    radius = min(core_bins, max(1.0, room - min_taper))
+    radius = min(start_bins, max(1.0, room - min_taper))
     while noise_dn > 0:
         segment = max(0.5 * per_px, 0.25 * radius)
         reach = radius + segment

@@ -76,6 +76,15 @@ def unit_esf(otf: Otf) -> tuple[np.ndarray, np.ndarray]:
     return d + 0.5 * _DX, esf
 
 
+def edge_distance(shape: tuple[int, int], *, angle_deg: float, centre: tuple[float, float] | None = None) -> np.ndarray:
+    """Signed distance (px) of each pixel centre to the edge along its normal, + on the light side."""
+    rows, cols = shape
+    cx, cy = centre if centre is not None else ((cols - 1) / 2.0, (rows - 1) / 2.0)
+    t = math.radians(angle_deg)
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    return (x - cx) * math.cos(t) - (y - cy) * math.sin(t)
+
+
 def otf_edge(
     shape: tuple[int, int],
     *,
@@ -87,11 +96,7 @@ def otf_edge(
     centre: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """A near-vertical edge whose MTF along the normal is |otf| (otf includes the pixel aperture)."""
-    rows, cols = shape
-    cx, cy = centre if centre is not None else ((cols - 1) / 2.0, (rows - 1) / 2.0)
-    t = math.radians(angle_deg)
-    y, x = np.mgrid[0:rows, 0:cols].astype(np.float64)
-    d = (x - cx) * math.cos(t) - (y - cy) * math.sin(t)
+    d = edge_distance(shape, angle_deg=angle_deg, centre=centre)
     grid, esf = unit_esf(otf)
     unit = np.interp(d, grid, esf)
     if not dark_to_light:
@@ -105,3 +110,57 @@ def mtf50_of(otf: Otf) -> float:
     m = np.abs(otf(f))
     k = int(np.nonzero(m <= 0.5)[0][0])
     return float(f[k - 1] + (m[k - 1] - 0.5) * (f[k] - f[k - 1]) / (m[k - 1] - m[k]))
+
+
+def mtf50_slope(otf: Otf) -> tuple[float, float]:
+    """(MTF50 cy/px, dMTF/df there in 1/(cy/px)) of |otf|, the slope by a central difference on the closed form."""
+    f50 = mtf50_of(otf)
+    df = 1e-5
+    return f50, float((np.abs(otf(np.array([f50 + df]))) - np.abs(otf(np.array([f50 - df]))))[0] / (2.0 * df))
+
+
+def truncated_mtf50(otf: Otf, half_width_px: float) -> float:
+    """MTF50 (cy/px) of the true LSF cut to ±half_width_px about the edge (a hard window on the fine grid)."""
+    grid, esf = unit_esf(otf)
+    lsf = np.diff(esf)
+    lsf[np.abs(grid[1:] - 0.5 * _DX) > half_width_px] = 0.0
+    spectrum = np.abs(np.fft.rfft(lsf)) / lsf.sum()
+    f = np.fft.rfftfreq(len(lsf), d=_DX)
+    k = int(np.nonzero(spectrum <= 0.5)[0][0])
+    return float(f[k - 1] + (spectrum[k - 1] - 0.5) * (f[k] - f[k - 1]) / (spectrum[k - 1] - spectrum[k]))
+
+
+def lsf_support_px(otf: Otf, *, tolerance: float, limit_px: float) -> float:
+    """Narrowest half-width (px, to ½ px, at most ``limit_px``) whose truncated LSF keeps MTF50 within
+    ``tolerance`` (relative) of the untruncated one: how much of the LSF a window must keep to be unbiased.
+    Found by bisection (the truncation error falls with the width, up to the ripple of the LSF's side lobes)."""
+    truth = mtf50_of(otf)
+
+    def unbiased(width: float) -> bool:
+        return abs(truncated_mtf50(otf, width) / truth - 1.0) <= tolerance
+
+    lo, hi = 0.5, limit_px
+    if not unbiased(hi):
+        return limit_px
+    while hi - lo > 0.5:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if unbiased(mid) else (mid, hi)
+    return hi
+
+
+def mtf50_noise_floor(otf: Otf, *, noise_over_step: float, rows: int, angle_deg: float, window_half_px: float) -> float:
+    """Relative standard deviation of MTF50 that white pixel noise alone leaves after an LSF window of
+    ``window_half_px`` (flat), propagated through the ESF bins, the derivative and the DFT (first order).
+
+    Each row puts 1/cos θ samples per px of normal distance into the ESF, so a bin of width h averages
+    ``rows·h/cos θ`` samples of variance σ²; the central difference and its correction turn that into noise of
+    ``2πf·h·σ_bin`` per bin in the spectrum at f, of which the component in phase with the signal (half the
+    power) moves |MTF|: ``σ_M(f) = 2πf·(σ/step)·√(cos θ·W/rows)`` for a flat window of half-width W, independent
+    of h. A small error δM at MTF50 moves the crossing by ``δM/|M′(f50)|``. This is the Cramér–Rao-like spread of
+    the standard slanted-edge estimator (ISO 12233:2023 e-SFR with a window of that width); the edge-position
+    fit adds a little on top.
+    """
+    f50, slope = mtf50_slope(otf)
+    cos_t = math.cos(math.radians(angle_deg))
+    sigma_mtf = 2.0 * math.pi * f50 * noise_over_step * math.sqrt(cos_t * window_half_px / rows)
+    return sigma_mtf / abs(slope) / f50
