@@ -16,8 +16,9 @@ someone who mounts this lens on this phone:
 
 ``CERTIFIED WITH LIMITATIONS`` — every blocking criterion passed, but some other graded measurement failed or was
 not measured: mid/corner sharpness at any aperture, centre sharpness stopped down, vignetting, T-stop, sag under
-the lens's weight, the distortion and lateral-colour models' fits. Each is named in ``reasons`` (e.g. "use a lens
-support", "correct vignetting with the lensfun profile").
+the lens's weight, the distortion and lateral-colour models' fits, focus shift on stopping down, corner-to-corner
+sharpness. Each is named in ``reasons`` (e.g. "use a lens support", "correct vignetting with the lensfun
+profile").
 
 ``CERTIFIED`` — every graded measurement passed.
 
@@ -77,6 +78,8 @@ LABELS = {
     "sag_shift_um": "image shift under the lens's weight",
     "distortion_rms_px": "ptlens distortion fit residual",
     "tca_residual_px": "lateral colour (TCA) fit residual",
+    "focus_shift_um": "focus shift on stopping down",
+    "corner_mtf50_ratio": "corner-to-corner sharpness",
 }
 ADVICE = {
     "mtf50_cy_px": "soft in this zone",
@@ -86,6 +89,8 @@ ADVICE = {
     "sag_shift_um": "support the lens when the phone is not level",
     "distortion_rms_px": "the lensfun ptlens distortion does not fully correct this lens",
     "tca_residual_px": "the lensfun poly3 TCA does not fully correct this lens's colour fringes",
+    "focus_shift_um": "focus at the working aperture: focused wide open, the picture is out of focus",
+    "corner_mtf50_ratio": "one corner softer than the opposite one (a decentred element): have the lens serviced",
 }
 
 

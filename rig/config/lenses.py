@@ -78,6 +78,13 @@ class Wavefront(StrictModel):
     * W311 (distortion) is the lens's ``distortion`` (ptlens, the form the calibration fits) and lateral colour its
       ``lateral_colour``: both move the image point, so they live in the render geometry, not in the PSF.
     * ``axial_colour``: the channels' focus against green.
+    * ``aberration_centre_x``/``_y`` (H units, from the optical axis; 0 for a centred lens): where the field
+      dependence of coma, astigmatism and field curvature is centred. A decentred element moves that centre off the
+      axis (nodal aberration theory: K. P. Thompson, "Description of the third-order optical aberrations of
+      near-circular pupil optical systems without symmetry", JOSA A 22 (2005) 1389, §3: each surface's field
+      vector becomes H − σ; one decentred element gives one displaced centre σ to first order). The lens then
+      shows coma ``W131·|σ|`` on axis, its medial field surface is tilted (one corner lies out of the focus that
+      suits the others) and the corner away from σ carries the most coma: one soft corner.
 
     All zero (the default) is an aberration-free lens: the twin renders it with the analytic Airy ⊗ disc kernel.
     """
@@ -87,6 +94,12 @@ class Wavefront(StrictModel):
     coma_w131: float = Field(0.0, ge=-20.0, le=20.0, allow_inf_nan=False, description="at H = 1 (waves)")
     astigmatism_w222: float = Field(0.0, ge=-20.0, le=20.0, allow_inf_nan=False, description="at H = 1 (waves)")
     axial_colour: AxialColour = AxialColour()
+    aberration_centre_x: float = Field(
+        0.0, ge=-1.0, le=1.0, allow_inf_nan=False, description="centre of the field aberrations, H units (+ right)"
+    )
+    aberration_centre_y: float = Field(
+        0.0, ge=-1.0, le=1.0, allow_inf_nan=False, description="centre of the field aberrations, H units (+ down)"
+    )
     matched_to: str = Field("", description="the published data the coefficients were chosen to follow")
 
     @property

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field
 
 from rig.config.faults import FaultPlan
+from rig.config.lenses import Wavefront
 from rig.config.loader import FIXTURES_DIR, StrictModel, load_toml
 
 
@@ -64,6 +65,13 @@ class LensSample(StrictModel):
     extra_blur_um: float = Field(0.0, ge=0, le=50, description="Gaussian σ added to the residual blur (soft)")
     extra_vignetting_k1: float = Field(0.0, ge=-1, le=1, description="added to the catalog k1")
     transmission_factor: float = Field(1.0, gt=0.3, le=1.1)
+    wavefront: Wavefront | None = Field(
+        None,
+        description=(
+            "this sample's wavefront in place of the catalogue lens's (a decentred element, a spacing error); "
+            "None = the catalogue's"
+        ),
+    )
 
 
 class FirmwareTruth(StrictModel):

@@ -14,8 +14,25 @@ vignetting has faded; f/2.8 is the common working stop between them. The apertur
 
 Steps follow the bench with the fewest moves: detection as the lens goes on; the flat chart at every aperture
 (T-stop, vignetting); the dot grid (distortion, lateral colour); the slanted-edge chart through focus wide open
-(flange, infinity, sharpness), then at each smaller stop one frame at the best focus found; the pitch series (sag);
-the certificate.
+(flange, infinity, sharpness, corner symmetry), then at each smaller stop one frame at the best focus found and a
+sweep of its own (focus shift); the pitch series (sag); the certificate.
+
+Two lens-side defects a certification lab meets have measurements of their own (issue #16):
+
+* **focus shift** (``focus_shift_um`` per smaller stop): a lens with under-corrected spherical aberration focuses
+  farther from the lens as it is stopped down, because the marginal zones it loses focus nearer than the
+  paraxial ones (V. N. Mahajan, *Optical Imaging and Aberrations*, Part I, SPIE 1998, balanced primary
+  aberrations: W040ρ⁴ is balanced by W020 = −W040 for the least wavefront variance; minimising the mean square
+  ray error ⟨|∇W|²⟩ instead gives −4/3·W040, the least rms spot; :func:`rig.twin.wavefront.focus_shift_um`).
+  A picture focused wide open and taken stopped down is out of focus when that shift exceeds the depth of focus
+  N·c at the working stop. The binned read-out's MTF50 barely shows it (a 10 µm defocus at f/2.8 is a 3.6 µm
+  blur under a 6.4 µm pixel), so each smaller stop is swept through focus and its best focus compared with wide
+  open's.
+* **a decentred element** (``corner_mtf50_ratio``): one corner softer than the opposite one, each edge at its own
+  best focus so the mount's tilt is not blamed on the lens (:mod:`rig.measure.field_symmetry`).
+
+The flange offset (information) and the infinity margin are those of the *widest stop*: both carry its zone
+(``f1.4``); with focus shift the best focus, and so the flange a sweep sees, depends on the aperture.
 
 Every test asks for ``measure`` first, so a fault while the bench is being prepared is recorded against the step.
 """
@@ -46,6 +63,8 @@ from rig.errors import DeviceTimeout
 from rig.measure import stability, uniformity
 from rig.measure.dotgrid import DotGridFit
 from rig.measure.edges import measure_chart
+from rig.measure.field_symmetry import corner_symmetry
+from rig.measure.focus import FlangeResult
 from rig.measure.lateral_colour import LateralColourFit, measure_lateral_colour
 
 PLAN = "certification"
@@ -173,7 +192,8 @@ def stopped_down(bench: BenchOps, lens: LensSpec, stops: tuple[float, ...], swee
 
     One frame is enough there: from f/2.8 on the depth of focus (±N·c ≥ ±9 µm) covers the field curvature and tilt
     of a lens that passes wide open, so every edge of that frame sits at its best focus to within the depth of
-    focus. (The twin has no focus shift with aperture; a real lens's would show as lower centre MTF here.)
+    focus. This is the sharpness of a picture focused wide open; how far the best focus moves on stopping down is
+    measured on its own (:func:`stopped_sweeps`, :func:`test_focus_shift`).
     """
     out = {}
     for n in stops[1:]:
@@ -187,6 +207,37 @@ def stopped_down(bench: BenchOps, lens: LensSpec, stops: tuple[float, ...], swee
         )
     set_aperture(bench, stops[0])
     return out
+
+
+@pytest.fixture(scope="module")
+def stopped_sweeps(
+    bench: BenchOps, lens: LensSpec, stops: tuple[float, ...], sweep: proc.Sweep
+) -> dict[float, proc.Sweep]:
+    """A through-focus sweep at each smaller stop, over the wide-open sweep's range about its best focus.
+
+    The same range and steps as wide open: the through-focus curve only broadens when stopped down (blur |δ|/N),
+    so a shift that the range brackets wide open is bracketed here too, and the fits are alike.
+    """
+    proc.ensure_lens(bench, lens)
+    rails = proc.sweep_rails(bench.station, lens, half_range_um=proc.SWEEP_HALF_RANGE_UM, steps=proc.SWEEP_STEPS)
+    out = {}
+    for n in stops[1:]:
+        set_aperture(bench, n)
+        out[n] = proc.through_focus_at(
+            bench, lens, rails + sweep.best_rail_mm(), t_stop=t_stop_at(lens, n), tag=f"focus-f{n:g}",
+            with_assists=False,
+        )  # fmt: skip
+    set_aperture(bench, stops[0])
+    return out
+
+
+def focus_shift_um(wide_open: FlangeResult, stopped: FlangeResult) -> float:
+    """How far the best focus on axis moves from wide open to a smaller stop (µm on the image).
+
+    + = the image moves away from the lens (the sensor would have to move back): ``s(N_max) − s(N)``, with s the
+    sensor's position against the image, :attr:`FlangeResult.flange_offset_um` of each aperture's sweep.
+    """
+    return wide_open.flange_offset_um - stopped.flange_offset_um
 
 
 def _thumbnail(run: RunRecorder, frame: Frame, caption: str) -> None:
@@ -306,7 +357,8 @@ def test_infinity_focus(
     """
     caps = [fr.path for fr in sweep.frames]
     flange = sweep.flange.flange_offset_um
-    measure("flange_offset_um", flange, captures=caps)
+    # the sweep is taken wide open: with focus shift the flange a sweep sees depends on the aperture
+    measure("flange_offset_um", flange, zone=aperture_zone(stops[0]), captures=caps)
     for n in stops:
         measure("infinity_focus_margin_um", flange + depth_of_focus_um(bench, n), zone=aperture_zone(n), captures=caps)
     run.add_plot(figures.through_focus_curves(sweep.flange, sweep.rail_um_per_mm))
@@ -348,6 +400,57 @@ def test_sharpness(
             )
         if n == stops[-1]:
             run.add_plot(figures.mtf_curves(chart, title=f"MTF at f/{n:g}, median per zone"))
+
+
+def test_field_symmetry(measure, run: RunRecorder, sweep: proc.Sweep, stops: tuple[float, ...]) -> None:
+    """Softest corner against the sharpest, wide open, each edge at its own best focus (a decentred element)."""
+    height, width = sweep.frames[0].raw.shape
+    symmetry = corner_symmetry(sweep.flange.edges, width_px=width, height_px=height)
+    caps = [fr.path for fr in sweep.frames]
+    measure("corner_mtf50_ratio", symmetry.ratio, zone=aperture_zone(stops[0]), captures=caps)
+    corners = list(symmetry.mtf50_cy_px)
+    run.add_plot(
+        figures.trace(
+            "corner_symmetry",
+            f"Corner MTF50 at best focus, f/{stops[0]:g} (softest {symmetry.softest}, ratio {symmetry.ratio:.2f})",
+            list(range(len(corners))),
+            {"MTF50 at best focus (median of the corner's edges)": [symmetry.mtf50_cy_px[c] for c in corners]},
+            x_label=f"corner ({', '.join(str(c) for c in corners)})",
+            x_unit="",
+            y_label="MTF50",
+            y_unit="cy/px",
+        )
+    )
+
+
+def test_focus_shift(
+    measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep, stopped_sweeps: dict[float, proc.Sweep],
+    stops: tuple[float, ...],
+) -> None:  # fmt: skip
+    """Best focus on axis at each smaller stop against wide open (µm on the image, + = away from the lens).
+
+    Graded against the depth of focus ±N·c of that stop: beyond it, a picture focused wide open and taken there is
+    out of focus.
+    """
+    shifts = [0.0]
+    for n, stopped in stopped_sweeps.items():
+        shift = focus_shift_um(sweep.flange, stopped.flange)
+        shifts.append(shift)
+        caps = [fr.path for fr in (*sweep.frames, *stopped.frames)]
+        measure("focus_shift_um", shift, zone=aperture_zone(n), captures=caps)
+    dof = [depth_of_focus_um(bench, n) for n in stops]
+    run.add_plot(
+        figures.trace(
+            "focus_shift",
+            "Best focus on axis against wide open, with the depth of focus ±N·c",
+            list(stops),
+            {"best focus": shifts, "+N·c": dof, "−N·c": [-d for d in dof]},
+            x_label="f-number",
+            x_unit="",
+            y_label="focus shift (+ = away from the lens)",
+            y_unit="µm",
+        )
+    )
 
 
 def sag_tilt_measurable(lens: LensSpec) -> bool:

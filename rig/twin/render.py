@@ -8,10 +8,11 @@ Light (DN above black, per read-out pixel)::
   L = ``light_pwm/pwm_max · luminance_cd_m2_at_max`` (cd/m²), t the exposure time (s), T the lens transmission
   (× the sample's factor), N the working f-number, ρ = ``SensorTruth.responsivity_factor``.
 * τ(x, y) the chart's blurred transmittance (:mod:`rig.twin.raster`). A lens with a wavefront
-  (``LensSpec.wavefront``) blurs each Bayer plane with its colour's pupil PSF (:func:`blur_model`): the Seidel
-  wavefront at the target's field tile and the working aperture, the colour's effective wavelength and axial
-  colour, and the target's defocus (flange, tilt, field curvature, cover glass, rail) as W020. An aberration-free
-  lens keeps the analytic Airy ⊗ disc kernel at 0.55 µm for every colour (the frame it rendered before wavefronts).
+  (``LensSpec.wavefront``, or the lens sample's own: :func:`rig.twin.truth.lens_wavefront`) blurs each Bayer plane
+  with its colour's pupil PSF (:func:`blur_model`): the Seidel wavefront at the target's field tile and the working
+  aperture, the colour's effective wavelength and axial colour, and the target's defocus (flange, tilt, field
+  curvature, cover glass, rail) as W020. An aberration-free lens keeps the analytic Airy ⊗ disc kernel at 0.55 µm
+  for every colour (the frame it rendered before wavefronts).
 * cos⁴θ with tan θ = r_mm / exit_pupil_mm, r measured from the optical axis (decentre included).
 * V(r) the lensfun ``pa`` vignetting (r = 1 at the half diagonal, faded by (N_max/N)²).
 * C_c(r) = 1 + s·k_c·r² the chief-ray-angle colour shading of Bayer colour c (``SensorTruth.cra_shading``,
@@ -43,7 +44,7 @@ from rig.twin.pose import STATIC, MountPose
 from rig.twin.raster import BlurAt, ChartPose, PixelGrid, ToSensor, rasterise
 from rig.twin.sensor import expose
 from rig.twin.state import BenchSnapshot
-from rig.twin.truth import UnitTruth, unit_truth
+from rig.twin.truth import UnitTruth, lens_wavefront, unit_truth
 from rig.twin.wavefront import CHANNEL_WAVELENGTH_UM, seidel_at
 
 CAROUSEL_TOLERANCE_MM = 0.5
@@ -129,7 +130,8 @@ def blur_model(
     rounded to :data:`DEFOCUS_STEP_UM`. Otherwise colour c gets its effective wavelength
     (:data:`rig.twin.wavefront.CHANNEL_WAVELENGTH_UM`), the truth's defocus plus its axial colour rounded to
     :data:`DEFOCUS_STEP_WAVES`, and the Seidel wavefront (:func:`rig.twin.wavefront.seidel_at`) at the target's
-    :data:`FIELD_TILE` node, measured from the optical axis (decentre included) in units of the half diagonal.
+    :data:`FIELD_TILE` node, measured from the centre of the field aberrations (the optical axis, decentre
+    included, plus a decentred element's offset :attr:`UnitTruth.aberration_centre_x_um`) in half diagonals.
     """
     n = truth.f_number
     base = BlurSpec(
@@ -150,6 +152,9 @@ def blur_model(
         return lambda colour: analytic
 
     half_diag = truth.half_diagonal_um
+    # the field aberrations are centred on the optical axis, or off it for a decentred element
+    centre_x = truth.decentre_x_um + truth.aberration_centre_x_um
+    centre_y = truth.decentre_y_um + truth.aberration_centre_y_um
 
     def for_colour(colour: str) -> BlurAt:
         wavelength = CHANNEL_WAVELENGTH_UM[colour]
@@ -158,8 +163,8 @@ def blur_model(
 
         def blur_at(x_um: float, y_um: float) -> BlurSpec:
             defocus = float(truth.defocus_um(x_um, y_um, rail_mm=rail_mm)) + axial_um
-            fx = round((x_um - truth.decentre_x_um) / half_diag / FIELD_TILE) * FIELD_TILE
-            fy = round((y_um - truth.decentre_y_um) / half_diag / FIELD_TILE) * FIELD_TILE
+            fx = round((x_um - centre_x) / half_diag / FIELD_TILE) * FIELD_TILE
+            fy = round((y_um - centre_y) / half_diag / FIELD_TILE) * FIELD_TILE
             aberrations = seidel_at(
                 spherical_w040=wavefront.spherical_w040,
                 coma_w131=wavefront.coma_w131,
@@ -324,7 +329,7 @@ def render(
     if chart is None:
         transmittance = np.zeros((grid.height_px, grid.width_px), dtype=np.float32)
     else:
-        wavefront = lens.wavefront if lens is not None else catalog.native.wavefront
+        wavefront = lens_wavefront(unit, lens) if lens is not None else catalog.native.wavefront
         blur_for = blur_model(
             truth,
             wavefront,

@@ -6,8 +6,10 @@ x and y measured from the sensor centre in µm):
 * The image surface lies at ``z_img(x, y) = k_rail·(rail_mm − rail.focus_mm)·1000 + c·r² + cover_shift``, where
   ``k_rail = (f_lens/f_c)²`` (rail above its focus position puts the image behind its nominal plane),
   ``c = lens.field_curvature_um`` (+ = the corner's best focus lies farther from the lens, ``r`` = distance from
-  the optical axis / sensor half diagonal) and ``cover_shift = 1000·(1 − 1/n)·(t_true − t_nominal)`` (a cover
-  thicker than the adapter allows for moves focus back, n the sapphire index).
+  the centre of the field aberrations / sensor half diagonal: the optical axis, or for a decentred element its
+  displaced centre, :attr:`UnitTruth.aberration_centre_x_um`) and
+  ``cover_shift = 1000·(1 − 1/n)·(t_true − t_nominal)`` (a cover thicker than the adapter allows for moves focus
+  back, n the sapphire index).
 * The sensor surface lies at ``z_sen(x, y) = flange + axial + x·tan θy + y·tan θx`` with the MountTruth
   conventions: ``tilt_y`` > 0 puts the sensor's +x half farther from the lens, ``tilt_x`` > 0 its +y half.
 * Defocus ``δ(x, y) = z_img − z_sen``: δ > 0 means the image forms behind the sensor.
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rig.config.lenses import LensCatalog, LensSpec, load_lens_catalog
+from rig.config.lenses import LensCatalog, LensSpec, Wavefront, load_lens_catalog
 from rig.config.loader import resolve_path
 from rig.config.station import StationConfig
 from rig.config.unit import TwinUnit
@@ -74,6 +76,10 @@ class UnitTruth:
     readout_pitch_um: float
     lateral_colour_red_ppm: float = 0.0  # red image scale against green − 1, ppm, about the optical axis
     lateral_colour_blue_ppm: float = 0.0
+    # centre of the field aberrations (field curvature, coma, astigmatism) from the optical axis: non-zero for a
+    # lens with a decentred element (:class:`rig.config.lenses.Wavefront` ``aberration_centre_x``)
+    aberration_centre_x_um: float = 0.0
+    aberration_centre_y_um: float = 0.0
 
     def channel_scale(self, colour: str) -> float:
         """Image scale of CFA colour ``colour`` ("R", "G", "B") against green: the lens's lateral colour."""
@@ -89,7 +95,9 @@ class UnitTruth:
         """Defocus δ (µm) at sensor position (x, y) µm from the sensor centre; see the module conventions."""
         x = np.asarray(x_um, dtype=np.float64)
         y = np.asarray(y_um, dtype=np.float64)
-        r2 = ((x - self.decentre_x_um) ** 2 + (y - self.decentre_y_um) ** 2) / self.half_diagonal_um**2
+        cx = self.decentre_x_um + self.aberration_centre_x_um
+        cy = self.decentre_y_um + self.aberration_centre_y_um
+        r2 = ((x - cx) ** 2 + (y - cy) ** 2) / self.half_diagonal_um**2
         image_z = self.rail_defocus_um_per_mm * (rail_mm - self.rail_focus_mm) + self.field_curvature_um * r2
         image_z = image_z + self.cover_shift_um
         sensor_z = (
@@ -104,6 +112,14 @@ class UnitTruth:
         return self.rail_focus_mm - float(self.defocus_um(x_um, y_um, rail_mm=self.rail_focus_mm)) / (
             self.rail_defocus_um_per_mm
         )
+
+
+def lens_wavefront(unit: TwinUnit, lens: LensSpec) -> Wavefront:
+    """The wavefront of the lens sample on ``unit`` if it is ``lens`` and has its own, else the catalogue's."""
+    sample = unit.lens
+    if sample.id == lens.id and sample.wavefront is not None:
+        return sample.wavefront
+    return lens.wavefront
 
 
 def lens_f_number(unit: TwinUnit, lens: LensSpec, *, source: str = "unit") -> float:
@@ -192,6 +208,7 @@ def unit_truth(
     reference = catalog.get(station.reference_lens, source="station", field="reference_lens")
     dx = mount.decentre_x_um + pose.image_shift_x_um
     dy = mount.decentre_y_um + pose.image_shift_y_um
+    wavefront = lens_wavefront(unit, lens)
     return UnitTruth(
         serial=unit.serial,
         lens_id=lens.id,
@@ -230,4 +247,6 @@ def unit_truth(
         readout_pitch_um=sensor.readout_pitch_um,
         lateral_colour_red_ppm=lens.lateral_colour.red_ppm,
         lateral_colour_blue_ppm=lens.lateral_colour.blue_ppm,
+        aberration_centre_x_um=wavefront.aberration_centre_x * half_diag_um,
+        aberration_centre_y_um=wavefront.aberration_centre_y * half_diag_um,
     )

@@ -138,7 +138,8 @@ def seidel_at(
         Working and full-aperture f-numbers: stopping down by ``s = N_max/N`` scales ρ, so the coefficients go as
         s⁴ (W040), s³ (W131) and s² (W222, W220) (Welford, *Aberrations of Optical Systems*, 1986, §7.3).
     field_x, field_y
-        Field point relative to the optical axis, in units of the field H = 1 (here the sensor's half diagonal).
+        Field point relative to the centre of the field aberrations (the optical axis; for a decentred element its
+        displaced centre, so the axis sees coma), in units of the field H = 1 (here the sensor's half diagonal).
 
     Notes
     -----
