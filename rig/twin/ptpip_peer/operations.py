@@ -75,6 +75,7 @@ class Reply:
     _: KW_ONLY
     data: bytes | None = None
     abort: bool = False  # fault: drop the connection during the data phase
+    stall_s: float = 0.0  # fault: go quiet this long (wall s) halfway through the data phase
     after: Callable[[], None] | None = None  # work done after the response is sent
 
 
@@ -187,6 +188,11 @@ class Operations:
         if obj.kind is ObjectKind.FRAME and self._take_fault("corrupt_downloads"):
             log.info("fault: serving %s with flipped bits", obj.info.filename)
             payload = _flip_bits(payload)
+        if obj.kind in (ObjectKind.FRAME, ObjectKind.ASSIST) and self._take_fault("stalled_downloads"):
+            with self._lock:
+                stall_s = self._faults().stall_s
+            log.info("fault: %s will stall for %.1f s halfway", obj.info.filename, stall_s)
+            return Reply(data=payload, stall_s=stall_s)
         return Reply(data=payload)
 
     def _delete_object(self, request: OperationRequest, data: bytes | None) -> Reply:
