@@ -259,6 +259,7 @@ class Gphoto2Phone:
         self._probe_events: list[tuple[EventCode, int]] = []
         self._last_shock_ms: float | None = None
         self._burst_interval_us: int | None = None
+        self._last_frame_bytes = 0  # size of the last frame downloaded (a burst's capture budget grows with it)
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -573,7 +574,10 @@ class Gphoto2Phone:
         if count > 1 and self._burst_interval_us is None:
             self._burst_interval_us = self._vendor_int(PropertyCode.BURST_INTERVAL)
         interval_s = (self._burst_interval_us or 0) / 1e6 if count > 1 else 0.0
-        budget = self.timeout_s + count * (exposure_s + interval_s)
+        # the phone writes every frame of a burst before it reports the capture complete: the per-call timeout
+        # covers one frame, each further one may take its size (as the last frame came) at the slowest rate
+        storing_s = (count - 1) * self._last_frame_bytes / self.min_transfer_bytes_per_s
+        budget = self.timeout_s + count * (exposure_s + interval_s) + storing_s
         path = self._call("capture", lambda: camera.capture(gp.GP_CAPTURE_IMAGE), budget)
         self._see_a_detach_during_the_capture()
         # libgphoto2 reports only the last frame of a burst (and does not list the others until the folder is
@@ -663,6 +667,7 @@ class Gphoto2Phone:
 
     def _download_frame(self, folder: str, name: str) -> Capture:
         data = self._download(folder, name)
+        self._last_frame_bytes = len(data)
         expected = self._object_crc32(name)
         actual = zlib.crc32(data)
         if actual != expected:

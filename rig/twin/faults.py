@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
-
 @dataclass(frozen=True)
 class FiredFault:
     """A fault the injector armed or caused: what, at which rendered frame, and when (monotonic s)."""

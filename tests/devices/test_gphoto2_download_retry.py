@@ -8,8 +8,10 @@ Truth comes from the twin's side: the bytes the phone stored, the frames the ben
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -143,3 +145,31 @@ def test_the_download_deadline_grows_with_the_object(peer: PtpIpPeer) -> None:
 def test_a_transfer_rate_that_is_not_a_rate_is_refused() -> None:
     with pytest.raises(ArgumentError, match=r"min_transfer_bytes_per_s = 0: expected a rate in bytes/s > 0"):
         Gphoto2Phone("ptpip:127.0.0.1:15740", min_transfer_bytes_per_s=0)
+
+
+def test_a_burst_is_allowed_to_store_its_frames_at_the_slowest_stated_rate(
+    peer: PtpIpPeer, bench: TwinBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The phone writes every frame of a burst before it reports the capture complete: beyond the per-call timeout
+    (which covers one frame) each further frame may take its size at ``min_transfer_bytes_per_s``."""
+    assert peer.address is not None
+    per_call_s, count = 1.5, 4
+    with Gphoto2Phone(peer.address, timeout_s=TIMEOUT_S) as phone:
+        size = len(phone.capture().dng)
+    render = bench.capture_burst
+    slow_s = 2.5  # a phone storing the burst this much longer than per_call_s + count × (exposure + interval)
+
+    def slow_burst(*args: Any, **kwargs: Any) -> Any:
+        frames = render(*args, **kwargs)
+        time.sleep(slow_s)
+        return frames
+
+    monkeypatch.setattr(bench, "capture_burst", slow_burst)
+    with Gphoto2Phone(peer.address, timeout_s=per_call_s, min_transfer_bytes_per_s=size / 1.5) as phone:
+        phone.capture()  # the driver learns the frame size: 1.5 s per further frame of a burst
+        shots = phone.capture_burst(count)
+        assert len(shots) == count and phone.retries.count == 0
+    with Gphoto2Phone(peer.address, timeout_s=per_call_s, min_transfer_bytes_per_s=1e12) as phone:
+        phone.capture()
+        with pytest.raises(DeviceTimeout, match="capture did not finish"):
+            phone.capture_burst(count)
