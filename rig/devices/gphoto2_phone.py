@@ -25,7 +25,11 @@ silent for longer mid-transfer fails the GetObject; with libgphoto2 2.5.34 that 
 ("read PTPIPHeader: Connection timed out", tried), and the rest of the data, arriving later, puts the command
 stream out of step: the next transaction reads a reply of an earlier one, which ``ptp_transaction_new``
 (camlibs/ptp2/ptp.c, "Sequence number mismatch") reports as ``PTP_ERROR_BADPARAM``, ``[-2] Bad parameters``.
-The driver therefore bounds each download itself, by the object's size: ``timeout_s + size /
+A phone that answers GetObject with Device Busy (ISO 15740 response code 0x2019, as the twin does for an assist
+output it is still computing; ``translate_ptp_result`` in camlibs/ptp2/library.c makes it GP_ERROR_CAMERA_BUSY,
+``[-110]``) is asked again every ``BUSY_RETRY_S`` within the download's deadline (no reconnect: its session is
+in step).
+The driver bounds each download itself, by the object's size: ``timeout_s + size /
 min_transfer_bytes_per_s``; and when a download breaks while the link is up (a timeout, bad parameters, or an
 I/O error with the event channel still answering) it ends the session, opens a new one and downloads the same
 object once more (it is still on the phone), noting the retry in its :class:`~rig.bench.retry.RetryLog`. A
@@ -103,9 +107,11 @@ DNG (~100 MB) gets 5 s on top of the per-call timeout."""
 DOWNLOAD_ATTEMPTS = 2  # the first try and one more after reconnecting
 REDOWNLOAD_BACKOFF_S = 0.2
 """Pause before the second download, after the new session is open."""
-REOPEN_ATTEMPTS = 3
+REOPEN_ATTEMPTS = 4
+BUSY_RETRY_S = 0.1
+"""Pause before asking a phone that answered DeviceBusy again."""
 REOPEN_BACKOFF_S = 0.5
-"""A phone still finishing the broken transfer holds its one session slot a moment: 0.5, then 1 s."""
+"""A phone still finishing the broken transfer holds its one session slot a moment: 0.5, 1, then 2 s."""
 _PORT_RE = re.compile(r"^(usb:.*|ptpip:(?P<host>[^:]+)(:(?P<port>\d{1,5})(:(?P<evt>\d{1,5}))?)?)$")
 
 # libgphoto2 results of a GetObject whose transfer broke: the download is repeated in a new session when the link
@@ -200,6 +206,10 @@ class _Worker:
 class TransferInterrupted(DeviceError):
     """A download broke while the link to the phone stayed up (a stall, a stream out of step): the session is
     unusable, the object is still on the phone."""
+
+
+class PhoneBusy(DeviceCommandError):
+    """The phone answered DeviceBusy: the same request may succeed when asked again."""
 
 
 @dataclass(frozen=True)
@@ -353,6 +363,8 @@ class Gphoto2Phone:
             raise self._map_error(what, exc, transfer=transfer) from exc
 
     def _map_error(self, what: str, exc: gp.GPhoto2Error, *, transfer: bool = False) -> DeviceError:
+        if exc.code == gp.GP_ERROR_CAMERA_BUSY:
+            return PhoneBusy(f"phone {self.port}: {what}: the phone is busy ({exc})", code=exc.code)
         if transfer and exc.code in _BROKEN_TRANSFER_CODES | _LOST_CODES and self._alive():
             return TransferInterrupted(f"phone {self.port}: {what} broke off ({exc})")
         if exc.code in _LOST_CODES:
@@ -638,7 +650,18 @@ class Gphoto2Phone:
             del file
             return data
 
-        data = self._call(what, get, self.transfer_timeout_s(size), transfer=True)
+        # an object the phone derives from its last frame (an assist output) may keep it busy as long as that
+        # frame's own transfer would take
+        budget_s = self.transfer_timeout_s(max(size, self._last_frame_bytes))
+        busy_until = time.monotonic() + budget_s
+        while True:
+            try:
+                data = self._call(what, get, budget_s, transfer=True)
+                break
+            except PhoneBusy:
+                if time.monotonic() + BUSY_RETRY_S > busy_until:
+                    raise DeviceTimeout(f"phone {self.port}: {what}: still busy after {budget_s:.1f} s") from None
+                time.sleep(BUSY_RETRY_S)
         if len(data) != size:
             raise FrameError(f"phone {self.port}: {name}: {len(data)} bytes downloaded, the phone listed {size}")
         return data

@@ -173,3 +173,33 @@ def test_a_burst_is_allowed_to_store_its_frames_at_the_slowest_stated_rate(
         phone.capture()
         with pytest.raises(DeviceTimeout, match="capture did not finish"):
             phone.capture_burst(count)
+
+
+def test_a_phone_busy_computing_an_assist_is_asked_again_in_the_same_session(
+    peer: PtpIpPeer, bench: TwinBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Busy is waited out for as long as a download of the last frame may take (here 10 s and its size)."""
+    assert peer.address is not None
+    compute = firmware.assist_outputs
+    busy_s = 2 * LIBGPHOTO2_PTPIP_READ_TIMEOUT_S  # a silent phone this slow would break libgphoto2's read
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(busy_s)
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(firmware, "assist_outputs", slow)
+    with Gphoto2Phone(peer.address, timeout_s=10.0) as phone:
+        shot = phone.capture()
+        session = peer.session_holder
+        assist = phone.assist_outputs()
+        assert peer.session_holder == session and phone.retries.count == 0  # waited out, not reconnected
+    sensor = bench.station.sensor
+    expected = compute(
+        read_dng(shot.dng).raw,
+        bench.unit.firmware,
+        black_level=sensor.black_level_dn,
+        white_level=sensor.white_level_dn,
+        zebra_threshold_pct=assist.zebra_threshold_pct,
+        peaking_threshold=assist.peaking_threshold,
+    )
+    np.testing.assert_array_equal(assist.peaking_mask, expected.peaking_mask)

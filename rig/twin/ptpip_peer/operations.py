@@ -45,6 +45,9 @@ MODEL = "12S Ultra Concept"
 FIRMWARE_VERSION = "V14.0.rig-twin"
 """A constant: the unit's true firmware defects are what the bench must find, not what the phone says."""
 HISTOGRAM_BINS = 256
+BUSY_ANSWER_S = 1.0
+"""How long GetObject of an object still being computed waits for it before answering DeviceBusy (wall s): well
+within the 2.5 s libgphoto2 waits for each read."""
 STORAGE_CAPACITY_BYTES = 256 << 30
 _ALL = 0xFFFFFFFF
 
@@ -182,6 +185,11 @@ class Operations:
             obj = self._store.get(_param(request, 0))
         if obj is None or obj.kind is ObjectKind.FOLDER:
             return Reply(ResponseCode.INVALID_OBJECT_HANDLE)
+        if obj.ready is not None and not obj.ready(BUSY_ANSWER_S):
+            # PTP's Device Busy (0x2019) and the host asks again; a phone silent until the data is ready would
+            # outlast libgphoto2's 2.5 s read instead (rig.twin.ptpip_peer.faults)
+            log.info("%s is still being computed: DeviceBusy", obj.info.filename)
+            return Reply(ResponseCode.DEVICE_BUSY)
         payload = obj.data()
         if obj.kind is ObjectKind.FRAME and self._take_fault("drop_downloads"):
             return Reply(data=payload, abort=True)
