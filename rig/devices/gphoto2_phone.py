@@ -108,10 +108,10 @@ DOWNLOAD_ATTEMPTS = 2  # the first try and one more after reconnecting
 REDOWNLOAD_BACKOFF_S = 0.2
 """Pause before the second download, after the new session is open."""
 REOPEN_ATTEMPTS = 4
-BUSY_RETRY_S = 0.1
-"""Pause before asking a phone that answered DeviceBusy again."""
 REOPEN_BACKOFF_S = 0.5
 """A phone still finishing the broken transfer holds its one session slot a moment: 0.5, 1, then 2 s."""
+BUSY_RETRY_S = 0.1
+"""Pause before asking a phone that answered Device Busy again."""
 _PORT_RE = re.compile(r"^(usb:.*|ptpip:(?P<host>[^:]+)(:(?P<port>\d{1,5})(:(?P<evt>\d{1,5}))?)?)$")
 
 # libgphoto2 results of a GetObject whose transfer broke: the download is repeated in a new session when the link
@@ -209,7 +209,7 @@ class TransferInterrupted(DeviceError):
 
 
 class PhoneBusy(DeviceCommandError):
-    """The phone answered DeviceBusy: the same request may succeed when asked again."""
+    """The phone answered Device Busy (0x2019): the same request may succeed when asked again."""
 
 
 @dataclass(frozen=True)
