@@ -111,7 +111,7 @@ def report(run: Run, *, ratio_target: float | None = None, wall_target_s: float 
         goals.append(f"≤ {wall_target_s:g} s wall: {'met' if run.takt_s <= wall_target_s else 'MISSED'}")
     if goals:
         print("  target " + "; ".join(goals))
-    print(f"  {'step':<18} {'wall s':>7} {'hw s':>7} {'wall/hw':>7} {'cpu s':>7}  verdict")
+    print(f"  {'step':<18} {'wall s':>7} {'hw s':>7} {'wall/hw':>7} {'cpu s':>7} {'retries':>7}  verdict")
     for st in steps:
         hw = st["hardware_s"]
         flag = ""
@@ -119,9 +119,10 @@ def report(run: Run, *, ratio_target: float | None = None, wall_target_s: float 
             flag = f"  > {ratio_target:g}×"
         print(
             f"  {st['name']:<18} {st['seconds']:7.2f} {hw if hw is not None else float('nan'):7.2f} "
-            f"{_ratio(st['seconds'], hw):>7} {st['cpu_s'] or 0.0:7.2f}  {st['verdict']}{flag}"
+            f"{_ratio(st['seconds'], hw):>7} {st['cpu_s'] or 0.0:7.2f} {st['retries'] or 0:7d}  {st['verdict']}{flag}"
         )
-        if st["verdict"] == "ERROR" and st["error"]:
+        if (st["verdict"] == "ERROR" or st["retries"]) and st["error"]:
+            # an ERROR's reason, or what the bench and its drivers retried (a stalled download, a recapture)
             print(f"      {st['error'][:160]}")
     outside = run.takt_s - sum(st["seconds"] for st in steps)
     print(f"  {'(outside steps)':<18} {outside:7.2f}  start-up, twin, verdict outputs, store")

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from rig.bench.retry import RetryLog
 from rig.config.faults import FaultPlan
 from rig.config.lenses import LensCatalog
 from rig.config.station import TWIN_PORT, StationConfig
@@ -40,6 +41,8 @@ class BenchDevices:
     twin: TwinServer | None = None
     """The twin server on a twin station (its ``bench`` holds the truth; plans never read it), else None."""
     closers: list[Callable[[], None]] = field(default_factory=list)
+    retries: RetryLog = field(default_factory=RetryLog)
+    """What the drivers repeated on their own (a download after reconnecting); the bench's steps record it."""
 
     def reconnect_phone(self) -> None:
         """Close the (lost) phone session and open a new one."""
@@ -116,7 +119,13 @@ def open_bench(
         controller = GrblController.for_station(station, stage_port)
         controller.open()
         closers.append(controller.close)
-        phone = Gphoto2Phone(phone_port, timeout_s=station.phone.timeout_s)
+        retries = RetryLog()
+        phone = Gphoto2Phone(
+            phone_port,
+            timeout_s=station.phone.timeout_s,
+            min_transfer_bytes_per_s=station.phone.min_transfer_bytes_per_s,
+            retries=retries,
+        )
         phone.open()
         closers.append(phone.close)
         if twin is not None:
@@ -136,6 +145,7 @@ def open_bench(
             operator=operator,
             twin=twin,
             closers=closers,
+            retries=retries,
         )
     except BaseException:
         for closer in reversed(closers):

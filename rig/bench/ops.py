@@ -112,6 +112,7 @@ class BenchOps:
         reconnect_phone: Callable[[], None],
         attempts: int = 3,
         pipeline: PipelineMode = PipelineMode.ON,
+        retries: RetryLog | None = None,
     ) -> None:
         self.station = station
         self.stage = stage
@@ -123,7 +124,8 @@ class BenchOps:
         self.attempts = attempts
         self.pool = MeasurementPool(mode=pipeline)
         """Where procedures analyse a frame while the bench takes the next (:mod:`rig.bench.pipeline`)."""
-        self.retries = RetryLog()
+        self.retries = retries if retries is not None else RetryLog()
+        """Every retry of a step, the bench's and the drivers' own (shared with them by :func:`rig.bench.open`)."""
         self._position: tuple[str, float, float] | None = None  # (chart, rail_mm, pitch_deg) when known
         self._exposure: tuple[float, int] | None = None
         self._frame_counter = 0
@@ -153,6 +155,7 @@ class BenchOps:
             recorder=recorder,
             reconnect_phone=devices.reconnect_phone,
             pipeline=pipeline,
+            retries=devices.retries,
         )
 
     # ------------------------------------------------------------------ motion

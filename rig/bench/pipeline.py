@@ -25,8 +25,9 @@ BLAS and OpenMP libraries loaded in the process.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -106,6 +107,20 @@ class MeasurementPool:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def device_lane(mode: PipelineMode) -> Iterator[MeasurementPool]:
+    """One thread for a device call that can run while the bench's own thread drives another device (a phone
+    download while the stage moves), or (``mode=OFF``) the same call inline; the thread ends with the block.
+
+    The caller keeps the devices apart: nothing else talks to the device the lane uses until its result is taken.
+    """
+    lane = MeasurementPool(mode=mode, workers=1)
+    try:
+        yield lane
+    finally:
+        lane.close()
 
 
 def gather(futures: Iterable[Future[T]]) -> list[T]:

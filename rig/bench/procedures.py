@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rig.bench.ops import BenchOps, Frame
-from rig.bench.pipeline import MeasurementPool, PipelineMode, gather
+from rig.bench.pipeline import MeasurementPool, PipelineMode, device_lane, gather
 from rig.config.charts import load_chart
 from rig.config.lenses import LensSpec
 from rig.config.station import StationConfig
@@ -209,20 +209,29 @@ def through_focus_at(
     reference = sweep_reference_index(rails)
     rois: Future[list[EdgeRoi]] | None = None
     rows: list[Future[np.ndarray]] = []
-    for i, rail in enumerate(rails):
-        frame = bench.shoot(
-            chart="sfr", tag=f"{tag}-{i:02d}", rail_mm=float(rail), light=LIGHT_LEVEL, exposure_time_s=exposure
-        )
-        frames.append(frame)
-        if with_assists:
-            assists.append(bench.phone.assist_outputs())
-        if i == reference:
-            rois = bench.pool.submit(
-                find_edges, frame.raw, cfa_pattern=frame.image.cfa_pattern, black_level=frame.image.black_level
+    # the phone's assists of frame k are downloaded while the rail moves to frame k + 1 (they must be taken before
+    # the next capture replaces them; the phone is not used otherwise meanwhile)
+    fetching: Future[AssistOutputs] | None = None
+    with device_lane(bench.pool.mode) as lane:
+        for i, rail in enumerate(rails):
+            bench.place(chart="sfr", rail_mm=float(rail))
+            if fetching is not None:
+                assists.append(fetching.result())
+            frame = bench.shoot(
+                chart="sfr", tag=f"{tag}-{i:02d}", rail_mm=float(rail), light=LIGHT_LEVEL, exposure_time_s=exposure
             )
-            rows = [bench.pool.submit(_mtf50_row, rois, f) for f in frames]
-        elif rois is not None:
-            rows.append(bench.pool.submit(_mtf50_row, rois, frame))
+            frames.append(frame)
+            if with_assists:
+                fetching = lane.submit(bench.phone.assist_outputs)
+            if i == reference:
+                rois = bench.pool.submit(
+                    find_edges, frame.raw, cfa_pattern=frame.image.cfa_pattern, black_level=frame.image.black_level
+                )
+                rows = [bench.pool.submit(_mtf50_row, rois, f) for f in frames]
+            elif rois is not None:
+                rows.append(bench.pool.submit(_mtf50_row, rois, frame))
+        if fetching is not None:
+            assists.append(fetching.result())
     image = frames[0].image
     edges = None if rois is None else rois.result()
     mtf50_rows = None if rois is None else gather(rows)

@@ -23,6 +23,7 @@ class FaultKind(enum.StrEnum):
     GRBL_ERROR = "grbl_error"  # the next G-code line is answered error:N (``code``)
     GRBL_STUCK = "grbl_stuck"  # moves never report Idle for ``duration_s`` (real seconds)
     DOWNLOAD_DROP = "download_drop"  # PTP/IP connections reset halfway through the next frame download
+    DOWNLOAD_STALL = "download_stall"  # the phone goes quiet for ``stall_s`` halfway through the next download
     CORRUPT_DNG = "corrupt_dng"  # the next frame download serves flipped bits
     TRUNCATED_DNG = "truncated_dng"  # the next frame is stored cut short by the phone
     STUCK_CAPTURE = "stuck_capture"  # the next capture is accepted but never completes
@@ -38,6 +39,7 @@ ONE_SHOT_PEER_FAULTS = frozenset(
         FaultKind.GRBL_ALARM,
         FaultKind.GRBL_ERROR,
         FaultKind.DOWNLOAD_DROP,
+        FaultKind.DOWNLOAD_STALL,
         FaultKind.CORRUPT_DNG,
         FaultKind.TRUNCATED_DNG,
         FaultKind.STUCK_CAPTURE,
@@ -54,6 +56,9 @@ class FaultSpec(StrictModel):
         int(GrblError.GCODE_UNDEFINED_FEED_RATE), ge=1, le=255, description="GRBL error code (grbl_error)"
     )
     duration_s: float = Field(2.0, gt=0, le=600, description="how long moves stay in Run (grbl_stuck), real s")
+    stall_s: float = Field(
+        5.0, gt=0, le=600, description="how long the phone is silent mid-download (download_stall), wall s"
+    )
     downtime_s: float = Field(1.0, gt=0, le=600, description="how long the rebooting phone refuses (phone_reboot), s")
     amplitude_pct: float = Field(4.0, gt=0, le=50, description="flicker amplitude: ± % of luminance (light_flicker)")
     drift_pct_per_capture: float = Field(

@@ -248,6 +248,12 @@ class StageConfig(StrictModel):
 class PhoneConfig(StrictModel):
     port: str = Field(min_length=1, description='gphoto2 port ("usb:BUS,DEV", "ptpip:HOST:PORT:EVT") or "twin"')
     timeout_s: float = Field(10.0, gt=0, le=3600, description="one PTP operation, s")
+    min_transfer_bytes_per_s: float = Field(
+        20e6,
+        gt=0,
+        description="slowest sustained download the phone is allowed, bytes/s: an object of n bytes gets "
+        "timeout_s + n / this (rig.devices.gphoto2_phone)",
+    )
     lens_change_timeout_s: float = Field(
         10.0, gt=0, le=3600, description="how long the phone may take to report a lens change and switch sensors, s"
     )

@@ -17,6 +17,25 @@ does not set ``TCP_NODELAY`` (camlibs/ptp2/ptpip.c ``ptp_ptpip_connect``), so it
 OperationRequest waits for the phone's ACK: a PTP/IP phone must ACK at once (``TCP_QUICKACK``, re-armed before
 every read, as the twin's peer does, :mod:`rig.twin.ptpip_peer.wire`) or every property set costs ~45 ms.
 
+A slow transfer (a busy phone, a slow link): libgphoto2 waits at most 2.5 s for each read on a PTP/IP socket
+(``PTPIP_DEFAULT_TIMEOUT_S`` 2 + ``PTPIP_DEFAULT_TIMEOUT_MS`` 500, compiled in: camlibs/ptp2/ptpip-private.h,
+used by ``ptpip_read_with_timeout`` in camlibs/ptp2/ptpip.c). It is not settable: the PTP/IP camlib reads its
+own sockets, so ``gp_port_set_timeout`` (the port's timeout, which the USB path uses) does not reach it. A phone
+silent for longer mid-transfer fails the GetObject; with libgphoto2 2.5.34 that surfaces as ``[-7] I/O problem``
+("read PTPIPHeader: Connection timed out", tried), and the rest of the data, arriving later, puts the command
+stream out of step: the next transaction reads a reply of an earlier one, which ``ptp_transaction_new``
+(camlibs/ptp2/ptp.c, "Sequence number mismatch") reports as ``PTP_ERROR_BADPARAM``, ``[-2] Bad parameters``.
+A phone that answers GetObject with Device Busy (ISO 15740 response code 0x2019, as the twin does for an assist
+output it is still computing; ``translate_ptp_result`` in camlibs/ptp2/library.c makes it GP_ERROR_CAMERA_BUSY,
+``[-110]``) is asked again every ``BUSY_RETRY_S`` within the download's deadline (no reconnect: its session is
+in step).
+The driver bounds each download itself, by the object's size: ``timeout_s + size /
+min_transfer_bytes_per_s``; and when a download breaks while the link is up (a timeout, bad parameters, or an
+I/O error with the event channel still answering) it ends the session, opens a new one and downloads the same
+object once more (it is still on the phone), noting the retry in its :class:`~rig.bench.retry.RetryLog`. A
+second failure is raised as :class:`DeviceLost` with both reasons on one line. A link that is really gone
+(reset, unplugged) is :class:`DeviceLost` at once, as before: the bench reconnects and recaptures.
+
 Captured frames are not deleted from the phone: python-gphoto2 keeps the GIL inside ``gp_camera_file_delete``,
 which deadlocks against a responder in the same process (the twin) until libgphoto2's 2.5 s read timeout; the
 phone keeps a ring of recent frames instead. The profile slot is emptied with ``folder_delete_all``, which
@@ -41,6 +60,7 @@ from typing import Any, Self, TypeVar
 
 import gphoto2 as gp
 
+from rig.bench.retry import RetryLog, with_retries
 from rig.errors import (
     ArgumentError,
     DeviceCommandError,
@@ -80,7 +100,23 @@ MIN_BURST_INTERVAL_US = 1_000  # the phone's burst interval property range (µs)
 MAX_BURST_INTERVAL_US = 2_000_000
 _MAX_EVENTS_PER_DRAIN = 10_000
 _VENDOR_EVENT_RE = re.compile(r"^PTP Event ([0-9a-fA-F]{4}), Param1 ([0-9a-fA-F]{8})")
+DEFAULT_MIN_TRANSFER_BYTES_PER_S = 20e6
+"""The slowest sustained PTP transfer a download is allowed by default (bytes/s): a tenth of the 200 MB/s the
+hardware-time ledger assumes for USB 3 (:class:`rig.twin.hardware_time.HardwareCosts`), so a full 8192 × 6144
+DNG (~100 MB) gets 5 s on top of the per-call timeout."""
+DOWNLOAD_ATTEMPTS = 2  # the first try and one more after reconnecting
+REDOWNLOAD_BACKOFF_S = 0.2
+"""Pause before the second download, after the new session is open."""
+REOPEN_ATTEMPTS = 4
+REOPEN_BACKOFF_S = 0.5
+"""A phone still finishing the broken transfer holds its one session slot a moment: 0.5, 1, then 2 s."""
+BUSY_RETRY_S = 0.1
+"""Pause before asking a phone that answered Device Busy again."""
 _PORT_RE = re.compile(r"^(usb:.*|ptpip:(?P<host>[^:]+)(:(?P<port>\d{1,5})(:(?P<evt>\d{1,5}))?)?)$")
+
+# libgphoto2 results of a GetObject whose transfer broke: the download is repeated in a new session when the link
+# is still up (module docstring).
+_BROKEN_TRANSFER_CODES = frozenset({gp.GP_ERROR_TIMEOUT, gp.GP_ERROR_BAD_PARAMETERS})
 
 # libgphoto2 results that mean the link to the phone is gone (GPhoto2Error.code).
 _LOST_CODES = frozenset(
@@ -167,6 +203,15 @@ class _Worker:
         self._queue.put(None)
 
 
+class TransferInterrupted(DeviceError):
+    """A download broke while the link to the phone stayed up (a stall, a stream out of step): the session is
+    unusable, the object is still on the phone."""
+
+
+class PhoneBusy(DeviceCommandError):
+    """The phone answered Device Busy (0x2019): the same request may succeed when asked again."""
+
+
 @dataclass(frozen=True)
 class _LastCapture:
     folder: str
@@ -181,16 +226,35 @@ class Gphoto2Phone:
     port
         gphoto2 port: ``usb:BUS,DEV`` or ``ptpip:HOST[:PORT[:EVENTPORT]]`` (the twin's peer gives the latter).
     timeout_s
-        Bound on every call to the phone, s; a capture adds its exposure and burst time.
+        Bound on every call to the phone, s; a capture adds its exposure and burst time, a download its size
+        over ``min_transfer_bytes_per_s``.
+    min_transfer_bytes_per_s
+        The slowest sustained transfer rate allowed (bytes/s; the station's ``phone.min_transfer_bytes_per_s``).
+    retries
+        Where the driver notes a download it repeated after reconnecting (the bench's step log; default its own).
     logger
         This instance's logger (default ``rig.devices.gphoto2_phone.<port>``).
     """
 
-    def __init__(self, port: str, *, timeout_s: float = 10.0, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        port: str,
+        *,
+        timeout_s: float = 10.0,
+        min_transfer_bytes_per_s: float = DEFAULT_MIN_TRANSFER_BYTES_PER_S,
+        retries: RetryLog | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
         if not timeout_s > 0:
             raise ArgumentError(f"phone timeout_s = {timeout_s}: expected a number of seconds > 0")
+        if not min_transfer_bytes_per_s > 0:
+            raise ArgumentError(
+                f"phone min_transfer_bytes_per_s = {min_transfer_bytes_per_s}: expected a rate in bytes/s > 0"
+            )
         self.port = normalise_port(port)
         self.timeout_s = timeout_s
+        self.min_transfer_bytes_per_s = min_transfer_bytes_per_s
+        self.retries = retries if retries is not None else RetryLog()
         self.log = logger or logging.getLogger(f"{__name__}.{self.port}")
         self._camera: Any = None
         self._worker: _Worker | None = None
@@ -205,6 +269,7 @@ class Gphoto2Phone:
         self._probe_events: list[tuple[EventCode, int]] = []
         self._last_shock_ms: float | None = None
         self._burst_interval_us: int | None = None
+        self._last_frame_bytes = 0  # size of the last frame downloaded (a burst's capture budget grows with it)
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -280,8 +345,9 @@ class Gphoto2Phone:
         assert self._worker is not None
         return self._worker.call(fn, timeout_s)
 
-    def _call(self, what: str, fn: Callable[[], T], timeout_s: float | None = None) -> T:
-        """Run ``fn`` on the worker within the timeout; map libgphoto2's failures onto DeviceError."""
+    def _call(self, what: str, fn: Callable[[], T], timeout_s: float | None = None, *, transfer: bool = False) -> T:
+        """Run ``fn`` on the worker within the timeout; map libgphoto2's failures onto DeviceError (``transfer``:
+        ``fn`` is a GetObject, whose broken transfer on a live link is :class:`TransferInterrupted`)."""
         if self._worker is None:
             raise DeviceStateError(f"phone {self.port}: {what} needs open() first")
         if self._lost is not None:
@@ -294,9 +360,13 @@ class Gphoto2Phone:
             self._stuck = True
             raise DeviceTimeout(f"phone {self.port}: {what} did not finish within {timeout_s:.1f} s") from None
         except gp.GPhoto2Error as exc:
-            raise self._map_error(what, exc) from exc
+            raise self._map_error(what, exc, transfer=transfer) from exc
 
-    def _map_error(self, what: str, exc: gp.GPhoto2Error) -> DeviceError:
+    def _map_error(self, what: str, exc: gp.GPhoto2Error, *, transfer: bool = False) -> DeviceError:
+        if exc.code == gp.GP_ERROR_CAMERA_BUSY:
+            return PhoneBusy(f"phone {self.port}: {what}: the phone is busy ({exc})", code=exc.code)
+        if transfer and exc.code in _BROKEN_TRANSFER_CODES | _LOST_CODES and self._alive():
+            return TransferInterrupted(f"phone {self.port}: {what} broke off ({exc})")
         if exc.code in _LOST_CODES:
             self._lost = f"{what}: {exc}"
             return DeviceLost(f"phone {self.port}: connection lost during {what} ({exc})")
@@ -516,7 +586,10 @@ class Gphoto2Phone:
         if count > 1 and self._burst_interval_us is None:
             self._burst_interval_us = self._vendor_int(PropertyCode.BURST_INTERVAL)
         interval_s = (self._burst_interval_us or 0) / 1e6 if count > 1 else 0.0
-        budget = self.timeout_s + count * (exposure_s + interval_s)
+        # the phone writes every frame of a burst before it reports the capture complete: the per-call timeout
+        # covers one frame, each further one may take its size (as the last frame came) at the slowest rate
+        storing_s = (count - 1) * self._last_frame_bytes / self.min_transfer_bytes_per_s
+        budget = self.timeout_s + count * (exposure_s + interval_s) + storing_s
         path = self._call("capture", lambda: camera.capture(gp.GP_CAPTURE_IMAGE), budget)
         self._see_a_detach_during_the_capture()
         # libgphoto2 reports only the last frame of a burst (and does not list the others until the folder is
@@ -541,23 +614,83 @@ class Gphoto2Phone:
         return self._call(f"listing {folder}", names)
 
     def _download(self, folder: str, name: str) -> bytes:
-        camera = self._camera
+        """One object's bytes; a transfer that broke on a live link is repeated once in a new session."""
+        what = f"downloading {folder}/{name}"
+        broken: list[DeviceError] = []
 
-        def get() -> tuple[bytes, int]:
-            info = camera.file_get_info(folder, name)
+        def reopen(exc: DeviceError) -> None:
+            broken.append(exc)
+            self._reopen_session(exc)
+
+        try:
+            return with_retries(
+                lambda: self._download_once(folder, name),
+                what=what,
+                log_to=self.retries,
+                attempts=DOWNLOAD_ATTEMPTS,
+                backoff_s=REDOWNLOAD_BACKOFF_S,
+                retry_on=(TransferInterrupted,),
+                before_retry=reopen,
+            )
+        except TransferInterrupted as exc:
+            self._lost = f"{what} broke off twice"
+            reasons = "; then ".join(str(e.__cause__ or e) for e in (*broken, exc))
+            raise DeviceLost(f"phone {self.port}: {what} broke off twice, also after reconnecting ({reasons})") from exc
+
+    def _download_once(self, folder: str, name: str) -> bytes:
+        camera = self._camera
+        what = f"downloading {folder}/{name}"
+        info = self._call(f"reading the size of {folder}/{name}", lambda: camera.file_get_info(folder, name))
+        size = int(info.file.size)
+
+        def get() -> bytes:
             # keep the CameraFile alive while copying: the memoryview does not own the buffer
             file = camera.file_get(folder, name, gp.GP_FILE_TYPE_NORMAL)
             data = bytes(file.get_data_and_size())
             del file
-            return data, int(info.file.size)
+            return data
 
-        data, size = self._call(f"downloading {folder}/{name}", get)
+        # an object the phone derives from its last frame (an assist output) may keep it busy as long as that
+        # frame's own transfer would take
+        budget_s = self.transfer_timeout_s(max(size, self._last_frame_bytes))
+        busy_until = time.monotonic() + budget_s
+        while True:
+            try:
+                data = self._call(what, get, budget_s, transfer=True)
+                break
+            except PhoneBusy:
+                if time.monotonic() + BUSY_RETRY_S > busy_until:
+                    raise DeviceTimeout(f"phone {self.port}: {what}: still busy after {budget_s:.1f} s") from None
+                time.sleep(BUSY_RETRY_S)
         if len(data) != size:
             raise FrameError(f"phone {self.port}: {name}: {len(data)} bytes downloaded, the phone listed {size}")
         return data
 
+    def transfer_timeout_s(self, size_bytes: int) -> float:
+        """How long a download of ``size_bytes`` may take (s): the per-call timeout plus the object at the slowest
+        allowed rate."""
+        return self.timeout_s + size_bytes / self.min_transfer_bytes_per_s
+
+    def _reopen_session(self, exc: DeviceError) -> None:
+        """End the broken session and open a new one, keeping what the driver knows of its last capture (the
+        object to download again is the same). The phone may hold its session slot until it notices the old
+        host gone: bounded attempts with backoff."""
+        last = self._last
+        self.log.info("%s; reconnecting to download it again", exc)
+        self.close()
+        with_retries(
+            self.open,
+            what="reconnecting after a broken download",
+            log_to=self.retries,
+            attempts=REOPEN_ATTEMPTS,
+            backoff_s=REOPEN_BACKOFF_S,
+            retry_on=(DeviceLost, DeviceTimeout, DeviceCommandError),
+        )
+        self._last = last
+
     def _download_frame(self, folder: str, name: str) -> Capture:
         data = self._download(folder, name)
+        self._last_frame_bytes = len(data)
         expected = self._object_crc32(name)
         actual = zlib.crc32(data)
         if actual != expected:

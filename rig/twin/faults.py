@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
-
 @dataclass(frozen=True)
 class FiredFault:
     """A fault the injector armed or caused: what, at which rendered frame, and when (monotonic s)."""
@@ -123,10 +121,9 @@ class FaultInjector:
             timer.daemon = True
             timer.start()
             self._timers.append(timer)
-        elif kind in (FaultKind.DOWNLOAD_DROP, FaultKind.CORRUPT_DNG, FaultKind.TRUNCATED_DNG, FaultKind.STUCK_CAPTURE):
-            name = _PTP_COUNTERS[kind]
+        elif kind in _PTP_COUNTERS:
             with ptp._lock:  # the peer's own lock guards its fault counters
-                setattr(ptp.faults, name, getattr(ptp.faults, name) + 1)
+                _arm_ptp_fault(ptp.faults, spec)
         elif kind is FaultKind.PHONE_REBOOT:
             # off the rendering thread: a reboot resets the sockets that thread may be about to answer on
             threading.Thread(target=ptp.reboot, args=(spec.downtime_s,), name="fault-reboot", daemon=True).start()
@@ -170,6 +167,7 @@ class FaultInjector:
 
 _PTP_COUNTERS = {
     FaultKind.DOWNLOAD_DROP: "drop_downloads",
+    FaultKind.DOWNLOAD_STALL: "stalled_downloads",
     FaultKind.CORRUPT_DNG: "corrupt_downloads",
     FaultKind.TRUNCATED_DNG: "truncated_frames",
     FaultKind.STUCK_CAPTURE: "stuck_captures",
@@ -200,9 +198,16 @@ def initial_ptp_faults(plan: FaultPlan | None) -> PtpFaults:
     faults = PtpFaults()
     for spec in (plan or FaultPlan()).inject:
         if spec.after_captures == 0 and spec.kind in _PTP_COUNTERS:
-            name = _PTP_COUNTERS[spec.kind]
-            setattr(faults, name, getattr(faults, name) + 1)
+            _arm_ptp_fault(faults, spec)
     return faults
+
+
+def _arm_ptp_fault(faults: PtpFaults, spec: FaultSpec) -> None:
+    """One more of ``spec``'s phone fault (and its size, for a stall)."""
+    name = _PTP_COUNTERS[spec.kind]
+    setattr(faults, name, getattr(faults, name) + 1)
+    if spec.kind is FaultKind.DOWNLOAD_STALL:
+        faults.stall_s = spec.stall_s
 
 
 def power_up_kinds() -> frozenset[FaultKind]:

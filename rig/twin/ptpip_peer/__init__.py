@@ -19,8 +19,10 @@ What the phone offers (codes in :mod:`rig.spec.ptp`):
 - DeviceInfo ``Xiaomi`` / ``12S Ultra Concept`` with the unit's serial; one storage ``/store_00010001`` holding
   ``DCIM/`` (captures) and ``RIG/`` (the calibration profile slot ``PROFILE.BIN``).
 - InitiateCapture renders ``BurstCount`` frames on the twin bench (``IMG_nnnn.DNG``, format 0x3811) and stores the
-  assist outputs of the last frame beside it (``.HIS/.ZEB/.PKG``, :mod:`rig.spec.ptp_assist`), computed on
-  first access by :func:`rig.twin.firmware.assist_outputs`. Events: ObjectAdded per object, then CaptureComplete.
+  assist outputs of the last frame beside it (``.HIS/.ZEB/.PKG``, :mod:`rig.spec.ptp_assist`), computed from
+  the first request on, on a thread of their own, by :func:`rig.twin.firmware.assist_outputs`; a GetObject that
+  finds them not ready within a second is answered Device Busy (the host asks again). Events: ObjectAdded per
+  object, then CaptureComplete.
 - Exposure time, ISO, f-number, battery, and the vendor properties (lens, sensor switch, assists, burst, CRC-32).
 - The lens: the phone reads the bench state; :func:`rig.twin.firmware.lens_state` says what it reports and when
   the M-mount sensor takes over; LensAttached/LensDetached/SensorSwitched and DevicePropChanged events follow.

@@ -45,6 +45,9 @@ MODEL = "12S Ultra Concept"
 FIRMWARE_VERSION = "V14.0.rig-twin"
 """A constant: the unit's true firmware defects are what the bench must find, not what the phone says."""
 HISTOGRAM_BINS = 256
+BUSY_ANSWER_S = 1.0
+"""How long GetObject of an object still being computed waits for it before answering DeviceBusy (wall s): well
+within the 2.5 s libgphoto2 waits for each read."""
 STORAGE_CAPACITY_BYTES = 256 << 30
 _ALL = 0xFFFFFFFF
 
@@ -75,6 +78,7 @@ class Reply:
     _: KW_ONLY
     data: bytes | None = None
     abort: bool = False  # fault: drop the connection during the data phase
+    stall_s: float = 0.0  # fault: go quiet this long (wall s) halfway through the data phase
     after: Callable[[], None] | None = None  # work done after the response is sent
 
 
@@ -181,12 +185,22 @@ class Operations:
             obj = self._store.get(_param(request, 0))
         if obj is None or obj.kind is ObjectKind.FOLDER:
             return Reply(ResponseCode.INVALID_OBJECT_HANDLE)
+        if obj.ready is not None and not obj.ready(BUSY_ANSWER_S):
+            # PTP's Device Busy (0x2019) and the host asks again; a phone silent until the data is ready would
+            # outlast libgphoto2's 2.5 s read instead (rig.twin.ptpip_peer.faults)
+            log.info("%s is still being computed: DeviceBusy", obj.info.filename)
+            return Reply(ResponseCode.DEVICE_BUSY)
         payload = obj.data()
         if obj.kind is ObjectKind.FRAME and self._take_fault("drop_downloads"):
             return Reply(data=payload, abort=True)
         if obj.kind is ObjectKind.FRAME and self._take_fault("corrupt_downloads"):
             log.info("fault: serving %s with flipped bits", obj.info.filename)
             payload = _flip_bits(payload)
+        if obj.kind in (ObjectKind.FRAME, ObjectKind.ASSIST) and self._take_fault("stalled_downloads"):
+            with self._lock:
+                stall_s = self._faults().stall_s
+            log.info("fault: %s will stall for %.1f s halfway", obj.info.filename, stall_s)
+            return Reply(data=payload, stall_s=stall_s)
         return Reply(data=payload)
 
     def _delete_object(self, request: OperationRequest, data: bytes | None) -> Reply:

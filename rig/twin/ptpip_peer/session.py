@@ -13,6 +13,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 
 from rig.spec.ptp import OperationCode, PacketType, ResponseCode
@@ -111,7 +112,10 @@ class Session:
                 if reply.abort:
                     self._abort_transfer(conn, request, reply.data)
                     return
-                send_data_in(conn, request.transaction_id, reply.data)
+                if reply.stall_s > 0:
+                    self._stalled_transfer(conn, request, reply.data, reply.stall_s)
+                else:
+                    send_data_in(conn, request.transaction_id, reply.data)
             if ending:
                 self._release()
             conn.sendall(operation_response(reply.code, request.transaction_id, reply.params))
@@ -143,3 +147,32 @@ class Session:
         send_chunk(conn, PacketType.DATA, request.transaction_id, view)
         log.info("fault: dropping the connection mid-download (%d of %d bytes sent)", len(view), len(data))
         self.close(reset=True)
+
+    def _stalled_transfer(self, conn: socket.socket, request: OperationRequest, data: bytes, stall_s: float) -> None:
+        """Fault: a busy phone: half the data, ``stall_s`` of silence (wall time, which is what the host's socket
+        timeout counts), then the rest. A host that hangs up during the silence ends the session at once, as
+        the phone's TCP stack sees the FIN; one that sends its next request meanwhile finds it answered late."""
+        view = memoryview(data)
+        half = len(view) // 2
+        conn.sendall(packet(PacketType.START_DATA, struct.pack("<IQ", request.transaction_id, len(view))))
+        send_chunk(conn, PacketType.DATA, request.transaction_id, view[:half])
+        log.info("fault: stalling a download for %.1f s (%d of %d bytes sent)", stall_s, half, len(view))
+        deadline = time.monotonic() + stall_s
+        while not self._closed and time.monotonic() < deadline:
+            if _hung_up(conn):
+                raise ConnectionClosed("the host hung up during a stalled download")
+            time.sleep(_STALL_POLL_S)
+        send_chunk(conn, PacketType.END_DATA, request.transaction_id, view[half:])
+
+
+_STALL_POLL_S = 0.01
+
+
+def _hung_up(conn: socket.socket) -> bool:
+    """Whether the host closed its end (end of stream waiting), without consuming what it may have sent."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True

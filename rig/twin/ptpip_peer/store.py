@@ -41,6 +41,9 @@ class StoredObject:
     load: Callable[[], bytes]
     kind: ObjectKind
     _crc: int | None = None
+    ready: Callable[[float], bool] | None = None
+    """For an object the phone computes on request (an assist output): start it, and whether it is done within
+    the given wall seconds. None: always ready."""
 
     def data(self) -> bytes:
         return self.load()
@@ -53,17 +56,44 @@ class StoredObject:
 
 @dataclass
 class _Assist:
-    """The assist outputs of one frame, computed once on first access."""
+    """The assist outputs of one frame, computed once, from the first request on, on a thread of their own: the
+    phone's session goes on answering meanwhile (a full read-out's outputs take seconds of CPU, longer than a
+    host waits for a reply), and a request that finds them not done yet can be answered DeviceBusy."""
 
     compute: Callable[[], AssistOutputs]
     _result: AssistOutputs | None = None
+    _error: BaseException | None = None
+    _started: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _done: threading.Event = field(default_factory=threading.Event)
 
     def get(self) -> AssistOutputs:
+        self._start()
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def ready(self, wait_s: float) -> bool:
+        """Start the computation if nobody has; whether it is done within ``wait_s`` (wall s)."""
+        self._start()
+        return self._done.wait(wait_s)
+
+    def _start(self) -> None:
         with self._lock:
-            if self._result is None:
-                self._result = self.compute()
-            return self._result
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._run, name="phone-assists", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self.compute()
+        except BaseException as exc:  # handed to whoever asks for the outputs
+            self._error = exc
+        finally:
+            self._done.set()
 
 
 @dataclass(frozen=True)
@@ -244,7 +274,7 @@ class ObjectStore:
                 f"{stem}.{suffix.value}",
                 capture_date=ptp_datetime(frame.time_ns / 1e9),
             )
-            self._objects[handle] = StoredObject(handle, info, _cached(encode), ObjectKind.ASSIST)
+            self._objects[handle] = StoredObject(handle, info, _cached(encode), ObjectKind.ASSIST, ready=assist.ready)
             handles.append(handle)
         return handles
 
