@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rig.bench.retry import RetryLog
 from rig.config.faults import FaultPlan
 from rig.config.lenses import LensCatalog
 from rig.config.station import TWIN_PORT, StationConfig
 from rig.config.unit import TwinUnit
 from rig.devices.protocols import Light, Operator, Phone, Stage
+from rig.devices.retry import RetryLog
 from rig.errors import ConfigError, RigError
 
 if TYPE_CHECKING:

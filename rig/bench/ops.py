@@ -17,9 +17,9 @@ import numpy as np
 from rig.bench.capture_state import bench_state, stamp
 from rig.bench.pipeline import MeasurementPool, PipelineMode
 from rig.bench.recording import CAPTURES_DIR, RunRecorder
-from rig.bench.retry import RetryLog, with_retries
 from rig.config.station import StationConfig
 from rig.devices.protocols import Light, Operator, Phone, Stage
+from rig.devices.retry import RetryLog, with_retries
 from rig.errors import (
     ArgumentError,
     DeviceAlarm,

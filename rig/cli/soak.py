@@ -47,6 +47,7 @@ SOAK_KINDS = (
     "grbl_error",
     "grbl_stuck",
     "download_drop",
+    "download_stall",
     "corrupt_dng",
     "truncated_dng",
     "stuck_capture",

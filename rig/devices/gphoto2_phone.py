@@ -32,7 +32,7 @@ in step).
 The driver bounds each download itself, by the object's size: ``timeout_s + size /
 min_transfer_bytes_per_s``; and when a download breaks while the link is up (a timeout, bad parameters, or an
 I/O error with the event channel still answering) it ends the session, opens a new one and downloads the same
-object once more (it is still on the phone), noting the retry in its :class:`~rig.bench.retry.RetryLog`. A
+object once more (it is still on the phone), noting the retry in its :class:`~rig.devices.retry.RetryLog`. A
 second failure is raised as :class:`DeviceLost` with both reasons on one line. A link that is really gone
 (reset, unplugged) is :class:`DeviceLost` at once, as before: the bench reconnects and recaptures.
 
@@ -60,7 +60,7 @@ from typing import Any, Self, TypeVar
 
 import gphoto2 as gp
 
-from rig.bench.retry import RetryLog, with_retries
+from rig.devices.retry import RetryLog, with_retries
 from rig.errors import (
     ArgumentError,
     DeviceCommandError,

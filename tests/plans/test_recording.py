@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rig.bench.recording import RECORD_FILE, RunRecorder
-from rig.bench.retry import RetryLog, with_retries
 from rig.config.limits import load_limits
+from rig.devices.retry import RetryLog, with_retries
 from rig.errors import ConfigError, DeviceLost, DeviceTimeout, FrameError
 from rig.results.record import RunRecord, Verdict, utcnow
 
