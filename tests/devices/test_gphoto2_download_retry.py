@@ -9,7 +9,6 @@ Truth comes from the twin's side: the bytes the phone stored, the frames the ben
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,39 +22,17 @@ from rig.twin import firmware
 from rig.twin.ptpip_peer import PtpIpPeer
 from rig.twin.ptpip_peer.faults import LIBGPHOTO2_PTPIP_READ_TIMEOUT_S
 from rig.twin.world import TwinBench
-from tests.twin.test_ptpip_peer import make_bench
+from tests.devices.conftest import PHONE_TIMEOUT_S
 
 pytestmark = pytest.mark.timeout(120)
 
-TIMEOUT_S = 3.0
+TIMEOUT_S = PHONE_TIMEOUT_S
 STALL_S = 2 * LIBGPHOTO2_PTPIP_READ_TIMEOUT_S  # certain to outlast libgphoto2's read
 
 
 @pytest.fixture(scope="module", autouse=True)
-def gphoto2_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """libgphoto2 keeps its PTP/IP GUID in ~/.gphoto/settings: keep it out of the real home."""
-    home = tmp_path_factory.mktemp("home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(home))
-        yield home
-
-
-@pytest.fixture
-def bench() -> TwinBench:
-    return make_bench()
-
-
-@pytest.fixture
-def peer(bench: TwinBench) -> Iterator[PtpIpPeer]:
-    with PtpIpPeer(bench) as running:
-        yield running
-
-
-@pytest.fixture
-def phone(peer: PtpIpPeer) -> Iterator[Gphoto2Phone]:
-    assert peer.address is not None
-    with Gphoto2Phone(peer.address, timeout_s=TIMEOUT_S) as opened:
-        yield opened
+def _libgphoto2_home(gphoto2_home: Path) -> Path:
+    return gphoto2_home  # every test here, not only those with a phone, keeps libgphoto2 out of the real home
 
 
 def _stored_bytes(peer: PtpIpPeer, name: str) -> bytes:

@@ -10,7 +10,6 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,11 @@ from rig.spec.ptp import EventCode
 from rig.twin import firmware
 from rig.twin.ptpip_peer import PtpFaults, PtpIpPeer
 from rig.twin.world import TwinBench
-from tests.twin.test_ptpip_peer import make_bench
+from tests.devices.conftest import PHONE_TIMEOUT_S
 
 pytestmark = pytest.mark.timeout(60)
 
-TIMEOUT_S = 3.0  # driver timeout in these tests: a fault must surface well within it
+TIMEOUT_S = PHONE_TIMEOUT_S
 OVERRUN_S = 1.0  # allowed beyond the timeout for the worker hand-off and socket teardown
 LENS = "summilux-m-35-f1.4-asph-2022"
 TIME_TOL_MS = 0.001  # phone times travel as µs: 1 µs quantisation
@@ -39,30 +38,8 @@ SET_MEDIAN_BOUND_S = 0.025
 
 
 @pytest.fixture(scope="module", autouse=True)
-def gphoto2_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """libgphoto2 keeps its PTP/IP GUID in ~/.gphoto/settings: keep it out of the real home."""
-    home = tmp_path_factory.mktemp("home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(home))
-        yield home
-
-
-@pytest.fixture
-def bench() -> TwinBench:
-    return make_bench()
-
-
-@pytest.fixture
-def peer(bench: TwinBench) -> Iterator[PtpIpPeer]:
-    with PtpIpPeer(bench) as running:
-        yield running
-
-
-@pytest.fixture
-def phone(peer: PtpIpPeer) -> Iterator[Gphoto2Phone]:
-    assert peer.address is not None
-    with Gphoto2Phone(peer.address, timeout_s=TIMEOUT_S) as opened:
-        yield opened
+def _libgphoto2_home(gphoto2_home: Path) -> Path:
+    return gphoto2_home  # every test here, not only those with a phone, keeps libgphoto2 out of the real home
 
 
 def test_driver_satisfies_the_phone_protocol_and_reports_identity(phone: Gphoto2Phone, bench: TwinBench) -> None:
