@@ -22,7 +22,7 @@ from rig.bench.ops import BenchOps
 from rig.bench.pipeline import PipelineMode
 from rig.config.resolve import load_station_lenses
 from rig.config.unit import UNITS_DIR, load_unit
-from tests.twin.test_ptpip_peer import small_station
+from tests.ptpip_twin import small_station
 
 pytestmark = pytest.mark.timeout(240)
 

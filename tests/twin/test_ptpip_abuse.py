@@ -28,7 +28,8 @@ from rig.twin.clock import ManualClock
 from rig.twin.ptpip_peer import PeerBudgets, PtpIpPeer
 from rig.twin.ptpip_peer.wire import packet, u32
 from rig.twin.world import TwinBench
-from tests.twin.test_ptpip_peer import RawClient, make_bench
+from tests.ptpip_twin import make_bench
+from tests.twin.test_ptpip_peer import RawClient
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -42,12 +43,8 @@ CONCURRENT_CONNECTS = 50
 
 
 @pytest.fixture(scope="module", autouse=True)
-def gphoto2_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """libgphoto2 keeps its PTP/IP GUID in ~/.gphoto/settings: keep it out of the real home."""
-    home = tmp_path_factory.mktemp("home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(home))
-        yield home
+def _libgphoto2_home(gphoto2_home: Path) -> Path:
+    return gphoto2_home  # every case keeps libgphoto2 out of the real home
 
 
 @pytest.fixture(autouse=True)

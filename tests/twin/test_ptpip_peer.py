@@ -18,8 +18,6 @@ import numpy as np
 import pytest
 import rawpy
 
-from rig.config import LensCatalog, StationConfig, TwinUnit, load_lens_catalog, load_station, load_unit
-from rig.config.loader import FIXTURES_DIR
 from rig.spec.ptp import (
     DataPhase,
     InitFailReason,
@@ -31,43 +29,11 @@ from rig.spec.ptp import (
 from rig.twin.ptpip_peer import PtpIpPeer
 from rig.twin.ptpip_peer.wire import packet, parse_ptp_string, read_packet, u16, u32
 from rig.twin.world import TwinBench
+from tests.ptpip_twin import make_bench
 
 pytestmark = pytest.mark.timeout(60)
 
 CLI_TIMEOUT_S = 30.0
-SMALL_SENSOR = {"full_width_px": 2048, "full_height_px": 1536, "binning": 4}  # 512×384 read-out: fast renders
-
-
-def small_station(station: StationConfig | None = None) -> StationConfig:
-    """The twin station with a 512×384 read-out (the tests exercise transport, not optics)."""
-    station = station or load_station()
-    return station.model_copy(update={"sensor": station.sensor.model_copy(update=SMALL_SENSOR)})
-
-
-def golden_unit(**firmware: object) -> TwinUnit:
-    unit = load_unit(FIXTURES_DIR / "units" / "golden.toml")
-    if firmware:
-        unit = unit.model_copy(update={"firmware": unit.firmware.model_copy(update=firmware)})
-    return unit
-
-
-def make_bench(*, small: bool = True, **firmware: object) -> TwinBench:
-    lenses: LensCatalog = load_lens_catalog()
-    station = small_station() if small else load_station()
-    return TwinBench(station, golden_unit(**firmware), lenses, seed=7)
-
-
-@pytest.fixture
-def bench() -> TwinBench:
-    return make_bench()
-
-
-@pytest.fixture
-def peer(bench: TwinBench) -> Iterator[PtpIpPeer]:
-    with PtpIpPeer(bench) as running:
-        yield running
-
-
 # --------------------------------------------------------------------------------------------- gphoto2 CLI
 def gphoto2_cli(port: str, home: Path, *args: str) -> str:
     """Run the ``gphoto2`` command against ``port`` with its settings kept under ``home``."""

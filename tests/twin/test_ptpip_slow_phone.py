@@ -18,22 +18,11 @@ from rig.twin.ptpip_peer import PtpIpPeer
 from rig.twin.ptpip_peer.store import StoredObject
 from rig.twin.ptpip_peer.wire import read_packet
 from rig.twin.world import TwinBench
-from tests.twin.test_ptpip_peer import RawClient, make_bench
+from tests.twin.test_ptpip_peer import RawClient
 
 pytestmark = pytest.mark.timeout(60)
 
 WAIT_S = 10.0  # bound on anything the peer should do at once (a loaded host stretches it, never past this)
-
-
-@pytest.fixture
-def bench() -> TwinBench:
-    return make_bench()
-
-
-@pytest.fixture
-def peer(bench: TwinBench) -> Iterator[PtpIpPeer]:
-    with PtpIpPeer(bench) as running:
-        yield running
 
 
 @pytest.fixture
