@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ("tests.ptpip_twin",)  # the twin phone on PTP/IP: bench, peer, gphoto2_home (overridable per module)
-
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)

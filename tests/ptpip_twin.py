@@ -1,7 +1,7 @@
 """The twin phone on PTP/IP for tests: a small-sensor twin bench, its peer on 127.0.0.1, libgphoto2 kept at home.
 
 One place for what the peer's own tests (``tests/twin/test_ptpip_*``) and the gphoto2 driver's tests
-(``tests/devices/``) both stand on. Modules take the fixtures by importing them (pytest finds imported fixtures);
+(``tests/devices/``) both stand on. The directory conftests of tests/twin and tests/devices bind the fixtures;
 a module that defines a fixture of the same name keeps its own.
 """
 

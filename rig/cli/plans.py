@@ -104,6 +104,9 @@ def run_plan(args: argparse.Namespace) -> int:
         os.devnull,
         "--rootdir",
         str(reports),
+        # a plan runs on its own plugin only: pytest would otherwise load conftest.py files from the working
+        # directory and its test*/ folders (a rig checkout's tests/conftest.py overrides the bench fixture)
+        "--noconftest",
     ]
     progress = _Progress(quiet=args.quiet or args.json)
     reports.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,10 @@ import pytest
 
 from rig.devices.gphoto2_phone import Gphoto2Phone
 from rig.twin.ptpip_peer import PtpIpPeer
+from tests import ptpip_twin
+
+# the twin phone on PTP/IP (not in tests/conftest.py: `rig` run from a checkout would load that one)
+bench, peer, gphoto2_home = ptpip_twin.bench, ptpip_twin.peer, ptpip_twin.gphoto2_home
 
 PHONE_TIMEOUT_S = 3.0
 """The driver's timeout in these tests: a fault must surface well within it."""

@@ -16,10 +16,7 @@ measurements too (no shift, alike corners) and stays CERTIFIED. The pure helpers
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +38,8 @@ from rig.twin.render import sample_for
 from rig.twin.truth import lens_wavefront, unit_truth
 from rig.twin.wavefront import CHANNEL_WAVELENGTH_UM, seidel_at
 from rig.twin.wavefront import focus_shift_um as least_variance_shift_um
+from tests.plans.test_certification_twin import certify_on_twin
 
-RIG = Path(sys.executable).with_name("rig")
 WIDTH, HEIGHT = 2048, 1536  # the twin station's binned readout
 CORNER_RATIO_TOL = 0.06  # medians of 8 edges per corner at their best focus, against the transfer function
 FOCUS_TOL_UM = 1.5  # two sweeps' flanges (±1 µm each, DESIGN.md §1) on one unit: their common errors cancel
@@ -209,15 +206,7 @@ def test_a_lens_side_defect_is_caught_by_exactly_its_measurement(
     assert predicted_failing == failing, "the case's physics is not what its name says"
 
     # 2. the run: `rig certify` in its own process, over the twin's real transports
-    proc = subprocess.run(
-        [str(RIG), "certify", "--lens", lens_id, "--unit", unit_name, "--reports", str(tmp_path), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
-    )
-    assert proc.returncode == exit_code, proc.stdout[-2000:] + proc.stderr[-2000:]
-    summary = json.loads(proc.stdout[: proc.stdout.rindex("}") + 1])
+    summary = certify_on_twin(lens_id, unit_name, tmp_path, exit_code=exit_code, timeout_s=400)
     assert summary["headline"] == level.value
 
     # 3. exactly the defect's measurement failed, with a reason naming it; its value as predicted

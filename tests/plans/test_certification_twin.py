@@ -43,6 +43,19 @@ from rig.twin.truth import UnitTruth, unit_truth
 
 RIG = Path(sys.executable).with_name("rig")
 
+
+def certify_on_twin(lens_id: str, unit_name: str, reports: Path, *, exit_code: int, timeout_s: float) -> dict:
+    """``rig certify --json`` in its own process over the twin's real transports; its summary, exit status checked."""
+    proc = subprocess.run(
+        [str(RIG), "certify", "--lens", lens_id, "--unit", unit_name, "--reports", str(reports), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert proc.returncode == exit_code, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return json.loads(proc.stdout[: proc.stdout.rindex("}") + 1])
+
 # how far a measurement may sit from the truth (and so how far the truth must sit from a limit to predict a verdict)
 TOLERANCE = {
     "lens_detected": 0.0,  # exact: 1 or 0
@@ -171,15 +184,7 @@ def test_certify_catalog_lens_on_the_twin(
     assert predicted_failing == failing, "the case's physics is not what its name says"
 
     # 2. the run
-    proc = subprocess.run(
-        [str(RIG), "certify", "--lens", lens_id, "--unit", unit_name, "--reports", str(tmp_path), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    assert proc.returncode == exit_code, proc.stdout[-2000:] + proc.stderr[-2000:]
-    summary = json.loads(proc.stdout[: proc.stdout.rindex("}") + 1])
+    summary = certify_on_twin(lens_id, unit_name, tmp_path, exit_code=exit_code, timeout_s=280)
     run_dir = Path(summary["run_dir"])
     assert summary["verdict"] == ("PASS" if level is CertificateLevel.CERTIFIED else "FAIL")
     # the level is the run's answer: its own exit status (0, 4, 1) and the headline word everywhere

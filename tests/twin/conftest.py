@@ -14,6 +14,10 @@ from scipy.special import j1
 
 from rig.config import LensCatalog, StationConfig, TwinUnit, load_lens_catalog, load_station, load_unit
 from rig.config.loader import FIXTURES_DIR
+from tests import ptpip_twin
+
+# the twin phone on PTP/IP (not in tests/conftest.py: `rig` run from a checkout would load that one)
+bench, peer, gphoto2_home = ptpip_twin.bench, ptpip_twin.peer, ptpip_twin.gphoto2_home
 
 
 @pytest.fixture(scope="session")
