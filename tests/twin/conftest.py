@@ -14,6 +14,7 @@ from scipy.special import j1
 
 from rig.config import LensCatalog, StationConfig, TwinUnit, load_lens_catalog, load_station, load_unit
 from rig.config.loader import FIXTURES_DIR
+from rig.twin.state import BenchSnapshot
 from tests import ptpip_twin
 
 # the twin phone on PTP/IP (not in tests/conftest.py: `rig` run from a checkout would load that one)
@@ -117,3 +118,30 @@ def fit_disc_diameter(freqs: np.ndarray, ratio: np.ndarray, *, guess_um: float) 
     candidates = np.linspace(0.6 * guess_um, 1.4 * guess_um, 1601)
     errors = [np.sum((np.abs(jinc(freqs, d)) - ratio) ** 2) for d in candidates]
     return float(candidates[int(np.argmin(errors))])
+
+
+def sfr_chart_snapshot(
+    station: StationConfig,
+    lens_id: str,
+    *,
+    rail_mm: float | None = None,
+    f_number: float | None = None,
+    exposure_time_s: float = 0.01,
+) -> BenchSnapshot:
+    """The bench facing the SFR chart square on, lens mounted, panel at 800 PWM: rail at focus unless given."""
+    return BenchSnapshot(
+        time_ns=0,
+        rail_mm=station.rail.focus_mm if rail_mm is None else rail_mm,
+        carousel_mm=station.carousel.slots["sfr"],
+        pitch_deg=0.0,
+        light_pwm=800.0,
+        exposure_time_s=exposure_time_s,
+        iso=100,
+        lens_attached=True,
+        lens_id=lens_id,
+        lens_attached_at_ns=0,
+        remount_index=0,
+        f_number=f_number,
+        knock_times_ns=(),
+        profile=None,
+    )

@@ -33,9 +33,9 @@ from rig.config.loader import FIXTURES_DIR
 from rig.config.unit import TwinUnit
 from rig.measure.focus import FlangeResult, measure_flange, rail_defocus_um_per_mm
 from rig.twin.render import render, sample_for, signal_scale_dn
-from rig.twin.state import BenchSnapshot
 from rig.twin.truth import lens_wavefront, unit_truth
 from rig.twin.wavefront import focus_shift_um
+from tests.twin.conftest import sfr_chart_snapshot
 
 LENS_ID = "noctilux-m-50-f0.95-asph"
 UNIT = "cert-noctilux-wavefront"
@@ -45,25 +45,6 @@ HALF_RANGE_UM = 90.0  # the bench's sweep (rig.bench.procedures.SWEEP_HALF_RANGE
 STEPS = 11
 TOLERANCE_UM = 1.0  # the through-focus flange's accuracy (DESIGN.md §1)
 RIGHT_EXPOSURE = 0.6  # of white − black on the chart's light parts
-
-
-def _snapshot(station: StationConfig, rail_mm: float, f_number: float, exposure_s: float) -> BenchSnapshot:
-    return BenchSnapshot(
-        time_ns=0,
-        rail_mm=rail_mm,
-        carousel_mm=station.carousel.slots["sfr"],
-        pitch_deg=0.0,
-        light_pwm=800.0,
-        exposure_time_s=exposure_s,
-        iso=100,
-        lens_attached=True,
-        lens_id=LENS_ID,
-        lens_attached_at_ns=0,
-        remount_index=0,
-        f_number=f_number,
-        knock_times_ns=(),
-        profile=None,
-    )
 
 
 def _sweep(
@@ -76,12 +57,15 @@ def _sweep(
     )
     rails = np.linspace(-HALF_RANGE_UM, HALF_RANGE_UM, STEPS) / k  # mm from the station's focus position
     truth = unit_truth(sample_for(unit, lens.id, f_number), lens, station, catalog=catalog)
-    per_second = signal_scale_dn(truth, unit, station, _snapshot(station, station.rail.focus_mm, f_number, 1.0))
+    one_second = sfr_chart_snapshot(station, LENS_ID, f_number=f_number, exposure_time_s=1.0)
+    per_second = signal_scale_dn(truth, unit, station, one_second)
     exposure = RIGHT_EXPOSURE * (sensor.white_level_dn - sensor.black_level_dn) / (0.8 * per_second)
     rng = np.random.default_rng(16)
     frames = [
         render(
-            station, unit, catalog, _snapshot(station, station.rail.focus_mm + float(r), f_number, exposure),
+            station, unit, catalog, sfr_chart_snapshot(
+                station, LENS_ID, rail_mm=station.rail.focus_mm + float(r), f_number=f_number, exposure_time_s=exposure
+            ),
             lens=lens, rng=rng,
         ).raw
         for r in rails

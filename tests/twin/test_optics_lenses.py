@@ -29,30 +29,11 @@ from rig.measure.sfr import slanted_edge_sfr
 from rig.twin.optics import BlurSpec, mtf_along
 from rig.twin.raster import ChartPose, PixelGrid, rasterise
 from rig.twin.render import blur_model, geometry, render, sample_for
-from rig.twin.state import BenchSnapshot
 from rig.twin.truth import unit_truth
 from rig.twin.wavefront import CHANNEL_WAVELENGTH_UM, focus_shift_um, seidel_at
+from tests.twin.conftest import sfr_chart_snapshot
 
 LENS_ID = "summilux-m-50-f1.4-asph-2023"
-
-
-def _snapshot(station: StationConfig, lens_id: str, *, rail_mm: float | None = None) -> BenchSnapshot:
-    return BenchSnapshot(
-        time_ns=0,
-        rail_mm=station.rail.focus_mm if rail_mm is None else rail_mm,
-        carousel_mm=station.carousel.slots["sfr"],
-        pitch_deg=0.0,
-        light_pwm=800.0,
-        exposure_time_s=0.01,
-        iso=100,
-        lens_attached=True,
-        lens_id=lens_id,
-        lens_attached_at_ns=0,
-        remount_index=0,
-        f_number=None,
-        knock_times_ns=(),
-        profile=None,
-    )
 
 
 def test_an_aberration_free_lens_keeps_the_analytic_kernel_for_every_colour(
@@ -73,7 +54,7 @@ def test_a_wavefront_that_rounds_to_zero_renders_as_the_analytic_kernel(
     lens = catalog.get(LENS_ID)
     tiny = lens.model_copy(update={"wavefront": Wavefront(spherical_w040=1e-6)})
     assert not tiny.wavefront.is_aberration_free  # the pupil path, with a wavefront below WAVE_ROUNDING
-    snapshot = _snapshot(station, LENS_ID)
+    snapshot = sfr_chart_snapshot(station, LENS_ID)
     analytic = render(station, golden, catalog, snapshot, lens=lens, noise=False).signal_dn
     pupil = render(station, golden, catalog, snapshot, lens=tiny, noise=False).signal_dn
     worst = float(np.max(np.abs(analytic - pupil))) / float(np.max(analytic))
