@@ -9,6 +9,7 @@ Truth comes from the twin's side: the bytes the phone stored, the frames the ben
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,21 @@ def _stored_bytes(peer: PtpIpPeer, name: str) -> bytes:
     return obj.data()
 
 
+def _assists_of(
+    shot: Any, assist: Any, bench: TwinBench, *, compute: Callable[..., Any] = firmware.assist_outputs
+) -> Any:
+    """What the phone's firmware computes from the frame's own raw at the thresholds the download reported."""
+    sensor = bench.station.sensor
+    return compute(
+        read_dng(shot.dng).raw,
+        bench.unit.firmware,
+        black_level=sensor.black_level_dn,
+        white_level=sensor.white_level_dn,
+        zebra_threshold_pct=assist.zebra_threshold_pct,
+        peaking_threshold=assist.peaking_threshold,
+    )
+
+
 def test_a_stalled_frame_download_is_repeated_in_a_new_session_not_recaptured(
     phone: Gphoto2Phone, peer: PtpIpPeer, bench: TwinBench
 ) -> None:
@@ -66,15 +82,7 @@ def test_a_stalled_assist_download_is_repeated_and_arrives_intact(
     shot = phone.capture()
     peer.faults.stalled_downloads, peer.faults.stall_s = 1, STALL_S
     assist = phone.assist_outputs()  # the first assist object (.HIS) stalls
-    sensor = bench.station.sensor
-    expected = firmware.assist_outputs(
-        read_dng(shot.dng).raw,
-        bench.unit.firmware,
-        black_level=sensor.black_level_dn,
-        white_level=sensor.white_level_dn,
-        zebra_threshold_pct=assist.zebra_threshold_pct,
-        peaking_threshold=assist.peaking_threshold,
-    )
+    expected = _assists_of(shot, assist, bench)
     np.testing.assert_array_equal(assist.histogram, expected.histogram)
     np.testing.assert_array_equal(assist.zebra_mask, expected.zebra_mask)
     np.testing.assert_array_equal(assist.peaking_mask, expected.peaking_mask)
@@ -170,13 +178,5 @@ def test_a_phone_busy_computing_an_assist_is_asked_again_in_the_same_session(
         session = peer.session_holder
         assist = phone.assist_outputs()
         assert peer.session_holder == session and phone.retries.count == 0  # waited out, not reconnected
-    sensor = bench.station.sensor
-    expected = compute(
-        read_dng(shot.dng).raw,
-        bench.unit.firmware,
-        black_level=sensor.black_level_dn,
-        white_level=sensor.white_level_dn,
-        zebra_threshold_pct=assist.zebra_threshold_pct,
-        peaking_threshold=assist.peaking_threshold,
-    )
+    expected = _assists_of(shot, assist, bench, compute=compute)
     np.testing.assert_array_equal(assist.peaking_mask, expected.peaking_mask)
