@@ -155,8 +155,10 @@ def _reduce(image: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _centred_magnitude(image: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """The Fourier magnitude of the windowed, mean-free image, centred (shared by both compressions)."""
-    return np.fft.fftshift(np.abs(np.fft.fft2((image - image.mean()) * window)))
+    """The Fourier magnitude of the windowed, mean-free image, centred (shared by both compressions); from the
+    real image's ``rfft2`` half, mirrored (|F(−k)| = |F(k)|)."""
+    half = np.abs(np.fft.rfft2((image - image.mean()) * window))
+    return np.fft.fftshift(_hermitian_full(half, image.shape[1]))
 
 
 @lru_cache(maxsize=8)
@@ -296,32 +298,51 @@ def _texture(patch: np.ndarray) -> float:
 
 
 def _spectrum(patch: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, float]:
-    """FFT of the windowed, plane-free patch and its energy (Σ of the windowed values squared)."""
+    """Half spectrum (``rfft2``: the patch is real) of the windowed, plane-free patch, and its energy (Σ of the
+    windowed values squared)."""
     windowed = _deplane(patch) * window
-    return np.fft.fft2(windowed), float((windowed * windowed).sum())
+    return np.fft.rfft2(windowed), float((windowed * windowed).sum())
+
+
+def _hermitian_full(half: np.ndarray, cols: int) -> np.ndarray:
+    """The full ``fft2`` spectrum of a real array from its ``rfft2`` half: F[−k, −l] = conj F[k, l] (or the
+    magnitude's from the half magnitude: |F| is symmetric the same way).
+
+    The columns past the half are the conjugates of columns ``cols − l``, rows mirrored (row 0 onto itself).
+    """
+    rows = half.shape[0]
+    full = np.empty((rows, cols), dtype=half.dtype)
+    n_half = half.shape[1]
+    full[:, :n_half] = half
+    mirrored = half[:, cols - n_half : 0 : -1]  # columns cols − l for l = n_half … cols − 1
+    full[0, n_half:] = np.conj(mirrored[0])
+    full[1:, n_half:] = np.conj(mirrored[:0:-1])
+    return full
 
 
 def _shift_from_spectra(
-    fa: np.ndarray, energy_a: float, fb: np.ndarray, energy_b: float, upsample: int
+    fa: np.ndarray, energy_a: float, fb: np.ndarray, energy_b: float, upsample: int, shape: tuple[int, int]
 ) -> tuple[float, float, float]:
+    """Shift (x, y) and normalised peak of the cross-correlation of two real patches of ``shape`` from their
+    ``rfft2`` half spectra (the correlation is real: ``irfft2`` at half the work of a complex inverse)."""
     cross = fb * np.conj(fa)
-    corr = np.fft.ifft2(cross).real
+    corr = np.fft.irfft2(cross, s=shape)
     peak = np.unravel_index(int(np.argmax(corr)), corr.shape)
-    shape = np.array(corr.shape)
+    extent = np.array(shape)
     shift = np.array(peak, dtype=float)
-    shift[shift > shape // 2] -= shape[shift > shape // 2]
+    shift[shift > extent // 2] -= extent[shift > extent // 2]
     # two refinements on 15 × 15 grids (1/10 px over ±0.7 px, then 1/upsample around it) instead of one
     # 150 × 150 grid: the same peak for a hundredth of the work
-    conj_cross = np.conj(cross)
+    conj_cross = np.conj(_hermitian_full(cross, shape[1]))
     fine = corr
     fine_peak = peak
     for factor in (10, upsample) if upsample > 10 else (upsample,):
         size = 15
         offset = size // 2 - shift * factor
-        fine = _upsampled_dft(conj_cross, size, factor, (offset[0], offset[1])).conj().real
+        fine = _upsampled_dft(conj_cross, size, factor, (offset[0], offset[1])).real
         fine_peak = np.unravel_index(int(np.argmax(fine)), fine.shape)
         shift = shift + (np.array(fine_peak, dtype=float) - size // 2) / factor
-    norm = math.sqrt(energy_a * energy_b) * cross.size
+    norm = math.sqrt(energy_a * energy_b) * corr.size
     height = float(fine[fine_peak]) / norm if norm > 0 else 0.0
     return float(shift[1]), float(shift[0]), height
 
@@ -334,7 +355,7 @@ def patch_shift(a: np.ndarray, b: np.ndarray, *, window: np.ndarray, upsample: i
     """
     fa, ea = _spectrum(a, window)
     fb, eb = _spectrum(b, window)
-    return _shift_from_spectra(fa, ea, fb, eb, upsample)
+    return _shift_from_spectra(fa, ea, fb, eb, upsample, a.shape)
 
 
 def _sample(image: np.ndarray, rot: np.ndarray, start: np.ndarray, size: int, *, order: int = 3) -> np.ndarray:
@@ -462,7 +483,7 @@ def register(
             if sampled.std() < 1e-6:
                 continue
             fb, energy_b = _spectrum(sampled, window)
-            sx, sy, peak = _shift_from_spectra(spectrum[0], spectrum[1], fb, energy_b, upsample)
+            sx, sy, peak = _shift_from_spectra(spectrum[0], spectrum[1], fb, energy_b, upsample, sampled.shape)
             if peak < min_peak:
                 continue
             centre_ref = origin + (patch_px - 1) / 2.0
