@@ -154,11 +154,21 @@ def test_full_spectrum_rebuilt_from_the_real_half_is_numpys_complex_fft(shape: t
 
 
 def test_the_same_frames_register_to_the_same_bits() -> None:
-    """Determinism: nothing in a registration depends on thread timing or state left by an earlier call."""
+    """Determinism: nothing in a registration depends on thread timing or state left by an earlier call — the
+    bench registers in two pool threads at once (rig.bench.pipeline), sharing the cached grids."""
+    from concurrent.futures import ThreadPoolExecutor
+
     a = blob_field(384, 512, 5, n=900).astype(np.float32)
     b = blob_field(384, 512, 5, theta_rad=math.radians(0.8), shift=(2.6, -1.3), n=900).astype(np.float32)
-    first = register(a, b, grid=3, iterations=2)
-    register(b, a)  # a call on other frames in between (cached grids, windows)
-    again = register(a, b, grid=3, iterations=2)
-    as_numbers = [[float(getattr(r, f.name)) for f in dataclasses.fields(r)] for r in (first, again)]
-    assert np.array_equal(*as_numbers, equal_nan=True)
+
+    def figures(reference: np.ndarray, moving: np.ndarray) -> list[float]:
+        result = register(reference, moving, grid=3, iterations=2)
+        return [float(getattr(result, f.name)) for f in dataclasses.fields(result)]
+
+    first = figures(a, b)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [pool.submit(figures, *pair) for pair in ((a, b), (b, a), (a, b), (b, a))]
+        concurrent = [run.result() for run in runs]
+    assert np.array_equal(concurrent[0], first, equal_nan=True)
+    assert np.array_equal(concurrent[2], first, equal_nan=True)
+    assert np.array_equal(concurrent[1], concurrent[3], equal_nan=True)
