@@ -9,8 +9,10 @@ figure is per edge, over every edge ``find_edges`` finds on that capture, measur
 ``rig.measure.focus.edge_mtf50_row`` does.
 
 The measurements run as the bench runs them, with one BLAS/OpenMP thread (``rig.bench.pipeline``'s limit: with
-OpenBLAS's own threads spinning, a registration costs ~5× the CPU on two cores). CPU time is ``time.process_time`` (all threads of this process) per call, the median of the repeats; wall time
-and the load average are printed beside it, because a shared machine inflates wall time but not CPU time.
+OpenBLAS's own threads spinning, a registration costs ~5× the CPU on two cores). CPU time is
+``time.process_time`` (all threads of this process) per call, the median and the least of the repeats; wall time
+and the load average are printed beside it: a shared machine inflates wall time most, but CPU time too (caches,
+clock), so compare before/after runs taken one after the other.
 
 Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/measure_speed.py [--repeats N] [--inputs FILE] [--dump FILE]``.
 For the "before" figures run the same script against another checkout's code (``PYTHONPATH=/path/to/main``):
@@ -25,7 +27,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +90,21 @@ def _load_inputs(path: Path | None) -> dict[str, np.ndarray]:
     return raws
 
 
-def _timed(call: Callable[[], object], repeats: int) -> tuple[object, float, float]:
-    """(last result, median CPU s, median wall s) of ``repeats`` calls."""
+@dataclass(frozen=True)
+class _Timing:
+    cpu_median_s: float
+    cpu_min_s: float  # the least disturbed call: other processes on a shared machine inflate even CPU time
+    wall_median_s: float
+
+    def per_call(self, calls: int) -> str:
+        return (
+            f"CPU {self.cpu_median_s / calls * 1e3:.2f} ms/call (min {self.cpu_min_s / calls * 1e3:.2f}), "
+            f"wall {self.wall_median_s / calls * 1e3:.2f} ms"
+        )
+
+
+def _timed(call: Callable[[], object], repeats: int) -> tuple[object, _Timing]:
+    """The last result of ``repeats`` calls and their CPU and wall times."""
     cpus, walls = [], []
     result: object = None
     for _ in range(repeats):
@@ -97,7 +112,7 @@ def _timed(call: Callable[[], object], repeats: int) -> tuple[object, float, flo
         result = call()
         cpus.append(time.process_time() - c0)
         walls.append(time.perf_counter() - w0)
-    return result, statistics.median(cpus), statistics.median(walls)
+    return result, _Timing(statistics.median(cpus), min(cpus), statistics.median(walls))
 
 
 def _load() -> str:
@@ -137,12 +152,12 @@ def main() -> None:
     dumped: dict[str, np.ndarray] = {}
 
     for label, options in (("sign-off 3x3/2 passes", SIGNOFF_REGISTRATION), ("defaults 5x5/3 passes", {})):
-        reg, cpu, wall = _timed(lambda o=options: register(reference, moving, **o), args.repeats)
+        reg, timing = _timed(lambda o=options: register(reference, moving, **o), args.repeats)
         assert isinstance(reg, Registration)
         again = register(reference, moving, **options)
         same = np.array_equal(_registration_figures(reg), _registration_figures(again))
         print(
-            f"register() {label}: CPU {cpu * 1e3:.1f} ms/call, wall {wall * 1e3:.1f} ms; "
+            f"register() {label}: {timing.per_call(1)}; "
             f"dx {reg.dx_px:+.4f} dy {reg.dy_px:+.4f} px rot {reg.rotation_deg:+.5f} deg; "
             f"repeat bit-identical: {same}; {_load()}"
         )
@@ -160,14 +175,14 @@ def main() -> None:
             for roi, crop in zip(rois, crops, strict=True)
         ]
 
-    results, cpu, wall = _timed(measure_all, args.repeats)
+    results, timing = _timed(measure_all, args.repeats)
     assert isinstance(results, list)
     same = np.array_equal(_sfr_figures(results), _sfr_figures(measure_all()))
     n = len(rois)
     median_mtf50 = float(np.median([r.mtf50_cy_px for r in results]))
     print(
         f"slanted_edge_sfr() raw G, {n} edges of {crops[0].shape[1]}x{crops[0].shape[0]} px: "
-        f"CPU {cpu / n * 1e3:.2f} ms/call, wall {wall / n * 1e3:.2f} ms/call; median MTF50 {median_mtf50:.4f} cy/px; "
+        f"{timing.per_call(n)}; median MTF50 {median_mtf50:.4f} cy/px; "
         f"repeat bit-identical: {same}; {_load()}"
     )
     dumped["sfr raw G"] = _sfr_figures(results)
