@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -153,15 +154,27 @@ def _reduce(image: np.ndarray) -> tuple[np.ndarray, int]:
     return small.astype(np.float32), factor
 
 
-def _magnitude(image: np.ndarray, window: np.ndarray, compress: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """The high-passed, compressed Fourier magnitude, centred (what the log-polar correlations compare)."""
-    spectrum = np.fft.fftshift(np.abs(np.fft.fft2((image - image.mean()) * window)))
-    h, w = spectrum.shape
+def _centred_magnitude(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """The Fourier magnitude of the windowed, mean-free image, centred (shared by both compressions); from the
+    real image's ``rfft2`` half, mirrored (|F(−k)| = |F(k)|)."""
+    half = np.abs(np.fft.rfft2((image - image.mean()) * window))
+    return np.fft.fftshift(_hermitian_full(half, image.shape[1]))
+
+
+@lru_cache(maxsize=8)
+def _highpass(h: int, w: int) -> np.ndarray:
+    """Reddy & Chatterji's high-pass on the centred frequency grid: the low-frequency core carries the window's
+    own (unrotated) spectrum. One per frame size (each registration used to rebuild it four times)."""
     fy = np.fft.fftshift(np.fft.fftfreq(h))[:, None]
     fx = np.fft.fftshift(np.fft.fftfreq(w))[None, :]
-    # Reddy & Chatterji's high-pass: the low-frequency core carries the window's own (unrotated) spectrum
     highpass = (1.0 - np.cos(np.pi * fx) * np.cos(np.pi * fy)) * (2.0 - np.cos(np.pi * fx) * np.cos(np.pi * fy))
-    return (compress(spectrum) * highpass).astype(np.float32)
+    highpass.setflags(write=False)
+    return highpass
+
+
+def _compressed(magnitude: np.ndarray, compress: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The high-passed, compressed centred magnitude (what the log-polar correlations compare)."""
+    return (compress(magnitude) * _highpass(*magnitude.shape)).astype(np.float32)
 
 
 def _log_polar_shift(ref_mag: np.ndarray, mov_mag: np.ndarray) -> tuple[float, float, float]:
@@ -205,13 +218,16 @@ def _coarse(reference: np.ndarray, moving: np.ndarray) -> _Coarse:
     # white noise would fill the high-passed spectrum evenly and hide its rotation: smooth it away first
     ref_smooth = cv2.GaussianBlur(ref, (0, 0), 1.0)
     mov_smooth = cv2.GaussianBlur(mov, (0, 0), 1.0)
-    _, theta, _ = _log_polar_shift(_magnitude(ref_smooth, window, np.log1p), _magnitude(mov_smooth, window, np.log1p))
+    # one FFT per frame feeds both compressions
+    ref_magnitude = _centred_magnitude(ref_smooth, window)
+    mov_magnitude = _centred_magnitude(mov_smooth, window)
+    _, theta, _ = _log_polar_shift(_compressed(ref_magnitude, np.log1p), _compressed(mov_magnitude, np.log1p))
     # The scale from the square-root magnitude: the log compresses the spectrum so far that a noise or
     # quantisation floor (16-bit rounding of a 1500-DN texture) becomes a pattern the same in both frames, which
     # pins the correlation at zero shift (a 1.25 zoom read 1.0002); the root keeps the signal above that floor.
     # A zoom by s moves the spectrum's ln r by −ln s.
     log_shift, _, lp_response = _log_polar_shift(
-        _magnitude(ref_smooth, window, np.sqrt), _magnitude(mov_smooth, window, np.sqrt)
+        _compressed(ref_magnitude, np.sqrt), _compressed(mov_magnitude, np.sqrt)
     )
     scale = math.exp(-log_shift) if lp_response >= MIN_LOG_POLAR_RESPONSE else math.nan
     # magnitude spectra are point-symmetric: θ is known modulo π, we take the branch within ±90°
@@ -233,18 +249,23 @@ def _coarse(reference: np.ndarray, moving: np.ndarray) -> _Coarse:
     return _Coarse(theta, tx * factor, ty * factor, scale, float(lp_response))
 
 
+@lru_cache(maxsize=16)
+def _centred_indices(n: int) -> np.ndarray:
+    """The DFT's frequency indices −n/2 … n/2 − 1 in ``fft`` order (built once per size)."""
+    indices = np.fft.ifftshift(np.arange(n)) - n // 2
+    indices.setflags(write=False)
+    return indices
+
+
 def _upsampled_dft(data: np.ndarray, size: int, upsample: int, offset: tuple[float, float]) -> np.ndarray:
     """Inverse DFT of ``data`` on a ``size``² grid of step 1/upsample starting at ``offset`` (rows, cols)."""
     rows, cols = data.shape
+    grid = np.arange(size)
     col_kernel = np.exp(
-        (-2j * np.pi / (cols * upsample))
-        * (np.fft.ifftshift(np.arange(cols))[:, None] - cols // 2)
-        * (np.arange(size)[None, :] - offset[1])
+        (-2j * np.pi / (cols * upsample)) * _centred_indices(cols)[:, None] * (grid[None, :] - offset[1])
     )
     row_kernel = np.exp(
-        (-2j * np.pi / (rows * upsample))
-        * (np.arange(size)[:, None] - offset[0])
-        * (np.fft.ifftshift(np.arange(rows))[None, :] - rows // 2)
+        (-2j * np.pi / (rows * upsample)) * (grid[:, None] - offset[0]) * _centred_indices(rows)[None, :]
     )
     # (data @ col_kernel) first: the same product, but OpenBLAS's zgemm on a short-wide left operand was measured
     # 100× slower here (30 ms against 0.2 ms for 15×128·128×128 vs 128×128·128×15)
@@ -267,7 +288,9 @@ def _deplane(patch: np.ndarray) -> np.ndarray:
 def _texture(patch: np.ndarray) -> float:
     """Smaller eigenvalue of the structure tensor Σ∇I∇Iᵀ (Shi & Tomasi 1994): large only where the patch holds
     structure in two directions, so that a correlation pins both coordinates."""
-    gy, gx = np.gradient(_deplane(patch))
+    # not deplaned first (as the correlated patches are): a plane adds one constant to every gradient sample,
+    # which the mean removal below takes out again
+    gy, gx = np.gradient(patch)
     gx -= gx.mean()
     gy -= gy.mean()
     jxx, jyy, jxy = float((gx * gx).sum()), float((gy * gy).sum()), float((gx * gy).sum())
@@ -275,32 +298,51 @@ def _texture(patch: np.ndarray) -> float:
 
 
 def _spectrum(patch: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, float]:
-    """FFT of the windowed, plane-free patch and its energy (Σ of the windowed values squared)."""
+    """Half spectrum (``rfft2``: the patch is real) of the windowed, plane-free patch, and its energy (Σ of the
+    windowed values squared)."""
     windowed = _deplane(patch) * window
-    return np.fft.fft2(windowed), float((windowed * windowed).sum())
+    return np.fft.rfft2(windowed), float((windowed * windowed).sum())
+
+
+def _hermitian_full(half: np.ndarray, cols: int) -> np.ndarray:
+    """The full ``fft2`` spectrum of a real array from its ``rfft2`` half: F[−k, −l] = conj F[k, l] (or the
+    magnitude's from the half magnitude: |F| is symmetric the same way).
+
+    The columns past the half are the conjugates of columns ``cols − l``, rows mirrored (row 0 onto itself).
+    """
+    rows = half.shape[0]
+    full = np.empty((rows, cols), dtype=half.dtype)
+    n_half = half.shape[1]
+    full[:, :n_half] = half
+    mirrored = half[:, cols - n_half : 0 : -1]  # columns cols − l for l = n_half … cols − 1
+    full[0, n_half:] = np.conj(mirrored[0])
+    full[1:, n_half:] = np.conj(mirrored[:0:-1])
+    return full
 
 
 def _shift_from_spectra(
-    fa: np.ndarray, energy_a: float, fb: np.ndarray, energy_b: float, upsample: int
+    fa: np.ndarray, energy_a: float, fb: np.ndarray, energy_b: float, upsample: int, shape: tuple[int, int]
 ) -> tuple[float, float, float]:
+    """Shift (x, y) and normalised peak of the cross-correlation of two real patches of ``shape`` from their
+    ``rfft2`` half spectra (the correlation is real: ``irfft2`` at half the work of a complex inverse)."""
     cross = fb * np.conj(fa)
-    corr = np.fft.ifft2(cross).real
+    corr = np.fft.irfft2(cross, s=shape)
     peak = np.unravel_index(int(np.argmax(corr)), corr.shape)
-    shape = np.array(corr.shape)
+    extent = np.array(shape)
     shift = np.array(peak, dtype=float)
-    shift[shift > shape // 2] -= shape[shift > shape // 2]
+    shift[shift > extent // 2] -= extent[shift > extent // 2]
     # two refinements on 15 × 15 grids (1/10 px over ±0.7 px, then 1/upsample around it) instead of one
     # 150 × 150 grid: the same peak for a hundredth of the work
-    conj_cross = np.conj(cross)
+    conj_cross = np.conj(_hermitian_full(cross, shape[1]))
     fine = corr
     fine_peak = peak
     for factor in (10, upsample) if upsample > 10 else (upsample,):
         size = 15
         offset = size // 2 - shift * factor
-        fine = _upsampled_dft(conj_cross, size, factor, (offset[0], offset[1])).conj().real
+        fine = _upsampled_dft(conj_cross, size, factor, (offset[0], offset[1])).real
         fine_peak = np.unravel_index(int(np.argmax(fine)), fine.shape)
         shift = shift + (np.array(fine_peak, dtype=float) - size // 2) / factor
-    norm = math.sqrt(energy_a * energy_b) * cross.size
+    norm = math.sqrt(energy_a * energy_b) * corr.size
     height = float(fine[fine_peak]) / norm if norm > 0 else 0.0
     return float(shift[1]), float(shift[0]), height
 
@@ -313,7 +355,7 @@ def patch_shift(a: np.ndarray, b: np.ndarray, *, window: np.ndarray, upsample: i
     """
     fa, ea = _spectrum(a, window)
     fb, eb = _spectrum(b, window)
-    return _shift_from_spectra(fa, ea, fb, eb, upsample)
+    return _shift_from_spectra(fa, ea, fb, eb, upsample, a.shape)
 
 
 def _sample(image: np.ndarray, rot: np.ndarray, start: np.ndarray, size: int, *, order: int = 3) -> np.ndarray:
@@ -441,7 +483,7 @@ def register(
             if sampled.std() < 1e-6:
                 continue
             fb, energy_b = _spectrum(sampled, window)
-            sx, sy, peak = _shift_from_spectra(spectrum[0], spectrum[1], fb, energy_b, upsample)
+            sx, sy, peak = _shift_from_spectra(spectrum[0], spectrum[1], fb, energy_b, upsample, sampled.shape)
             if peak < min_peak:
                 continue
             centre_ref = origin + (patch_px - 1) / 2.0

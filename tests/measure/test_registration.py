@@ -3,6 +3,7 @@ transformed coordinates (exact rotation), and band-limited noise shifted by the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -136,3 +137,38 @@ def test_log_polar_scale_of_rigid_pairs_is_one_and_of_unrelated_frames_unknown(s
     assert check_registration(rigid) is rigid  # not refused: the rigid pair keeps its figures
     other = register(a, blob_field(384, 512, 9, n=900))
     assert other.log_polar_response < MIN_LOG_POLAR_RESPONSE and math.isnan(other.log_polar_scale)
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (384, 384), (96, 128), (7, 9), (8, 5), (5, 8)])
+def test_full_spectrum_rebuilt_from_the_real_half_is_numpys_complex_fft(shape: tuple[int, int]) -> None:
+    """The patch and coarse spectra come from ``rfft2`` and the Hermitian symmetry of a real array's transform;
+    numpy's complex ``fft2`` of the same array is the counterpart (rounding-level agreement, 1e-12 relative)."""
+    from rig.measure.registration import _hermitian_full
+
+    x = np.random.default_rng(sum(shape)).standard_normal(shape)
+    full = np.fft.fft2(x)
+    rebuilt = _hermitian_full(np.fft.rfft2(x), shape[1])
+    assert np.max(np.abs(rebuilt - full)) <= 1e-12 * np.max(np.abs(full))
+    magnitude = _hermitian_full(np.abs(np.fft.rfft2(x)), shape[1])
+    assert np.max(np.abs(magnitude - np.abs(full))) <= 1e-12 * np.max(np.abs(full))
+
+
+def test_the_same_frames_register_to_the_same_bits() -> None:
+    """Determinism: nothing in a registration depends on thread timing or state left by an earlier call — the
+    bench registers in two pool threads at once (rig.bench.pipeline), sharing the cached grids."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    a = blob_field(384, 512, 5, n=900).astype(np.float32)
+    b = blob_field(384, 512, 5, theta_rad=math.radians(0.8), shift=(2.6, -1.3), n=900).astype(np.float32)
+
+    def figures(reference: np.ndarray, moving: np.ndarray) -> list[float]:
+        result = register(reference, moving, grid=3, iterations=2)
+        return [float(getattr(result, f.name)) for f in dataclasses.fields(result)]
+
+    first = figures(a, b)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [pool.submit(figures, *pair) for pair in ((a, b), (b, a), (a, b), (b, a))]
+        concurrent = [run.result() for run in runs]
+    assert np.array_equal(concurrent[0], first, equal_nan=True)
+    assert np.array_equal(concurrent[2], first, equal_nan=True)
+    assert np.array_equal(concurrent[1], concurrent[3], equal_nan=True)

@@ -169,3 +169,26 @@ def test_the_ends_of_the_angle_range(angle: float) -> None:
     truth50 = mtf50(F, gaussian_mtf(F, 0.6) * pixel_mtf(F, angle))
     assert abs(result.mtf50_cy_px / truth50 - 1.0) <= MTF50_NOISE_FREE_MAX
     assert SfrFlag.CRITICAL_ANGLE not in result.flags
+
+
+@pytest.mark.parametrize("side", [-1.0, 1.0])
+def test_far_tail_amplitude_is_the_weighted_least_squares_fit(side: float) -> None:
+    """The far-tail fit (plateau − side·A/d, counts-weighted) in closed form: on a noise-free tail it recovers the
+    A it was built with, and on a noisy one it is numpy's ``lstsq`` solution of the same weighted problem (to
+    1e-9 relative; the two differ by rounding only)."""
+    from rig.measure.sfr import _far_tail_amplitude
+
+    rng = np.random.default_rng(31)
+    n, centre, amplitude = 240, 118.3, 0.35
+    d = (np.arange(n) - centre) * side
+    counts = rng.integers(4, 12, n).astype(np.float64)
+    counts[::17] = 0.0  # empty bins are left out
+    clean = 1.0 - side * amplitude / np.where(d == 0, 1.0, d)
+    assert _far_tail_amplitude(clean, counts, centre, 10.0, 110.0, side) == pytest.approx(amplitude, rel=1e-12)
+    noisy = clean + 0.01 * rng.standard_normal(n)
+    used = (d >= 10.0) & (d <= 110.0) & (counts > 0)
+    weight = np.sqrt(counts[used])
+    design = np.stack([np.ones(used.sum()), -side / d[used]], axis=1) * weight[:, None]
+    expected = np.linalg.lstsq(design, noisy[used] * weight, rcond=None)[0][1]
+    assert _far_tail_amplitude(noisy, counts, centre, 10.0, 110.0, side) == pytest.approx(expected, rel=1e-9)
+    assert _far_tail_amplitude(2.0 - clean, counts, centre, 10.0, 110.0, side) == 0.0  # a dip is not a tail
