@@ -596,8 +596,9 @@ class Gphoto2Phone:
         try:
             self._set_value(widget, text)
             # libgphoto2 2.5.34 returns GP_OK from set_single_config of a generic ("other") property whatever the
-            # phone answered (tried: InvalidDevicePropValue, 0x201C, is dropped); its get_single_config asks the
-            # phone afresh (GetDevicePropDesc), so the value the phone holds tells whether it took the windows
+            # phone answered: InvalidDevicePropValue (0x201C) only becomes a context message ("was not set",
+            # tried); its get_single_config asks the phone afresh (GetDevicePropDesc), so the value the phone holds
+            # tells whether it took the windows
             held = self._get_value(widget)
         except DeviceCommandError as exc:
             if not self._alive():
