@@ -303,9 +303,20 @@ class StepMeasurements:
         return self._state.name
 
     def __call__(
-        self, name: str, value: float | None, *, zone: str | None = None, captures: Any = (), error: str | None = None
+        self,
+        name: str,
+        value: float | None,
+        *,
+        zone: str | None = None,
+        captures: Any = (),
+        error: str | None = None,
+        readout_binning: int | None = None,
     ) -> MeasurementRecord:
-        rec = self._recorder.measure(self._state.name, name, value, zone=zone, captures=captures, error=error)
+        """Record ``value``; ``readout_binning`` when it was measured on other pixels than the station's read-out
+        (1: native-pitch windows), whose limits it is then judged by (:meth:`RunRecorder.measure`)."""
+        rec = self._recorder.measure(
+            self._state.name, name, value, zone=zone, captures=captures, error=error, readout_binning=readout_binning
+        )
         self._state.measurements.append(rec)
         return rec
 

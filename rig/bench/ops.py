@@ -8,8 +8,8 @@ before the move is repeated. Moves that are already done are skipped (fewest mov
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,8 +31,9 @@ from rig.errors import (
     FrameError,
     ImageInputError,
 )
-from rig.spec.capture_state import CaptureBenchState
+from rig.spec.capture_state import CaptureBenchState, ReadoutWindowState, read_readout_window
 from rig.spec.dng import DngImage, read_dng
+from rig.spec.ptp import ReadoutWindow
 from rig.spec.shims import ShimPlan
 from rig.spec.types import Capture
 
@@ -57,6 +58,7 @@ class Frame:
     exposure_time_s: float
     iso: int
     timestamp_ms: float | None
+    window: ReadoutWindowState | None = None  # a window of a windowed read-out (native pitch); None: the frame
 
     @property
     def raw(self) -> np.ndarray:
@@ -300,9 +302,10 @@ class BenchOps:
         )
         self._exposure = (exposure_time_s, iso)
 
-    def _validated(self, capture: Capture) -> DngImage:
+    def _validated(self, capture: Capture, *, window: ReadoutWindow | None = None) -> DngImage:
         """The capture's DNG parsed once: the driver's parse when it made one (it validated the same bytes), else
-        read here; then held to this station's sensor (size, levels) and pixel budget."""
+        read here; then held to this station's sensor (size: the read-out's, or ``window``'s; levels) and pixel
+        budget."""
         max_pixels = int(self.station.sensor.max_frame_megapixels * 1e6)
         image = capture.image
         if image is None:
@@ -316,10 +319,9 @@ class BenchOps:
                 f"{max_pixels} pixels (sensor.max_frame_megapixels)"
             )
         sensor = self.station.sensor
-        if (image.width, image.height) != (sensor.width_px, sensor.height_px):
-            raise FrameError(
-                f"{capture.filename}: {image.width}×{image.height} px, expected {sensor.width_px}×{sensor.height_px}"
-            )
+        size = (sensor.width_px, sensor.height_px) if window is None else (window.width_px, window.height_px)
+        if (image.width, image.height) != size:
+            raise FrameError(f"{capture.filename}: {image.width}×{image.height} px, expected {size[0]}×{size[1]}")
         if image.white_level != sensor.white_level_dn or image.black_level != sensor.black_level_dn:
             raise FrameError(
                 f"{capture.filename}: black/white {image.black_level}/{image.white_level}, expected "
@@ -391,6 +393,78 @@ class BenchOps:
             iso=iso,
             timestamp_ms=capture.timestamp_ms if capture.timestamp_ms is not None else image.timestamp_ms,
         )
+
+    def shoot_windows(
+        self,
+        windows: Sequence[ReadoutWindow],
+        *,
+        chart: str,
+        tag: str,
+        rail_mm: float = 0.0,
+        pitch_deg: float = 0.0,
+        light: float = 0.8,
+        exposure_time_s: float,
+        iso: int = 100,
+    ) -> list[Frame]:
+        """Place the chart, set light and exposure, and read one exposure out as ``windows`` at the sensor's native
+        pitch (:meth:`rig.devices.protocols.Phone.capture_windows`): one validated frame per window, kept in the run
+        as ``<tag>-wNN`` with its bench state and where it sits (``rig:Window…``, :mod:`rig.spec.capture_state`)."""
+        self.place(chart=chart, rail_mm=rail_mm, pitch_deg=pitch_deg)
+        self.set_light(light)
+        self.set_exposure(exposure_time_s, iso)
+        windows = tuple(windows)
+
+        def shot() -> list[tuple[Capture, DngImage, ReadoutWindowState]]:
+            captures = self.phone.capture_windows(windows)
+            out = []
+            for capture, window in zip(captures, windows, strict=True):
+                image = self._validated(capture, window=window)
+                try:
+                    state = read_readout_window(capture.dng, source=capture.filename)
+                except ImageInputError as exc:
+                    raise FrameError(str(exc)) from None
+                if state is None or state.window != window:
+                    raise FrameError(f"{capture.filename}: not the window {window.text} asked for")
+                out.append((capture, image, state))
+            self._check_lens(out[0][1])
+            return out
+
+        taken = with_retries(
+            shot,
+            what=f"{len(windows)} read-out windows",
+            log_to=self.retries,
+            attempts=self.attempts,
+            retry_on=(FrameError, DeviceLost, DeviceTimeout),
+            before_retry=self._reconnect,
+        )
+        frames = []
+        for i, (capture, image, window_state) in enumerate(taken):
+            state = bench_state(
+                self.station,
+                tag=f"{tag}-w{i:02d}",
+                chart=chart,
+                rail_mm=rail_mm,
+                pitch_deg=pitch_deg,
+                light_level=light,
+                exposure_time_s=exposure_time_s,
+                iso=iso,
+            )
+            state = replace(state, pixel_pitch_um=window_state.pixel_pitch_um, window=window_state)
+            frames.append(
+                Frame(
+                    path=self._store(capture, state),
+                    image=image,
+                    chart=chart,
+                    rail_mm=rail_mm,
+                    pitch_deg=pitch_deg,
+                    light_level=light,
+                    exposure_time_s=exposure_time_s,
+                    iso=iso,
+                    timestamp_ms=capture.timestamp_ms if capture.timestamp_ms is not None else image.timestamp_ms,
+                    window=window_state,
+                )
+            )
+        return frames
 
     def burst(
         self, count: int, *, tag: str, interval_s: float | None = None, start_ms: float | None = None

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -25,8 +25,9 @@ from rig.config.station import StationConfig
 from rig.devices.protocols import Phone
 from rig.errors import DeviceStateError, DeviceTimeout, MeasurementError
 from rig.measure.dotgrid import DotGridFit, detect_dots, fit_dot_grid
-from rig.measure.edges import EdgeRoi, find_edges
+from rig.measure.edges import ChartEdge, EdgeRoi, find_edges, measure_chart
 from rig.measure.focus import (
+    EdgeFocus,
     FlangeResult,
     edge_mtf50_row,
     measure_flange,
@@ -35,6 +36,8 @@ from rig.measure.focus import (
 )
 from rig.measure.imageio import bayer_mean
 from rig.measure.registration import register
+from rig.measure.sfr import SfrResult
+from rig.spec.ptp import MAX_READOUT_WINDOWS, MAX_WINDOW_SIDE_PX, MIN_WINDOW_SIDE_PX, ReadoutWindow
 from rig.spec.types import ActiveSensor, AssistOutputs, LensState
 
 SWEEP_HALF_RANGE_UM = 90.0
@@ -287,6 +290,202 @@ def zone_mtf50_at_best_focus(sweep: Sweep) -> dict[str, float]:
     if not per_zone:
         raise MeasurementError("no edge of the sweep has a best focus: nothing to grade sharpness on")
     return {zone: float(np.median(v)) for zone, v in per_zone.items()}
+
+
+# ------------------------------------------------------------------------------------------------ native pitch
+WINDOW_MARGIN_PX = 16
+"""Native pixels added around a chart square's edge ROIs for its read-out window (even, so windows stay on the CFA's
+R site): room for the ROI's rounding at the binned pitch."""
+FOCUS_GROUP_DEPTH_FRACTION = 0.25
+"""Edges whose best foci lie within this fraction of the depth of focus N·c share one windowed capture, midway
+between the first and the last: each edge is then at most N·c/8 from its own best, a blur disc of c/8 (0.4 µm,
+a quarter of a native pixel)."""
+
+
+@dataclass(frozen=True)
+class NativeEdge:
+    """One chart edge of the binned overview, measured again at the native pitch in a window around its square."""
+
+    focus: EdgeFocus  # the edge as the binned sweep found and focused it
+    sfr: SfrResult | None  # its e-SFR on the window's native pixels (cycles per native pixel)
+    frame: Frame  # the window it was measured in
+    error: str | None = None
+
+    @property
+    def mtf50_cy_px(self) -> float | None:
+        """MTF50 (cy/native px) when the edge speaks for its zone: measured, unflagged, finite (as
+        :func:`rig.measure.edges.measure_chart` counts an edge for a zone's median)."""
+        sfr = self.sfr
+        if sfr is None or sfr.flags or not math.isfinite(sfr.mtf50_cy_px):
+            return None
+        return float(sfr.mtf50_cy_px)
+
+
+@dataclass(frozen=True)
+class NativeSharpness:
+    """The chart's edges at the sensor's native pitch (windowed read-outs), e.g. each at its own best focus."""
+
+    edges: tuple[NativeEdge, ...]
+    frames: tuple[Frame, ...]
+    pixel_pitch_um: float
+
+    def zone_mtf50(self) -> dict[str, float]:
+        """Median MTF50 (cy/native px) of each field zone's edges that speak for it."""
+        per_zone: dict[str, list[float]] = {}
+        for edge in self.edges:
+            if (value := edge.mtf50_cy_px) is not None:
+                per_zone.setdefault(str(edge.focus.roi.zone), []).append(value)
+        return {zone: float(np.median(v)) for zone, v in per_zone.items()}
+
+    def as_focused_edges(self) -> list[EdgeFocus]:
+        """The sweep's edges with their best-focus MTF50 replaced by the native one (None where it was not
+        measured): what :func:`rig.measure.field_symmetry.corner_symmetry` reads, at the native pitch."""
+        out = []
+        for edge in self.edges:
+            best = edge.focus.best
+            value = edge.mtf50_cy_px
+            new_best = None if best is None or value is None else replace(best, peak_mtf50_cy_px=value)
+            out.append(replace(edge.focus, best=new_best))
+        return out
+
+
+def square_windows(
+    rois: Sequence[EdgeRoi], *, binning: int, sensor_width_px: int, sensor_height_px: int
+) -> dict[int, ReadoutWindow]:
+    """A native-pitch read-out window around each chart square: the box of its edges' ROIs (binned read-out
+    pixels × ``binning``) with :data:`WINDOW_MARGIN_PX` around it, on even pixels, inside the sensor.
+
+    Raises
+    ------
+    MeasurementError
+        A square's edges span more than the phone's largest window (``MAX_WINDOW_SIDE_PX``).
+    """
+    boxes: dict[int, list[int]] = {}
+    for roi in rois:
+        x0, y0, x1, y1 = roi.x * binning, roi.y * binning, (roi.x + roi.w) * binning, (roi.y + roi.h) * binning
+        box = boxes.setdefault(roi.square, [x0, y0, x1, y1])
+        box[:] = [min(box[0], x0), min(box[1], y0), max(box[2], x1), max(box[3], y1)]
+    windows = {}
+    for square, (x0, y0, x1, y1) in boxes.items():
+        left = max(0, (x0 - WINDOW_MARGIN_PX) // 2 * 2)
+        top = max(0, (y0 - WINDOW_MARGIN_PX) // 2 * 2)
+        right = min(sensor_width_px, -(-(x1 + WINDOW_MARGIN_PX) // 2) * 2)
+        bottom = min(sensor_height_px, -(-(y1 + WINDOW_MARGIN_PX) // 2) * 2)
+        width, height = right - left, bottom - top
+        if max(width, height) > MAX_WINDOW_SIDE_PX:
+            raise MeasurementError(
+                f"chart square {square}: its edges span {width}×{height} native px, more than the phone's largest "
+                f"read-out window ({MAX_WINDOW_SIDE_PX} px)"
+            )
+        windows[square] = ReadoutWindow(left, top, max(width, MIN_WINDOW_SIDE_PX), max(height, MIN_WINDOW_SIDE_PX))
+    return windows
+
+
+def native_roi(roi: EdgeRoi, window: ReadoutWindow, *, binning: int) -> EdgeRoi:
+    """A binned read-out's ROI as native pixels of ``window`` (the same piece of the sensor, ``binning``² as many
+    pixels; even offsets keep its CFA phase)."""
+    return replace(
+        roi,
+        x=roi.x * binning - window.x_px,
+        y=roi.y * binning - window.y_px,
+        w=roi.w * binning,
+        h=roi.h * binning,
+        centre_x_px=(roi.centre_x_px + 0.5) * binning - 0.5 - window.x_px,
+        centre_y_px=(roi.centre_y_px + 0.5) * binning - 0.5 - window.y_px,
+        side_px=roi.side_px * binning,
+    )
+
+
+def _window_sfr(frame: Frame, focused: list[EdgeFocus], binning: int, pitch_um: float) -> list[ChartEdge]:
+    """The e-SFR of the edges of one window at its native pitch (a pool task)."""
+    assert frame.window is not None
+    window = frame.window.window
+    image = frame.image
+    result = measure_chart(
+        frame.raw,
+        cfa_pattern=image.cfa_pattern,
+        black_level=image.black_level,
+        white_level=image.white_level,
+        pixel_pitch_um=pitch_um,
+        rois=[native_roi(e.roi, window, binning=binning) for e in focused],
+    )
+    return list(result.edges)
+
+
+def native_sharpness(
+    bench: BenchOps,
+    groups: Sequence[tuple[float, Sequence[EdgeFocus]]],
+    *,
+    exposure_time_s: float,
+    tag: str,
+) -> NativeSharpness:
+    """Each group's edges measured at the native pitch: for each (rail mm from focus, edges), one windowed
+    capture per :data:`MAX_READOUT_WINDOWS` of their squares, the e-SFR of every edge in its square's window.
+
+    The windows come from the edges' binned ROIs (:func:`square_windows`); each window's SFR runs in the bench's
+    pool while the bench takes the next capture.
+    """
+    sensor = bench.station.sensor
+    pitch = sensor.pixel_pitch_um
+    every = [e for _, edges in groups for e in edges]
+    windows = square_windows(
+        [e.roi for e in every],
+        binning=sensor.binning,
+        sensor_width_px=sensor.full_width_px,
+        sensor_height_px=sensor.full_height_px,
+    )
+    frames: list[Frame] = []
+    pending: list[tuple[list[EdgeFocus], Frame, Future[list[ChartEdge]]]] = []
+    for g, (rail_mm, edges) in enumerate(groups):
+        by_square: dict[int, list[EdgeFocus]] = {}
+        for edge in edges:
+            by_square.setdefault(edge.roi.square, []).append(edge)
+        squares = sorted(by_square)
+        for start in range(0, len(squares), MAX_READOUT_WINDOWS):
+            chunk = squares[start : start + MAX_READOUT_WINDOWS]
+            shot = bench.shoot_windows(
+                [windows[sq] for sq in chunk],
+                chart="sfr",
+                tag=f"{tag}-g{g:02d}-{start // MAX_READOUT_WINDOWS}",
+                rail_mm=float(rail_mm),
+                light=LIGHT_LEVEL,
+                exposure_time_s=exposure_time_s,
+            )
+            frames.extend(shot)
+            for square, frame in zip(chunk, shot, strict=True):
+                focused = by_square[square]
+                pending.append((focused, frame, bench.pool.submit(_window_sfr, frame, focused, sensor.binning, pitch)))
+    native: list[NativeEdge] = []
+    for (focused, frame, _), measured in zip(pending, gather(f for _, _, f in pending), strict=True):
+        for edge, chart_edge in zip(focused, measured, strict=True):
+            native.append(NativeEdge(edge, chart_edge.sfr, frame, chart_edge.error))
+    return NativeSharpness(tuple(native), tuple(frames), pitch)
+
+
+def focus_groups(sweep: Sweep, *, depth_of_focus_um: float) -> list[tuple[float, list[EdgeFocus]]]:
+    """The sweep's focused edges grouped by best focus: runs of edges (sorted by best focus) within
+    :data:`FOCUS_GROUP_DEPTH_FRACTION` of the depth of focus ``depth_of_focus_um`` (image side), each group midway
+    between its first and last edge's best focus (rail mm from focus)."""
+    focused = sorted(
+        (e for e in sweep.flange.edges if e.best is not None and math.isfinite(e.best.peak_mtf50_cy_px)),
+        key=lambda e: e.best.position if e.best is not None else 0.0,
+    )
+    if not focused:
+        raise MeasurementError("no edge of the sweep has a best focus: nothing to measure at the native pitch")
+    span_mm = FOCUS_GROUP_DEPTH_FRACTION * depth_of_focus_um / sweep.rail_um_per_mm
+    groups: list[list[EdgeFocus]] = []
+    for edge in focused:
+        assert edge.best is not None
+        if groups and edge.best.position - _best_mm(groups[-1][0]) <= span_mm:
+            groups[-1].append(edge)
+        else:
+            groups.append([edge])
+    return [(0.5 * (_best_mm(g[0]) + _best_mm(g[-1])), g) for g in groups]
+
+
+def _best_mm(edge: EdgeFocus) -> float:
+    assert edge.best is not None
+    return edge.best.position
 
 
 REGISTRATION_GRID = 3

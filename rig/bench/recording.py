@@ -235,10 +235,15 @@ class RunRecorder:
         zone: str | None = None,
         captures: Iterable[str] = (),
         error: str | None = None,
+        readout_binning: int | None = None,
     ) -> MeasurementRecord:
-        """Judge ``value`` against the declared limit of ``name`` (and ``zone``) and record it."""
+        """Judge ``value`` against the declared limit of ``name`` (and ``zone``) and record it.
+
+        ``readout_binning``: the binning of the pixels the figure was measured on when it is not the station's
+        (1: native-pitch windows), which picks the readout's limits (``bin<N>:<zone>``, plain for native).
+        """
         limit = self.limits.get(name)
-        bounds = limit.for_zone(self._zone_key(zone))
+        bounds = limit.for_zone(self._zone_key(zone, readout_binning))
         number = None if value is None else float(value)
         if number is not None and not math.isfinite(number):
             error = error or f"not a finite number ({number})"
@@ -288,9 +293,14 @@ class RunRecorder:
             self.record.history.append(problem)
             self.save()
 
-    def _zone_key(self, zone: str | None) -> str | None:
-        """The key a zone's limits are looked up by: ``<readout qualifier>:<zone>`` where limits depend on it."""
-        return f"{self.zone_qualifier}:{zone}" if self.zone_qualifier and zone else zone
+    def _zone_key(self, zone: str | None, readout_binning: int | None = None) -> str | None:
+        """The key a zone's limits are looked up by: ``<readout qualifier>:<zone>`` where limits depend on it (the
+        station's read-out, or ``readout_binning``'s: none at the native pitch)."""
+        if readout_binning is None:
+            qualifier = self.zone_qualifier
+        else:
+            qualifier = f"bin{readout_binning}" if readout_binning > 1 else None
+        return f"{qualifier}:{zone}" if qualifier and zone else zone
 
     def skip(self, step: str, name: str, reason: str, *, zone: str | None = None) -> MeasurementRecord:
         """Record that a declared measurement does not apply to this unit or lens (SKIP, with the reason)."""

@@ -52,7 +52,7 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from queue import SimpleQueue
@@ -72,10 +72,14 @@ from rig.errors import (
     ImageInputError,
 )
 from rig.spec import ptp_assist
+from rig.spec.capture_state import read_readout_window
 from rig.spec.dng import read_dng
 from rig.spec.ptp import (
     FRAME_NAME,
     FRAME_NAME_RE,
+    MAX_READOUT_WINDOWS,
+    MAX_WINDOW_SIDE_PX,
+    MIN_WINDOW_SIDE_PX,
     NO_LENS_CODE,
     PROFILE_FILENAME,
     STORAGE_ID,
@@ -85,6 +89,8 @@ from rig.spec.ptp import (
     OperationCode,
     PhoneFolder,
     PropertyCode,
+    ReadoutWindow,
+    readout_windows_text,
 )
 from rig.spec.types import ActiveSensor, AssistOutputs, Capture, Exposure, LensState, PhoneIdentity
 
@@ -96,6 +102,7 @@ STORE = f"/store_{STORAGE_ID:08x}"
 CAPTURE_FOLDER = f"{STORE}/{PhoneFolder.CAPTURES.value}"
 PROFILE_FOLDER = f"{STORE}/{PhoneFolder.CALIBRATION.value}"
 MAX_BURST = 64
+MAX_PTP_STRING_CHARS = 254  # ISO 15740 §5.3.5: a PTP string's length byte counts its terminating null too
 MIN_BURST_INTERVAL_US = 1_000  # the phone's burst interval property range (µs)
 MAX_BURST_INTERVAL_US = 2_000_000
 _MAX_EVENTS_PER_DRAIN = 10_000
@@ -269,6 +276,7 @@ class Gphoto2Phone:
         self._probe_events: list[tuple[EventCode, int]] = []
         self._last_shock_ms: float | None = None
         self._burst_interval_us: int | None = None
+        self._windows: str | None = None  # the phone's ReadoutWindows as this session set it (None: unknown)
         self._last_frame_bytes = 0  # size of the last frame downloaded (a burst's capture budget grows with it)
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -281,6 +289,7 @@ class Gphoto2Phone:
         self._stuck = False
         self._burst_count = None
         self._burst_interval_us = None
+        self._windows = None
         self._last = None
         try:
             self._camera = self._call("connect", self._connect, self.timeout_s)
@@ -542,7 +551,67 @@ class Gphoto2Phone:
         return self.get_exposure()
 
     def capture(self) -> Capture:
+        self._use_windows(())
         return self._capture(1)[0]
+
+    def capture_windows(self, windows: Sequence[ReadoutWindow]) -> list[Capture]:
+        """One exposure read out as ``windows`` at the sensor's native pitch (the phone's ``ReadoutWindows``,
+        :mod:`rig.spec.ptp`): one validated DNG per window, in the order given, each saying where it sits.
+
+        Raises
+        ------
+        ArgumentError
+            No windows, or windows the phone refuses (odd, outside the sensor, too many, too large, overlapping):
+            one line with the value and the phone's rules.
+        FrameError
+            A window's DNG does not say it is the window asked for (size or its XMP).
+        """
+        windows = tuple(windows)
+        if not windows:
+            raise ArgumentError("readout windows: expected at least one x,y,w,h window")
+        self._use_windows(windows)
+        captures = self._capture(len(windows), windows=True)
+        for capture, window in zip(captures, windows, strict=True):
+            try:
+                state = read_readout_window(capture.dng, source=capture.filename)
+            except ImageInputError as exc:
+                raise FrameError(f"phone {self.port}: {exc}") from exc
+            if state is None or state.window != window:
+                got = "no window" if state is None else f"window {state.window.text}"
+                raise FrameError(f"phone {self.port}: {capture.filename} holds {got}, expected window {window.text}")
+        return captures
+
+    def _use_windows(self, windows: tuple[ReadoutWindow, ...]) -> None:
+        """Have the phone read out ``windows`` (none: the whole sensor) at the next capture."""
+        text = readout_windows_text(windows)
+        if text == self._windows:
+            return
+        if len(text) > MAX_PTP_STRING_CHARS:
+            raise ArgumentError(
+                f"readout windows {text[:40]!r}…: {len(text)} characters, a PTP string holds {MAX_PTP_STRING_CHARS} "
+                f"(at most {MAX_READOUT_WINDOWS} windows)"
+            )
+        widget = PropertyCode.READOUT_WINDOWS.widget
+        reason = "InvalidDevicePropValue"
+        try:
+            self._set_value(widget, text)
+            # libgphoto2 2.5.34 returns GP_OK from set_single_config of a generic ("other") property whatever the
+            # phone answered: InvalidDevicePropValue (0x201C) only becomes a context message ("was not set",
+            # tried); its get_single_config asks the phone afresh (GetDevicePropDesc), so the value the phone holds
+            # tells whether it took the windows
+            held = self._get_value(widget)
+        except DeviceCommandError as exc:
+            if not self._alive():
+                raise
+            held, reason = None, str(exc)
+        if held != text:
+            self._windows = held
+            raise ArgumentError(
+                f"readout windows {text!r}: refused by the phone ({reason}); expected at most {MAX_READOUT_WINDOWS} "
+                f"windows x,y,w,h of even native pixels, {MIN_WINDOW_SIDE_PX}..{MAX_WINDOW_SIDE_PX} px a side, "
+                "inside the sensor, not overlapping"
+            )
+        self._windows = text
 
     def capture_burst(
         self, count: int, *, interval_s: float | None = None, start_ms: float | None = None
@@ -563,6 +632,7 @@ class Gphoto2Phone:
             if interval_us != self._burst_interval_us:
                 self._set_value(PropertyCode.BURST_INTERVAL.widget, interval_us)
                 self._burst_interval_us = interval_us
+        self._use_windows(())
         if start_ms is not None:
             self._set_value(PropertyCode.BURST_START.widget, f"{start_ms:.3f}")
         return self._capture(count)
@@ -577,15 +647,17 @@ class Gphoto2Phone:
         self._pump_events()
         return self._last_shock_ms
 
-    def _capture(self, count: int) -> list[Capture]:
-        if self._burst_count != count:
+    def _capture(self, count: int, *, windows: bool = False) -> list[Capture]:
+        """The ``count`` objects of one capture: a burst's frames, or (``windows``) the windows of one exposure."""
+        if not windows and self._burst_count != count:
             self._set_value(PropertyCode.BURST_COUNT.widget, count)
             self._burst_count = count
         camera = self._camera
         exposure_s = _parse_shutter(self._get_value("shutterspeed"))
-        if count > 1 and self._burst_interval_us is None:
+        burst = count > 1 and not windows
+        if burst and self._burst_interval_us is None:
             self._burst_interval_us = self._vendor_int(PropertyCode.BURST_INTERVAL)
-        interval_s = (self._burst_interval_us or 0) / 1e6 if count > 1 else 0.0
+        interval_s = (self._burst_interval_us or 0) / 1e6 if burst else 0.0
         # the phone writes every frame of a burst before it reports the capture complete: the per-call timeout
         # covers one frame, each further one may take its size (as the last frame came) at the slowest rate
         storing_s = (count - 1) * self._last_frame_bytes / self.min_transfer_bytes_per_s

@@ -7,8 +7,10 @@ each driver is a context manager (DESIGN.md §8.5).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, Self, runtime_checkable
 
+from rig.spec.ptp import ReadoutWindow
 from rig.spec.shims import ShimPlan
 from rig.spec.types import (
     AssistOutputs,
@@ -97,6 +99,11 @@ class Phone(Protocol):
     ) -> list[Capture]:
         """``count`` frames ``interval_s`` apart (default: the phone's burst interval), each with its timestamp;
         ``start_ms`` (phone clock, recent past) takes them from the phone's zero-shutter-lag ring buffer."""
+
+    def capture_windows(self, windows: Sequence[ReadoutWindow]) -> list[Capture]:
+        """One exposure read out as ``windows`` (native sensor pixels, :class:`rig.spec.ptp.ReadoutWindow`) at the
+        sensor's own pitch: one capture per window, in order, each DNG saying where it sits
+        (:func:`rig.spec.capture_state.read_readout_window`)."""
 
     def last_shock_ms(self) -> float | None:
         """When the phone's motion sensor last felt a shock (phone clock, ms), None if never."""

@@ -31,6 +31,15 @@ Two lens-side defects a certification lab meets have measurements of their own (
 * **a decentred element** (``corner_mtf50_ratio``): one corner softer than the opposite one, each edge at its own
   best focus so the mount's tilt is not blamed on the lens (:mod:`rig.measure.field_symmetry`).
 
+Sharpness is graded on the sensor's own 1.6 µm pixels (issue #16 scope 3), whatever the station's binning: the
+binned sweep finds the chart's squares, their edges and each edge's best focus, then the phone reads out a window
+at the native pitch around each square (vendor property ``ReadoutWindows``, ``docs/readout-windows.md``) and the
+e-SFR runs on the edges' ROIs scaled into the windows: wide open each edge at its own best focus (to N·c/8), at
+each smaller stop at that stop's best focus. ``mtf50_cy_px`` (cycles per native pixel, recorded with
+``readout_binning=1``: the limits' plain zones) and ``corner_mtf50_ratio`` come from those; a 6.4 µm pixel's box
+filter hid most of what a lens does. Focus shift and flange stay on the binned sweeps: a best focus is a rail
+position, whatever the pixel.
+
 The flange offset (information) and the infinity margin are those of the *widest stop*: both carry its zone
 (``f1.4``); with focus shift the best focus, and so the flange a sweep sees, depends on the aperture.
 
@@ -62,7 +71,7 @@ from rig.config.station import StationConfig
 from rig.errors import DeviceTimeout
 from rig.measure import stability, uniformity
 from rig.measure.dotgrid import DotGridFit
-from rig.measure.edges import measure_chart
+from rig.measure.edges import ChartEdge, ChartResult
 from rig.measure.field_symmetry import corner_symmetry
 from rig.measure.focus import FlangeResult
 from rig.measure.lateral_colour import LateralColourFit, measure_lateral_colour
@@ -83,6 +92,9 @@ MIN_LEVER_ARM_MM = 0.5
 rear nodal point sits at the pivot, so the image does not move however the lens droops (28 mm lenses)."""
 RADIAL_BINS = 40
 ZONES = ("center", "mid", "corner")
+NATIVE_BINNING = 1
+"""Sharpness is graded on the sensor's own pixels (read-out windows, 1.6 µm), whatever the station's binning: the
+limits' plain zones are for them."""
 
 
 def apertures_for(lens: LensSpec) -> tuple[float, ...]:
@@ -187,23 +199,42 @@ def sweep(bench: BenchOps, lens: LensSpec, stops: tuple[float, ...]) -> proc.Swe
 
 
 @pytest.fixture(scope="module")
-def stopped_down(bench: BenchOps, lens: LensSpec, stops: tuple[float, ...], sweep: proc.Sweep) -> dict[float, Frame]:
-    """One chart frame per smaller stop at the wide-open sweep's best focus.
+def wide_open_native(
+    bench: BenchOps, lens: LensSpec, stops: tuple[float, ...], sweep: proc.Sweep
+) -> proc.NativeSharpness:
+    """Every edge of the wide-open sweep at the native pitch, each at its own best focus (to N·c/8).
 
-    One frame is enough there: from f/2.8 on the depth of focus (±N·c ≥ ±9 µm) covers the field curvature and tilt
-    of a lens that passes wide open, so every edge of that frame sits at its best focus to within the depth of
-    focus. This is the sharpness of a picture focused wide open; how far the best focus moves on stopping down is
-    measured on its own (:func:`stopped_sweeps`, :func:`test_focus_shift`).
+    The binned sweep found the edges and their best foci; the edges whose foci agree to a quarter of the depth of
+    focus are read out together, a window around each square, midway between them
+    (:func:`rig.bench.procedures.focus_groups`).
+    """
+    proc.ensure_lens(bench, lens)
+    set_aperture(bench, stops[0])
+    groups = proc.focus_groups(sweep, depth_of_focus_um=depth_of_focus_um(bench, stops[0]))
+    return proc.native_sharpness(
+        bench, groups, exposure_time_s=sweep.frames[0].exposure_time_s, tag=f"sharp-f{stops[0]:g}"
+    )
+
+
+@pytest.fixture(scope="module")
+def stopped_down(
+    bench: BenchOps, lens: LensSpec, stops: tuple[float, ...], stopped_sweeps: dict[float, proc.Sweep]
+) -> dict[float, proc.NativeSharpness]:
+    """Every edge at the native pitch per smaller stop, at that stop's own best focus (its sweep's).
+
+    One focus is enough per stop: from f/2.8 on the depth of focus (±N·c ≥ ±9 µm) covers the field curvature and
+    tilt of a lens that passes wide open. At its own best focus, a stop's sharpness is the lens's at that stop; how
+    far the best focus moves from wide open is graded on its own (:func:`test_focus_shift`): on native pixels a
+    focus left where it was wide open would charge a focus shift to sharpness as well.
     """
     out = {}
-    for n in stops[1:]:
+    for n, stopped in stopped_sweeps.items():
         set_aperture(bench, n)
-        out[n] = bench.shoot(
-            chart="sfr",
-            tag=f"sfr-f{n:g}",
-            rail_mm=sweep.best_rail_mm(),
-            light=proc.LIGHT_LEVEL,
-            exposure_time_s=proc.chart_exposure(bench, t_stop_at(lens, n)),
+        out[n] = proc.native_sharpness(
+            bench,
+            [(stopped.best_rail_mm(), list(stopped.flange.edges))],
+            exposure_time_s=stopped.frames[0].exposure_time_s,
+            tag=f"sharp-f{n:g}",
         )
     set_aperture(bench, stops[0])
     return out
@@ -365,48 +396,40 @@ def test_infinity_focus(
 
 
 def test_sharpness(
-    measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep, stopped_down: dict[float, Frame],
-    stops: tuple[float, ...],
+    measure, run: RunRecorder, wide_open_native: proc.NativeSharpness,
+    stopped_down: dict[float, proc.NativeSharpness], stops: tuple[float, ...],
 ) -> None:  # fmt: skip
-    """MTF50 per field zone and aperture: wide open at each edge's best focus, stopped down at the best focus."""
-    caps = [fr.path for fr in sweep.frames]
-    per_zone = proc.zone_mtf50_at_best_focus(sweep)
-    for zone in ZONES:
-        measure(
-            "mtf50_cy_px",
-            per_zone.get(zone),
-            zone=aperture_zone(stops[0], zone),
-            captures=caps,
-            error=None if zone in per_zone else "no edge",
-        )
-    pitch = bench.station.sensor.readout_pitch_um
-    for n, frame in stopped_down.items():
-        image = frame.image
-        chart = measure_chart(
-            frame.raw,
-            cfa_pattern=image.cfa_pattern,
-            black_level=image.black_level,
-            white_level=image.white_level,
-            pixel_pitch_um=pitch,
-        )
-        medians = {str(z): s.mtf50_median_cy_px for z, s in chart.zones.items()}
+    """MTF50 per field zone and aperture at the sensor's native pitch (read-out windows around each square): wide
+    open at each edge's best focus, stopped down at the best focus."""
+    for n, native in ((stops[0], wide_open_native), *stopped_down.items()):
+        medians = native.zone_mtf50()
+        caps = [fr.path for fr in native.frames]
         for zone in ZONES:
             measure(
                 "mtf50_cy_px",
                 medians.get(zone),
                 zone=aperture_zone(n, zone),
-                captures=[frame.path],
+                captures=caps,
                 error=None if zone in medians else "no edge",
+                readout_binning=NATIVE_BINNING,
             )
-        if n == stops[-1]:
-            run.add_plot(figures.mtf_curves(chart, title=f"MTF at f/{n:g}, median per zone"))
+        if n == stops[-1] or n == stops[0]:
+            chart = ChartResult(tuple(ChartEdge(e.focus.roi, e.sfr, e.error) for e in native.edges))
+            run.add_plot(
+                figures.mtf_curves(
+                    chart, name=f"mtf-f{n:g}", title=f"MTF at f/{n:g}, native {native.pixel_pitch_um:g} µm pixels"
+                )
+            )
 
 
-def test_field_symmetry(measure, run: RunRecorder, sweep: proc.Sweep, stops: tuple[float, ...]) -> None:
-    """Softest corner against the sharpest, wide open, each edge at its own best focus (a decentred element)."""
+def test_field_symmetry(
+    measure, run: RunRecorder, sweep: proc.Sweep, wide_open_native: proc.NativeSharpness, stops: tuple[float, ...]
+) -> None:
+    """Softest corner against the sharpest, wide open, each edge at its own best focus (a decentred element), at
+    the native pitch."""
     height, width = sweep.frames[0].raw.shape
-    symmetry = corner_symmetry(sweep.flange.edges, width_px=width, height_px=height)
-    caps = [fr.path for fr in sweep.frames]
+    symmetry = corner_symmetry(wide_open_native.as_focused_edges(), width_px=width, height_px=height)
+    caps = [fr.path for fr in (*sweep.frames, *wide_open_native.frames)]
     measure("corner_mtf50_ratio", symmetry.ratio, zone=aperture_zone(stops[0]), captures=caps)
     corners = list(symmetry.mtf50_cy_px)
     run.add_plot(
@@ -418,7 +441,7 @@ def test_field_symmetry(measure, run: RunRecorder, sweep: proc.Sweep, stops: tup
             x_label=f"corner ({', '.join(str(c) for c in corners)})",
             x_unit="",
             y_label="MTF50",
-            y_unit="cy/px",
+            y_unit="cy/native px",
         )
     )
 

@@ -26,7 +26,21 @@ property                    unit    meaning
 ``rig:LightLuminanceCdM2``  cd/m²   the panel's luminance at that level (station light calibration)
 ``rig:ExposureTimeS``       s       exposure time the bench set
 ``rig:ISO``                         ISO the bench set
-``rig:PixelPitchUm``        µm      read-out pixel pitch of the frame (binning included)
+``rig:PixelPitchUm``        µm      read-out pixel pitch of the frame (binning included; a window's: native)
+=========================== ======= ==========================================================================
+
+A window of a windowed read-out (the phone's ``ReadoutWindows``, :mod:`rig.spec.ptp`) says where it sits on the
+sensor. The phone writes these into the window's DNG itself (with ``rig:PixelPitchUm``), and the bench keeps them
+when it adds its own state; a frame of the normal read-out has none of them:
+
+=========================== ======= ==========================================================================
+``rig:WindowXPx``           px      left column of the window, native sensor pixels from the left edge
+``rig:WindowYPx``           px      top row of the window, native sensor pixels from the top edge
+``rig:WindowWidthPx``       px      window width, native pixels (= the DNG's width)
+``rig:WindowHeightPx``      px      window height, native pixels (= the DNG's height)
+``rig:SensorWidthPx``       px      the whole sensor's width, native pixels (the window's place against the
+                                    optical centre: x_µm = (WindowXPx + col + ½ − SensorWidthPx/2)·PixelPitchUm)
+``rig:SensorHeightPx``      px      the whole sensor's height, native pixels
 =========================== ======= ==========================================================================
 
 References
@@ -41,6 +55,7 @@ import math
 from dataclasses import dataclass, fields
 
 from rig.errors import ImageInputError
+from rig.spec.ptp import ReadoutWindow
 from rig.spec.xmp import XmpError, decode_packet, embed_xmp, encode_packet, tiff_xmp
 
 RIG_NAMESPACE = "http://ns.rig-bench.org/capture/1.0/"
@@ -64,6 +79,86 @@ _XMP_NAMES = {
 }
 
 
+_WINDOW_XMP_NAMES = {
+    "x_px": "WindowXPx",
+    "y_px": "WindowYPx",
+    "width_px": "WindowWidthPx",
+    "height_px": "WindowHeightPx",
+    "sensor_width_px": "SensorWidthPx",
+    "sensor_height_px": "SensorHeightPx",
+    "pixel_pitch_um": "PixelPitchUm",
+}
+
+
+@dataclass(frozen=True)
+class ReadoutWindowState:
+    """Where a window of a windowed read-out sits on the sensor (native px) and its pitch (µm): the module's
+    second table."""
+
+    x_px: int
+    y_px: int
+    width_px: int
+    height_px: int
+    sensor_width_px: int
+    sensor_height_px: int
+    pixel_pitch_um: float
+
+    @classmethod
+    def of(
+        cls, window: ReadoutWindow, *, sensor_width_px: int, sensor_height_px: int, pixel_pitch_um: float
+    ) -> ReadoutWindowState:
+        return cls(
+            window.x_px, window.y_px, window.width_px, window.height_px, sensor_width_px, sensor_height_px,
+            float(pixel_pitch_um),
+        )  # fmt: skip
+
+    @property
+    def window(self) -> ReadoutWindow:
+        return ReadoutWindow(self.x_px, self.y_px, self.width_px, self.height_px)
+
+    def properties(self) -> dict[str, str]:
+        """The ``rig:`` properties (name → text) of the window."""
+        return {
+            _WINDOW_XMP_NAMES[f.name]: repr(float(v)) if isinstance(v := getattr(self, f.name), float) else str(v)
+            for f in fields(self)
+        }
+
+    def to_xmp(self) -> bytes:
+        """The XMP packet the phone writes into a window's DNG."""
+        return encode_packet(RIG_NAMESPACE, RIG_PREFIX, {"SchemaVersion": SCHEMA_VERSION, **self.properties()})
+
+    @classmethod
+    def from_properties(cls, props: dict[str, str], *, source: str) -> ReadoutWindowState | None:
+        """The window in decoded ``rig:`` properties; None when they name no window (a normal read-out).
+
+        Raises
+        ------
+        ImageInputError
+            Some window properties are there but not all, or one is not a number of its kind.
+        """
+        present = [name for name in _WINDOW_XMP_NAMES.values() if name in props and name != "PixelPitchUm"]
+        if not present:
+            return None
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = _WINDOW_XMP_NAMES[f.name]
+            if name not in props:
+                raise ImageInputError(f"{source}: XMP rig:{name} missing: a window needs every rig:Window property")
+            values[f.name] = _number(props[name], name=name, integer=f.type in ("int", int), source=source)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _number(text: str, *, name: str, integer: bool, source: str) -> int | float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise ImageInputError(f"{source}: XMP rig:{name} = {text!r}: expected a number") from None
+    if not math.isfinite(number) or (integer and not number.is_integer()):
+        kind = "an integer" if integer else "a finite number"
+        raise ImageInputError(f"{source}: XMP rig:{name} = {text!r}: expected {kind}")
+    return int(number) if integer else number
+
+
 @dataclass(frozen=True)
 class CaptureBenchState:
     """What the bench had set when a frame was taken (units in the names; see the module table)."""
@@ -81,6 +176,8 @@ class CaptureBenchState:
     exposure_time_s: float
     iso: int
     pixel_pitch_um: float
+    window: ReadoutWindowState | None = None
+    """Where the frame sits on the sensor when it is a window of a windowed read-out (None: the whole sensor)."""
 
     @property
     def rail_absolute_mm(self) -> float:
@@ -90,8 +187,14 @@ class CaptureBenchState:
     def to_xmp(self) -> bytes:
         props = {"SchemaVersion": SCHEMA_VERSION}
         for f in fields(self):
+            if f.name == "window":
+                continue
             value = getattr(self, f.name)
             props[_XMP_NAMES[f.name]] = repr(float(value)) if isinstance(value, float) else str(value)
+        if self.window is not None:
+            if self.window.pixel_pitch_um != self.pixel_pitch_um:
+                raise ValueError(f"a window at {self.window.pixel_pitch_um} µm in a frame at {self.pixel_pitch_um} µm")
+            props.update(self.window.properties())
         return encode_packet(RIG_NAMESPACE, RIG_PREFIX, props)
 
     @classmethod
@@ -112,8 +215,12 @@ class CaptureBenchState:
         version = props.get("SchemaVersion")
         if version != SCHEMA_VERSION:
             raise ImageInputError(f"{source}: rig:SchemaVersion {version!r}: expected {SCHEMA_VERSION!r}")
+        if not any(name in props for name in _XMP_NAMES.values() if name != "PixelPitchUm"):
+            return None  # the phone's own packet of a window: no bench state (yet)
         values: dict[str, object] = {}
         for f in fields(cls):
+            if f.name == "window":
+                continue
             name = _XMP_NAMES[f.name]
             if name not in props:
                 raise ImageInputError(f"{source}: XMP rig:{name} missing: expected every rig: bench-state property")
@@ -121,13 +228,8 @@ class CaptureBenchState:
             if f.type in ("str", str):
                 values[f.name] = text
                 continue
-            try:
-                number = float(text)
-            except ValueError:
-                raise ImageInputError(f"{source}: XMP rig:{name} = {text!r}: expected a number") from None
-            if not math.isfinite(number) or (f.type in ("int", int) and not number.is_integer()):
-                raise ImageInputError(f"{source}: XMP rig:{name} = {text!r}: expected a finite {f.type}")
-            values[f.name] = int(number) if f.type in ("int", int) else number
+            values[f.name] = _number(text, name=name, integer=f.type in ("int", int), source=source)
+        values["window"] = ReadoutWindowState.from_properties(props, source=source)
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -149,3 +251,21 @@ def read_capture_state(data: bytes, *, source: str) -> CaptureBenchState | None:
     except XmpError as exc:
         raise ImageInputError(f"{source}: {exc}") from None
     return None if packet is None else CaptureBenchState.from_xmp(packet, source=source)
+
+
+def read_readout_window(data: bytes, *, source: str) -> ReadoutWindowState | None:
+    """Where a TIFF/DNG file's pixels sit on the sensor when it is a window (the phone's XMP or the bench's).
+
+    None: the file is a normal read-out (or carries no XMP).
+
+    Raises
+    ------
+    ImageInputError
+        The file is not a TIFF, or its XMP is unreadable or names an incomplete window.
+    """
+    try:
+        packet = tiff_xmp(data)
+        props = {} if packet is None else decode_packet(packet, RIG_NAMESPACE)
+    except XmpError as exc:
+        raise ImageInputError(f"{source}: {exc}") from None
+    return ReadoutWindowState.from_properties(props, source=source)

@@ -24,7 +24,22 @@ code          name                    type    meaning
 0xD00D        BurstStart       (set)  STR     phone clock (ms) of the next burst's first frame, from the phone's
                                                 zero-shutter-lag ring buffer (up to RING_BUFFER_MS in the past);
                                                 "" = from now. One-shot: cleared by the capture that uses it.
+0xD00E        ReadoutWindows   (set)  STR     "" = the normal read-out (the whole sensor at the station's binning);
+                                                else windows "x,y,w,h;x,y,w,h;…" read out at the native pitch
+                                                (:class:`ReadoutWindow`, :func:`parse_readout_windows`). Kept
+                                                until set again.
 ============  ======================  ======  ===================================================================
+
+Windowed read-out (``ReadoutWindows``): a sensor reads only the rows and columns asked for, at its own pixel pitch
+(unbinned), as industrial sensors offer ROI read-out; a lens lab reads full-resolution crops around the chart's
+edges instead of a 100 MB frame. Each window is ``x,y,w,h`` in native sensor pixels from the sensor's top-left
+pixel (x right, y down), all even so that every window starts on the CFA's top-left (R) site and holds whole
+2×2 quads; inside the sensor; ``MIN_WINDOW_SIDE_PX``..``MAX_WINDOW_SIDE_PX`` a side; at most
+``MAX_READOUT_WINDOWS``, none overlapping (one exposure reads each pixel once). The phone refuses anything else
+with InvalidDevicePropValue (0x201C). With windows set, one InitiateCapture exposes once (BurstCount, BurstStart
+do not apply) and stores one DNG per window, in the order given and numbered consecutively like a burst's
+frames; each DNG holds the window's pixels and says where it sits in its XMP (``rig:WindowXPx`` …,
+:class:`rig.spec.capture_state.ReadoutWindowState`).
 
 Times are strings because the phone clock (ms since the epoch of the clock the DNG ``DateTimeOriginal`` uses)
 does not fit the 32-bit integers libgphoto2 renders reliably, and a latency wants sub-millisecond resolution.
@@ -35,6 +50,8 @@ the lower-case hex code (``d003``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
 from rig.spec.types import ActiveSensor
@@ -186,6 +203,7 @@ class PropertyCode(IntEnum):
     CHECKSUM_TARGET = 0xD00B
     PHONE_CLOCK = 0xD00C
     BURST_START = 0xD00D
+    READOUT_WINDOWS = 0xD00E
 
     @property
     def widget(self) -> str:
@@ -288,3 +306,85 @@ class AssistSuffix(StrEnum):
     HISTOGRAM = "HIS"
     ZEBRA = "ZEB"
     PEAKING = "PKG"
+
+
+MAX_READOUT_WINDOWS = 12
+"""Windows per capture: the longest list, 12 × ``"8190,6142,1024,1024;"``, fits a PTP string (254 characters,
+ISO 15740 §5.3.5)."""
+MIN_WINDOW_SIDE_PX = 16
+MAX_WINDOW_SIDE_PX = 1024
+"""A window's side (native px): 1024 holds a chart square of the bench's SFR chart (410 px on the 8192 × 6144
+sensor) with the room its edge ROIs and the blur need on every side."""
+_WINDOW_RE = re.compile(r"^\s*(\d{1,5})\s*,\s*(\d{1,5})\s*,\s*(\d{1,5})\s*,\s*(\d{1,5})\s*$")
+
+
+@dataclass(frozen=True, order=True)
+class ReadoutWindow:
+    """A rectangle of the sensor read out at its native pitch: native pixels from the top-left pixel (x right,
+    y down), even numbers (module docstring)."""
+
+    x_px: int
+    y_px: int
+    width_px: int
+    height_px: int
+
+    @property
+    def text(self) -> str:
+        """The window as ``ReadoutWindows`` carries it: ``x,y,w,h``."""
+        return f"{self.x_px},{self.y_px},{self.width_px},{self.height_px}"
+
+    def overlaps(self, other: ReadoutWindow) -> bool:
+        return (
+            self.x_px < other.x_px + other.width_px
+            and other.x_px < self.x_px + self.width_px
+            and self.y_px < other.y_px + other.height_px
+            and other.y_px < self.y_px + self.height_px
+        )
+
+    def problem(self, *, sensor_width_px: int, sensor_height_px: int) -> str | None:
+        """Why the phone refuses this window on a ``sensor_width_px`` × ``sensor_height_px`` sensor (None: fine)."""
+        numbers = (self.x_px, self.y_px, self.width_px, self.height_px)
+        if any(n % 2 for n in numbers) or any(n < 0 for n in numbers):
+            return f"window {self.text}: x, y, w, h must be even and ≥ 0 (a window starts on the CFA's R site)"
+        if not (
+            MIN_WINDOW_SIDE_PX <= self.width_px <= MAX_WINDOW_SIDE_PX
+            and MIN_WINDOW_SIDE_PX <= self.height_px <= MAX_WINDOW_SIDE_PX
+        ):
+            return f"window {self.text}: sides must be {MIN_WINDOW_SIDE_PX}..{MAX_WINDOW_SIDE_PX} px"
+        if self.x_px + self.width_px > sensor_width_px or self.y_px + self.height_px > sensor_height_px:
+            return f"window {self.text}: outside the {sensor_width_px}×{sensor_height_px} sensor"
+        return None
+
+
+def readout_windows_text(windows: Sequence[ReadoutWindow]) -> str:
+    """The ``ReadoutWindows`` value of ``windows`` ("" for none: the normal read-out)."""
+    return ";".join(w.text for w in windows)
+
+
+def parse_readout_windows(text: str, *, sensor_width_px: int, sensor_height_px: int) -> tuple[ReadoutWindow, ...]:
+    """The windows of a ``ReadoutWindows`` value (empty: the normal read-out), held to the module's rules.
+
+    Raises
+    ------
+    ValueError
+        One line naming the value and what was expected (not numbers, odd, outside the sensor, too small or large,
+        too many, overlapping).
+    """
+    if not text.strip():
+        return ()
+    windows = []
+    for part in text.split(";"):
+        match = _WINDOW_RE.match(part)
+        if match is None:
+            raise ValueError(f"readout window {part!r}: expected x,y,w,h in native pixels")
+        windows.append(ReadoutWindow(*(int(g) for g in match.groups())))
+    if len(windows) > MAX_READOUT_WINDOWS:
+        raise ValueError(f"{len(windows)} readout windows: at most {MAX_READOUT_WINDOWS}")
+    for k, window in enumerate(windows):
+        problem = window.problem(sensor_width_px=sensor_width_px, sensor_height_px=sensor_height_px)
+        if problem is not None:
+            raise ValueError(problem)
+        for other in windows[:k]:
+            if window.overlaps(other):
+                raise ValueError(f"readout windows {other.text} and {window.text} overlap: each pixel is read once")
+    return tuple(windows)

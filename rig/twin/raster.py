@@ -201,8 +201,9 @@ def rasterise(chart: ChartSpec, *, grid: PixelGrid, to_sensor_um: ToSensor, blur
     elif chart.kind is ChartKind.DOT_GRID:
         assert chart.dots is not None
         radius = chart.dots.radius
-        half_w = 0.5 * grid.width_px * grid.pitch_um
-        half_h = 0.5 * grid.height_px * grid.pitch_um
+        # how far the grid reaches from the sensor centre (a window of a windowed read-out sits off it)
+        half_w = 0.5 * grid.width_px * grid.pitch_um + abs(grid.offset_x_um)
+        half_h = 0.5 * grid.height_px * grid.pitch_um + abs(grid.offset_y_um)
         unit_um = float(np.hypot(half_w, half_h))
         gx, gy = dot_centres(chart, extent_x=2.0 * half_w / unit_um + radius, extent_y=2.0 * half_h / unit_um + radius)
         cx, cy = to_sensor_um(gx, gy)

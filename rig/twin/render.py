@@ -29,6 +29,7 @@ transmission and exit pupil, no vignetting polynomial, no CRA mismatch, no mount
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ from rig.config.charts import ChartSpec, load_chart
 from rig.config.lenses import LensCatalog, LensSpec, Wavefront
 from rig.config.station import StationConfig
 from rig.config.unit import LensSample, TwinUnit
+from rig.spec.ptp import ReadoutWindow
 from rig.twin.optics import BlurSpec, cos4_falloff, pa_vignetting, ptlens_distort
 from rig.twin.pose import STATIC, MountPose
 from rig.twin.raster import BlurAt, ChartPose, PixelGrid, ToSensor, rasterise
@@ -84,9 +86,24 @@ def chart_at(station: StationConfig, carousel_mm: float) -> str | None:
     return None
 
 
-def pixel_grid(station: StationConfig) -> PixelGrid:
+def pixel_grid(station: StationConfig, window: ReadoutWindow | None = None) -> PixelGrid:
+    """The read-out's pixel grid: the whole sensor at the station's binning, or one window at the native pitch.
+
+    A window's pixel (i, j) is native pixel (y + i, x + j) of the whole sensor: its centre sits where a full
+    native read-out puts it, ``(x + j + ½)·p − W·p/2``, which is the window-sized grid moved by
+    ``(x + w/2 − W/2)·p`` (and the same in y).
+    """
     sensor = station.sensor
-    return PixelGrid(sensor.width_px, sensor.height_px, sensor.readout_pitch_um)
+    if window is None:
+        return PixelGrid(sensor.width_px, sensor.height_px, sensor.readout_pitch_um)
+    p = sensor.pixel_pitch_um
+    return PixelGrid(
+        window.width_px,
+        window.height_px,
+        p,
+        (window.x_px + 0.5 * window.width_px - 0.5 * sensor.full_width_px) * p,
+        (window.y_px + 0.5 * window.height_px - 0.5 * sensor.full_height_px) * p,
+    )
 
 
 def sample_for(unit: TwinUnit, lens_id: str, f_number: float | None) -> TwinUnit:
@@ -200,17 +217,30 @@ def _plane_positions(n_plane: int, offset: int, pitch_um: float, n_full: int, fa
     return (2.0 * u + offset + 0.5) * pitch_um - 0.5 * n_full * pitch_um
 
 
-def _upsample(coarse: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
-    """Bilinear upsampling whose node i sits at plane index ``factor·(i − 1) + (factor − 1)/2``.
+def _node_span(first: int, count: int, factor: int) -> slice:
+    """The shading nodes that plane pixels ``first .. first + count − 1`` are interpolated from (see
+    :func:`_upsample`): plane pixel k lies between nodes ⌊(k + ½)/factor + ½⌋ and the next one."""
+    if factor == 1:
+        return slice(first, first + count)
+    return slice(math.floor((first + 0.5) / factor + 0.5), math.floor((first + count - 0.5) / factor + 0.5) + 2)
+
+
+def _upsample(coarse: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], factor: int) -> np.ndarray:
+    """Bilinear upsampling whose node i sits at plane index ``factor·(i − 1) + (factor − 1)/2``; ``coarse`` holds
+    the nodes from :func:`_node_span` of the plane pixels ``rows``/``cols`` = (first, count) it returns.
 
     cv2.resize by an integer factor puts source node i at destination ``factor·i + (factor − 1)/2``; one extra
-    node on each side keeps every plane pixel between nodes (no edge clamping), then the margin is cropped.
+    node on each side of the plane keeps every plane pixel between nodes (no edge clamping), then the margin is
+    cropped. A window's plane pixels take the nodes around them only: for a power-of-two factor cv2 weighs them
+    exactly as it does in the whole plane, so a window's gains are the whole frame's at those pixels.
     """
     if factor == 1:
         return coarse.astype(np.float32, copy=False)
     h, w = coarse.shape
     big = cv2.resize(coarse.astype(np.float32), (w * factor, h * factor), interpolation=cv2.INTER_LINEAR)
-    return big[factor : factor + shape[0], factor : factor + shape[1]]
+    top = rows[0] + factor - factor * _node_span(*rows, factor).start
+    left = cols[0] + factor - factor * _node_span(*cols, factor).start
+    return big[top : top + rows[1], left : left + cols[1]]
 
 
 def _transmittance(
@@ -238,20 +268,34 @@ def _transmittance(
     return out
 
 
-def shading_gain(truth: UnitTruth, unit: TwinUnit, station: StationConfig) -> np.ndarray:
-    """Relative illumination × CRA colour shading per read-out pixel (float32, 1 on axis for the lens terms)."""
+def shading_gain(
+    truth: UnitTruth, unit: TwinUnit, station: StationConfig, *, window: ReadoutWindow | None = None
+) -> np.ndarray:
+    """Relative illumination × CRA colour shading per read-out pixel (float32, 1 on axis for the lens terms).
+
+    ``window``: the gains of one window of a windowed read-out (native pitch), equal to a full native read-out's
+    at those pixels (the same nodes, the same interpolation).
+    """
     sensor = station.sensor
-    width, height, pitch = sensor.width_px, sensor.height_px, sensor.readout_pitch_um
+    if window is None:
+        width, height, pitch = sensor.width_px, sensor.height_px, sensor.readout_pitch_um
+        x0, y0, w, h = 0, 0, width, height
+    else:
+        width, height, pitch = sensor.full_width_px, sensor.full_height_px, sensor.pixel_pitch_um
+        x0, y0, w, h = window.x_px, window.y_px, window.width_px, window.height_px
     plane_h, plane_w = height // 2, width // 2
     factor = _COARSE_FACTOR if min(plane_h, plane_w) >= _COARSE_MIN_PX else 1
-    out = np.empty((height, width), dtype=np.float32)
+    # the window's plane pixels (x0, y0 even: every window starts on the CFA's top-left site)
+    rows, cols = (y0 // 2, h // 2), (x0 // 2, w // 2)
+    row_nodes, col_nodes = _node_span(*rows, factor), _node_span(*cols, factor)
+    out = np.empty((h, w), dtype=np.float32)
     half_diag_mm = truth.half_diagonal_um / 1000.0
     stop = 1.0  # the truth's vignetting coefficients are already faded for the f-number
     for dy in (0, 1):
         for dx in (0, 1):
             colour = sensor.cfa_pattern[2 * dy + dx]
-            xs = _plane_positions(plane_w, dx, pitch, width, factor)[None, :] / 1000.0
-            ys = _plane_positions(plane_h, dy, pitch, height, factor)[:, None] / 1000.0
+            xs = _plane_positions(plane_w, dx, pitch, width, factor)[col_nodes][None, :] / 1000.0
+            ys = _plane_positions(plane_h, dy, pitch, height, factor)[row_nodes][:, None] / 1000.0
             r_axis_mm = np.hypot(xs - truth.decentre_x_um / 1000.0, ys - truth.decentre_y_um / 1000.0)
             gain = cos4_falloff(r_axis_mm, exit_pupil_mm=truth.exit_pupil_mm)
             gain = gain * pa_vignetting(
@@ -264,7 +308,7 @@ def shading_gain(truth: UnitTruth, unit: TwinUnit, station: StationConfig) -> np
             k = unit.sensor.cra_shading.get(colour, 0.0) * truth.cra_shading_scale
             if k:
                 gain = gain * (1.0 + k * (xs * xs + ys * ys) / half_diag_mm**2)
-            out[dy::2, dx::2] = _upsample(np.asarray(gain), (plane_h, plane_w), factor)
+            out[dy::2, dx::2] = _upsample(np.asarray(gain), rows, cols, factor)
     return out
 
 
@@ -296,8 +340,9 @@ def render(
     rng: np.random.Generator | None = None,
     noise: bool = True,
     chart: ChartSpec | None = None,
+    window: ReadoutWindow | None = None,
 ) -> Rendering:
-    """Render the raw frame the sensor records for ``snapshot``.
+    """Render the raw frame the sensor records for ``snapshot`` (or one window of a windowed read-out).
 
     Parameters
     ----------
@@ -317,12 +362,15 @@ def render(
         False renders the expected signal rounded to codes (for tests of the optics and light).
     chart
         Override the chart in front of the lens (default: from the carousel position).
+    window
+        Render only this window of the sensor at the native pitch (unbinned, :mod:`rig.spec.ptp`): the pixels a
+        full native read-out has there, the same optics, shading and noise model per native pixel.
     """
     if lens is not None:
         unit = sample_for(unit, lens.id, snapshot.f_number)
     truth = unit_truth(unit, lens, station, pose, catalog=catalog)
     name = chart.name if chart is not None else chart_at(station, snapshot.carousel_mm)
-    grid = pixel_grid(station)
+    grid = pixel_grid(station, window)
     sensor = station.sensor
     if chart is None and name is not None:
         chart = load_chart(name)
@@ -347,13 +395,13 @@ def render(
             colour_blur=not wavefront.is_aberration_free,
         )
     signal = transmittance
-    signal *= shading_gain(truth, unit, station)
+    signal *= shading_gain(truth, unit, station, window=window)
     signal *= np.float32(signal_scale_dn(truth, unit, station, snapshot))
     raw = expose(
         signal,
         sensor=unit.sensor,
         iso=snapshot.iso,
-        binning=sensor.binning,
+        binning=sensor.binning if window is None else 1,
         black_level=sensor.black_level_dn,
         white_level=sensor.white_level_dn,
         rng=rng,

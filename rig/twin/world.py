@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -30,15 +30,18 @@ from rig.config.lenses import LensCatalog, LensSpec
 from rig.config.station import StationConfig
 from rig.config.unit import TwinUnit
 from rig.errors import ConfigError
+from rig.spec.capture_state import ReadoutWindowState
 from rig.spec.dng import write_dng
 from rig.spec.gainmap import shading_opcode_list
 from rig.spec.profile import CalibrationProfile
+from rig.spec.ptp import ReadoutWindow
 from rig.spec.types import ActiveSensor
+from rig.spec.xmp import TIFF_BYTE, XMP_TAG
 from rig.twin import firmware
 from rig.twin.hardware_time import HardwareAction, HardwareLedger
 from rig.twin.mount import mount_pose
 from rig.twin.raster import ChartPose
-from rig.twin.render import render, sample_for
+from rig.twin.render import Rendering, render, sample_for
 from rig.twin.state import BenchSnapshot, BenchState, at_time
 from rig.twin.truth import UnitTruth, unit_truth
 
@@ -94,6 +97,7 @@ class TwinFrame:
     snapshot: BenchSnapshot
     chart: str | None = None  # what faced the lens (None: the carousel frame between slots)
     truth: UnitTruth | None = None  # the optical truth of this frame (not part of what the phone delivers)
+    window: ReadoutWindow | None = None  # the sensor window this frame is (None: the whole read-out)
 
 
 class TwinBench:
@@ -183,27 +187,62 @@ class TwinBench:
 
     def render_snapshot(self, snapshot: BenchSnapshot, *, noise: bool = True) -> TwinFrame:
         """Render one frame for ``snapshot`` (advances the capture counter)."""
+        return self._render_exposure(snapshot, (None,), noise=noise)[0]
+
+    def _render_exposure(
+        self, snapshot: BenchSnapshot, windows: tuple[ReadoutWindow | None, ...], *, noise: bool
+    ) -> list[TwinFrame]:
+        """One exposure at ``snapshot`` read out whole (``(None,)``) or as ``windows``: one frame each.
+
+        One exposure is one frame index (the capture counter, the faults' frame number, the light it got); each
+        window draws its noise from its own stream ``(seed, counter, k)``, as the pixels of a whole frame draw
+        theirs from one: windows do not overlap (:func:`rig.spec.ptp.parse_readout_windows`).
+        """
         counter = self._next_counter()
         if self.light_factor is not None:
             # a flickering or drifting panel: the luminance this exposure really got
             snapshot = replace(snapshot, light_pwm=snapshot.light_pwm * self.light_factor(counter))
-        rng = np.random.default_rng([self.seed, counter])
         lens = self.imaging_lens(snapshot)
         pose = mount_pose(self.unit, lens, snapshot, seed=self.seed, design=self.station.mount)
+        frames = []
+        for k, window in enumerate(windows):
+            rng = np.random.default_rng([self.seed, counter] if window is None else [self.seed, counter, k])
+            result = render(
+                self.station,
+                self.unit,
+                self.lenses,
+                snapshot,
+                lens=lens,
+                pose=pose,
+                chart_pose=self.chart_pose,
+                rng=rng,
+                noise=noise,
+                window=window,
+            )
+            frames.append(self._frame(snapshot, result, lens, window))
+        for listener in self.capture_listeners:
+            listener(counter)
+        return frames
+
+    def _frame(
+        self, snapshot: BenchSnapshot, result: Rendering, lens: LensSpec | None, window: ReadoutWindow | None
+    ) -> TwinFrame:
+        """The DNG the phone's firmware writes of one rendered frame or window."""
         sensor = self.station.sensor
-        result = render(
-            self.station,
-            self.unit,
-            self.lenses,
-            snapshot,
-            lens=lens,
-            pose=pose,
-            chart_pose=self.chart_pose,
-            rng=rng,
-            noise=noise,
-        )
         raw = firmware.apply_raw_defects(result.raw, self.unit.firmware, black_level=sensor.black_level_dn)
         truth = result.truth
+        height, width = raw.shape
+        window_tags = ()
+        if window is not None:
+            # the phone says where the window sits: XMP of its own (rig.spec.capture_state), which the bench keeps
+            state = ReadoutWindowState.of(
+                window,
+                sensor_width_px=sensor.full_width_px,
+                sensor_height_px=sensor.full_height_px,
+                pixel_pitch_um=sensor.pixel_pitch_um,
+            )
+            packet = state.to_xmp()
+            window_tags = ((XMP_TAG, TIFF_BYTE, len(packet), packet, True),)
         dng = write_dng(
             raw,
             black_level=sensor.black_level_dn,
@@ -226,17 +265,23 @@ class TwinBench:
                 else self.lenses.native.equivalent_focal_length_mm
             ),
             opcode_list2=(
-                _profile_opcodes(snapshot.profile, sensor.width_px, sensor.height_px)
-                if snapshot.profile is not None and lens is not None  # the profile is the M-mount sensor's
+                # the profile's GainMaps span the frame they are written into: a window is not the whole sensor
+                # and gets none (its pixels are raw, as a whole frame's are; the maps are metadata for a viewer)
+                _profile_opcodes(snapshot.profile, width, height)
+                if snapshot.profile is not None and lens is not None and window is None  # the M-mount sensor's
                 else None
             ),
+            extra_tags=window_tags,
         )
-        frame = TwinFrame(
-            dng=dng, raw=raw, time_ns=snapshot.time_ns, snapshot=snapshot, chart=result.chart, truth=truth
+        return TwinFrame(
+            dng=dng,
+            raw=raw,
+            time_ns=snapshot.time_ns,
+            snapshot=snapshot,
+            chart=result.chart,
+            truth=truth,
+            window=window,
         )
-        for listener in self.capture_listeners:
-            listener(counter)
-        return frame
 
     def capture(self, *, noise: bool = True) -> TwinFrame:
         """Capture one frame of the current bench state (as the phone does: paced like the hardware)."""
@@ -247,12 +292,30 @@ class TwinBench:
         self._charge_frames([frame], exposed_s=frame.snapshot.exposure_time_s, began_monotonic_s=began)
         return frame
 
+    def capture_windows(self, windows: Sequence[ReadoutWindow], *, noise: bool = True) -> list[TwinFrame]:
+        """One exposure of the current bench state read out as ``windows`` at the native pitch, one frame each
+        (the phone's ``ReadoutWindows``; checked by the caller against :func:`rig.spec.ptp.parse_readout_windows`).
+        """
+        if not windows:
+            raise ValueError("capture_windows needs at least one window")
+        began = time.monotonic()
+        for listener in self.exposure_listeners:
+            listener(self.frames_rendered)
+        frames = self._render_exposure(self.state.snapshot(), tuple(windows), noise=noise)
+        self._charge_frames(frames, exposed_s=frames[0].snapshot.exposure_time_s, began_monotonic_s=began)
+        return frames
+
     def _charge_frames(self, frames: list[TwinFrame], *, exposed_s: float, began_monotonic_s: float) -> None:
         """Charge what delivering ``frames`` costs a real phone: ``exposed_s`` of shutter time, the read-out of
-        every frame exposed now, each frame's transfer; and wait for it (the ledger's pacing)."""
+        every frame exposed now (a window reads its own pixels only), each frame's transfer; and wait for it (the
+        ledger's pacing)."""
         costs = self.hardware.costs
         sensor = self.station.sensor
-        readout = costs.readout_s(sensor.width_px * sensor.height_px) if exposed_s > 0 else 0.0
+        if any(f.window is not None for f in frames):
+            pixels = sum(f.raw.size for f in frames)
+        else:
+            pixels = sensor.width_px * sensor.height_px
+        readout = costs.readout_s(pixels) if exposed_s > 0 else 0.0
         transfer = sum(costs.transfer_s(len(f.dng)) for f in frames)
         self.hardware.charge(HardwareAction.EXPOSURE, exposed_s)
         self.hardware.charge(HardwareAction.READOUT, readout)

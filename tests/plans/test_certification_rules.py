@@ -40,12 +40,14 @@ NOT, LIMITED = CertificateLevel.NOT_CERTIFIED, CertificateLevel.CERTIFIED_WITH_L
 BLOCK, LIMIT = Severity.BLOCKING, Severity.LIMITING
 
 
-READOUT = "bin4"  # the twin test station's 4×-binned readout, whose sharpness limits these values are judged by
+SOFT_CY_PX = 0.05
+"""A wide-open MTF50 below every native-pitch limit (cycles per native pixel: certification grades sharpness in
+read-out windows at 1.6 µm, whose limits are the plain zones, whatever the station's binning)."""
 
 
 def rec(name: str, value: float | None, zone: str | None = None) -> MeasurementRecord:
     limit = LIMITS.get(name)
-    bounds = limit.for_zone(f"{READOUT}:{zone}" if zone else zone)
+    bounds = limit.for_zone(zone)
     return MeasurementRecord(
         name=name,
         step="step",
@@ -80,10 +82,11 @@ def replaced(run: list[MeasurementRecord], name: str, zone: str | None, value: f
 
 def test_aperture_qualified_zones_fall_back_to_the_field_zone_limits() -> None:
     mtf = LIMITS.get("mtf50_cy_px")
-    assert mtf.for_zone("bin4:f1.4:corner").low == mtf.zones["bin4:corner"].low == 0.25
-    assert mtf.for_zone("bin4:f0.95:center").low == 0.30
-    # the full readout has its own (lower, in cy/px) limits
-    assert mtf.for_zone("f1.4:corner").low == mtf.zones["corner"].low < 0.25
+    assert mtf.for_zone("f1.4:corner").low == mtf.zones["corner"].low == 0.068
+    assert mtf.for_zone("f0.95:center").low == mtf.for_zone("f5.6:center").low == 0.085
+    # sharpness is graded on native pixels only: no readout-qualified zone is left to fall back to
+    assert not [z for z in mtf.zones if z.startswith("bin")]
+    assert mtf.for_zone("bin4:f1.4:corner").low == 0.068
     falloff = LIMITS.get("corner_falloff_stops")
     assert falloff.for_zone("f2.8").high == falloff.high == 0.6
 
@@ -102,11 +105,11 @@ def test_a_lens_passing_everything_is_certified_and_information_is_not_graded() 
         # blocking: the three criteria judged wide open
         ("lens_detected", None, 0.0, NOT, BLOCK, "6-bit code"),
         ("infinity_focus_margin_um", "f1.4", -1.2, NOT, BLOCK, "unreachable at f/1.4"),
-        ("mtf50_cy_px", "f1.4:center", 0.2, NOT, BLOCK, "f/1.4, center"),
+        ("mtf50_cy_px", "f1.4:center", SOFT_CY_PX, NOT, BLOCK, "f/1.4, center"),
         # limiting: anything else, including the same criteria stopped down
         ("infinity_focus_margin_um", "f2.8", -0.5, LIMITED, LIMIT, "f/2.8"),
-        ("mtf50_cy_px", "f5.6:center", 0.2, LIMITED, LIMIT, "f/5.6, center"),
-        ("mtf50_cy_px", "f1.4:corner", 0.2, LIMITED, LIMIT, "f/1.4, corner"),
+        ("mtf50_cy_px", "f5.6:center", SOFT_CY_PX, LIMITED, LIMIT, "f/5.6, center"),
+        ("mtf50_cy_px", "f1.4:corner", SOFT_CY_PX, LIMITED, LIMIT, "f/1.4, corner"),
         ("corner_falloff_stops", "f1.4", 0.9, LIMITED, LIMIT, "lensfun"),
         ("sag_tilt_arcmin", None, 2.7, LIMITED, LIMIT, "support"),
         ("t_stop_error_stops", None, 0.35, LIMITED, LIMIT, "T-stop"),
@@ -153,7 +156,7 @@ def test_a_step_that_could_not_complete_is_a_limitation() -> None:
 
 def test_blocking_criteria_follow_the_lens_widest_stop() -> None:
     stops = (0.95, 2.8, 5.6)
-    run = replaced(passing_run(stops), "mtf50_cy_px", "f0.95:center", 0.25)
+    run = replaced(passing_run(stops), "mtf50_cy_px", "f0.95:center", SOFT_CY_PX)
     assert grade(run, wide_open=0.95)[0] is CertificateLevel.NOT_CERTIFIED
 
 

@@ -3,7 +3,8 @@
 Each case's expectation is derived here from the twin's truth and the limits, never from the plan's output:
 
 * infinity margin = true effective flange offset + N·3.2 µm (:func:`rig.twin.truth.unit_truth`);
-* MTF50 from the twin's own transfer function (diffraction × residual Gaussian × read-out pixel box) in focus;
+* MTF50 from the twin's own transfer function (diffraction × residual Gaussian × native 1.6 µm pixel box) in
+  focus: certification measures sharpness in native-pitch read-out windows;
 * corner falloff from the twin's shading laws at 0.9 field (cos⁴ × pa vignetting × the sensor's green CRA term);
 * sag from the mount's analytic figures (:func:`rig.twin.mount.mount_truth`);
 * T-stop error from the true transmission against the catalog's;
@@ -150,7 +151,8 @@ def predicted(unit: TwinUnit, lens: LensSpec, station: StationConfig, catalog: L
         )
         out[("corner_falloff_stops", aperture_zone(n))] = -math.log2(float(_relative_illumination(t, unit, 0.9)))
         for zone in ZONES:
-            out[("mtf50_cy_px", aperture_zone(n, zone))] = _mtf50_cy_px(t, sensor.readout_pitch_um)
+            # certification grades sharpness on native pixels (read-out windows), whatever the station's binning
+            out[("mtf50_cy_px", aperture_zone(n, zone))] = _mtf50_cy_px(t, sensor.pixel_pitch_um)
     return out
 
 

@@ -15,7 +15,7 @@ from rig.results.store import open_store
 FLANGE = '[flange_offset_um]\nunit = "um"\nstep = "flange_alignment"\nlow = -5.0\nhigh = 5.0\n'
 
 
-SHIPPED_REVISIONS = {"signoff": "2026-11-A", "calibration": "2026-11-A", "certification": "2026-12-A"}
+SHIPPED_REVISIONS = {"signoff": "2026-11-A", "calibration": "2026-11-A", "certification": "2026-12-B"}
 """A shipped limit set's revision changes only with its limits: a bump here is a deliberate release (SPC splits)."""
 
 

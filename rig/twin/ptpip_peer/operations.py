@@ -25,6 +25,7 @@ from rig.spec.ptp import (
     PhoneFolder,
     PropertyCode,
     ResponseCode,
+    parse_readout_windows,
 )
 from rig.spec.types import AssistOutputs
 from rig.twin import firmware
@@ -275,12 +276,21 @@ class Operations:
     def _capture(self) -> None:
         """Render, store and announce: runs after the OK response, as a camera finishes exposing later."""
         settings = self._props.settings
+        sensor_size = self._bench.station.sensor
         with self._lock:
             count, interval_s = settings.burst_count, settings.burst_interval_us / 1e6
             zebra_pct, peaking = float(settings.zebra_pct), settings.peaking_milli / 1000.0
             start_ns = self._burst_start_ns(settings.burst_start)
             settings.burst_start = ""  # one-shot
-        if count == 1 and start_ns is None:
+            # validated when it was set (PropertyTable): one exposure, one object per window
+            windows = parse_readout_windows(
+                settings.readout_windows,
+                sensor_width_px=sensor_size.full_width_px,
+                sensor_height_px=sensor_size.full_height_px,
+            )
+        if windows:
+            frames = self._bench.capture_windows(windows)
+        elif count == 1 and start_ns is None:
             frames = [self._bench.capture()]
         else:
             frames = self._bench.capture_burst(count, frame_interval_s=interval_s, start_ns=start_ns)

@@ -1,5 +1,6 @@
 """The phone's device-property table: standard exposure properties on the bench state, vendor properties
-(lens, sensor switch, assists, burst, CRC-32, clock) on the phone's own settings (codes in :mod:`rig.spec.ptp`).
+(lens, sensor switch, assists, burst, CRC-32, clock, read-out windows) on the phone's own settings (codes in
+:mod:`rig.spec.ptp`).
 
 Get, describe (DevicePropDesc, ISO 15740 §5.5.3) and set, with the set refused unless the value is one the
 property's form offers, as a camera does.
@@ -12,7 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rig.spec.ptp import NO_LENS_CODE, ActiveSensorCode, DataType, PropertyCode, ResponseCode
+from rig.spec.ptp import (
+    NO_LENS_CODE,
+    ActiveSensorCode,
+    DataType,
+    PropertyCode,
+    ResponseCode,
+    parse_readout_windows,
+)
 from rig.spec.types import ActiveSensor, LensState
 from rig.twin.ptpip_peer.datasets import PropForm, device_prop_desc
 from rig.twin.ptpip_peer.wire import ProtocolViolation, pack_value, unpack_value
@@ -43,6 +51,7 @@ class PhoneSettings:
     burst_interval_us: int = 50_000
     checksum_target: str = ""
     burst_start: str = ""  # one-shot: a capture consumes it
+    readout_windows: str = ""  # "": the normal read-out (rig.spec.ptp.parse_readout_windows)
 
 
 @dataclass
@@ -52,6 +61,8 @@ class _Prop:
     get: Callable[[], int | str]
     set: Callable[[int | str], None] | None = None
     default: int | str | None = None
+    refuse: Callable[[int | str], str | None] | None = None
+    """Why a value the form allows is still not one the phone takes (None: it takes it)."""
 
 
 class PropertyTable:
@@ -127,6 +138,10 @@ class PropertyTable:
         if not prop.form.allows(value):
             log.info("refusing %s = %r: not an offered value", PropertyCode(code).name, value)
             return ResponseCode.INVALID_DEVICE_PROP_VALUE
+        reason = prop.refuse(value) if prop.refuse is not None else None
+        if reason is not None:
+            log.info("refusing %s = %r: %s", PropertyCode(code).name, value, reason)
+            return ResponseCode.INVALID_DEVICE_PROP_VALUE
         prop.set(value)
         return ResponseCode.OK
 
@@ -162,6 +177,17 @@ class PropertyTable:
         def sensor() -> int:
             return ActiveSensorCode.of(self._lens_state().active_sensor)
 
+        sensor_size = self._bench.station.sensor
+
+        def windows_refused(v: int | str) -> str | None:
+            try:
+                parse_readout_windows(
+                    str(v), sensor_width_px=sensor_size.full_width_px, sensor_height_px=sensor_size.full_height_px
+                )
+            except ValueError as exc:
+                return str(exc)
+            return None
+
         u8, u16, u32, text = DataType.UINT8, DataType.UINT16, DataType.UINT32, DataType.STR
         return {
             PropertyCode.BATTERY_LEVEL: _Prop(u8, PropForm.range(0, 100), lambda: 100),
@@ -193,6 +219,9 @@ class PropertyTable:
             PropertyCode.CHECKSUM_TARGET: _Prop(text, PropForm(), *setting("checksum_target"), ""),
             PropertyCode.PHONE_CLOCK: _Prop(text, PropForm(), lambda: ms_text(state.now_ns() / 1e6)),
             PropertyCode.BURST_START: _Prop(text, PropForm(), *setting("burst_start"), ""),
+            PropertyCode.READOUT_WINDOWS: _Prop(
+                text, PropForm(), *setting("readout_windows"), "", refuse=windows_refused
+            ),
         }
 
 
