@@ -371,6 +371,16 @@ class BenchOps:
         self.set_light(light)
         self.set_exposure(exposure_time_s, iso)
         capture, image = self.capture_raw()
+        return self._keep(
+            capture, image, tag=tag, chart=chart, rail_mm=rail_mm, pitch_deg=pitch_deg, light=light,
+            exposure_time_s=exposure_time_s, iso=iso,
+        )  # fmt: skip
+
+    def _keep(
+        self, capture: Capture, image: DngImage, *, tag: str, chart: str, rail_mm: float, pitch_deg: float,
+        light: float, exposure_time_s: float, iso: int, window: ReadoutWindowState | None = None,
+    ) -> Frame:  # fmt: skip
+        """Keep one validated capture in the run with the bench state it was taken at, and describe it as a Frame."""
         state = bench_state(
             self.station,
             tag=tag,
@@ -381,9 +391,10 @@ class BenchOps:
             exposure_time_s=exposure_time_s,
             iso=iso,
         )
-        path = self._store(capture, state)
+        if window is not None:
+            state = replace(state, pixel_pitch_um=window.pixel_pitch_um, window=window)
         return Frame(
-            path=path,
+            path=self._store(capture, state),
             image=image,
             chart=chart,
             rail_mm=rail_mm,
@@ -392,6 +403,7 @@ class BenchOps:
             exposure_time_s=exposure_time_s,
             iso=iso,
             timestamp_ms=capture.timestamp_ms if capture.timestamp_ms is not None else image.timestamp_ms,
+            window=window,
         )
 
     def shoot_windows(
@@ -439,31 +451,11 @@ class BenchOps:
         )
         frames = []
         for i, (capture, image, window_state) in enumerate(taken):
-            state = bench_state(
-                self.station,
-                tag=f"{tag}-w{i:02d}",
-                chart=chart,
-                rail_mm=rail_mm,
-                pitch_deg=pitch_deg,
-                light_level=light,
-                exposure_time_s=exposure_time_s,
-                iso=iso,
-            )
-            state = replace(state, pixel_pitch_um=window_state.pixel_pitch_um, window=window_state)
-            frames.append(
-                Frame(
-                    path=self._store(capture, state),
-                    image=image,
-                    chart=chart,
-                    rail_mm=rail_mm,
-                    pitch_deg=pitch_deg,
-                    light_level=light,
-                    exposure_time_s=exposure_time_s,
-                    iso=iso,
-                    timestamp_ms=capture.timestamp_ms if capture.timestamp_ms is not None else image.timestamp_ms,
-                    window=window_state,
-                )
-            )
+            frame = self._keep(
+                capture, image, tag=f"{tag}-w{i:02d}", chart=chart, rail_mm=rail_mm, pitch_deg=pitch_deg,
+                light=light, exposure_time_s=exposure_time_s, iso=iso, window=window_state,
+            )  # fmt: skip
+            frames.append(frame)
         return frames
 
     def burst(
