@@ -52,8 +52,20 @@ class Run:
     summary: dict
 
 
-def station_copy(tmp: Path, name: str, *, time_scale: float | None = None, binning: int | None = None) -> Path:
+def station_copy(
+    tmp: Path,
+    name: str,
+    *,
+    time_scale: float | None = None,
+    binning: int | None = None,
+    render_processes: int | None = None,
+) -> Path:
     text = TWIN_STATION.read_text()
+    if render_processes is not None:
+        text, n = re.subn(r"(?m)^render_processes = \d+", f"render_processes = {render_processes}", text)
+        if n == 0:
+            text, n = re.subn(r"(?m)^\[twin\]$", f"[twin]\nrender_processes = {render_processes}", text)
+        assert n == 1, "twin.toml: expected one [twin] table"
     if time_scale is not None:
         text, n = re.subn(r"(?m)^time_scale = [0-9.]+", f"time_scale = {time_scale}", text)
         assert n == 1, "twin.toml: expected one time_scale line"
@@ -134,24 +146,33 @@ def main() -> None:
     parser.add_argument("--skip-real", action="store_true", help="skip the run at real motion speed (~2 min)")
     parser.add_argument("--full", action="store_true", help="also sign off at the full 8192×6144 read-out")
     parser.add_argument("--serial", action="store_true", help="also run the test speed with --pipeline off")
+    parser.add_argument(
+        "--render-processes",
+        type=int,
+        default=None,
+        help="the twin phone's render worker processes for every run (default: the station's; 0: in-process)",
+    )
     args = parser.parse_args()
+    rp = args.render_processes
     print(f"{os.cpu_count()} CPUs, load {', '.join(f'{x:.1f}' for x in os.getloadavg())} at start")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        fast = run_signoff("test speed (time_scale 20), binned 2048×1536", TWIN_STATION, args.unit, tmp / "fast")
+        where = "" if rp is None else f", render processes {rp}"
+        station = station_copy(tmp, "twin-test-speed", render_processes=rp)
+        fast = run_signoff(f"test speed (time_scale 20), binned 2048×1536{where}", station, args.unit, tmp / "fast")
         report(fast, wall_target_s=TEST_SPEED_TARGET_S)
         if args.serial:
             serial = run_signoff(
-                "test speed, --pipeline off", TWIN_STATION, args.unit, tmp / "serial", "--pipeline", "off"
+                f"test speed, --pipeline off{where}", station, args.unit, tmp / "serial", "--pipeline", "off"
             )
             report(serial, wall_target_s=TEST_SPEED_TARGET_S)
         if not args.skip_real:
-            real = station_copy(tmp, "twin-real-speed", time_scale=1.0)
-            run = run_signoff("real speed (time_scale 1), binned 2048×1536", real, args.unit, tmp / "real")
+            real = station_copy(tmp, "twin-real-speed", time_scale=1.0, render_processes=rp)
+            run = run_signoff(f"real speed (time_scale 1), binned 2048×1536{where}", real, args.unit, tmp / "real")
             report(run, ratio_target=STEP_RATIO_TARGET)
         if args.full:
-            full = station_copy(tmp, "twin-full", binning=1)
-            run = run_signoff("full read-out 8192×6144, test speed", full, args.unit, tmp / "full")
+            full = station_copy(tmp, "twin-full", binning=1, render_processes=rp)
+            run = run_signoff(f"full read-out 8192×6144, test speed{where}", full, args.unit, tmp / "full")
             report(run, ratio_target=FULL_RATIO_TARGET, wall_target_s=FULL_TARGET_S)
 
 

@@ -273,6 +273,13 @@ class TwinConfig(StrictModel):
     seed: int = 1
     time_scale: float = Field(1.0, gt=0, le=1000, description="simulated motion runs this many times faster")
     faults: FaultPlan | None = Field(None, description="bench faults the twin injects (issue #8, rig.twin.faults)")
+    render_processes: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="worker processes the twin phone renders and writes its frames in, as a phone has its own "
+        "silicon (0: on the twin's own thread, sharing the bench's interpreter)",
+    )
 
 
 class StationConfig(StrictModel):

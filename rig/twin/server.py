@@ -70,6 +70,8 @@ class TwinServer:
         self.addresses: TwinAddresses | None = None
 
     def start(self) -> TwinAddresses:
+        # the phone's render workers start while the bench homes and the lens goes on, not at the first capture
+        self.bench.pipeline.warm_up()
         serial_port = self.grbl.start()
         try:
             phone_port = self.ptp.start()

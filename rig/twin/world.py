@@ -13,6 +13,10 @@ shock events and the phone-clock property all carry today's date. A test injects
 After calibration the phone embeds its shading profile in every DNG as an OpcodeList2 of four GainMaps whose area
 is the frame being written (:func:`rig.spec.gainmap.gain_maps_for_shading`): the profile's maps are in normalised
 sensor coordinates, so one profile serves the full-size and the binned read-outs alike.
+
+The frames themselves are rendered and written by :mod:`rig.twin.image_pipeline`, in this process or in worker
+processes of their own (``[twin] render_processes``); the bench keeps their bookkeeping (frame index, light, fault
+listeners, hardware time) here, in exposure order.
 """
 
 from __future__ import annotations
@@ -22,33 +26,22 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 import numpy as np
 
 from rig.config.lenses import LensCatalog, LensSpec
 from rig.config.station import StationConfig
 from rig.config.unit import TwinUnit
-from rig.errors import ConfigError
-from rig.spec.capture_state import ReadoutWindowState
-from rig.spec.dng import write_dng
-from rig.spec.gainmap import shading_opcode_list
-from rig.spec.profile import CalibrationProfile
 from rig.spec.ptp import ReadoutWindow
 from rig.spec.types import ActiveSensor
-from rig.spec.xmp import TIFF_BYTE, XMP_TAG
 from rig.twin import firmware
 from rig.twin.hardware_time import HardwareAction, HardwareLedger
+from rig.twin.image_pipeline import DevelopedFrame, FrameJob, ImagePipeline
 from rig.twin.mount import mount_pose
 from rig.twin.raster import ChartPose
-from rig.twin.render import Rendering, render, sample_for
+from rig.twin.render import sample_for
 from rig.twin.state import BenchSnapshot, BenchState, at_time
 from rig.twin.truth import UnitTruth, unit_truth
-
-MAKE = "Xiaomi"
-MODEL = "12S Ultra Concept"
-UNIQUE_CAMERA_MODEL = f"{MAKE} {MODEL}"
-FULL_FRAME_DIAGONAL_MM = 43.2666  # 36 × 24 mm: the reference of FocalLengthIn35mmFilm (Exif 2.32 §4.6.5)
 
 _log = logging.getLogger(__name__)
 
@@ -62,29 +55,6 @@ class PhoneClock:
 
     def __call__(self) -> int:
         return self._wall0 + (time.monotonic_ns() - self._mono0)
-
-
-@lru_cache(maxsize=4)
-def _profile_opcodes(profile: bytes, width_px: int, height_px: int) -> bytes | None:
-    """The OpcodeList2 a phone holding ``profile`` embeds in a ``width_px`` × ``height_px`` read-out.
-
-    Its shading as four per-channel GainMaps over the whole read-out. A profile the phone cannot parse, or one
-    made for a sensor of another shape, embeds nothing (the firmware keeps capturing; the bench's read-back check
-    is what catches a bad write).
-    """
-    try:
-        parsed = CalibrationProfile.from_json(profile, source="phone calibration profile")
-    except ConfigError as exc:
-        _log.warning("twin phone: stored profile ignored: %s", exc)
-        return None
-    shading = parsed.shading
-    if shading.sensor_width_px * height_px != shading.sensor_height_px * width_px:
-        _log.warning(
-            "twin phone: stored profile ignored: made for a %d×%d sensor, not this %d×%d read-out",
-            shading.sensor_width_px, shading.sensor_height_px, width_px, height_px,
-        )  # fmt: skip
-        return None
-    return shading_opcode_list(shading, width_px=width_px, height_px=height_px)
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,6 +106,8 @@ class TwinBench:
         self.state = BenchState(clock=PhoneClock())
         self.hardware = HardwareLedger(time_scale=station.twin.time_scale if station.twin is not None else 1.0)
         """Real-bench seconds of every physical action (motion, exposure, read-out, transfer, hands)."""
+        self.pipeline = ImagePipeline(station.twin.render_processes if station.twin is not None else 0)
+        """Where the phone's frames are rendered and written (this process, or worker processes of their own)."""
         self._counter = 0
         self._counter_lock = threading.Lock()
         # fault injection (rig.twin.faults): a factor on the light panel's luminance per frame index, and
@@ -198,90 +170,53 @@ class TwinBench:
         window draws its noise from its own stream ``(seed, counter, k)``, as the pixels of a whole frame draw
         theirs from one: windows do not overlap (:func:`rig.spec.ptp.parse_readout_windows`).
         """
+        counter, jobs = self._exposure_jobs(snapshot, windows, noise=noise)
+        frames = self._frames(jobs, self.pipeline.develop(jobs))
+        for listener in self.capture_listeners:
+            listener(counter)
+        return frames
+
+    def _exposure_jobs(
+        self, snapshot: BenchSnapshot, windows: tuple[ReadoutWindow | None, ...], *, noise: bool
+    ) -> tuple[int, list[FrameJob]]:
+        """The next frame index and the jobs of its exposure at ``snapshot`` (the light it really got)."""
         counter = self._next_counter()
         if self.light_factor is not None:
             # a flickering or drifting panel: the luminance this exposure really got
             snapshot = replace(snapshot, light_pwm=snapshot.light_pwm * self.light_factor(counter))
         lens = self.imaging_lens(snapshot)
         pose = mount_pose(self.unit, lens, snapshot, seed=self.seed, design=self.station.mount)
-        frames = []
-        for k, window in enumerate(windows):
-            rng = np.random.default_rng([self.seed, counter] if window is None else [self.seed, counter, k])
-            result = render(
-                self.station,
-                self.unit,
-                self.lenses,
-                snapshot,
+        jobs = [
+            FrameJob(
+                station=self.station,
+                unit=self.unit,
+                lenses=self.lenses,
+                snapshot=snapshot,
                 lens=lens,
                 pose=pose,
                 chart_pose=self.chart_pose,
-                rng=rng,
+                noise_seed=(self.seed, counter) if window is None else (self.seed, counter, k),
                 noise=noise,
                 window=window,
             )
-            frames.append(self._frame(snapshot, result, lens, window))
-        for listener in self.capture_listeners:
-            listener(counter)
-        return frames
+            for k, window in enumerate(windows)
+        ]
+        return counter, jobs
 
-    def _frame(
-        self, snapshot: BenchSnapshot, result: Rendering, lens: LensSpec | None, window: ReadoutWindow | None
-    ) -> TwinFrame:
-        """The DNG the phone's firmware writes of one rendered frame or window."""
-        sensor = self.station.sensor
-        raw = firmware.apply_raw_defects(result.raw, self.unit.firmware, black_level=sensor.black_level_dn)
-        truth = result.truth
-        height, width = raw.shape
-        window_tags = ()
-        if window is not None:
-            # the phone says where the window sits: XMP of its own (rig.spec.capture_state), which the bench keeps
-            state = ReadoutWindowState.of(
-                window,
-                sensor_width_px=sensor.full_width_px,
-                sensor_height_px=sensor.full_height_px,
-                pixel_pitch_um=sensor.pixel_pitch_um,
+    @staticmethod
+    def _frames(jobs: Sequence[FrameJob], developed: Sequence[DevelopedFrame]) -> list[TwinFrame]:
+        return [
+            TwinFrame(
+                dng=frame.dng,
+                raw=frame.raw,
+                time_ns=job.snapshot.time_ns,
+                snapshot=job.snapshot,
+                chart=frame.chart,
+                truth=frame.truth,
+                window=job.window,
             )
-            packet = state.to_xmp()
-            window_tags = ((XMP_TAG, TIFF_BYTE, len(packet), packet, True),)
-        dng = write_dng(
-            raw,
-            black_level=sensor.black_level_dn,
-            white_level=sensor.white_level_dn,
-            cfa_pattern=sensor.cfa_pattern,
-            make=MAKE,
-            model=MODEL,
-            unique_camera_model=UNIQUE_CAMERA_MODEL,
-            serial=self.unit.serial,
-            timestamp_ms=snapshot.time_ns / 1e6,
-            exposure_time_s=snapshot.exposure_time_s,
-            iso=snapshot.iso,
-            f_number=truth.f_number,
-            focal_length_mm=truth.focal_length_mm,
-            lens_model=lens.name if lens is not None else self.lenses.native.name,
-            lens_make=lens.maker if lens is not None else MAKE,
-            focal_length_35mm_mm=(
-                truth.focal_length_mm * FULL_FRAME_DIAGONAL_MM / (2 * sensor.half_diagonal_mm)
-                if lens is not None
-                else self.lenses.native.equivalent_focal_length_mm
-            ),
-            opcode_list2=(
-                # the profile's GainMaps span the frame they are written into: a window is not the whole sensor
-                # and gets none (its pixels are raw, as a whole frame's are; the maps are metadata for a viewer)
-                _profile_opcodes(snapshot.profile, width, height)
-                if snapshot.profile is not None and lens is not None and window is None  # the M-mount sensor's
-                else None
-            ),
-            extra_tags=window_tags,
-        )
-        return TwinFrame(
-            dng=dng,
-            raw=raw,
-            time_ns=snapshot.time_ns,
-            snapshot=snapshot,
-            chart=result.chart,
-            truth=truth,
-            window=window,
-        )
+            for job, frame in zip(jobs, developed, strict=True)
+        ]
 
     def capture(self, *, noise: bool = True) -> TwinFrame:
         """Capture one frame of the current bench state (as the phone does: paced like the hardware)."""
@@ -341,7 +276,15 @@ class TwinBench:
             first = at_time(first, start_ns)
         began = time.monotonic()
         step_ns = round(frame_interval_s * 1e9)
-        frames = [self.render_snapshot(at_time(first, first.time_ns + k * step_ns), noise=noise) for k in range(count)]
+        # every frame's index, light and faults in exposure order, as one frame after another would get them;
+        # then the frames render side by side (each a function of its job alone)
+        jobs: list[FrameJob] = []
+        for k in range(count):
+            counter, exposure = self._exposure_jobs(at_time(first, first.time_ns + k * step_ns), (None,), noise=noise)
+            jobs += exposure
+            for listener in self.capture_listeners:
+                listener(counter)
+        frames = self._frames(jobs, self.pipeline.develop(jobs))
         # a burst from the ring buffer was exposed before the request (while the bench did something else): only
         # its transfer is new; a live burst keeps the shutter busy from the first exposure to the last read-out
         exposing_s = (count - 1) * frame_interval_s + first.exposure_time_s if start_ns is None else 0.0

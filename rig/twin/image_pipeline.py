@@ -1,0 +1,264 @@
+"""The twin phone's image pipeline: render one exposure's read-out and write its DNG, here or in worker processes.
+
+A real phone renders nothing on the bench PC: its sensor, ISP and DNG writer are its own silicon, working while
+the bench measures the frame before. The twin's peers run as threads of the bench's own process, so rendering a
+frame there competes with the bench's measurements for one interpreter lock: a binned sign-off used ~1.1 of 2
+cores (issue #17). ``[twin] render_processes = N`` (N ≥ 1) gives the twin phone N worker processes of its own,
+the way the phone has its own chip; 0 renders on the peer's thread, as before.
+
+Either way one pure function, :func:`develop`, turns a :class:`FrameJob` (everything the frame depends on: the
+station, the unit, the catalogue, the bench snapshot, the mount pose, the noise stream's seed) into a
+:class:`DevelopedFrame`; a job carries no state of the bench, so where it runs cannot change a byte of the frame
+(tested: the DNG bytes of both are identical). A burst's frames are independent jobs and render side by side.
+
+The pool is shared by every twin bench of a process (a worker's caches of shading gains, edge spreads and pupil
+OTFs serve them all) and its workers are spawned (fresh interpreters, children of the bench process, so their CPU
+time is the run's), never forked: the bench process has threads (the peers, the pipeline), which a fork would copy
+mid-flight. Workers ignore SIGINT
+(the operator's Ctrl-C is the bench's to handle, and a worker dies with its parent's pipe) and run numpy's and
+OpenCV's thread pools at one thread: the parallelism is the pool's.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import pickle
+import signal
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from rig.config.lenses import LensCatalog, LensSpec
+from rig.config.station import StationConfig
+from rig.config.unit import TwinUnit
+from rig.errors import ConfigError
+from rig.spec.capture_state import ReadoutWindowState
+from rig.spec.dng import write_dng
+from rig.spec.gainmap import shading_opcode_list
+from rig.spec.profile import CalibrationProfile
+from rig.spec.ptp import ReadoutWindow
+from rig.spec.xmp import TIFF_BYTE, XMP_TAG
+from rig.twin import firmware
+from rig.twin.pose import MountPose
+from rig.twin.raster import ChartPose
+from rig.twin.render import render
+from rig.twin.state import BenchSnapshot
+from rig.twin.truth import UnitTruth
+
+_log = logging.getLogger(__name__)
+
+MAKE = "Xiaomi"
+MODEL = "12S Ultra Concept"
+UNIQUE_CAMERA_MODEL = f"{MAKE} {MODEL}"
+FULL_FRAME_DIAGONAL_MM = 43.2666  # 36 × 24 mm: the reference of FocalLengthIn35mmFilm (Exif 2.32 §4.6.5)
+
+
+@lru_cache(maxsize=4)
+def profile_opcodes(profile: bytes, width_px: int, height_px: int) -> bytes | None:
+    """The OpcodeList2 a phone holding ``profile`` embeds in a ``width_px`` × ``height_px`` read-out.
+
+    Its shading as four per-channel GainMaps over the whole read-out. A profile the phone cannot parse, or one
+    made for a sensor of another shape, embeds nothing (the firmware keeps capturing; the bench's read-back check
+    is what catches a bad write).
+    """
+    try:
+        parsed = CalibrationProfile.from_json(profile, source="phone calibration profile")
+    except ConfigError as exc:
+        _log.warning("twin phone: stored profile ignored: %s", exc)
+        return None
+    shading = parsed.shading
+    if shading.sensor_width_px * height_px != shading.sensor_height_px * width_px:
+        _log.warning(
+            "twin phone: stored profile ignored: made for a %d×%d sensor, not this %d×%d read-out",
+            shading.sensor_width_px, shading.sensor_height_px, width_px, height_px,
+        )  # fmt: skip
+        return None
+    return shading_opcode_list(shading, width_px=width_px, height_px=height_px)
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    """Everything one frame (or one window of a windowed read-out) depends on."""
+
+    station: StationConfig
+    unit: TwinUnit
+    lenses: LensCatalog
+    snapshot: BenchSnapshot  # the bench state of the exposure (light already the light the frame got)
+    lens: LensSpec | None  # the M lens imaging, or None (the native camera)
+    pose: MountPose
+    chart_pose: ChartPose
+    noise_seed: tuple[int, ...]  # the frame's noise stream: (seed, counter) or (seed, counter, window index)
+    noise: bool
+    window: ReadoutWindow | None
+
+
+@dataclass(frozen=True, eq=False)
+class DevelopedFrame:
+    """What the phone delivers of one job: the DNG, its raw codes and (twin only) the chart and the truth."""
+
+    dng: bytes
+    raw: np.ndarray
+    chart: str | None
+    truth: UnitTruth
+
+
+def develop(job: FrameJob) -> DevelopedFrame:
+    """Render ``job``'s read-out, apply the firmware's raw defects and write the DNG the phone delivers."""
+    station, sensor = job.station, job.station.sensor
+    result = render(
+        station,
+        job.unit,
+        job.lenses,
+        job.snapshot,
+        lens=job.lens,
+        pose=job.pose,
+        chart_pose=job.chart_pose,
+        rng=np.random.default_rng(list(job.noise_seed)),
+        noise=job.noise,
+        window=job.window,
+    )
+    raw = firmware.apply_raw_defects(result.raw, job.unit.firmware, black_level=sensor.black_level_dn)
+    truth, lens, snapshot, window = result.truth, job.lens, job.snapshot, job.window
+    height, width = raw.shape
+    window_tags = ()
+    if window is not None:
+        # the phone says where the window sits: XMP of its own (rig.spec.capture_state), which the bench keeps
+        state = ReadoutWindowState.of(
+            window,
+            sensor_width_px=sensor.full_width_px,
+            sensor_height_px=sensor.full_height_px,
+            pixel_pitch_um=sensor.pixel_pitch_um,
+        )
+        packet = state.to_xmp()
+        window_tags = ((XMP_TAG, TIFF_BYTE, len(packet), packet, True),)
+    dng = write_dng(
+        raw,
+        black_level=sensor.black_level_dn,
+        white_level=sensor.white_level_dn,
+        cfa_pattern=sensor.cfa_pattern,
+        make=MAKE,
+        model=MODEL,
+        unique_camera_model=UNIQUE_CAMERA_MODEL,
+        serial=job.unit.serial,
+        timestamp_ms=snapshot.time_ns / 1e6,
+        exposure_time_s=snapshot.exposure_time_s,
+        iso=snapshot.iso,
+        f_number=truth.f_number,
+        focal_length_mm=truth.focal_length_mm,
+        lens_model=lens.name if lens is not None else job.lenses.native.name,
+        lens_make=lens.maker if lens is not None else MAKE,
+        focal_length_35mm_mm=(
+            truth.focal_length_mm * FULL_FRAME_DIAGONAL_MM / (2 * sensor.half_diagonal_mm)
+            if lens is not None
+            else job.lenses.native.equivalent_focal_length_mm
+        ),
+        opcode_list2=(
+            # the profile's GainMaps span the frame they are written into: a window is not the whole sensor
+            # and gets none (its pixels are raw, as a whole frame's are; the maps are metadata for a viewer)
+            profile_opcodes(snapshot.profile, width, height)
+            if snapshot.profile is not None and lens is not None and window is None  # the M-mount sensor's
+            else None
+        ),
+        extra_tags=window_tags,
+    )
+    return DevelopedFrame(dng=dng, raw=raw, chart=result.chart, truth=truth)
+
+
+class _WorkerFailure(RuntimeError):
+    """An error of a worker that cannot cross the process boundary as itself (its class does not unpickle)."""
+
+
+def _develop_in_worker(job: FrameJob) -> DevelopedFrame:
+    try:
+        return develop(job)
+    except Exception as exc:
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:
+            raise _WorkerFailure(f"{type(exc).__name__}: {exc}") from None
+        raise
+
+
+def _worker_start() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    cv2.setNumThreads(1)
+    threadpool_limits(limits=1)
+
+
+def _warm() -> None:
+    """Nothing: a first job that makes the workers start (and import the renderer) before the first capture."""
+
+
+class ImagePipeline:
+    """Develops frames in this process (``processes = 0``) or in the process-wide pool of ``processes`` workers."""
+
+    def __init__(self, processes: int) -> None:
+        if processes < 0:
+            raise ValueError(f"render processes must be ≥ 0, got {processes}")
+        self.processes = processes
+
+    def warm_up(self) -> None:
+        """Start the workers now (they take ~1 s to import the renderer), without waiting for them."""
+        if self.processes:
+            try:
+                for _ in range(self.processes):
+                    _shared_pool(self.processes).submit(_warm)
+            except OSError as exc:
+                self._render_here(exc)
+
+    def develop(self, jobs: Sequence[FrameJob]) -> list[DevelopedFrame]:
+        """Develop ``jobs`` (side by side in the pool), in their order."""
+        if self.processes:
+            try:
+                pool = _shared_pool(self.processes)
+                futures = [pool.submit(_develop_in_worker, job) for job in jobs]
+            except OSError as exc:
+                self._render_here(exc)
+            else:
+                try:
+                    return [future.result() for future in futures]
+                except BrokenProcessPool:
+                    # a worker died (killed, out of memory): this exposure is lost, the next one gets a new pool
+                    _drop_pool(pool)
+                    raise
+        return [develop(job) for job in jobs]
+
+    def _render_here(self, exc: OSError) -> None:
+        """Workers that cannot start (no process may be spawned: a sandbox, an interpreter this user may not
+        execute) leave the frames to this process: the same bytes, only without the second core."""
+        _log.info(
+            "twin phone renders on its own thread: its %d worker processes cannot start (%s)", self.processes, exc
+        )
+        self.processes = 0
+
+
+_pools: dict[int, ProcessPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _shared_pool(processes: int) -> Executor:
+    with _pools_lock:
+        pool = _pools.get(processes)
+        if pool is None:
+            pool = ProcessPoolExecutor(
+                max_workers=processes, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
+            )
+            _pools[processes] = pool
+        return pool
+
+
+def _drop_pool(pool: Executor) -> None:
+    with _pools_lock:
+        for key, value in list(_pools.items()):
+            if value is pool:
+                del _pools[key]
+    pool.shutdown(wait=False, cancel_futures=True)

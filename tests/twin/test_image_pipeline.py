@@ -1,0 +1,166 @@
+"""The twin phone's image pipeline in worker processes (``[twin] render_processes``, issue #17).
+
+Where a frame is rendered must not change a byte of it: the same bench, seed and clock give the same DNG bytes
+rendered on the twin's own thread and in the worker pool, for a frame, a windowed read-out and a burst (whose frames
+render side by side); a burst's faults see its frames in exposure order in both; an error inside a worker reaches
+the capture as an error naming what failed; a worker that dies loses that exposure only.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from rig.config import LensCatalog, StationConfig, TwinUnit
+from rig.spec.ptp import ReadoutWindow
+from rig.twin import image_pipeline
+from rig.twin.image_pipeline import ImagePipeline
+from rig.twin.world import TwinBench
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now_ns = 0
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+
+def _station(station: StationConfig, processes: int) -> StationConfig:
+    assert station.twin is not None
+    return station.model_copy(update={"twin": station.twin.model_copy(update={"render_processes": processes})})
+
+
+def _bench(station: StationConfig, unit: TwinUnit, catalog: LensCatalog, processes: int) -> TwinBench:
+    bench = TwinBench(_station(station, processes), unit, catalog, seed=7)
+    clock = FakeClock()
+    bench.state.clock = clock
+    bench.state.mount_lens(unit.lens.id)
+    clock.now_ns = 5_000_000_000  # long after the sensor switch and any ringing
+    bench.state.update(rail_mm=station.rail.focus_mm + 0.05, carousel_mm=station.carousel.slots["sfr"], light_pwm=800)
+    return bench
+
+
+def test_the_station_file_chooses_where_frames_render(
+    station: StationConfig, catalog: LensCatalog, golden: TwinUnit
+) -> None:
+    assert station.twin is not None and station.twin.render_processes == 2  # the shipped twin station
+    assert _bench(station, golden, catalog, 0).pipeline.processes == 0
+    assert _bench(station, golden, catalog, 2).pipeline.processes == 2
+
+
+def test_pool_and_own_thread_write_identical_frames(
+    station: StationConfig, catalog: LensCatalog, golden: TwinUnit
+) -> None:
+    here, pool = _bench(station, golden, catalog, 0), _bench(station, golden, catalog, 2)
+    windows = [ReadoutWindow(1000, 800, 128, 96), ReadoutWindow(5000, 3000, 64, 64)]
+    for bench in (here, pool):
+        bench.hardware.time_scale = 1000.0  # the pacing is not what this test is about
+    frames = {}
+    for name, bench in (("here", here), ("pool", pool)):
+        single = bench.capture()
+        win = bench.capture_windows(windows)
+        burst = bench.capture_burst(3, frame_interval_s=0.01)
+        frames[name] = [single, *win, *burst]
+    assert len(frames["pool"]) == 1 + 2 + 3
+    for a, b in zip(frames["here"], frames["pool"], strict=True):
+        assert a.dng == b.dng  # bit-identical: the pixels, the metadata, the window's XMP
+        assert (a.raw == b.raw).all()
+        assert a.chart == b.chart and a.truth == b.truth and a.window == b.window
+    # and the frames are frames of the scene, not one frame repeated: noise differs between the burst's frames
+    burst = frames["pool"][3:]
+    assert burst[0].dng != burst[1].dng != burst[2].dng
+
+
+def test_a_burst_rendered_side_by_side_keeps_exposure_order_for_faults(
+    station: StationConfig, catalog: LensCatalog, golden: TwinUnit
+) -> None:
+    """Fault listeners hear a burst's frames in order, and a light disturbance armed by frame k's listener
+    reaches frame k + 1 of the same burst, in both modes alike."""
+    results = {}
+    for processes in (0, 2):
+        bench = _bench(station, golden, catalog, processes)
+        bench.hardware.time_scale = 1000.0
+        heard: list[int] = []
+        dim_from: list[int] = []
+
+        def listener(counter: int, heard: list[int] = heard, dim_from: list[int] = dim_from) -> None:
+            heard.append(counter)
+            if counter == 1:
+                dim_from.append(counter + 1)  # from the next frame on, the panel gives half its light
+
+        bench.capture_listeners.append(listener)
+        bench.light_factor = lambda counter, dim_from=dim_from: 0.5 if dim_from and counter >= dim_from[0] else 1.0
+        frames = bench.capture_burst(4, frame_interval_s=0.01)
+        results[processes] = ([f.dng for f in frames], heard, [float(f.raw.mean()) for f in frames])
+    assert results[0] == results[2]
+    _, heard, means = results[2]
+    assert heard == [0, 1, 2, 3]
+    black = station.sensor.black_level_dn
+    # frames 2 and 3 got half the light of frames 0 and 1: their mean signal above black halves (±3 %: noise)
+    for k in (2, 3):
+        assert (means[k] - black) / (means[k - 2] - black) == pytest.approx(0.5, rel=0.03)
+
+
+def test_an_error_in_a_worker_reaches_the_capture_naming_it(
+    station: StationConfig, catalog: LensCatalog, golden: TwinUnit
+) -> None:
+    """A carousel slot naming a chart there is no file for: the renderer's ConfigError, here and from a worker
+    (whose exception class does not cross the process boundary as itself: its message does)."""
+    slots = {**station.carousel.slots, "no-such-chart": 250.0}
+    broken = station.model_copy(update={"carousel": station.carousel.model_copy(update={"slots": slots})})
+    messages = []
+    for processes in (0, 2):
+        bench = _bench(broken, golden, catalog, processes)
+        bench.hardware.time_scale = 1000.0
+        bench.state.update(carousel_mm=250.0)
+        with pytest.raises(Exception) as caught:
+            bench.capture()
+        messages.append(str(caught.value))
+        bench.state.update(carousel_mm=station.carousel.slots["sfr"])
+        assert bench.capture().chart == "sfr"  # the phone (and the pool) still work
+    here, pool = messages
+    assert "no-such-chart" in here and "expected one of" in here
+    assert here in pool
+
+
+def test_a_worker_that_dies_loses_that_exposure_only(
+    station: StationConfig, catalog: LensCatalog, golden: TwinUnit
+) -> None:
+    bench = _bench(station, golden, catalog, 2)
+    bench.hardware.time_scale = 1000.0
+    bench.capture()  # the pool's workers exist
+    pool = image_pipeline._shared_pool(2)
+    for pid in list(pool._processes):  # type: ignore[attr-defined] - the executor's own table of its workers
+        os.kill(pid, signal.SIGKILL)
+    with pytest.raises(Exception, match=r"(?i)process"):
+        for _ in range(3):  # the executor notices the dead workers at the latest on the next job
+            bench.capture()
+    frame = bench.capture()  # a new pool
+    assert frame.raw.shape == (station.sensor.height_px, station.sensor.width_px)
+
+
+def test_render_processes_must_be_a_count() -> None:
+    with pytest.raises(ValueError, match="≥ 0"):
+        ImagePipeline(-1)
+
+
+def test_workers_that_cannot_start_leave_the_frames_to_the_twin(
+    station: StationConfig, catalog: LensCatalog, golden: TwinUnit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no process may be spawned (the interpreter is not executable for this user: an unprivileged run),
+    the twin renders on its own thread instead of failing the capture: the same bytes."""
+
+    def refuse(processes: int) -> None:
+        raise PermissionError(13, "Permission denied", "/root/.pyenv/versions/3.11.7/bin/python3")
+
+    expected = _bench(station, golden, catalog, 0).capture().dng
+    monkeypatch.setattr(image_pipeline, "_shared_pool", refuse)
+    bench = _bench(station, golden, catalog, 2)
+    bench.pipeline.warm_up()
+    assert bench.pipeline.processes == 0
+    bench = _bench(station, golden, catalog, 2)
+    assert bench.capture().dng == expected
+    assert bench.pipeline.processes == 0
