@@ -1,12 +1,14 @@
 """Cost of the pupil-wavefront PSF in a twin capture: binned 2048×1536 and full 8192×6144, with and without a wavefront.
 
 Each figure is printed with its process CPU time and the 1-minute load average beside the wall time (the machine is
-shared; judge by CPU time). Three cases per readout, the Summilux-M 35 on the golden unit:
+shared; judge by CPU time). Three cases per readout, the Summilux-M 35 on the golden unit, and the steep case:
 
 * ``aberration-free``: the lens with its wavefront zeroed (the analytic Airy ⊗ disc kernel, as before wavefronts);
 * ``wavefront, new focus``: a through-focus sweep's frame, the rail moved since the last capture and the pupil-OTF
   and edge-spread caches emptied (every pupil OTF of the frame is computed, as at any new defocus);
-* ``wavefront, same focus``: the same bench state captured again (pupil OTFs and edge spreads from the caches).
+* ``wavefront, same focus``: the same bench state captured again (pupil OTFs and edge spreads from the caches);
+* ``noctilux W040 3.1``: the Noctilux-M 50 sample with strong focus shift (unit ``cert-focus-shift``, its own
+  W040 = 3.1 waves wide open at f/0.95, the steepest wavefront of the fixtures), new and same focus.
 
 Targets (not asserted, the issue's): binned capture ≤ 0.3 s, full-size render + DNG ≤ 3 s on 2 cores.
 Run: ``.venv/bin/python benchmarks/twin_wavefront.py [--full]``.
@@ -26,6 +28,8 @@ from rig.twin.wavefront import pupil_otf
 from rig.twin.world import TwinBench
 
 LENS_ID = "summilux-m-35-f1.4-asph-2022"
+STEEP_UNIT, STEEP_LENS_ID = "cert-focus-shift", "noctilux-m-50-f0.95-asph"
+"""The steepest wavefront of the fixtures: a Noctilux-M 50 sample whose own W040 is 3.1 waves at f/0.95."""
 
 REPRESENTATIVE = Wavefront(
     spherical_w040=1.2, coma_w131=0.3, astigmatism_w222=0.8, axial_colour=AxialColour(red_um=2.0, blue_um=-3.0)
@@ -46,14 +50,14 @@ def _catalog(wavefront: Wavefront | None) -> LensCatalog:
     return LensCatalog(native=catalog.native, lens=lenses)
 
 
-def _bench(binning: int, catalog: LensCatalog) -> TwinBench:
+def _bench(binning: int, catalog: LensCatalog, *, unit_name: str = "golden", lens_id: str = LENS_ID) -> TwinBench:
     station = load_station()
     station = station.model_copy(update={"sensor": station.sensor.model_copy(update={"binning": binning})})
-    unit = load_unit(FIXTURES_DIR / "units" / "golden.toml")
+    unit = load_unit(FIXTURES_DIR / "units" / f"{unit_name}.toml")
     bench = TwinBench(station, unit, catalog, seed=1)
     clock = [5_000_000_000]
     bench.state.clock = lambda: clock[0]
-    bench.state.mount_lens(LENS_ID)
+    bench.state.mount_lens(lens_id)
     clock[0] += 5_000_000_000
     bench.state.update(rail_mm=station.rail.focus_mm, carousel_mm=station.carousel.slots["sfr"], light_pwm=800)
     return bench
@@ -68,15 +72,21 @@ def _capture(bench: TwinBench) -> tuple[float, float]:
 
 def _report(label: str, wall_s: float, cpu_s: float) -> None:
     load = os.getloadavg()[0]
-    print(f"{label:48s} wall {wall_s:6.3f} s  cpu {cpu_s:6.3f} s  load(1 min) {load:5.2f}")
+    print(f"{label:64s} wall {wall_s:6.3f} s  cpu {cpu_s:6.3f} s  load(1 min) {load:5.2f}")
 
 
 def _run(binning: int, name: str, frames: int) -> None:
-    station_rail = load_station().rail.focus_mm
     zero = _bench(binning, _catalog(Wavefront()))
     _capture(zero)  # charts, caches of the analytic kernel
     _report(f"{name} aberration-free", *_capture(zero))
-    bench = _bench(binning, _catalog(None))
+    _sweep(_bench(binning, _catalog(None)), name, frames)
+    steep = _bench(binning, load_lens_catalog(), unit_name=STEEP_UNIT, lens_id=STEEP_LENS_ID)
+    _sweep(steep, f"{name} noctilux W040 3.1", frames)
+
+
+def _sweep(bench: TwinBench, name: str, frames: int) -> None:
+    """Time ``frames`` captures each at a new rail position (caches emptied), then one at the same position."""
+    station_rail = load_station().rail.focus_mm
     walls, cpus = [], []
     for i in range(frames):
         bench.state.update(rail_mm=station_rail + 0.01 * (i + 1))

@@ -192,3 +192,86 @@ def test_the_pupil_otf_has_converged_in_its_sampling(defocus_um: float, monkeypa
     finer = mtf()
     wavefront.pupil_otf.cache_clear()  # leave no finer OTF behind for other tests
     assert float(np.max(np.abs(rendered - finer))) < 0.03
+
+
+def _bilinear_half_plane(otf: PupilOtf, freqs: np.ndarray, angle: float) -> np.ndarray:
+    """The previous lookup: bilinear on the stored rfft2 half-plane, −ν taken as the conjugate of +ν."""
+    from scipy.ndimage import map_coordinates
+
+    c, s = math.cos(angle), math.sin(angle)
+    conjugate = c < 0
+    if conjugate:
+        c, s = -c, -s
+    f = freqs / otf.step_cy_um
+    inside = np.abs(f) < otf.support
+    size = otf.values.shape[0]
+    coords = np.vstack((np.mod(f[inside] * s, size), f[inside] * c))
+    out = np.zeros(f.shape, dtype=np.complex128)
+    out[inside] = map_coordinates(otf.values, coords, order=1, mode="grid-wrap")
+    return np.conj(out) if conjugate else out
+
+
+_NOCTILUX = seidel_at(spherical_w040=3.1, coma_w131=0.0, astigmatism_w222=0.0, reference_wavelength_um=0.55,
+                      f_number=0.95, max_f_number=0.95, field_x=0.0, field_y=0.0, wavelength_um=0.53)  # fmt: skip
+_SUMMILUX_FIELD = seidel_at(spherical_w040=1.2, coma_w131=0.3, astigmatism_w222=0.8, reference_wavelength_um=0.55,
+                            f_number=1.4, max_f_number=1.4, field_x=0.7, field_y=0.3, wavelength_um=0.53)  # fmt: skip
+
+
+@pytest.mark.parametrize("defocus_um", [0.0, -6.0, 12.0])
+@pytest.mark.parametrize(
+    ("name", "aberrations", "f_number"),
+    [
+        ("noctilux W040 3.1", _NOCTILUX, 0.95),
+        ("summilux at 0.76 field", _SUMMILUX_FIELD, 1.4),
+        ("coma", PupilAberrations(w131=2.0, w111=-2.0), 1.4),
+        ("astigmatism", PupilAberrations(w222=3.0, w020=-1.5), 1.4),
+        ("aberration-free", PupilAberrations(), 1.4),
+    ],
+)
+def test_the_slope_sampled_cubic_otf_matches_a_fine_pupil_as_well_as_the_previous_method(
+    name: str, aberrations: PupilAberrations, f_number: float, defocus_um: float
+) -> None:
+    """The rendered OTF (pupil sampled by its steepest slope, cubic lookup) against a 512-sample pupil.
+
+    The reference is the same transform on a pupil 2.7–8× finer than either method (its own error is < 0.003,
+    the 0.55/n rim term). The previous method (pupil sampled by the term-by-term slope bound, bilinear lookup)
+    erred by up to 0.018 here; the new one must stay within 0.01 everywhere, and within 0.03 (the edge-MTF
+    tolerance) of the previous method's rendered OTF.
+    """
+    from rig.twin.wavefront import defocus_waves, pupil_samples, sampled_pupil_otf
+
+    a = PupilAberrations(aberrations.w020, aberrations.w040, aberrations.w131, aberrations.w222, aberrations.w111)
+    lam = 0.53
+    w020 = defocus_waves(defocus_um, f_number=f_number, wavelength_um=lam)
+    freqs = np.linspace(0.0, 1.0 / (lam * f_number), 400)
+    angles = (0.0, 0.3, 0.8, math.pi / 2, 2.5, -2.0)
+
+    def otf(n: int) -> PupilOtf:
+        return sampled_pupil_otf(a, f_number=f_number, wavelength_um=lam, w020_defocus=w020, n_pupil=n)
+
+    fine, rendered = otf(512), pupil_otf(a, f_number=f_number, wavelength_um=lam, defocus_um=defocus_um)
+    previous = otf(pupil_samples(a.slope_waves(w020)))
+    reference = np.concatenate([fine.along(freqs, t) for t in angles])
+    new = np.concatenate([rendered.along(freqs, t) for t in angles])
+    old = np.concatenate([_bilinear_half_plane(previous, freqs, t) for t in angles])
+    assert rendered.support <= previous.support  # never sampled more finely than before
+    assert float(np.max(np.abs(new - reference))) < 0.01, name
+    assert float(np.max(np.abs(new - old))) < 0.03, name
+
+
+@pytest.mark.parametrize(
+    "aberrations",
+    [_NOCTILUX, _SUMMILUX_FIELD, PupilAberrations(w131=2.0, w111=-2.0, w020=0.7), PupilAberrations(w222=-3.0)],
+)
+def test_the_steepest_slope_is_found_on_the_polar_grid(aberrations: PupilAberrations) -> None:
+    """max |∇W| on the sampling grid vs a 4× finer grid and vs finite differences of W itself (0.1 %)."""
+    from rig.twin.wavefront import _polar_grid, _wavefront
+
+    x, y = _polar_grid(257, 385)
+    x, y = x * (1 - 1e-6), y * (1 - 1e-6)  # keep the central differences inside the pupil's polynomial
+    h = 1e-6
+    gx = (_wavefront(aberrations, x + h, y, 0.4) - _wavefront(aberrations, x - h, y, 0.4)) / (2 * h)
+    gy = (_wavefront(aberrations, x, y + h, 0.4) - _wavefront(aberrations, x, y - h, 0.4)) / (2 * h)
+    finer = float(np.max(np.hypot(gx, gy)))
+    assert aberrations.max_slope_waves(0.4) == pytest.approx(finer, rel=1e-3)
+    assert aberrations.max_slope_waves(0.4) <= aberrations.slope_waves(0.4) + 1e-12
