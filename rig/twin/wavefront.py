@@ -21,9 +21,10 @@ so n_pupil grows with the largest wavefront slope (the geometric blur must fit w
 change by < ½ wave between samples): the steepest slope itself, found on a polar grid, not the term-by-term bound
 (a balanced W040 of 3.2 waves peaks at 6.4 waves per radius, the bound says 19.2: 64 samples, not 192). The OTF
 along an edge normal is then read from the 2-D grid by a cubic spline (a steep wavefront's OTF falls within a few
-samples of the origin, where a bilinear lookup on so coarse a grid would err by 0.05). A defocus so large that even :data:`MIN_SAMPLES_PER_SLOPE` would need more
-than :data:`MAX_PUPIL_SAMPLES` (a wavefront slope of > 38 waves per radius: W020 > 19 waves, δ > 160 µm at
-f/1.4, a blur of > 18 binned px) is handled in the geometric limit instead: the pupil OTF of the other
+samples of the origin, where a bilinear lookup on so coarse a grid would err by 0.05). A defocus so large that even
+:data:`MIN_SAMPLES_PER_SLOPE` would need more than :data:`MAX_PUPIL_SAMPLES` (a wavefront slope of > 38 waves per
+radius: W020 > 19 waves, δ > 160 µm at f/1.4, a blur of > 18 binned px) is handled in the geometric limit instead:
+the pupil OTF of the other
 aberrations times the defocus disc's ``2J1(x)/x`` (the limit the wave OTF tends to).
 
 Why scipy.fft and not poppy or hcipy: the twin needs one small monochromatic pupil per field tile, channel and
