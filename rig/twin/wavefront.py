@@ -24,8 +24,7 @@ along an edge normal is then read from the 2-D grid by a cubic spline (a steep w
 samples of the origin, where a bilinear lookup on so coarse a grid would err by 0.05). A defocus so large that even
 :data:`MIN_SAMPLES_PER_SLOPE` would need more than :data:`MAX_PUPIL_SAMPLES` (a wavefront slope of > 38 waves per
 radius: W020 > 19 waves, δ > 160 µm at f/1.4, a blur of > 18 binned px) is handled in the geometric limit instead:
-the pupil OTF of the other
-aberrations times the defocus disc's ``2J1(x)/x`` (the limit the wave OTF tends to).
+the pupil OTF of the other aberrations times the defocus disc's ``2J1(x)/x`` (the limit the wave OTF tends to).
 
 Why scipy.fft and not poppy or hcipy: the twin needs one small monochromatic pupil per field tile, channel and
 defocus, cached, and the complex OTF along arbitrary edge normals; that is two FFTs of at most 390² samples and a
