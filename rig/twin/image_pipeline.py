@@ -170,6 +170,21 @@ def develop(job: FrameJob) -> DevelopedFrame:
     return DevelopedFrame(dng=dng, raw=raw, chart=result.chart, truth=truth)
 
 
+MAX_WORKER_PIXELS = 16_000_000
+"""Frames larger than this develop on the twin's thread even with workers: a worker hands back the raw codes and
+the DNG through a pipe, 2 bytes a pixel each, and for a full 8192 × 6144 read-out (200 MB a frame) that copying costs
+more than the second core gains — a full-readout sign-off took 217 s wall / 262 s CPU with 2 workers against 182 s /
+194 s on the twin's thread (benchmarks/takt.py --full, load 1.5); the binned read-out (3.1 MP) and native windows
+gain from the workers."""
+
+
+def worth_a_worker(job: FrameJob) -> bool:
+    """Whether ``job``'s frame is small enough (:data:`MAX_WORKER_PIXELS`) to develop in a worker process."""
+    sensor = job.station.sensor
+    pixels = sensor.width_px * sensor.height_px if job.window is None else job.window.width_px * job.window.height_px
+    return pixels <= MAX_WORKER_PIXELS
+
+
 class _WorkerFailure(RuntimeError):
     """An error of a worker that cannot cross the process boundary as itself (its class does not unpickle)."""
 
@@ -216,8 +231,8 @@ class ImagePipeline:
                 self._render_here(exc)
 
     def develop(self, jobs: Sequence[FrameJob]) -> list[DevelopedFrame]:
-        """Develop ``jobs`` (side by side in the pool), in their order."""
-        if self.processes:
+        """Develop ``jobs`` (side by side in the pool), in their order; full-size frames here (see worth_a_worker)."""
+        if self.processes and all(worth_a_worker(job) for job in jobs):
             try:
                 pool = _shared_pool(self.processes)
                 futures = [pool.submit(_develop_in_worker, job) for job in jobs]

@@ -164,3 +164,20 @@ def test_workers_that_cannot_start_leave_the_frames_to_the_twin(
     bench = _bench(station, golden, catalog, 2)
     assert bench.capture().dng == expected
     assert bench.pipeline.processes == 0
+
+
+def test_full_size_frames_develop_on_the_twin_thread_binned_and_windows_in_workers(station: StationConfig) -> None:
+    """Handing a 200 MB full-size frame back through a pipe costs more than the second core gains (measured:
+    :data:`rig.twin.image_pipeline.MAX_WORKER_PIXELS`); a binned read-out and native windows go to the workers."""
+    full = station.model_copy(update={"sensor": station.sensor.model_copy(update={"binning": 1})})
+
+    def job(at: StationConfig, window: ReadoutWindow | None = None) -> image_pipeline.FrameJob:
+        return image_pipeline.FrameJob(
+            station=at, unit=None, lenses=None, snapshot=None, lens=None, pose=None, chart_pose=None,  # type: ignore[arg-type]
+            noise_seed=(1, 0), noise=True, window=window,
+        )  # fmt: skip
+
+    assert station.sensor.width_px * station.sensor.height_px == 2048 * 1536
+    assert image_pipeline.worth_a_worker(job(station))
+    assert not image_pipeline.worth_a_worker(job(full))
+    assert image_pipeline.worth_a_worker(job(full, ReadoutWindow(0, 0, 1024, 1024)))
