@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.spawn
+import os
 import pickle
 import signal
 import threading
@@ -223,6 +225,8 @@ class ImagePipeline:
 
     def warm_up(self) -> None:
         """Start the workers now (they take ~1 s to import the renderer), without waiting for them."""
+        if self.processes and not _can_spawn():
+            self._render_here(PermissionError(f"{multiprocessing.spawn.get_executable()!r} is not executable"))
         if self.processes:
             try:
                 for _ in range(self.processes):
@@ -232,6 +236,8 @@ class ImagePipeline:
 
     def develop(self, jobs: Sequence[FrameJob]) -> list[DevelopedFrame]:
         """Develop ``jobs`` (side by side in the pool), in their order; full-size frames here (see worth_a_worker)."""
+        if self.processes and not _can_spawn():
+            self._render_here(PermissionError(f"{multiprocessing.spawn.get_executable()!r} is not executable"))
         if self.processes and all(worth_a_worker(job) for job in jobs):
             try:
                 pool = _shared_pool(self.processes)
@@ -254,6 +260,14 @@ class ImagePipeline:
             "twin phone renders on its own thread: its %d worker processes cannot start (%s)", self.processes, exc
         )
         self.processes = 0
+
+
+def _can_spawn() -> bool:
+    """Whether this user may execute the interpreter a spawned worker (and multiprocessing's resource tracker)
+    would run: checked first, because a tracker that cannot start warns on stderr, which a command's one-line
+    error must not carry (an unprivileged run whose Python lives under another user's home)."""
+    executable = multiprocessing.spawn.get_executable()
+    return executable is not None and os.access(executable, os.X_OK)
 
 
 _pools: dict[int, ProcessPoolExecutor] = {}

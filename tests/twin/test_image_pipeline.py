@@ -181,3 +181,19 @@ def test_full_size_frames_develop_on_the_twin_thread_binned_and_windows_in_worke
     assert image_pipeline.worth_a_worker(job(station))
     assert not image_pipeline.worth_a_worker(job(full))
     assert image_pipeline.worth_a_worker(job(full, ReadoutWindow(0, 0, 1024, 1024)))
+
+
+def test_an_interpreter_this_user_may_not_execute_is_not_spawned(
+    station: StationConfig, catalog: LensCatalog, golden: TwinUnit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked before multiprocessing is touched: its resource tracker, unable to start, would warn on stderr."""
+
+    def no_pool(processes: int) -> None:
+        raise AssertionError("the pool must not be started")
+
+    monkeypatch.setattr(image_pipeline.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(image_pipeline, "_shared_pool", no_pool)
+    bench = _bench(station, golden, catalog, 2)
+    bench.pipeline.warm_up()
+    assert bench.pipeline.processes == 0
+    assert len(bench.capture().dng) > 1_000_000
