@@ -222,11 +222,11 @@ class ImagePipeline:
         if processes < 0:
             raise ValueError(f"render processes must be ≥ 0, got {processes}")
         self.processes = processes
+        if processes and not _can_spawn():
+            self._render_here(PermissionError(f"{multiprocessing.spawn.get_executable()!r} is not executable"))
 
     def warm_up(self) -> None:
         """Start the workers now (they take ~1 s to import the renderer), without waiting for them."""
-        if self.processes and not _can_spawn():
-            self._render_here(PermissionError(f"{multiprocessing.spawn.get_executable()!r} is not executable"))
         if self.processes:
             try:
                 for _ in range(self.processes):
@@ -236,8 +236,6 @@ class ImagePipeline:
 
     def develop(self, jobs: Sequence[FrameJob]) -> list[DevelopedFrame]:
         """Develop ``jobs`` (side by side in the pool), in their order; full-size frames here (see worth_a_worker)."""
-        if self.processes and not _can_spawn():
-            self._render_here(PermissionError(f"{multiprocessing.spawn.get_executable()!r} is not executable"))
         if self.processes and all(worth_a_worker(job) for job in jobs):
             try:
                 pool = _shared_pool(self.processes)
