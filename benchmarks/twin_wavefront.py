@@ -52,7 +52,12 @@ def _catalog(wavefront: Wavefront | None) -> LensCatalog:
 
 def _bench(binning: int, catalog: LensCatalog, *, unit_name: str = "golden", lens_id: str = LENS_ID) -> TwinBench:
     station = load_station()
-    station = station.model_copy(update={"sensor": station.sensor.model_copy(update={"binning": binning})})
+    # rendered on this thread (no render workers): the process CPU time is then the render's, and the cache
+    # clearing of a new focus empties the caches the render reads (a worker's are its own)
+    twin = station.twin.model_copy(update={"render_processes": 0}) if station.twin is not None else None
+    station = station.model_copy(
+        update={"sensor": station.sensor.model_copy(update={"binning": binning}), "twin": twin}
+    )
     unit = load_unit(FIXTURES_DIR / "units" / f"{unit_name}.toml")
     bench = TwinBench(station, unit, catalog, seed=1)
     clock = [5_000_000_000]
