@@ -24,7 +24,7 @@ from rig.config import LensCatalog, load_lens_catalog, load_station, load_unit
 from rig.config.lenses import AxialColour, Wavefront
 from rig.config.loader import FIXTURES_DIR
 from rig.twin.optics import _spread as edge_spread_cache
-from rig.twin.wavefront import pupil_otf
+from rig.twin.wavefront import clear_caches
 from rig.twin.world import TwinBench
 
 LENS_ID = "summilux-m-35-f1.4-asph-2022"
@@ -95,7 +95,7 @@ def _sweep(bench: TwinBench, name: str, frames: int) -> None:
     walls, cpus = [], []
     for i in range(frames):
         bench.state.update(rail_mm=station_rail + 0.01 * (i + 1))
-        pupil_otf.cache_clear()
+        clear_caches()
         edge_spread_cache.cache_clear()
         wall, cpu = _capture(bench)
         walls.append(wall)

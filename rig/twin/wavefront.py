@@ -19,16 +19,21 @@ Sampling: the pupil is laid on an M×M grid with ``n_pupil`` samples across its 
 rim), M ≥ 2·n_pupil so the OTF (the pupil's autocorrelation) does not alias. The PSF then spans λ·N·n_pupil µm,
 so n_pupil grows with the largest wavefront slope (the geometric blur must fit with margin, and the phase must
 change by < ½ wave between samples): the steepest slope itself, found on a polar grid, not the term-by-term bound
-(a balanced W040 of 3.2 waves peaks at 6.4 waves per radius, the bound says 19.2: 64 samples, not 192). The OTF
-along an edge normal is then read from the 2-D grid by a cubic spline (a steep wavefront's OTF falls within a few
-samples of the origin, where a bilinear lookup on so coarse a grid would err by 0.05). A defocus so large that even
+(a balanced W040 of 3.2 waves peaks at 6.4 waves per radius, the bound says 19.2: 64 samples, not 192). The render
+needs the OTF only on edge normals, so it computes each line on its own (:func:`line_otf`): the pupil's
+autocorrelation along one grid axis is a sum of 1-D row autocorrelations, so on a grid turned to the line it takes
+1-D FFTs of the pupil's rows, about a third of the 2-D plane's work (:func:`pupil_otf`, kept as its reference and for
+∫OTF d²ν), and nothing is interpolated across lines; a rotationally symmetric wavefront has one line for all. The
+line is read at the edge-spread frequencies by a cubic spline (a steep wavefront's OTF falls within a few samples
+of the origin, where a linear lookup on so coarse a grid would err by 0.05). A defocus so large that even
 :data:`MIN_SAMPLES_PER_SLOPE` would need more than :data:`MAX_PUPIL_SAMPLES` (a wavefront slope of > 38 waves per
 radius: W020 > 19 waves, δ > 160 µm at f/1.4, a blur of > 18 binned px) is handled in the geometric limit instead:
 the pupil OTF of the other aberrations times the defocus disc's ``2J1(x)/x`` (the limit the wave OTF tends to).
 
 Why scipy.fft and not poppy or hcipy: the twin needs one small monochromatic pupil per field tile, channel and
-defocus, cached, and the complex OTF along arbitrary edge normals; that is two FFTs of at most 390² samples and a
-spline lookup, which those libraries would wrap in optical-system objects without adding physics used here.
+defocus, cached, and the complex OTF along arbitrary edge normals; that is a few hundred 1-D FFTs of at most 390
+samples and a spline lookup, which those libraries would wrap in optical-system objects without adding physics used
+here.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-from scipy.ndimage import map_coordinates, spline_filter
+from scipy.ndimage import map_coordinates, spline_filter, spline_filter1d
 from scipy.special import j1
 
 MIN_PUPIL_SAMPLES = 64
@@ -301,28 +306,83 @@ def pupil_samples(slope_waves: float) -> int:
     return min(MAX_PUPIL_SAMPLES, -(-n // PUPIL_SAMPLES_STEP) * PUPIL_SAMPLES_STEP)
 
 
-@lru_cache(maxsize=2048)
-def pupil_otf(aberrations: PupilAberrations, *, f_number: float, wavelength_um: float, defocus_um: float) -> PupilOtf:
-    """The OTF of the pupil with ``aberrations`` and an image ``defocus_um`` behind the sensor (cached).
+@dataclass(frozen=True)
+class PupilSampling:
+    """How a defocused wavefront is sampled: the defocus left in the pupil, the rest as a disc, the sample count."""
 
-    ``aberrations`` should be :meth:`PupilAberrations.rounded` (the cache key); its azimuth is ignored here.
+    w020_defocus: float  # waves: the image defocus as W020 in the pupil (0 when taken in the geometric limit)
+    geometric_defocus_um: float  # µm: the defocus applied as a disc of δ/N instead (0: none)
+    n_pupil: int  # samples across the pupil diameter
+
+
+def pupil_sampling(
+    aberrations: PupilAberrations, *, f_number: float, wavelength_um: float, defocus_um: float
+) -> PupilSampling:
+    """The pupil sampling of ``aberrations`` with an image ``defocus_um`` behind the sensor.
+
     The pupil is sampled by its steepest slope (:meth:`PupilAberrations.max_slope_waves`); whether the defocus is
     taken in its geometric limit is decided on the term-by-term bound :meth:`PupilAberrations.slope_waves`.
+
+    Parameters
+    ----------
+    aberrations
+        The wavefront (waves); its azimuth is ignored.
+    f_number, wavelength_um
+        Working f-number and wavelength (µm).
+    defocus_um
+        Image defocus δ (µm, + behind the sensor).
     """
     w020_defocus = defocus_waves(defocus_um, f_number=f_number, wavelength_um=wavelength_um)
     geometric = 0.0
     # the geometric limit keeps its historical threshold (the bound): which defoci it covers does not move
     if MIN_SAMPLES_PER_SLOPE * aberrations.slope_waves(w020_defocus) > MAX_PUPIL_SAMPLES:
         geometric, w020_defocus = defocus_um, 0.0
-    n_pupil = pupil_samples(aberrations.max_slope_waves(w020_defocus))
+    return PupilSampling(w020_defocus, geometric, pupil_samples(aberrations.max_slope_waves(w020_defocus)))
+
+
+@lru_cache(maxsize=2048)
+def pupil_otf(aberrations: PupilAberrations, *, f_number: float, wavelength_um: float, defocus_um: float) -> PupilOtf:
+    """The 2-D OTF of the pupil with ``aberrations`` and an image ``defocus_um`` behind the sensor (cached).
+
+    ``aberrations`` should be :meth:`PupilAberrations.rounded` (the cache key); its azimuth is ignored here.
+    Sampled as :func:`pupil_sampling` says. The render reads the OTF along edge normals from :func:`line_otf`
+    (the same pupil, one line at a time); this whole plane is its reference and serves ∫OTF d²ν (Strehl).
+    """
+    sampling = pupil_sampling(aberrations, f_number=f_number, wavelength_um=wavelength_um, defocus_um=defocus_um)
     return sampled_pupil_otf(
         aberrations,
         f_number=f_number,
         wavelength_um=wavelength_um,
-        w020_defocus=w020_defocus,
-        n_pupil=n_pupil,
-        geometric_defocus_um=geometric,
+        w020_defocus=sampling.w020_defocus,
+        n_pupil=sampling.n_pupil,
+        geometric_defocus_um=sampling.geometric_defocus_um,
     )
+
+
+def _fft_size(n_pupil: int) -> int:
+    """FFT length for a pupil of ``n_pupil`` samples: ≥ 2·n_pupil + 1, so its autocorrelation does not wrap."""
+    return scipy.fft.next_fast_len(2 * n_pupil + 2)
+
+
+def _pupil_field(
+    aberrations: PupilAberrations, n_pupil: int, size: int, w020_defocus: float, angle_rad: float, first: int, last: int
+) -> tuple[int, int, np.ndarray]:
+    """``weight·exp(i2πW)`` on the rows ``first ≤ i < last`` of the pupil grid that the pupil covers.
+
+    The grid's columns run along ``(cos a, sin a)`` of the field frame and its rows across (a = ``angle_rad``): the
+    pupil disc and its area-weighted rim are the same in every orientation, only W is evaluated at the turned
+    points. Returns (lo, hi, field): the grid rows ``lo ≤ i < hi`` held in ``field`` (complex, (hi − lo) × size).
+    """
+    x, y, weight = _pupil_grid(n_pupil, size)
+    rows = np.flatnonzero(weight[first:last].any(axis=1)) + first
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    band = weight[lo:hi] > 0
+    u, v = x[lo:hi][band], y[lo:hi][band]
+    c, s = math.cos(angle_rad), math.sin(angle_rad)
+    field = np.zeros((hi - lo, size), dtype=np.complex128)
+    phase = 2.0 * np.pi * _wavefront(aberrations, u * c - v * s, u * s + v * c, w020_defocus)
+    field[band] = weight[lo:hi][band] * np.exp(1j * phase)
+    return lo, hi, field
 
 
 def sampled_pupil_otf(
@@ -349,16 +409,10 @@ def sampled_pupil_otf(
     geometric_defocus_um
         Recorded in the result for the caller to apply as a disc (µm; 0: none).
     """
-    size = scipy.fft.next_fast_len(2 * n_pupil + 2)
-    x, y, weight = _pupil_grid(n_pupil, size)
+    size = _fft_size(n_pupil)
     # only the rows the pupil covers are non-zero: transform those along x, then every column along y (the same
     # 2-D inverse transform as ifft2, at about three quarters of its cost)
-    rows = np.flatnonzero(weight.any(axis=1))
-    lo, hi = int(rows[0]), int(rows[-1]) + 1
-    band = weight[lo:hi] > 0
-    field = np.zeros((hi - lo, size), dtype=np.complex128)
-    phase = 2.0 * np.pi * _wavefront(aberrations, x[lo:hi][band], y[lo:hi][band], w020_defocus)
-    field[band] = weight[lo:hi][band] * np.exp(1j * phase)
+    lo, hi, field = _pupil_field(aberrations, n_pupil, size, w020_defocus, 0.0, 0, size)
     # the +i kernel (inverse transform) gives rays at ε = −2Nλ∇W: see the module conventions
     along_x = np.zeros((size, size), dtype=np.complex128)
     along_x[lo:hi] = scipy.fft.ifft(field, axis=1, workers=1)
@@ -376,6 +430,118 @@ def sampled_pupil_otf(
         geometric_defocus_um=geometric_defocus_um,
         coefficients=coefficients,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class LineOtf:
+    """The complex OTF on one line through the origin, ``ν·(cos a, sin a)`` of the field frame, sampled.
+
+    ``coefficients[k]`` are the periodic cubic B-spline coefficients of the OTF at ``ν = k·step_cy_um`` for
+    ``k < size/2`` and at ``(k − size)·step_cy_um`` beyond (negative frequencies wrap, as in an unshifted FFT); the
+    OTF vanishes beyond ``support`` samples (the cut-off 1/(λN)).
+    """
+
+    coefficients: np.ndarray  # complex128, shape (size,)
+    step_cy_um: float
+    support: int  # samples from the origin to the cut-off (the pupil's diameter in samples)
+    geometric_defocus_um: float  # > 0: the defocus left out of the pupil and applied as a disc of this δ
+
+    def at(self, freq_cy_um: np.ndarray) -> np.ndarray:
+        """The complex OTF at signed frequencies ``ν`` (cycles/µm) along the line, cubic-spline interpolated."""
+        f = np.asarray(freq_cy_um, dtype=np.float64) / self.step_cy_um
+        inside = np.abs(f) < self.support
+        out = np.zeros(f.shape, dtype=np.complex128)
+        coords = np.mod(f[inside], self.coefficients.shape[0])[None, :]
+        out[inside] = map_coordinates(self.coefficients, coords, order=3, mode="grid-wrap", prefilter=False)
+        return out
+
+
+def sampled_line_otf(
+    aberrations: PupilAberrations,
+    *,
+    f_number: float,
+    wavelength_um: float,
+    w020_defocus: float,
+    n_pupil: int,
+    angle_rad: float,
+    geometric_defocus_um: float = 0.0,
+) -> LineOtf:
+    """The pupil's OTF on the line at ``angle_rad`` (field frame), from 1-D transforms only (not cached).
+
+    The OTF is the pupil's autocorrelation, ``OTF(ν) ∝ Σ P(r + ν)·P*(r)`` (Goodman, *Introduction to Fourier
+    Optics*, 3rd ed., §6.3.1, eq. (6-28)); for shifts ν along one grid axis that sum splits into one 1-D
+    autocorrelation per grid row, and by the Wiener–Khinchin theorem ``Σ_rows |FT₁(row)|²`` (the LSF across the
+    line) transforms to it. So the pupil is laid on a grid turned to the line (:func:`_pupil_field`) and the OTF
+    on the line is the discrete autocorrelation that :func:`sampled_pupil_otf` computes on its whole plane, exactly,
+    at about a third of its FFT work and with no interpolation across lines. A wavefront even across the line
+    (every Seidel term is even across the meridional direction, so any line at a = 0) has mirror rows, and only
+    half of them are transformed.
+
+    Parameters
+    ----------
+    aberrations
+        The wavefront (waves); its azimuth is ignored (``angle_rad`` is relative to the meridional direction).
+    f_number, wavelength_um
+        Working f-number and wavelength (µm): they scale the frequency step ``1/(λ·N·n_pupil)`` cycles/µm.
+    w020_defocus
+        The image defocus as W020 (waves), added to the wavefront.
+    n_pupil
+        Samples across the pupil diameter; the transforms are ``next_fast_len(2·n_pupil + 2)`` long.
+    angle_rad
+        Direction of the line from the meridional direction (radians).
+    geometric_defocus_um
+        Recorded in the result for the caller to apply as a disc (µm; 0: none).
+    """
+    size = _fft_size(n_pupil)
+    mirrored = angle_rad == 0.0
+    # the grid is symmetric about its centre row: with mirror rows only those at v ≥ 0 are transformed, twice weighed
+    lo, hi, field = _pupil_field(
+        aberrations, n_pupil, size, w020_defocus, angle_rad, size // 2 if mirrored else 0, size
+    )
+    amplitude = scipy.fft.ifft(field, axis=1, workers=1)  # the +i kernel, as in sampled_pupil_otf
+    power = amplitude.real**2 + amplitude.imag**2
+    if mirrored:
+        _, y, _ = _pupil_grid(n_pupil, size)
+        power *= np.where(y[lo:hi, :1] > 0, 2.0, 1.0)
+    otf = scipy.fft.fft(power.sum(axis=0), workers=1)
+    otf /= otf[0].real
+    coefficients = spline_filter1d(otf.real, order=3, mode="grid-wrap") + 1j * spline_filter1d(
+        otf.imag, order=3, mode="grid-wrap"
+    )
+    coefficients.setflags(write=False)
+    return LineOtf(
+        coefficients=coefficients,
+        step_cy_um=1.0 / (wavelength_um * f_number * n_pupil),
+        support=n_pupil,
+        geometric_defocus_um=geometric_defocus_um,
+    )
+
+
+@lru_cache(maxsize=4096)
+def line_otf(
+    aberrations: PupilAberrations, *, f_number: float, wavelength_um: float, defocus_um: float, angle_rad: float
+) -> LineOtf:
+    """The OTF of the defocused pupil on the line at ``angle_rad`` (field frame, in [0, π)), cached.
+
+    Sampled as :func:`pupil_sampling` says (the pupil of :func:`pupil_otf`, one line of its plane), computed by
+    :func:`sampled_line_otf`. ``aberrations`` should be :meth:`PupilAberrations.rounded` with azimuth 0 (the key).
+    """
+    sampling = pupil_sampling(aberrations, f_number=f_number, wavelength_um=wavelength_um, defocus_um=defocus_um)
+    return sampled_line_otf(
+        aberrations,
+        f_number=f_number,
+        wavelength_um=wavelength_um,
+        w020_defocus=sampling.w020_defocus,
+        n_pupil=sampling.n_pupil,
+        angle_rad=angle_rad,
+        geometric_defocus_um=sampling.geometric_defocus_um,
+    )
+
+
+def clear_caches() -> None:
+    """Empty the cached pupil and line OTFs (a test or benchmark that changes the sampling, or times a new focus)."""
+    pupil_otf.cache_clear()
+    line_otf.cache_clear()
 
 
 def disc_otf(freq_cy_um: np.ndarray, *, diameter_um: float) -> np.ndarray:
@@ -402,13 +568,19 @@ def aberrated_otf_along(
 ) -> np.ndarray:
     """Complex OTF of the aberrated, defocused pupil on the line ``ν·(cos a, sin a)`` in the *sensor* frame."""
     key = aberrations.rounded()
-    otf = pupil_otf(
+    symmetric = key.w131 == 0 and key.w222 == 0 and key.w111 == 0
+    # a rotationally symmetric wavefront has one OTF on every line; otherwise the line at a + π is the one at a
+    # reversed, OTF(−ν) = OTF(ν)* (a real PSF), so lines over [0, π) serve every edge normal
+    angle = 0.0 if symmetric else (angle_rad - key.azimuth_rad) % (2.0 * math.pi)
+    reverse = angle >= math.pi
+    otf = line_otf(
         PupilAberrations(key.w020, key.w040, key.w131, key.w222, key.w111),
         f_number=f_number,
         wavelength_um=wavelength_um,
         defocus_um=defocus_um,
+        angle_rad=round(angle - math.pi if reverse else angle, 6) % math.pi,
     )
-    out = otf.along(freq_cy_um, angle_rad - key.azimuth_rad)
+    out = otf.at(-np.asarray(freq_cy_um, dtype=np.float64) if reverse else freq_cy_um)
     if otf.geometric_defocus_um:
         out = out * disc_otf(freq_cy_um, diameter_um=abs(otf.geometric_defocus_um) / f_number)
     return out
