@@ -71,10 +71,15 @@ class BlurSpec:
         return 1.0 / (self.wavelength_um * self.f_number)
 
     def ray_extent_um(self) -> float:
-        """Largest transverse ray error ``2Nλ·max|∇W|`` (µm), defocus included: the geometric PSF's radius."""
+        """Largest transverse ray error ``2Nλ·max|∇W|`` (µm), defocus included: the geometric PSF's radius.
+
+        The steepest slope itself (:meth:`rig.twin.wavefront.PupilAberrations.max_slope_waves`), not the
+        term-by-term bound: a balanced W040 of 3.2 waves sends no ray beyond 2Nλ·6.4, the bound said 2Nλ·19.2, and
+        patches and edge-spread transforms sized by the bound were 2–3× larger than the PSF.
+        """
         w020 = defocus_waves(self.defocus_um, f_number=self.f_number, wavelength_um=self.wavelength_um)
         aberrations = self.aberrations if self.aberrations is not None else PupilAberrations()
-        return 2.0 * self.f_number * self.wavelength_um * aberrations.slope_waves(w020)
+        return 2.0 * self.f_number * self.wavelength_um * aberrations.max_slope_waves(w020)
 
     def support_um(self) -> float:
         """A half-width (µm) beyond which the kernel's energy is negligible (used to size patches)."""

@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pytest
 
-from rig.twin.optics import BlurSpec, diffraction_mtf, line_spread, mtf_along
+from rig.twin.optics import BlurSpec, diffraction_mtf, line_spread, mtf_along, otf_along
 from rig.twin.wavefront import (
     PupilAberrations,
     PupilOtf,
@@ -322,3 +322,31 @@ def test_the_rendered_line_otf_is_the_pupil_planes_along_every_edge_normal(
         on_axis = abs(math.remainder(field_angle, math.pi / 2)) < 1e-9
         assert float(np.max(np.abs(line - same.along(freqs, field_angle)))) < (1e-9 if on_axis else 0.002), name
         assert float(np.max(np.abs(line - fine.along(freqs, field_angle)))) < 0.01, name
+
+
+@pytest.mark.parametrize("defocus_um", [0.0, -6.0, 12.0])
+@pytest.mark.parametrize(
+    ("name", "aberrations", "f_number"),
+    [
+        ("noctilux W040 3.1", _NOCTILUX, 0.95),
+        ("summilux at 0.76 field", _SUMMILUX_FIELD, 1.4),
+        ("coma", PupilAberrations(w131=2.0, w111=-2.0), 1.4),
+        ("astigmatism", PupilAberrations(w222=3.0, w020=-1.5), 1.4),
+    ],
+)
+def test_a_patch_sized_by_the_steepest_slope_holds_the_aberrated_kernel(
+    name: str, aberrations: PupilAberrations, f_number: float, defocus_um: float
+) -> None:
+    """Patches and edge-spread transforms reach ``support_um`` from an edge, the ray extent from the steepest slope
+    (not the term-by-term bound) plus 12λN of diffraction halo: the LSF outside ±support, on a 3 mm transform of
+    its own, is less than the 0.0045 an aberration-free kernel in focus leaves outside its support (measured
+    ≤ 0.0025; a ray extent of 70 % of the steepest slope's, or the slope without the defocus, leaves 0.005)."""
+    n, dt = 1 << 16, 0.05
+    freqs = np.fft.rfftfreq(n, d=dt)
+    x = (np.arange(n) - n // 2) * dt
+    blur = BlurSpec(f_number=f_number, defocus_um=defocus_um, pixel_pitch_um=0.0, wavelength_um=0.53,
+                    aberrations=aberrations)  # fmt: skip
+    for angle in (0.0, 0.8, math.pi / 2, 3.5):
+        lsf = np.fft.fftshift(np.fft.irfft(otf_along(freqs, blur, angle_rad=angle), n=n)) / dt
+        outside = 1.0 - float(np.sum(lsf[np.abs(x) <= blur.support_um()]) * dt)
+        assert outside < 0.004, (name, angle, outside)
