@@ -373,24 +373,37 @@ def _fft_size(n_pupil: int) -> int:
     return scipy.fft.next_fast_len(2 * n_pupil + 2)
 
 
+@lru_cache(maxsize=64)
+def _pupil_band(n_pupil: int, size: int, first: int) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pupil's samples on the grid rows ``i ≥ first`` (cached: a frame's lines share a handful of grids).
+
+    Returns (lo, hi, index, u, v, weight): the rows ``lo ≤ i < hi`` the pupil covers, and for each sample inside
+    it its flat index into that (hi − lo) × size band, its grid coordinates and its area weight.
+    """
+    x, y, weight = _pupil_grid(n_pupil, size)
+    rows = np.flatnonzero(weight[first:].any(axis=1)) + first
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    index = np.flatnonzero(weight[lo:hi] > 0)
+    u, v, w = (arr[lo:hi].ravel()[index] for arr in (x, y, weight))
+    for arr in (index, u, v, w):
+        arr.setflags(write=False)
+    return lo, hi, index, u, v, w
+
+
 def _pupil_field(
-    aberrations: PupilAberrations, n_pupil: int, size: int, w020_defocus: float, angle_rad: float, first: int, last: int
+    aberrations: PupilAberrations, n_pupil: int, size: int, w020_defocus: float, angle_rad: float, first: int
 ) -> tuple[int, int, np.ndarray]:
-    """``weight·exp(i2πW)`` on the rows ``first ≤ i < last`` of the pupil grid that the pupil covers.
+    """``weight·exp(i2πW)`` on the rows ``i ≥ first`` of the pupil grid that the pupil covers.
 
     The grid's columns run along ``(cos a, sin a)`` of the field frame and its rows across (a = ``angle_rad``): the
     pupil disc and its area-weighted rim are the same in every orientation, only W is evaluated at the turned
     points. Returns (lo, hi, field): the grid rows ``lo ≤ i < hi`` held in ``field`` (complex, (hi − lo) × size).
     """
-    x, y, weight = _pupil_grid(n_pupil, size)
-    rows = np.flatnonzero(weight[first:last].any(axis=1)) + first
-    lo, hi = int(rows[0]), int(rows[-1]) + 1
-    band = weight[lo:hi] > 0
-    u, v = x[lo:hi][band], y[lo:hi][band]
+    lo, hi, index, u, v, weight = _pupil_band(n_pupil, size, first)
     c, s = math.cos(angle_rad), math.sin(angle_rad)
     field = np.zeros((hi - lo, size), dtype=np.complex128)
     phase = 2.0 * np.pi * _wavefront(aberrations, u * c - v * s, u * s + v * c, w020_defocus)
-    field[band] = weight[lo:hi][band] * np.exp(1j * phase)
+    field.ravel()[index] = weight * np.exp(1j * phase)
     return lo, hi, field
 
 
@@ -421,7 +434,7 @@ def sampled_pupil_otf(
     size = _fft_size(n_pupil)
     # only the rows the pupil covers are non-zero: transform those along x, then every column along y (the same
     # 2-D inverse transform as ifft2, at about three quarters of its cost)
-    lo, hi, field = _pupil_field(aberrations, n_pupil, size, w020_defocus, 0.0, 0, size)
+    lo, hi, field = _pupil_field(aberrations, n_pupil, size, w020_defocus, 0.0, 0)
     # the +i kernel (inverse transform) gives rays at ε = −2Nλ∇W: see the module conventions
     along_x = np.zeros((size, size), dtype=np.complex128)
     along_x[lo:hi] = scipy.fft.ifft(field, axis=1, workers=1)
@@ -504,9 +517,7 @@ def sampled_line_otf(
     size = _fft_size(n_pupil)
     mirrored = angle_rad == 0.0
     # the grid is symmetric about its centre row: with mirror rows only those at v ≥ 0 are transformed, twice weighed
-    lo, hi, field = _pupil_field(
-        aberrations, n_pupil, size, w020_defocus, angle_rad, size // 2 if mirrored else 0, size
-    )
+    lo, hi, field = _pupil_field(aberrations, n_pupil, size, w020_defocus, angle_rad, size // 2 if mirrored else 0)
     amplitude = scipy.fft.ifft(field, axis=1, workers=1)  # the +i kernel, as in sampled_pupil_otf
     power = amplitude.real**2 + amplitude.imag**2
     if mirrored:
@@ -514,9 +525,7 @@ def sampled_line_otf(
         power *= np.where(y[lo:hi, :1] > 0, 2.0, 1.0)
     otf = scipy.fft.fft(power.sum(axis=0), workers=1)
     otf /= otf[0].real
-    coefficients = spline_filter1d(otf.real, order=3, mode="grid-wrap") + 1j * spline_filter1d(
-        otf.imag, order=3, mode="grid-wrap"
-    )
+    coefficients = spline_filter1d(otf, order=3, mode="grid-wrap", output=np.complex128)
     coefficients.setflags(write=False)
     return LineOtf(
         coefficients=coefficients,
