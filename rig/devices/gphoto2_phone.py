@@ -889,16 +889,25 @@ def _fd0_guard() -> Iterator[None]:
     libgphoto2's PTP/IP disconnect closes its unused JPEG socket, whose descriptor defaults to 0: each camera
     teardown closes fd 0, and once stdin is gone, whatever the process opens next as fd 0 (a socket of the
     twin, a file). Tried: ``gp_camera_exit`` left fd 0 closed. The guard gives fd 0 back.
+
+    One guard at a time in the process: a hung session's teardown, finishing late on its abandoned worker, once
+    ran beside the next phone's connect, and each guard's check and repair of fd 0 raced the other's. (The
+    twin's own sockets stay off fds 0-2 for the same reason: :mod:`rig.twin.descriptors`.)
     """
-    if not _fd_open(0):
-        os.open(os.devnull, os.O_RDONLY)  # the lowest free descriptor: 0
-    saved = os.dup(0)
-    try:
-        yield
-    finally:
+    with _FD0_LOCK:
         if not _fd_open(0):
-            os.dup2(saved, 0)
-        os.close(saved)
+            os.open(os.devnull, os.O_RDONLY)  # the lowest free descriptor: 0
+        saved = os.dup(0)
+        try:
+            yield
+        finally:
+            if not _fd_open(0):
+                os.dup2(saved, 0)
+            os.close(saved)
+
+
+_FD0_LOCK = threading.RLock()
+"""Held through every libgphoto2 section that may close fd 0 (connect, session teardown), in any thread."""
 
 
 def _fd_open(fd: int) -> bool:

@@ -17,6 +17,8 @@ import threading
 import tty
 from collections.abc import Callable
 
+from rig.twin.descriptors import off_stdio_fd
+
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.02  # how soon stop() and a connecting client are noticed (real seconds)
@@ -44,13 +46,13 @@ class PtyTransport:
         self.vanished = False
 
     def start(self) -> str:
-        master, slave = os.openpty()
+        master, slave = (off_stdio_fd(fd) for fd in os.openpty())
         tty.setraw(slave)  # no echo, no line discipline: bytes pass as on a UART
         self.path = os.ttyname(slave)
         os.close(slave)  # the master sees POLLHUP until a client opens the slave
         fcntl.fcntl(master, fcntl.F_SETFL, fcntl.fcntl(master, fcntl.F_GETFL) | os.O_NONBLOCK)
         self._master = master
-        self._wake_r, self._wake_w = os.pipe()
+        self._wake_r, self._wake_w = (off_stdio_fd(fd) for fd in os.pipe())
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="grbl-peer-serial", daemon=True)
         self._thread.start()

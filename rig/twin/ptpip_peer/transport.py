@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from rig.spec.ptp import PTPIP_VERSION, InitFailReason, PacketType
 from rig.twin.clock import Clock
+from rig.twin.descriptors import off_stdio_socket
 from rig.twin.ptpip_peer.wire import HEADER, ProtocolViolation, check_header, packet, parse_ptp_string, tune, u32
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ class Lobby:
         self._selector = selectors.DefaultSelector()
         for sock in self._listeners:
             self._selector.register(sock, selectors.EVENT_READ)
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r, self._wake_w = (off_stdio_socket(s) for s in socket.socketpair())
         self._wake_r.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._stop.clear()
@@ -257,6 +258,7 @@ class Lobby:
             sock, _ = listener.accept()
         except OSError:
             return
+        sock = off_stdio_socket(sock)
         if self._refusing():
             reset_connection(sock)
             return
@@ -402,7 +404,7 @@ class Lobby:
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = off_stdio_socket(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
