@@ -2,8 +2,9 @@
 
 The suite must stay green on a loaded machine (a developer's PC during a build, a CI runner shared with other
 jobs). This script keeps the cores busy with ``--load`` pure-Python spinning processes (or ``stress-ng --cpu N``
-when it is installed), runs ``python -m pytest -n 2`` ``--runs`` times in a row, and prints each result with its
-wall time, the CPU time the suite used and the load average — the figures quoted in the closing notes.
+when it is installed), runs the README's ``python -m pytest -n 2 --dist worksteal`` ``--runs`` times in a row, and
+prints each result with its wall time, the CPU time the suite used and the load average — the figures quoted in the
+closing notes.
 
 Bounded: every run has a timeout (``--timeout-s``), the load processes are killed however the script ends.
 
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
 
-    command = [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider", *args.pytest_args]
+    command = [sys.executable, "-m", "pytest", "-n", "2", "--dist", "worksteal", "-q", "-p", "no:cacheprovider"]
+    command += args.pytest_args
     print(f"command: {' '.join(command)}  (load: {args.load} busy processes)")
     results: list[bool] = []
     load = start_load(args.load, args.runs * args.timeout_s)
