@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 PG_START_TIMEOUT_S = 60
@@ -79,3 +81,14 @@ def postgres_url() -> Iterator[str]:
     finally:
         run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str, tmp_path: Path) -> str:
+    """A database of this test's own on the session's server (its URL): tests that share the server never see
+    each other's rows, whichever order a worker runs them in (``--dist worksteal`` moves tests between workers;
+    the line test once found 647 runs a store test had left in the shared default database)."""
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", tmp_path.name.lower())[-50:]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"

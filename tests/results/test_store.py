@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -32,12 +30,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'results.sqlite'}"
         return
-    base = request.getfixturevalue("postgres_url")
-    # One database per test so tests sharing the session's server do not see each other's rows.
-    name = "t_" + re.sub(r"[^a-z0-9]+", "_", tmp_path.name.lower())[-50:]
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield base.rsplit("/", 1)[0] + f"/{name}"
+    yield request.getfixturevalue("postgres_database")
 
 
 def test_a_run_round_trips_exactly_and_restoring_replaces_it(store_url: str) -> None:

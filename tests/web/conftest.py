@@ -10,7 +10,7 @@ import pytest
 
 from rig.web.security import AccessTokens
 from rig.web.serve import ThreadedServer
-from tests.results.conftest import postgres_url  # noqa: F401  (the store tests' throwaway PostgreSQL server)
+from tests.results.conftest import postgres_database, postgres_url  # noqa: F401  (the store tests' PostgreSQL)
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's Chromium, never a downloaded browser; no sandbox (root in CI), nothing that phones home.

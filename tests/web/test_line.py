@@ -20,8 +20,8 @@ pytestmark = pytest.mark.slow
 RUNS_TIMEOUT_S = 400.0  # three sign-offs share two cores with the rest of CI
 
 
-def test_three_stations_in_parallel_into_postgresql(postgres_url: str, tmp_path: Path) -> None:
-    line = start_line(tmp_path, 3, postgres_url)
+def test_three_stations_in_parallel_into_postgresql(postgres_database: str, tmp_path: Path) -> None:
+    line = start_line(tmp_path, 3, postgres_database)
     try:
         assert line.line is not None
         run_ids = line.sign_off_all()
@@ -38,7 +38,7 @@ def test_three_stations_in_parallel_into_postgresql(postgres_url: str, tmp_path:
             }
             time.sleep(1.0)
         assert seen_running  # the line view showed stations mid-run
-        with open_store(postgres_url) as store:
+        with open_store(postgres_database) as store:
             stored = store.runs()
         assert sorted(stored["run_id"]) == sorted(run_ids)
         assert sorted(stored["station"]) == ["twin-01", "twin-02", "twin-03"]

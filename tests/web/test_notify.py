@@ -21,9 +21,9 @@ from rig.web.status import create_status_table
 from tests.results.factory import BASE_TIME, make_run
 
 
-def test_a_stored_run_is_notified_on_postgresql(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stored_run_is_notified_on_postgresql(postgres_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(notify, "FALLBACK_POLL_S", 0.5)
-    with open_store(postgres_url) as store:
+    with open_store(postgres_database) as store:
         create_status_table(store.engine)
         assert install_triggers(store.engine) and install_triggers(store.engine)  # idempotent
         with store.engine.connect() as conn:

@@ -48,11 +48,7 @@ def fleet() -> list:
 def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'results.sqlite'}"
-    url = request.getfixturevalue("postgres_url")
-    with open_store(url) as store:  # the session's server is shared: start from an empty store
-        for run_id in store.runs()["run_id"]:
-            store.delete_run(run_id)
-    return url
+    return request.getfixturevalue("postgres_database")
 
 
 @pytest.fixture
