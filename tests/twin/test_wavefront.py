@@ -215,18 +215,18 @@ _NOCTILUX = seidel_at(spherical_w040=3.1, coma_w131=0.0, astigmatism_w222=0.0, r
                       f_number=0.95, max_f_number=0.95, field_x=0.0, field_y=0.0, wavelength_um=0.53)  # fmt: skip
 _SUMMILUX_FIELD = seidel_at(spherical_w040=1.2, coma_w131=0.3, astigmatism_w222=0.8, reference_wavelength_um=0.55,
                             f_number=1.4, max_f_number=1.4, field_x=0.7, field_y=0.3, wavelength_um=0.53)  # fmt: skip
+_ABERRATED_CASES = [
+    ("noctilux W040 3.1", _NOCTILUX, 0.95),
+    ("summilux at 0.76 field", _SUMMILUX_FIELD, 1.4),
+    ("coma", PupilAberrations(w131=2.0, w111=-2.0), 1.4),
+    ("astigmatism", PupilAberrations(w222=3.0, w020=-1.5), 1.4),
+]  # (name, aberrations, f-number): the wavefronts the line OTF and the patch size are checked on
 
 
 @pytest.mark.parametrize("defocus_um", [0.0, -6.0, 12.0])
 @pytest.mark.parametrize(
     ("name", "aberrations", "f_number"),
-    [
-        ("noctilux W040 3.1", _NOCTILUX, 0.95),
-        ("summilux at 0.76 field", _SUMMILUX_FIELD, 1.4),
-        ("coma", PupilAberrations(w131=2.0, w111=-2.0), 1.4),
-        ("astigmatism", PupilAberrations(w222=3.0, w020=-1.5), 1.4),
-        ("aberration-free", PupilAberrations(), 1.4),
-    ],
+    [*_ABERRATED_CASES, ("aberration-free", PupilAberrations(), 1.4)],
 )
 def test_the_slope_sampled_cubic_otf_matches_a_fine_pupil_as_well_as_the_previous_method(
     name: str, aberrations: PupilAberrations, f_number: float, defocus_um: float
@@ -327,12 +327,7 @@ def test_the_rendered_line_otf_is_the_pupil_planes_along_every_edge_normal(
 @pytest.mark.parametrize("defocus_um", [0.0, -6.0, 12.0])
 @pytest.mark.parametrize(
     ("name", "aberrations", "f_number"),
-    [
-        ("noctilux W040 3.1", _NOCTILUX, 0.95),
-        ("summilux at 0.76 field", _SUMMILUX_FIELD, 1.4),
-        ("coma", PupilAberrations(w131=2.0, w111=-2.0), 1.4),
-        ("astigmatism", PupilAberrations(w222=3.0, w020=-1.5), 1.4),
-    ],
+    _ABERRATED_CASES,
 )
 def test_a_patch_sized_by_the_steepest_slope_holds_the_aberrated_kernel(
     name: str, aberrations: PupilAberrations, f_number: float, defocus_um: float
