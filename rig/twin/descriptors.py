@@ -35,12 +35,9 @@ def off_stdio_socket(sock: socket.socket) -> socket.socket:
     fd = sock.fileno()
     if fd >= FIRST_SAFE_FD:
         return sock
-    timeout = sock.gettimeout()
-    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, FIRST_SAFE_FD)
-    moved = socket.socket(sock.family, sock.type, sock.proto, fileno=high)
-    moved.settimeout(timeout)
-    sock.detach()  # the low number is not closed here: /dev/null takes its place below, in one step
-    _park_devnull(fd)
+    moved = socket.socket(sock.family, sock.type, sock.proto, fileno=off_stdio_fd(fd))
+    moved.settimeout(sock.gettimeout())
+    sock.detach()  # forget the low number without closing it: /dev/null holds it now
     return moved
 
 
