@@ -29,9 +29,9 @@ import pickle
 import signal
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -110,11 +110,19 @@ class DevelopedFrame:
     truth: UnitTruth
 
 
-def develop(job: FrameJob) -> DevelopedFrame:
-    """Render ``job``'s read-out, apply the firmware's raw defects and write the DNG the phone delivers."""
-    station, sensor = job.station, job.station.sensor
+@dataclass(frozen=True, eq=False)
+class RenderedFrame:
+    """A job's read-out before the DNG is written: the raw codes (defects applied), the chart and the truth."""
+
+    raw: np.ndarray
+    chart: str | None
+    truth: UnitTruth
+
+
+def render_frame(job: FrameJob) -> RenderedFrame:
+    """Render ``job``'s read-out and apply the firmware's raw defects (the costly part of :func:`develop`)."""
     result = render(
-        station,
+        job.station,
         job.unit,
         job.lenses,
         job.snapshot,
@@ -125,8 +133,20 @@ def develop(job: FrameJob) -> DevelopedFrame:
         noise=job.noise,
         window=job.window,
     )
-    raw = firmware.apply_raw_defects(result.raw, job.unit.firmware, black_level=sensor.black_level_dn)
-    truth, lens, snapshot, window = result.truth, job.lens, job.snapshot, job.window
+    raw = firmware.apply_raw_defects(result.raw, job.unit.firmware, black_level=job.station.sensor.black_level_dn)
+    return RenderedFrame(raw=raw, chart=result.chart, truth=result.truth)
+
+
+def develop(job: FrameJob) -> DevelopedFrame:
+    """Render ``job``'s read-out, apply the firmware's raw defects and write the DNG the phone delivers."""
+    return package(job, render_frame(job))
+
+
+def package(job: FrameJob, rendered: RenderedFrame) -> DevelopedFrame:
+    """Write the DNG the phone delivers for ``job`` from its rendered read-out (~3 ms for a binned frame)."""
+    sensor = job.station.sensor
+    raw = rendered.raw
+    truth, lens, snapshot, window = rendered.truth, job.lens, job.snapshot, job.window
     height, width = raw.shape
     window_tags = ()
     if window is not None:
@@ -169,7 +189,7 @@ def develop(job: FrameJob) -> DevelopedFrame:
         ),
         extra_tags=window_tags,
     )
-    return DevelopedFrame(dng=dng, raw=raw, chart=result.chart, truth=truth)
+    return DevelopedFrame(dng=dng, raw=raw, chart=rendered.chart, truth=truth)
 
 
 MAX_WORKER_PIXELS = 16_000_000
@@ -191,9 +211,9 @@ class _WorkerFailure(RuntimeError):
     """An error of a worker that cannot cross the process boundary as itself (its class does not unpickle)."""
 
 
-def _develop_in_worker(job: FrameJob) -> DevelopedFrame:
+def _render_in_worker(job: FrameJob) -> RenderedFrame:
     try:
-        return develop(job)
+        return render_frame(job)
     except Exception as exc:
         try:
             pickle.loads(pickle.dumps(exc))
@@ -215,6 +235,39 @@ def _warm() -> None:
     """Nothing: a first job that makes the workers start (and import the renderer) before the first capture."""
 
 
+def time_free(job: FrameJob) -> FrameJob:
+    """``job`` with its snapshot's time zeroed: what a frame's pixels depend on.
+
+    Time enters the pixels only through what the job already holds (the mount's pose, the lens the sensor sees
+    through), and the DNG's timestamp, which :func:`package` writes: two jobs equal here render the same codes.
+    """
+    return replace(job, snapshot=replace(job.snapshot, time_ns=0))
+
+
+class _RenderAhead:
+    """A render started before its capture, and the job it is for (time-free)."""
+
+    def __init__(self, key: FrameJob, future: Future[RenderedFrame]) -> None:
+        self.key = key
+        self.future = future
+
+    def result_for(self, jobs: Sequence[FrameJob]) -> RenderedFrame | None:
+        """The render, if it is the one ``jobs`` need (else it is dropped); None: render them anew.
+
+        A render ahead that failed is not this capture's error: the capture renders anew and meets it itself.
+        """
+        if len(jobs) == 1 and time_free(jobs[0]) == self.key:
+            try:
+                return self.future.result()
+            except Exception:
+                return None
+        self.drop()
+        return None
+
+    def drop(self) -> None:
+        self.future.cancel()  # not started yet: never runs; running: its result is thrown away
+
+
 class ImagePipeline:
     """Develops frames in this process (``processes = 0``) or in the process-wide pool of ``processes`` workers."""
 
@@ -222,6 +275,12 @@ class ImagePipeline:
         if processes < 0:
             raise ValueError(f"render processes must be ≥ 0, got {processes}")
         self.processes = processes
+        self._ahead: _RenderAhead | None = None
+        self._ahead_lock = threading.Lock()
+        self.ahead_taken = 0
+        """Frames whose render was started ahead (:meth:`anticipate`) and taken by the capture."""
+        self.ahead_dropped = 0
+        """Renders started ahead that the capture could not use (the bench changed meanwhile)."""
         if processes and not _can_spawn():
             self._render_here(PermissionError(f"{multiprocessing.spawn.get_executable()!r} is not executable"))
 
@@ -235,21 +294,60 @@ class ImagePipeline:
                 self._render_here(exc)
 
     def develop(self, jobs: Sequence[FrameJob]) -> list[DevelopedFrame]:
-        """Develop ``jobs`` (side by side in the pool), in their order; full-size frames here (see worth_a_worker)."""
+        """Develop ``jobs`` (side by side in the pool), in their order; full-size frames here (see worth_a_worker).
+
+        A worker renders the read-out; its DNG is written here (~3 ms a binned frame), so only the raw codes cross
+        the pipe. A lone job the pool already rendered ahead (:meth:`anticipate`) is taken from there.
+        """
+        ahead = self._take_ahead()
+        if ahead is not None:
+            rendered = ahead.result_for(jobs)
+            with self._ahead_lock:
+                if rendered is None:
+                    self.ahead_dropped += 1
+                else:
+                    self.ahead_taken += 1
+            if rendered is not None:
+                return [package(jobs[0], rendered)]
         if self.processes and all(worth_a_worker(job) for job in jobs):
             try:
                 pool = _shared_pool(self.processes)
-                futures = [pool.submit(_develop_in_worker, job) for job in jobs]
+                futures = [pool.submit(_render_in_worker, job) for job in jobs]
             except OSError as exc:
                 self._render_here(exc)
             else:
                 try:
-                    return [future.result() for future in futures]
+                    return [package(job, future.result()) for job, future in zip(jobs, futures, strict=True)]
                 except BrokenProcessPool:
                     # a worker died (killed, out of memory): this exposure is lost, the next one gets a new pool
                     _drop_pool(pool)
                     raise
         return [develop(job) for job in jobs]
+
+    def anticipate(self, job: FrameJob) -> bool:
+        """Start rendering ``job`` in the pool now, for a capture expected soon (the rail still moving to it).
+
+        The next :meth:`develop` of a lone job equal to ``job`` in everything but the snapshot's time takes this
+        render instead of starting one; any other job drops it. Only the pool renders ahead (a render on the bench
+        process's own thread would compete with the bench for its interpreter lock); returns whether it did.
+        """
+        if not self.processes or not worth_a_worker(job):
+            return False
+        try:
+            future = _shared_pool(self.processes).submit(_render_in_worker, job)
+        except OSError:
+            return False
+        with self._ahead_lock:
+            previous, self._ahead = self._ahead, _RenderAhead(time_free(job), future)
+            if previous is not None:
+                previous.drop()
+                self.ahead_dropped += 1
+        return True
+
+    def _take_ahead(self) -> _RenderAhead | None:
+        with self._ahead_lock:
+            ahead, self._ahead = self._ahead, None
+        return ahead
 
     def _render_here(self, exc: OSError) -> None:
         """Workers that cannot start (no process may be spawned: a sandbox, an interpreter this user may not

@@ -35,6 +35,16 @@ class BenchSnapshot:
     shim_stacks_um: tuple[tuple[str, tuple[float, ...]], ...] = ()  # (screw, stack) re-shimmed; () = as built
 
 
+@dataclass(frozen=True)
+class AxesAtRest:
+    """Where the moving axes will come to rest (station coordinates), and in how many seconds of wall time."""
+
+    carousel_mm: float
+    pitch_deg: float
+    rail_mm: float
+    in_s: float
+
+
 @dataclass
 class BenchState:
     """Mutable, thread-safe bench state."""
@@ -55,6 +65,8 @@ class BenchState:
     shim_stacks_um: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Shims under each re-shimmed mount screw (µm); a screw not named keeps its as-built stack."""
     clock: Callable[[], int] = time.monotonic_ns
+    motion_listeners: list[Callable[[AxesAtRest], None]] = field(default_factory=list, repr=False)
+    """Told where the axes are heading as a move starts (the twin phone renders its next frame ahead)."""
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def now_ns(self) -> int:
@@ -71,6 +83,11 @@ class BenchState:
                 if name.startswith("_") or not hasattr(self, name):
                     raise AttributeError(f"BenchState has no field {name!r}")
                 setattr(self, name, value)
+
+    def announce_rest(self, rest: AxesAtRest) -> None:
+        """Tell the motion listeners where the axes will rest (called by the motion as a move starts)."""
+        for listener in self.motion_listeners:
+            listener(rest)
 
     def mount_lens(self, lens_id: str) -> None:
         with self._lock:

@@ -40,10 +40,15 @@ from rig.twin.image_pipeline import DevelopedFrame, FrameJob, ImagePipeline
 from rig.twin.mount import mount_pose
 from rig.twin.raster import ChartPose
 from rig.twin.render import sample_for
-from rig.twin.state import BenchSnapshot, BenchState, at_time
+from rig.twin.state import AxesAtRest, BenchSnapshot, BenchState, at_time
 from rig.twin.truth import UnitTruth, unit_truth
 
 _log = logging.getLogger(__name__)
+
+
+RENDER_AHEAD_MIN_S = 0.1
+"""Moves shorter than this (wall s) start no render ahead: a binned render takes ~0.15 s of a worker, and a render
+a setting change then throws away is CPU the bench's measurements need (the fast test speed's moves are ~5 ms)."""
 
 
 class PhoneClock:
@@ -116,6 +121,7 @@ class TwinBench:
         self.capture_listeners: list[Callable[[int], None]] = []
         self.exposure_listeners: list[Callable[[int], None]] = []
         """Called with the index a frame is about to get, as its exposure starts (before the state is read)."""
+        self.state.motion_listeners.append(self._render_ahead)
 
     # ------------------------------------------------------------------------------------------- lens
     def lens_spec(self) -> LensSpec | None:
@@ -181,6 +187,12 @@ class TwinBench:
     ) -> tuple[int, list[FrameJob]]:
         """The next frame index and the jobs of its exposure at ``snapshot`` (the light it really got)."""
         counter = self._next_counter()
+        return counter, self._jobs_at(counter, snapshot, windows, noise=noise)
+
+    def _jobs_at(
+        self, counter: int, snapshot: BenchSnapshot, windows: tuple[ReadoutWindow | None, ...], *, noise: bool
+    ) -> list[FrameJob]:
+        """The jobs of exposure ``counter`` at ``snapshot``."""
         if self.light_factor is not None:
             # a flickering or drifting panel: the luminance this exposure really got
             snapshot = replace(snapshot, light_pwm=snapshot.light_pwm * self.light_factor(counter))
@@ -201,7 +213,30 @@ class TwinBench:
             )
             for k, window in enumerate(windows)
         ]
-        return counter, jobs
+        return jobs
+
+    def _render_ahead(self, rest: AxesAtRest) -> None:
+        """Start rendering the frame a capture would take once the axes rest at ``rest`` (a motion listener).
+
+        A real phone exposes after the rail stops; the twin's render costs more wall time than a real read-out, and
+        a bench that shoots at every stop of a sweep would wait for it. So a move long enough to hide a good part
+        of a render (:data:`RENDER_AHEAD_MIN_S`) starts the next frame's render in the phone's workers at the rest
+        position, with the phone's settings of now and the next frame index. The capture takes it only if its own
+        job is equal in everything but time (:func:`rig.twin.image_pipeline.time_free`): a setting changed after
+        the move, a fault or a knock makes the capture render anew, so the frame's bytes never depend on it.
+        """
+        if rest.in_s < RENDER_AHEAD_MIN_S or not self.pipeline.processes:
+            return
+        now = self.state.snapshot()
+        snapshot = replace(
+            at_time(now, now.time_ns + round(rest.in_s * 1e9)),
+            carousel_mm=rest.carousel_mm,
+            pitch_deg=rest.pitch_deg,
+            rail_mm=rest.rail_mm,
+        )
+        with self._counter_lock:
+            counter = self._counter
+        self.pipeline.anticipate(self._jobs_at(counter, snapshot, (None,), noise=True)[0])
 
     @staticmethod
     def _frames(jobs: Sequence[FrameJob], developed: Sequence[DevelopedFrame]) -> list[TwinFrame]:

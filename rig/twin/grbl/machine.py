@@ -71,7 +71,7 @@ from rig.twin.grbl.gcode import Words, clean, parse_words
 from rig.twin.grbl.motion import Block, BlockKind, Vec, quantize
 from rig.twin.grbl.transport import PtyTransport
 from rig.twin.hardware_time import HardwareAction, HardwareLedger
-from rig.twin.state import BenchState
+from rig.twin.state import AxesAtRest, BenchState
 
 log = logging.getLogger(__name__)
 
@@ -575,6 +575,7 @@ class GrblPeer:
                     return
                 block = self._active = self._planner.popleft()
                 block.start(now)
+                self._announce_rest_locked(block)
                 if self._hardware is not None:  # a hold or reset later cuts it short: rare, not refunded
                     self._hardware.charge(HardwareAction.MOTION, block.profile.duration_s)
             assert block.profile is not None
@@ -604,11 +605,27 @@ class GrblPeer:
     def _true(self, mpos: Vec) -> Vec:
         return (mpos[0] + self._origin[0], mpos[1] + self._origin[1], mpos[2] + self._origin[2])
 
-    def _set_mpos_locked(self, mpos: Vec) -> None:
-        self._mpos = mpos
+    def _station_of(self, mpos: Vec) -> Vec:
+        """Station coordinates (carousel, pitch, rail) of machine position ``mpos``: what BenchState holds."""
         true = self._true(mpos)
         w = self._work_offset_phys
-        self.state.update(carousel_mm=true[0] - w[0], pitch_deg=true[1] - w[1], rail_mm=true[2] - w[2])
+        return (true[0] - w[0], true[1] - w[1], true[2] - w[2])
+
+    def _set_mpos_locked(self, mpos: Vec) -> None:
+        self._mpos = mpos
+        carousel, pitch, rail = self._station_of(mpos)
+        self.state.update(carousel_mm=carousel, pitch_deg=pitch, rail_mm=rail)
+
+    def _announce_rest_locked(self, block: Block) -> None:
+        """A move that empties the planner ends where the bench will be at rest: say where, and when."""
+        if block.kind is not BlockKind.MOVE or self._planner or block.profile is None:
+            return
+        carousel, pitch, rail = self._station_of(block.target)
+        self.state.announce_rest(
+            AxesAtRest(
+                carousel_mm=carousel, pitch_deg=pitch, rail_mm=rail, in_s=block.profile.duration_s / self.time_scale
+            )
+        )
 
     def _switch_of(self, axis: int) -> float:
         """True machine position of the homing switch of ``axis`` (its end of the physical travel)."""
