@@ -8,7 +8,8 @@ physical action the twin performs is charged here at its real duration; the benc
 
 The twin also *paces* the non-motion actions by the same ``time_scale`` that paces its motion (the GRBL peer
 already does): an action that costs ``d`` seconds on the bench takes at least ``d / time_scale`` seconds of wall
-time, counted from when it began (a frame that took longer to render is not delayed further). So
+time, counted from when it began (a frame that took longer to render is not delayed further). A frame's transfer is
+paced where it happens, in the data phase of the host's GetObject; the capture waits its exposure and read-out. So
 ``time_scale = 1`` is real time throughout and a twin run shows what a real station's takt would be; the fast
 test speed keeps every cost in the same proportion.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -90,13 +92,24 @@ class HardwareLedger:
         cost divided by this.
     costs
         The durations of the actions the station file does not give.
+    monotonic, sleep
+        The wall clock :meth:`pace` reads and waits on (a test injects its own).
     """
 
-    def __init__(self, *, time_scale: float = 1.0, costs: HardwareCosts | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        time_scale: float = 1.0,
+        costs: HardwareCosts | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if not time_scale > 0:
             raise ValueError(f"time_scale must be > 0, got {time_scale}")
         self.time_scale = float(time_scale)
         self.costs = costs or HardwareCosts()
+        self.monotonic = monotonic
+        self.sleep = sleep
         self._lock = threading.Lock()
         self._by_action: dict[HardwareAction, float] = dict.fromkeys(HardwareAction, 0.0)
 
@@ -112,9 +125,9 @@ class HardwareLedger:
 
         What the action already took (rendering, encoding) counts towards it: only the remainder is waited.
         """
-        remaining = seconds / self.time_scale - (time.monotonic() - began_monotonic_s)
+        remaining = seconds / self.time_scale - (self.monotonic() - began_monotonic_s)
         if remaining > 0:
-            time.sleep(remaining)
+            self.sleep(remaining)
 
     def charge_and_pace(self, action: HardwareAction, seconds: float, *, began_monotonic_s: float) -> None:
         self.charge(action, seconds)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from rig.config.lenses import LensCatalog
 from rig.config.mount import MountDesign
 from rig.errors import ArgumentError, DeviceStateError
@@ -35,8 +33,9 @@ class TwinOperator:
 
     def _takes(self, seconds: float) -> None:
         """The hands' real duration of the action about to happen: charged, and waited (scaled) before it."""
-        if self._hardware is not None:
-            self._hardware.charge_and_pace(HardwareAction.OPERATOR, seconds, began_monotonic_s=time.monotonic())
+        hands = self._hardware
+        if hands is not None:
+            hands.charge_and_pace(HardwareAction.OPERATOR, seconds, began_monotonic_s=hands.monotonic())
 
     def mount_lens(self, lens_id: str) -> None:
         if lens_id not in self._lenses.ids():

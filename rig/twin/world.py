@@ -255,7 +255,7 @@ class TwinBench:
 
     def capture(self, *, noise: bool = True) -> TwinFrame:
         """Capture one frame of the current bench state (as the phone does: paced like the hardware)."""
-        began = time.monotonic()
+        began = self.hardware.monotonic()
         for listener in self.exposure_listeners:
             listener(self.frames_rendered)
         frame = self.render_snapshot(self.state.snapshot(), noise=noise)
@@ -268,7 +268,7 @@ class TwinBench:
         """
         if not windows:
             raise ValueError("capture_windows needs at least one window")
-        began = time.monotonic()
+        began = self.hardware.monotonic()
         for listener in self.exposure_listeners:
             listener(self.frames_rendered)
         frames = self._render_exposure(self.state.snapshot(), tuple(windows), noise=noise)
@@ -277,8 +277,9 @@ class TwinBench:
 
     def _charge_frames(self, frames: list[TwinFrame], *, exposed_s: float, began_monotonic_s: float) -> None:
         """Charge what delivering ``frames`` costs a real phone: ``exposed_s`` of shutter time, the read-out of
-        every frame exposed now (a window reads its own pixels only), each frame's transfer; and wait for it (the
-        ledger's pacing)."""
+        every frame exposed now (a window reads its own pixels only), each frame's transfer; and wait for the
+        exposure and read-out (the ledger's pacing). The transfer is paced where it happens, as the host downloads
+        the frame (:meth:`pace_transfer`): paced here too, a frame's wall time would count it twice."""
         costs = self.hardware.costs
         sensor = self.station.sensor
         if any(f.window is not None for f in frames):
@@ -290,7 +291,12 @@ class TwinBench:
         self.hardware.charge(HardwareAction.EXPOSURE, exposed_s)
         self.hardware.charge(HardwareAction.READOUT, readout)
         self.hardware.charge(HardwareAction.TRANSFER, transfer)
-        self.hardware.pace(exposed_s + readout + transfer, began_monotonic_s=began_monotonic_s)
+        self.hardware.pace(exposed_s + readout, began_monotonic_s=began_monotonic_s)
+
+    def pace_transfer(self, size_bytes: int, *, began_monotonic_s: float) -> None:
+        """Wait until a download of a ``size_bytes`` frame that began at ``began_monotonic_s`` has taken what its
+        USB transfer takes a real phone (:meth:`HardwareCosts.transfer_s`; charged when the frame was taken)."""
+        self.hardware.pace(self.hardware.costs.transfer_s(size_bytes), began_monotonic_s=began_monotonic_s)
 
     def capture_burst(
         self, count: int, *, frame_interval_s: float, noise: bool = True, start_ns: int | None = None
@@ -309,7 +315,7 @@ class TwinBench:
             if start_ns > first.time_ns:
                 raise ValueError(f"burst start {start_ns} ns is in the future (now {first.time_ns} ns)")
             first = at_time(first, start_ns)
-        began = time.monotonic()
+        began = self.hardware.monotonic()
         step_ns = round(frame_interval_s * 1e9)
         # every frame's index, light and faults in exposure order, as one frame after another would get them;
         # then the frames render side by side (each a function of its job alone)

@@ -14,6 +14,7 @@ import pytest
 
 from rig.spec.ptp import OperationCode, PacketType, ResponseCode
 from rig.twin import firmware
+from rig.twin.hardware_time import HardwareAction, HardwareLedger
 from rig.twin.ptpip_peer import PtpIpPeer
 from rig.twin.ptpip_peer.store import StoredObject
 from rig.twin.ptpip_peer.wire import read_packet
@@ -109,3 +110,41 @@ def test_an_assist_still_being_computed_is_answered_device_busy_then_served(
     release.set()
     code, data = client.request(OperationCode.GET_OBJECT, histogram.handle)
     assert code == ResponseCode.OK and data == histogram.data()
+
+
+class RecordedWall:
+    """The ledger's wall clock: time moves only by the waits the twin asks for, which are recorded."""
+
+    def __init__(self) -> None:
+        self.now_s = 100.0
+        self.waits: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now_s
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now_s += seconds
+
+
+def test_a_frame_waits_its_exposure_at_the_capture_and_its_transfer_at_the_download(
+    client: RawClient, peer: PtpIpPeer, bench: TwinBench
+) -> None:
+    """A real phone answers InitiateCapture's frame after exposure and read-out; the USB transfer is GetObject's
+    data phase. Paced in both places, a frame's wall time would count the transfer twice (issue #17)."""
+    wall = RecordedWall()
+    scale = 20.0
+    bench.hardware = HardwareLedger(time_scale=scale, monotonic=wall.monotonic, sleep=wall.sleep)
+    bench.state.update(exposure_time_s=0.04)
+    _capture(client, peer, bench)
+    sensor, costs = bench.station.sensor, bench.hardware.costs
+    exposure_and_readout_s = 0.04 + costs.readout_s(sensor.width_px * sensor.height_px)
+    assert wall.waits == [pytest.approx(exposure_and_readout_s / scale, rel=1e-9)]
+    frame = _stored(peer, _last_frame(peer))
+    code, data = client.request(OperationCode.GET_OBJECT, frame.handle)
+    assert code == ResponseCode.OK and data == frame.data()
+    assert wall.waits[1:] == [pytest.approx(costs.transfer_s(len(data)) / scale, rel=1e-9)]
+    # what is charged is unchanged: exposure, read-out and transfer, once each
+    spent = bench.hardware.by_action()
+    assert spent[HardwareAction.TRANSFER] == pytest.approx(costs.transfer_s(len(data)), rel=1e-12)
+    assert spent[HardwareAction.EXPOSURE] + spent[HardwareAction.READOUT] == pytest.approx(exposure_and_readout_s)

@@ -81,6 +81,7 @@ class Reply:
     abort: bool = False  # fault: drop the connection during the data phase
     stall_s: float = 0.0  # fault: go quiet this long (wall s) halfway through the data phase
     after: Callable[[], None] | None = None  # work done after the response is sent
+    paced: Callable[[], None] | None = None  # called once the data is sent: waits out the data phase's real length
 
 
 Handler = Callable[[OperationRequest, bytes | None], Reply]
@@ -182,6 +183,7 @@ class Operations:
         return Reply(data=obj.info.pack())
 
     def _get_object(self, request: OperationRequest, data: bytes | None) -> Reply:
+        began = self._bench.hardware.monotonic()
         with self._lock:
             obj = self._store.get(_param(request, 0))
         if obj is None or obj.kind is ObjectKind.FOLDER:
@@ -202,6 +204,10 @@ class Operations:
                 stall_s = self._faults().stall_s
             log.info("fault: %s will stall for %.1f s halfway", obj.info.filename, stall_s)
             return Reply(data=payload, stall_s=stall_s)
+        if obj.kind is ObjectKind.FRAME:
+            # a frame's download takes what its USB transfer would (a real phone's data phase is that long)
+            size = len(payload)
+            return Reply(data=payload, paced=lambda: self._bench.pace_transfer(size, began_monotonic_s=began))
         return Reply(data=payload)
 
     def _delete_object(self, request: OperationRequest, data: bytes | None) -> Reply:

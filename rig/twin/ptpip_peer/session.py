@@ -116,6 +116,8 @@ class Session:
                     self._stalled_transfer(conn, request, reply.data, reply.stall_s)
                 else:
                     send_data_in(conn, request.transaction_id, reply.data)
+                if reply.paced is not None:
+                    reply.paced()
             if ending:
                 self._release()
             conn.sendall(operation_response(reply.code, request.transaction_id, reply.params))
