@@ -280,7 +280,8 @@ def bench(
     run.attach_hardware_clock(twin.bench.hardware.total_s if twin is not None else None)
     ops = BenchOps.on(bench_devices, recorder=run, pipeline=run_options.pipeline or PipelineMode.ON)
     yield ops
-    ops.pool.close()
+    with contextlib.suppress(RunStorageError):  # a refused write was the step's ERROR already (makereport)
+        ops.close()
 
 
 @dataclass
@@ -363,6 +364,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     state = item.stash.get(STEP_KEY, None)
+    # the captures of the step's call (and of its fixtures' setup) are written behind the bench: the step's end
+    # waits for them, so a refused write ends this step ERROR; a setup that failed or skipped has no call after it
+    ends_step = report.when == "call" or (report.when == "setup" and (report.failed or report.skipped))
+    unwritten = _unwritten_captures(item) if state is not None and ends_step else None
     if state is None or report.when != "call":
         if state is not None and report.when == "setup" and report.failed:
             _finish_step(item, state, Verdict.ERROR, _reason(call.excinfo))
@@ -381,6 +386,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 reason = f"bench software error: {reason}"
             _finish_step(item, state, Verdict.ERROR, reason)
             report.longrepr = f"ERROR {state.name}: {reason}" if isinstance(exc, RigError) else report.longrepr
+        return
+    if unwritten is not None:
+        _finish_step(item, state, Verdict.ERROR, unwritten)
+        report.outcome = "failed"
+        report.longrepr = f"ERROR {state.name}: {unwritten}"
         return
     if failures or errors:
         lines = [_describe(m) for m in failures + errors]
@@ -442,6 +452,19 @@ def deselected_steps(session: pytest.Session, recorder: RunRecorder) -> list[str
     every = session.config.stash.get(PLAN_STEPS_KEY, [])
     selected = {step_name(item) for item in session.config.stash.get(_ITEMS_KEY, [])}
     return [s for s in every if s not in selected and s not in recorder.completed_steps()]
+
+
+def _unwritten_captures(item: pytest.Item) -> str | None:
+    """Wait for the step's captures to be written (BenchOps writes them behind the bench); the reason if one was
+    refused (the recorder also keeps it as the run's reason to stop)."""
+    bench = _bench_of(item)
+    if bench is None:
+        return None
+    try:
+        bench.settle_writes()
+    except RunStorageError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _bench_of(item: pytest.Item) -> BenchOps | None:

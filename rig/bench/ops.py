@@ -8,7 +8,9 @@ before the move is repeated. Moves that are already done are skipped (fewest mov
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -126,6 +128,10 @@ class BenchOps:
         self.attempts = attempts
         self.pool = MeasurementPool(mode=pipeline)
         """Where procedures analyse a frame while the bench takes the next (:mod:`rig.bench.pipeline`)."""
+        self.writes = MeasurementPool(mode=pipeline, workers=1)
+        """Where captures are written to the run folder, in order, while the bench moves on (:meth:`settle_writes`)."""
+        self._pending_writes: list[Future[str]] = []
+        self._writes_lock = threading.Lock()
         self.retries = retries if retries is not None else RetryLog()
         """Every retry of a step, the bench's and the drivers' own (shared with them by :func:`rig.bench.open`)."""
         self._position: tuple[str, float, float] | None = None  # (chart, rail_mm, pitch_deg) when known
@@ -333,9 +339,31 @@ class BenchOps:
         """Keep the capture in the run with the bench state it was taken at as XMP (:mod:`rig.bench.capture_state`)."""
         self._frame_counter += 1
         name = f"{CAPTURES_DIR}/{self._frame_counter:04d}-{state.tag}.dng"
-        if self.recorder is not None:
-            self.recorder.save_file(name, stamp(capture.dng, state))
+        recorder = self.recorder
+        if recorder is not None:
+            # stamping copies the DNG and the write fsyncs it: 10-60 ms a binned frame that the next move need not
+            # wait for; the step's end waits for it (settle_writes), so a refused write still ends that step ERROR
+            written = self.writes.submit(lambda: recorder.save_file(name, stamp(capture.dng, state)))
+            with self._writes_lock:
+                self._pending_writes.append(written)
         return name
+
+    def settle_writes(self) -> None:
+        """Wait until every capture kept so far is in the run folder; raise the first refused write's error
+        (a :class:`~rig.errors.RunStorageError`). The plugin calls this as each step ends, before its verdict."""
+        with self._writes_lock:
+            pending, self._pending_writes = self._pending_writes, []
+        errors = [error for error in (written.exception() for written in pending) if error is not None]
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        """Write what is still pending and stop the analysis and writer threads."""
+        try:
+            self.settle_writes()
+        finally:
+            self.pool.close()
+            self.writes.close()
 
     def capture_raw(self) -> tuple[Capture, DngImage]:
         """One validated capture at the current settings (recaptured on a bad frame, reconnect on loss)."""

@@ -227,6 +227,7 @@ def recorded_sweep(tmp_path_factory: pytest.TempPathFactory, station: StationCon
             captures=[f.path for f in sweep.frames],
         )  # fmt: skip
         recorder.flush()  # the record is written per step; this sweep is not inside one
+        bench.settle_writes()  # the captures are written behind the bench; a step's end waits for them
         for frame in sweep.frames:
             expected = bench_state(
                 station, tag=frame.path.split("-", 1)[1].removesuffix(".dng"), chart="sfr", rail_mm=frame.rail_mm,
@@ -235,7 +236,9 @@ def recorded_sweep(tmp_path_factory: pytest.TempPathFactory, station: StationCon
             assert read_capture_meta(recorder.run_dir / frame.path).bench == expected, frame.path
         # a burst (the knock test's) stamps every frame with the placement and settings it was taken at
         last = sweep.frames[-1]
-        for i, frame in enumerate(bench.burst(2, tag="burst")):
+        burst = bench.burst(2, tag="burst")
+        bench.settle_writes()
+        for i, frame in enumerate(burst):
             state = read_capture_meta(recorder.run_dir / frame.path).bench
             assert state is not None and state.tag == f"burst-{i:02d}"
             assert (state.rail_from_focus_mm, state.chart, state.exposure_time_s) == (
