@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 import pytest
 
@@ -197,3 +198,31 @@ def test_an_interpreter_this_user_may_not_execute_is_not_spawned(
     bench.pipeline.warm_up()
     assert bench.pipeline.processes == 0
     assert len(bench.capture().dng) > 1_000_000
+
+
+def test_a_burst_of_frames_too_large_for_the_workers_renders_on_threads_to_the_same_bytes(
+    station: StationConfig, catalog: LensCatalog, golden: TwinUnit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames the workers do not take (a full-size read-out; here every frame, by lowering the bound) develop in
+    the bench process, a burst's on ``render_processes`` threads side by side: the bytes of one after another."""
+    monkeypatch.setattr(image_pipeline, "MAX_WORKER_PIXELS", 0)
+    where: list[str] = []
+    develop = image_pipeline.develop
+
+    def spied(job: image_pipeline.FrameJob) -> image_pipeline.DevelopedFrame:
+        where.append(threading.current_thread().name)
+        return develop(job)
+
+    monkeypatch.setattr(image_pipeline, "develop", spied)
+    bursts = {}
+    for processes in (0, 2):
+        bench = _bench(station, golden, catalog, processes)
+        bench.hardware.time_scale = 1000.0
+        where.clear()
+        bursts[processes] = [f.dng for f in bench.capture_burst(4, frame_interval_s=0.01)]
+        if processes:
+            assert len(where) == 4 and all(name.startswith("twin-develop") for name in where), where
+        else:
+            assert where == [threading.current_thread().name] * 4
+    assert bursts[0] == bursts[2]
+    assert len(set(bursts[2])) == 4  # four frames, not one repeated
