@@ -101,9 +101,10 @@ def test_fast_normal_sampler_matches_the_normal_distribution() -> None:
 
     from rig.twin.sensor import standard_normal_fast
 
-    draws = standard_normal_fast(np.random.default_rng(5), (2000, 1000)).astype(np.float64)
+    sample = standard_normal_fast(np.random.default_rng(5), (2000, 1000))
+    assert sample.dtype == np.float32 and sample.shape == (2000, 1000)
+    draws = sample.astype(np.float64)
     n = draws.size
-    assert draws.dtype == np.float64 and draws.shape == (2000, 1000)
     # mean and variance within 5 standard errors of 0 and 1
     assert abs(draws.mean()) < 5 / np.sqrt(n)
     assert draws.var() == pytest.approx(1.0, abs=5 * np.sqrt(2 / n))
