@@ -19,7 +19,7 @@ Model (per read-out pixel, ISO ``s``, binning ``b``; ``cg`` = ``SensorTruth.conv
   together) is several times cheaper than a Poisson draw.
 * The Gaussian draws above 20 e⁻ come from :func:`standard_normal_fast`: the normal quantile of a uniform 16-bit
   draw (inverse-CDF sampling from a table), 2.7× cheaper than numpy's ziggurat (9.4 → 3.5 ns a sample). Noise was
-  a third of a binned frame's render and 33 s of a full read-out sign-off (issue #17). Its tails stop at 4.33 σ
+  a third of a binned frame's render and 33 s of a full read-out sign-off (issue #17). Its tails stop at 4.32 σ
   (the outermost of 2¹⁶ equal-probability cells): of 3.1 M binned pixels ~46 would lie beyond, and no measurement
   of the bench reads the noise's tails (hot pixels and defects are the firmware's, far above the noise).
 """
@@ -42,7 +42,7 @@ def _normal_quantiles() -> np.ndarray:
     """The standard normal's quantiles at the centres of 2¹⁶ equal-probability cells, scaled to unit variance.
 
     Read-only float32 table of :func:`standard_normal_fast`. The cells' centres ``(k + ½)/2¹⁶`` keep the table
-    symmetric (mean exactly 0); the rescale (by 1 + 1.6e-4) restores the variance the cut tails take away.
+    symmetric (mean exactly 0); the rescale (by 1 + 1.0e-5) restores the variance the cut tails take away.
     """
     cells = 1 << _QUANTILE_BITS
     quantiles = ndtri((np.arange(cells, dtype=np.float64) + 0.5) / cells)
@@ -56,7 +56,7 @@ def standard_normal_fast(rng: np.random.Generator, shape: tuple[int, ...]) -> np
     """Standard normal float32 samples by inverse-CDF sampling: a table quantile per uniform 16-bit draw.
 
     Mean 0 and variance 1 exactly (over the table), the normal's CDF within the 2⁻¹⁶ cell width, tails cut at
-    ±4.33 σ (probability 1.5e-5 beyond). ~3.5 ns a sample against ~9.4 ns for ``Generator.standard_normal``.
+    ±4.32 σ (probability 1.5e-5 beyond). ~3.5 ns a sample against ~9.4 ns for ``Generator.standard_normal``.
     """
     cells = rng.integers(0, 1 << _QUANTILE_BITS, size=shape, dtype=np.uint16)
     return np.take(_normal_quantiles(), cells)
