@@ -24,6 +24,7 @@ settings.md; the wire strings and the alarm table live in :mod:`rig.spec.grbl`):
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import termios
@@ -173,6 +174,23 @@ class _Wait:
     @property
     def expired(self) -> bool:
         return time.monotonic() >= self.deadline
+
+
+def _drain(port: serial.SerialBase) -> None:
+    """Wait until the written bytes have left (``tcdrain``), however often a signal interrupts the wait.
+
+    A signal with a Python handler (Ctrl-C's, a profiler's, a supervisor's SIGTERM) fails ``tcdrain()`` with EINTR,
+    and CPython's ``termios``, unlike ``os``, ``select`` and ``socket``, does not retry it (PEP 475 lists the
+    functions it changed; ``termios`` is not among them). The bytes are already in the kernel's queue, so waiting
+    again is right; reading EINTR as a lost device ended a sign-off's step as ERROR under py-spy.
+    """
+    while True:
+        try:
+            port.flush()
+            return
+        except termios.error as exc:
+            if exc.args[0] != errno.EINTR:
+                raise
 
 
 @dataclass
@@ -395,7 +413,7 @@ class GrblController:
         port = self._port()
         try:
             port.write(data)
-            port.flush()
+            _drain(port)
         except serial.SerialTimeoutException as exc:
             raise DeviceTimeout(f"stage {self.port}: write not accepted within {self.timeout_s} s") from exc
         except (serial.SerialException, OSError, termios.error) as exc:

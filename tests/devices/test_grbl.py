@@ -284,6 +284,38 @@ def test_injected_error_reaches_the_caller_once(homed: Bench) -> None:
     assert homed.state.light_pwm == 500 and homed.light.level == 0.5
 
 
+def test_a_signal_interrupting_the_drain_is_waited_out_not_a_lost_device(
+    homed: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tcdrain(3) fails with EINTR when a signal with a handler arrives; CPython's termios does not retry it (it
+    is not among PEP 475's functions). A pty drains at once, so the interruption is injected where pyserial calls
+    it: twice EINTR, then the real call. The command must complete; an EIO from the same call stays DeviceLost."""
+    import errno
+    import termios
+
+    import serial.serialposix
+
+    real_tcdrain = termios.tcdrain
+    interruptions = {"left": 2}
+
+    def interrupted_tcdrain(fd: int) -> None:
+        if interruptions["left"]:
+            interruptions["left"] -= 1
+            raise termios.error(errno.EINTR, "Interrupted system call")
+        real_tcdrain(fd)
+
+    monkeypatch.setattr(serial.serialposix.termios, "tcdrain", interrupted_tcdrain)
+    assert homed.stage.move_to(rail_mm=12.5).position[Axis.RAIL] == pytest.approx(12.5, abs=POSITION_TOL)
+    assert interruptions["left"] == 0
+
+    def failing_tcdrain(fd: int) -> None:
+        raise termios.error(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(serial.serialposix.termios, "tcdrain", failing_tcdrain)
+    with pytest.raises(DeviceLost, match="Input/output error"):
+        homed.controller.command("$G")
+
+
 def test_port_dropping_after_n_commands_is_device_lost(homed: Bench) -> None:
     homed.peer.set_faults(drop_after_commands=2)
     homed.controller.command("$G")
