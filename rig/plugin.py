@@ -177,12 +177,21 @@ def lens(pytestconfig: pytest.Config, station: StationConfig, lenses: LensCatalo
 
 # ---------------------------------------------------------------------------------------------- devices
 @pytest.fixture(scope="session")
-def bench_devices(station: StationConfig, lenses: LensCatalog, twin_unit: TwinUnit | None) -> Iterator[BenchDevices]:
-    """The station's devices (real, or the twin's peers behind the same drivers), opened for the session."""
-    from rig.bench.open import bench_devices as opened
+def bench_devices(
+    pytestconfig: pytest.Config, station: StationConfig, lenses: LensCatalog, twin_unit: TwinUnit | None
+) -> Iterator[BenchDevices]:
+    """The station's devices (real, or the twin's peers behind the same drivers), opened for the session, the
+    stage homing from the moment they are open. The ``rig`` command opens them before pytest starts
+    (:class:`rig.bench.open.BenchAhead`); they are taken from it then."""
+    from rig.bench.open import BenchAhead, open_bench
 
-    with opened(station, lenses, unit=twin_unit) as devices:
+    ahead = next((p for p in pytestconfig.pluginmanager.get_plugins() if isinstance(p, BenchAhead)), None)
+    devices = ahead.devices() if ahead is not None else open_bench(station, lenses, unit=twin_unit)
+    try:
+        devices.start_homing()
         yield devices
+    finally:
+        devices.close()
 
 
 @pytest.fixture(scope="session")
@@ -277,7 +286,8 @@ def bench(
     from rig.bench.pipeline import PipelineMode
 
     twin = bench_devices.twin
-    run.attach_hardware_clock(twin.bench.hardware.total_s if twin is not None else None)
+    # from the twin's start: the homing begun as the devices opened is the first step's hardware, which waits for it
+    run.attach_hardware_clock(twin.bench.hardware.total_s if twin is not None else None, mark_s=0.0)
     ops = BenchOps.on(bench_devices, recorder=run, pipeline=run_options.pipeline or PipelineMode.ON)
     yield ops
     with contextlib.suppress(RunStorageError):  # a refused write was the step's ERROR already (makereport)

@@ -10,7 +10,10 @@ wiring a station runs.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_for
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -43,6 +46,34 @@ class BenchDevices:
     closers: list[Callable[[], None]] = field(default_factory=list)
     retries: RetryLog = field(default_factory=RetryLog)
     """What the drivers repeated on their own (a download after reconnecting); the bench's steps record it."""
+    homing: Future[None] | None = None
+    """The stage's homing cycle begun by :meth:`start_homing` (None: not begun; :class:`BenchOps` homes then)."""
+
+    def start_homing(self) -> None:
+        """Begin the stage's homing cycle on a thread of its own, and return at once.
+
+        Homing is a run's longest motion (≈ 58 s on a real bench, every axis to its switch and back) and needs
+        nothing but the stage, so it runs while the run starts up: pytest, the plan's imports, the run record. Until
+        it ends nothing else may use the stage's controller (GRBL takes no other command while homing):
+        :class:`rig.bench.ops.BenchOps` waits for it before its first move or light command, and gets its error
+        there, where its own retries home again.
+        """
+        if self.homing is not None:
+            return
+        homing: Future[None] = Future()
+
+        def home() -> None:
+            if not homing.set_running_or_notify_cancel():
+                return
+            try:
+                self.stage.home()
+            except BaseException as exc:  # handed to whoever waits for the stage (BenchOps.home)
+                homing.set_exception(exc)
+            else:
+                homing.set_result(None)
+
+        self.homing = homing
+        threading.Thread(target=home, name="stage-homing", daemon=True).start()
 
     def reconnect_phone(self) -> None:
         """Close the (lost) phone session and open a new one."""
@@ -53,6 +84,9 @@ class BenchDevices:
         self.phone.open()
 
     def close(self) -> None:
+        if self.homing is not None:
+            # the controller is the homing thread's until the cycle ends (then the outputs go off, the port closes)
+            wait_for([self.homing])
         for closer in reversed(self.closers):
             try:
                 closer()
@@ -167,3 +201,36 @@ def bench_devices(
         yield devices
     finally:
         devices.close()
+
+
+class BenchAhead:
+    """The bench opened before pytest starts, its stage homing meanwhile: the ``rig`` command's head start.
+
+    Between the checked inputs and the plan's first step lie pytest's start, the plan's imports and the run record
+    (≈ 2–3 s); homing needs none of them. The object is handed to pytest as a plugin: the plan's ``bench_devices``
+    fixture takes these devices (and closes them when the session ends) instead of opening its own. An error
+    opening them is kept and raised by that fixture, in the first step that needs the bench, which records it as
+    it would have recorded the same error met there.
+    """
+
+    def __init__(self, station: StationConfig, lenses: LensCatalog, *, unit: TwinUnit | None) -> None:
+        self._devices: BenchDevices | None = None
+        self._error: Exception | None = None
+        try:
+            self._devices = open_bench(station, lenses, unit=unit)
+        except Exception as exc:  # the step that needs the bench raises it (bench_devices)
+            self._error = exc
+        else:
+            self._devices.start_homing()
+
+    def devices(self) -> BenchDevices:
+        """The opened devices, or the error opening them met."""
+        if self._error is not None:
+            raise self._error
+        assert self._devices is not None  # one of the two is set by __init__
+        return self._devices
+
+    def close(self) -> None:
+        """Close the devices if the session did not (no step needed the bench); idempotent."""
+        if self._devices is not None:
+            self._devices.close()

@@ -117,6 +117,7 @@ class BenchOps:
         attempts: int = 3,
         pipeline: PipelineMode = PipelineMode.ON,
         retries: RetryLog | None = None,
+        homing: Future[None] | None = None,
     ) -> None:
         self.station = station
         self.stage = stage
@@ -139,6 +140,8 @@ class BenchOps:
         self._frame_counter = 0
         self._lens_seen: tuple[str | None, bool, int | None] | None = None  # at the last capture
         self.homed = False
+        self._homing = homing
+        """A homing cycle begun ahead of the plan (:meth:`BenchDevices.start_homing`), until :meth:`home` waits."""
 
     @classmethod
     def on(
@@ -164,6 +167,7 @@ class BenchOps:
             reconnect_phone=devices.reconnect_phone,
             pipeline=pipeline,
             retries=devices.retries,
+            homing=devices.homing,
         )
 
     # ------------------------------------------------------------------ motion
@@ -178,6 +182,8 @@ class BenchOps:
             self.homed = True
 
     def home(self) -> None:
+        if self._homed_ahead():
+            return
         with_retries(
             self.stage.home,
             what="home stage",
@@ -188,6 +194,26 @@ class BenchOps:
         )
         self.homed = True
         self._position = None
+
+    def _homed_ahead(self) -> bool:
+        """Wait for the homing cycle begun ahead of the plan, if any: True when it homed the stage. Its failure is
+        this step's first retry (the cycle ran for it) and :meth:`home` starts over; any other error (a lost port)
+        is raised here, as :meth:`home` would have raised it."""
+        homing, self._homing = self._homing, None
+        if homing is None:
+            return False
+        try:
+            homing.result()
+        except (DeviceAlarm, DeviceCommandError, DeviceTimeout) as exc:  # what home()'s own retries take
+            self.retries.events.append(
+                f"home stage (begun ahead of the plan) failed ({type(exc).__name__}: {exc}); homing again"
+            )
+            if isinstance(exc, DeviceTimeout):
+                self.stage.abort()  # where the axes are is unknown: stop the controller first (_recover_stage)
+            return False
+        self.homed = True
+        self._position = None
+        return True
 
     def place(self, *, chart: str, rail_mm: float = 0.0, pitch_deg: float = 0.0) -> None:
         """Put ``chart`` in front of the lens at ``rail_mm`` from the focus position, fixture at ``pitch_deg``."""

@@ -321,10 +321,11 @@ class RunRecorder:
         self.record.measurements.append(rec)  # saved with its step (flush)
         return rec
 
-    def attach_hardware_clock(self, clock: Callable[[], float] | None) -> None:
-        """Read bench hardware time from ``clock`` (s, monotonic); the next step counts from now."""
+    def attach_hardware_clock(self, clock: Callable[[], float] | None, *, mark_s: float | None = None) -> None:
+        """Read bench hardware time from ``clock`` (s, monotonic); the next step counts from ``mark_s`` on that
+        clock (default: now)."""
         self.hardware_clock = clock
-        self._hardware_mark_s = clock() if clock is not None else None
+        self._hardware_mark_s = None if clock is None else clock() if mark_s is None else mark_s
 
     def _step_costs(self) -> tuple[float | None, float]:
         """(hardware s, process CPU s) since the previous step ended, and a new mark for the next step."""

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rig.bench.options import RunOptions
+    from rig.bench.preflight import Preflight
 
 GROUP = None
 
@@ -67,27 +68,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.set_defaults(func=run_plan, plan=plan)
 
 
-def _validate(args: argparse.Namespace) -> tuple[RunOptions, str]:
-    """Load every input the plan will read, so a mistake is reported before the bench moves.
-
-    Returns the run options and the unit serial.
-    """
+def _validate(args: argparse.Namespace) -> Preflight:
+    """Load every input the plan will read, so a mistake is reported before the bench moves."""
     from rig.bench.options import RunOptions
     from rig.bench.preflight import preflight
 
     options = RunOptions.from_values(vars(args))
     # every input the run depends on, and the run's locks, before any device is opened (rig.bench.preflight)
-    checked = preflight(args.plan, options, vars(args), lock=True)
-    return options, checked.serial
+    return preflight(args.plan, options, vars(args), lock=True)
 
 
 def run_plan(args: argparse.Namespace) -> int:
     import pytest
 
+    from rig.bench.open import BenchAhead
     from rig.bench.recording import new_run_id
     from rig.results.record import RunRecord, utcnow
 
-    options, serial = _validate(args)
+    checked = _validate(args)
+    options, serial = checked.options, checked.serial
     reports = options.reports_dir
     run_id = options.resume or options.run_id or new_run_id(serial, args.plan, utcnow())
     if not options.resume:
@@ -111,7 +110,12 @@ def run_plan(args: argparse.Namespace) -> int:
     progress = _Progress(quiet=args.quiet or args.json)
     reports.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    code = pytest.main(pytest_args, plugins=[progress, _DeferReport()])
+    # the bench opens and homes while pytest starts and collects the plan (the plan's fixture takes it over)
+    ahead = BenchAhead(checked.station, checked.lenses, unit=checked.unit)
+    try:
+        code = pytest.main(pytest_args, plugins=[progress, _DeferReport(), ahead])
+    finally:
+        ahead.close()
     record_path = reports / run_id / "record.json"
     if not record_path.is_file():
         sys.stderr.write(f"rig: bench error: the plan ended (pytest exit {int(code)}) without a run record\n")

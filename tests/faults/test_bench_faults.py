@@ -221,3 +221,98 @@ def test_a_flickering_or_drifting_panel_is_light_unstable(rig: Rig, lens: LensSp
     truth = rig.server.faults.light_factor(first_index + 1) / rig.server.faults.light_factor(first_index) - 1
     reported = float(str(info.value).split("differs by ")[1].split(" %")[0]) / 100
     assert reported == pytest.approx(truth, abs=1e-3)
+
+
+# ------------------------------------------------------------------------------------------- homing ahead
+class _CountedHoming:
+    """The devices of a golden twin bench whose stage counts its homing cycles (begun ahead or by BenchOps)."""
+
+    def __init__(self, station: StationConfig, lenses: LensCatalog) -> None:
+        self.devices = open_bench(station, lenses, unit=load_unit(UNITS_DIR / "golden.toml"))
+        assert self.devices.twin is not None
+        self.server = self.devices.twin
+        self.cycles = 0
+        home = self.devices.stage.home
+
+        def counted() -> None:
+            self.cycles += 1
+            home()
+
+        self.devices.stage.home = counted  # type: ignore[method-assign]
+
+
+def test_homing_begun_ahead_is_the_first_moves_homing(station: StationConfig, lenses: LensCatalog) -> None:
+    bench = _CountedHoming(station, lenses)
+    try:
+        bench.devices.start_homing()
+        bench.devices.start_homing()  # a second call starts nothing
+        ops = BenchOps.on(bench.devices)
+        ops.set_light(0.4)  # waits for the cycle: GRBL takes no command while homing
+        ops.place(chart="sfr", rail_mm=1.0)
+        assert bench.cycles == 1 and ops.homed and ops.retries.count == 0
+        assert bench.server.bench.state.rail_mm == pytest.approx(station.rail.focus_mm + 1.0, abs=POSITION_TOL_MM)
+        assert bench.server.bench.state.light_pwm == pytest.approx(400)
+    finally:
+        bench.devices.close()
+
+
+def test_homing_begun_ahead_that_alarms_is_a_retry_and_the_bench_homes_again(
+    station: StationConfig, lenses: LensCatalog
+) -> None:
+    bench = _CountedHoming(station, lenses)
+    try:
+        bench.server.grbl.set_faults(homing_failure=9)  # ALARM:9, the switch not found (one-shot)
+        bench.devices.start_homing()
+        ops = BenchOps.on(bench.devices)
+        ops.place(chart="flat", rail_mm=2.0)
+        assert bench.cycles == 2 and ops.homed
+        assert ops.retries.count == 1 and "begun ahead of the plan" in ops.retries.events[0]
+        assert "ALARM:9" in ops.retries.events[0]
+        state = bench.server.bench.state
+        assert state.carousel_mm == pytest.approx(station.carousel.slots["flat"], abs=POSITION_TOL_MM)
+    finally:
+        bench.devices.close()
+
+
+def test_homing_begun_ahead_on_a_lost_port_is_the_first_moves_device_lost(
+    station: StationConfig, lenses: LensCatalog
+) -> None:
+    bench = _CountedHoming(station, lenses)
+    try:
+        bench.server.grbl.set_faults(drop_after_commands=0)  # the port closes when $H arrives
+        bench.devices.start_homing()
+        ops = BenchOps.on(bench.devices)
+        with pytest.raises(DeviceError, match="stage lost"):
+            ops.place(chart="sfr")
+        assert bench.cycles == 1, "a lost port is not homed again (the step ends ERROR; a resume reopens it)"
+    finally:
+        bench.devices.close()
+
+
+def test_a_stage_the_command_cannot_open_ahead_is_each_steps_recorded_error(tmp_path: Path) -> None:
+    """The rig command opens the bench before pytest starts (BenchAhead); the error it meets there reaches the
+    record exactly as when the plan's fixture met it: each step that needs the bench ends ERROR with it."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    from rig.config.loader import FIXTURES_DIR
+
+    text = (FIXTURES_DIR / "stations" / "twin.toml").read_text(encoding="utf-8")
+    text = text.replace('[stage]\nport = "twin"', '[stage]\nport = "/dev/ttyNOPE-rig"', 1)
+    text = text.replace('[phone]\nport = "twin"', '[phone]\nport = "ptpip:127.0.0.1:1"', 1)
+    text = re.sub(r"(?ms)^\[twin\].*?(?=^\[|\Z)", "", text)  # a real station: no twin table
+    station_file = tmp_path / "station.toml"
+    station_file.write_text(text, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "rig", "signoff", "--station", str(station_file), "--unit-serial", "XM12SU-000009",
+         "--reports", str(tmp_path / "reports"), "--json"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["headline"] == "ERROR" and result.returncode == summary["exit_status"] == 3
+    steps = summary["steps"]
+    assert steps and all(s["verdict"] == "ERROR" for s in steps)
+    assert all("stage lost: cannot open /dev/ttyNOPE-rig" in s["error"] for s in steps)
