@@ -9,7 +9,9 @@ the way the phone has its own chip; 0 renders on the peer's thread, as before.
 Either way one pure function, :func:`develop`, turns a :class:`FrameJob` (everything the frame depends on: the
 station, the unit, the catalogue, the bench snapshot, the mount pose, the noise stream's seed) into a
 :class:`DevelopedFrame`; a job carries no state of the bench, so where it runs cannot change a byte of the frame
-(tested: the DNG bytes of both are identical). A burst's frames are independent jobs and render side by side.
+(tested: the DNG bytes of both are identical). A burst's frames are independent jobs and render side by side, and
+a full-size read-out (rendered here, not in the workers) renders as :data:`READOUT_BANDS` bands of rows, each with a
+noise stream of its own, side by side on threads.
 
 The pool is shared by every twin bench of a process (a worker's caches of shading gains, edge spreads and pupil
 OTFs serve them all) and its workers are spawned (fresh interpreters, children of the bench process, so their CPU
@@ -21,6 +23,7 @@ OpenCV's thread pools at one thread: the parallelism is the pool's.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import multiprocessing.spawn
@@ -119,8 +122,40 @@ class RenderedFrame:
     truth: UnitTruth
 
 
-def render_frame(job: FrameJob) -> RenderedFrame:
-    """Render ``job``'s read-out and apply the firmware's raw defects (the costly part of :func:`develop`)."""
+READOUT_BANDS = 2
+"""A frame the bench process renders (too large for the workers, :func:`worth_a_worker`) renders as this many bands
+of rows side by side on threads: the array passes and noise draws release the interpreter lock, so the capture
+waits for about half a render (full read-out sign-off 99.0 → 87.8 s). Frames the workers take render whole: the
+pool already gives them the second core (a burst's frames, the render ahead), and their bands gained nothing."""
+
+Band = tuple[int, int] | None
+"""The rows (first, stop) of a band of the read-out; None: the whole job."""
+
+
+def frame_bands(job: FrameJob) -> list[Band]:
+    """The bands ``job``'s read-out renders as: :data:`READOUT_BANDS` even cuts of a full-size frame's rows, or
+    the whole job (a window, a frame the workers take).
+
+    A property of the job alone, wherever it renders: a frame's bytes do not depend on ``render_processes``.
+    """
+    if job.window is not None or worth_a_worker(job):
+        return [None]
+    height = job.station.sensor.height_px
+    # every cut on an even row: each band starts on the CFA's top row, as the whole frame does
+    cuts = [2 * round(height * k / READOUT_BANDS / 2) for k in range(READOUT_BANDS)] + [height]
+    return list(itertools.pairwise(cuts))
+
+
+def _band_rng(job: FrameJob, index: int) -> np.random.Generator:
+    """Band ``index``'s noise stream: one of its own (``(*seed, 0, index)``), so the bands draw independently and in
+    any order; a job rendered whole draws from its own seed's stream."""
+    if frame_bands(job) == [None]:
+        return np.random.default_rng(list(job.noise_seed))
+    return np.random.default_rng([*job.noise_seed, 0, index])
+
+
+def render_band(job: FrameJob, index: int) -> RenderedFrame:
+    """Render band ``index`` of ``job``'s read-out (:func:`frame_bands`), before the firmware's raw defects."""
     result = render(
         job.station,
         job.unit,
@@ -129,12 +164,25 @@ def render_frame(job: FrameJob) -> RenderedFrame:
         lens=job.lens,
         pose=job.pose,
         chart_pose=job.chart_pose,
-        rng=np.random.default_rng(list(job.noise_seed)),
+        rng=_band_rng(job, index),
         noise=job.noise,
         window=job.window,
+        rows=frame_bands(job)[index],
     )
-    raw = firmware.apply_raw_defects(result.raw, job.unit.firmware, black_level=job.station.sensor.black_level_dn)
-    return RenderedFrame(raw=raw, chart=result.chart, truth=result.truth)
+    return RenderedFrame(raw=result.raw, chart=result.chart, truth=result.truth)
+
+
+def assemble(job: FrameJob, bands: Sequence[RenderedFrame]) -> RenderedFrame:
+    """Stack ``job``'s rendered bands, in order, into its read-out and apply the firmware's raw defects."""
+    raw = bands[0].raw if len(bands) == 1 else np.concatenate([band.raw for band in bands])
+    raw = firmware.apply_raw_defects(raw, job.unit.firmware, black_level=job.station.sensor.black_level_dn)
+    return RenderedFrame(raw=raw, chart=bands[0].chart, truth=bands[0].truth)
+
+
+def render_frame(job: FrameJob) -> RenderedFrame:
+    """Render ``job``'s read-out, band after band, and apply the firmware's raw defects (the costly part of
+    :func:`develop`)."""
+    return assemble(job, [render_band(job, index) for index in range(len(frame_bands(job)))])
 
 
 def develop(job: FrameJob) -> DevelopedFrame:
@@ -329,13 +377,19 @@ class ImagePipeline:
 
         Full-size frames stay out of the workers (:data:`MAX_WORKER_PIXELS`), but numpy's noise draws and array
         passes release the interpreter lock, so two frames of a burst render in 4.9 s instead of 7.5 s for four
-        (same bytes: each job is a pure function of itself, with its own noise stream).
+        (same bytes: each job is a pure function of itself, with its own noise stream). A lone frame's bands render
+        side by side the same way.
         """
-        if len(jobs) > 1 and self.processes > 1:
+        if self.processes > 1 and len(jobs) > 1:
             with ThreadPoolExecutor(
                 max_workers=min(self.processes, len(jobs)), thread_name_prefix="twin-develop"
             ) as threads:
                 return list(threads.map(develop, jobs))
+        if self.processes > 1 and len(jobs) == 1 and len(frame_bands(jobs[0])) > 1:
+            (job,) = jobs
+            with ThreadPoolExecutor(max_workers=self.processes, thread_name_prefix="twin-develop") as threads:
+                bands = list(threads.map(lambda index: render_band(job, index), range(len(frame_bands(job)))))
+            return [package(job, assemble(job, bands))]
         return [develop(job) for job in jobs]
 
     def anticipate(self, job: FrameJob) -> bool:

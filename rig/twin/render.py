@@ -87,16 +87,27 @@ def chart_at(station: StationConfig, carousel_mm: float) -> str | None:
     return None
 
 
-def pixel_grid(station: StationConfig, window: ReadoutWindow | None = None) -> PixelGrid:
+def pixel_grid(
+    station: StationConfig, window: ReadoutWindow | None = None, rows: tuple[int, int] | None = None
+) -> PixelGrid:
     """The read-out's pixel grid: the whole sensor at the station's binning, or one window at the native pitch.
 
     A window's pixel (i, j) is native pixel (y + i, x + j) of the whole sensor: its centre sits where a full
     native read-out puts it, ``(x + j + ½)·p − W·p/2``, which is the window-sized grid moved by
-    ``(x + w/2 − W/2)·p`` (and the same in y).
+    ``(x + w/2 − W/2)·p`` (and the same in y). ``rows`` = (first, stop): the band of the whole read-out's rows
+    ``first ≤ i < stop``, the same way (pixel (i, j) of the band is pixel (first + i, j) of the read-out).
     """
     sensor = station.sensor
     if window is None:
-        return PixelGrid(sensor.width_px, sensor.height_px, sensor.readout_pitch_um)
+        if rows is None:
+            return PixelGrid(sensor.width_px, sensor.height_px, sensor.readout_pitch_um)
+        first, stop = rows
+        p = sensor.readout_pitch_um
+        return PixelGrid(
+            sensor.width_px, stop - first, p, 0.0, (first + 0.5 * (stop - first) - 0.5 * sensor.height_px) * p
+        )
+    if rows is not None:
+        raise ValueError("a band of rows is a band of the whole read-out, not of a window")
     p = sensor.pixel_pitch_um
     return PixelGrid(
         window.width_px,
@@ -388,6 +399,7 @@ def render(
     noise: bool = True,
     chart: ChartSpec | None = None,
     window: ReadoutWindow | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> Rendering:
     """Render the raw frame the sensor records for ``snapshot`` (or one window of a windowed read-out).
 
@@ -412,12 +424,18 @@ def render(
     window
         Render only this window of the sensor at the native pitch (unbinned, :mod:`rig.spec.ptp`): the pixels a
         full native read-out has there, the same optics, shading and noise model per native pixel.
+    rows
+        Render only the whole read-out's rows ``first ≤ i < stop`` (``first`` even: a band starts on the CFA's
+        top row), the pixels the whole frame has there; its noise is ``rng``'s. The phone's pipeline renders a
+        frame as bands side by side (:mod:`rig.twin.image_pipeline`).
     """
+    if rows is not None and rows[0] % 2:
+        raise ValueError(f"a band of rows starts on an even row (the CFA's top row), not {rows[0]}")
     if lens is not None:
         unit = sample_for(unit, lens.id, snapshot.f_number)
     truth = unit_truth(unit, lens, station, pose, catalog=catalog)
     name = chart.name if chart is not None else chart_at(station, snapshot.carousel_mm)
-    grid = pixel_grid(station, window)
+    grid = pixel_grid(station, window, rows)
     sensor = station.sensor
     if chart is None and name is not None:
         chart = load_chart(name)
@@ -442,7 +460,8 @@ def render(
             colour_blur=not wavefront.is_aberration_free,
         )
     signal = transmittance
-    signal *= shading_gain(truth, unit, station, window=window)
+    gain = shading_gain(truth, unit, station, window=window)
+    signal *= gain if rows is None else gain[rows[0] : rows[1]]
     signal *= np.float32(signal_scale_dn(truth, unit, station, snapshot))
     raw = expose(
         signal,

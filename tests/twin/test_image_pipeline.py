@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 
+import numpy as np
 import pytest
 
 from rig.config import LensCatalog, StationConfig, TwinUnit
@@ -226,3 +227,76 @@ def test_a_burst_of_frames_too_large_for_the_workers_renders_on_threads_to_the_s
             assert where == [threading.current_thread().name] * 4
     assert bursts[0] == bursts[2]
     assert len(set(bursts[2])) == 4  # four frames, not one repeated
+
+
+def test_full_size_frames_render_as_bands_and_frames_for_the_workers_whole(station: StationConfig) -> None:
+    """The bench process renders a full-size read-out as bands of rows side by side on threads; a binned frame and
+    a window (the workers' jobs) render whole, from their job's own noise stream."""
+    full = station.model_copy(update={"sensor": station.sensor.model_copy(update={"binning": 1})})
+
+    def job(at: StationConfig, window: ReadoutWindow | None = None) -> image_pipeline.FrameJob:
+        return image_pipeline.FrameJob(
+            station=at, unit=None, lenses=None, snapshot=None, lens=None, pose=None, chart_pose=None,  # type: ignore[arg-type]
+            noise_seed=(1, 0), noise=True, window=window,
+        )  # fmt: skip
+
+    assert image_pipeline.frame_bands(job(full)) == [(0, 3072), (3072, 6144)]
+    assert image_pipeline.frame_bands(job(station)) == [None]
+    assert image_pipeline.frame_bands(job(full, ReadoutWindow(0, 0, 1024, 1024))) == [None]
+
+
+@pytest.mark.parametrize("chart", ["sfr", "dotgrid"])
+def test_a_frames_bands_stacked_are_the_whole_frame(
+    station: StationConfig, catalog: LensCatalog, golden: TwinUnit, chart: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without noise, the bands' expected signal stacked is the whole frame's, pixel for pixel (the same optics,
+    chart placement and shading at the same pixels; tolerance 1e-4 of the peak for float32 summation order). On
+    the binned frame, banded here by lowering the workers' bound (a full-size one takes seconds a render). The
+    check can fail: a band's grid two rows off moves every edge, ~250 DN."""
+    from rig.twin.render import render
+
+    monkeypatch.setattr(image_pipeline, "MAX_WORKER_PIXELS", 0)
+    bench = _bench(station, golden, catalog, 0)
+    bench.state.update(carousel_mm=station.carousel.slots[chart])
+    (job,) = bench._jobs_at(0, bench.state.snapshot(), (None,), noise=False)
+    bands = image_pipeline.frame_bands(job)
+    assert bands == [(0, 768), (768, 1536)] and len(bands) == image_pipeline.READOUT_BANDS
+
+    def signal(rows: tuple[int, int] | None) -> np.ndarray:
+        return render(
+            station, golden, catalog, job.snapshot, lens=job.lens, pose=job.pose, chart_pose=job.chart_pose,
+            noise=False, rows=rows,
+        ).signal_dn  # fmt: skip
+
+    whole = signal(None)
+    stacked = np.concatenate([signal(rows) for rows in bands])
+    assert stacked.shape == whole.shape
+    assert float(np.max(np.abs(stacked - whole))) <= 1e-4 * float(whole.max())
+    assert image_pipeline.render_frame(job).raw.shape == whole.shape
+    with pytest.raises(ValueError, match="even row"):
+        signal((1, 5))
+
+
+def test_a_lone_frame_rendered_here_renders_its_bands_on_threads_to_the_same_bytes(
+    station: StationConfig, catalog: LensCatalog, golden: TwinUnit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``render_processes`` ≥ 2 a banded frame's bands render side by side on threads; one after the other
+    with 0: the same DNG bytes (each band draws from a stream of its own)."""
+    monkeypatch.setattr(image_pipeline, "MAX_WORKER_PIXELS", 0)
+    where: list[str] = []
+    render_band = image_pipeline.render_band
+
+    def spied(job: image_pipeline.FrameJob, index: int) -> image_pipeline.RenderedFrame:
+        where.append(threading.current_thread().name)
+        return render_band(job, index)
+
+    monkeypatch.setattr(image_pipeline, "render_band", spied)
+    frames = {}
+    for processes in (0, 2):
+        where.clear()
+        frames[processes] = _bench(station, golden, catalog, processes).capture().dng
+        if processes:
+            assert len(where) == 2 and all(name.startswith("twin-develop") for name in where), where
+        else:
+            assert where == [threading.current_thread().name] * 2
+    assert frames[0] == frames[2]
