@@ -45,6 +45,14 @@ def _bench(station: StationConfig, unit: TwinUnit, catalog: LensCatalog, process
     return bench
 
 
+def _bare_job(at: StationConfig, window: ReadoutWindow | None = None) -> image_pipeline.FrameJob:
+    """A job that holds only the read-out's shape (enough for where and how it renders, not to render it)."""
+    return image_pipeline.FrameJob(
+        station=at, unit=None, lenses=None, snapshot=None, lens=None, pose=None, chart_pose=None,  # type: ignore[arg-type]
+        noise_seed=(1, 0), noise=True, window=window,
+    )  # fmt: skip
+
+
 def test_the_station_file_chooses_where_frames_render(
     station: StationConfig, catalog: LensCatalog, golden: TwinUnit
 ) -> None:
@@ -173,16 +181,10 @@ def test_full_size_frames_develop_on_the_twin_thread_binned_and_windows_in_worke
     :data:`rig.twin.image_pipeline.MAX_WORKER_PIXELS`); a binned read-out and native windows go to the workers."""
     full = station.model_copy(update={"sensor": station.sensor.model_copy(update={"binning": 1})})
 
-    def job(at: StationConfig, window: ReadoutWindow | None = None) -> image_pipeline.FrameJob:
-        return image_pipeline.FrameJob(
-            station=at, unit=None, lenses=None, snapshot=None, lens=None, pose=None, chart_pose=None,  # type: ignore[arg-type]
-            noise_seed=(1, 0), noise=True, window=window,
-        )  # fmt: skip
-
     assert station.sensor.width_px * station.sensor.height_px == 2048 * 1536
-    assert image_pipeline.worth_a_worker(job(station))
-    assert not image_pipeline.worth_a_worker(job(full))
-    assert image_pipeline.worth_a_worker(job(full, ReadoutWindow(0, 0, 1024, 1024)))
+    assert image_pipeline.worth_a_worker(_bare_job(station))
+    assert not image_pipeline.worth_a_worker(_bare_job(full))
+    assert image_pipeline.worth_a_worker(_bare_job(full, ReadoutWindow(0, 0, 1024, 1024)))
 
 
 def test_an_interpreter_this_user_may_not_execute_is_not_spawned(
@@ -234,15 +236,9 @@ def test_full_size_frames_render_as_bands_and_frames_for_the_workers_whole(stati
     a window (the workers' jobs) render whole, from their job's own noise stream."""
     full = station.model_copy(update={"sensor": station.sensor.model_copy(update={"binning": 1})})
 
-    def job(at: StationConfig, window: ReadoutWindow | None = None) -> image_pipeline.FrameJob:
-        return image_pipeline.FrameJob(
-            station=at, unit=None, lenses=None, snapshot=None, lens=None, pose=None, chart_pose=None,  # type: ignore[arg-type]
-            noise_seed=(1, 0), noise=True, window=window,
-        )  # fmt: skip
-
-    assert image_pipeline.frame_bands(job(full)) == [(0, 3072), (3072, 6144)]
-    assert image_pipeline.frame_bands(job(station)) == [None]
-    assert image_pipeline.frame_bands(job(full, ReadoutWindow(0, 0, 1024, 1024))) == [None]
+    assert image_pipeline.frame_bands(_bare_job(full)) == [(0, 3072), (3072, 6144)]
+    assert image_pipeline.frame_bands(_bare_job(station)) == [None]
+    assert image_pipeline.frame_bands(_bare_job(full, ReadoutWindow(0, 0, 1024, 1024))) == [None]
 
 
 @pytest.mark.parametrize("chart", ["sfr", "dotgrid"])
