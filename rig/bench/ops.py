@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rig.bench.capture_state import bench_state, stamp
-from rig.bench.pipeline import MeasurementPool, PipelineMode
+from rig.bench.pipeline import DEFAULT_PROCESSES, MeasurementPool, PipelineMode
 from rig.bench.recording import CAPTURES_DIR, RunRecorder
 from rig.config.station import StationConfig
 from rig.devices.protocols import Light, Operator, Phone, Stage
@@ -127,8 +127,9 @@ class BenchOps:
         self.recorder = recorder
         self._reconnect_phone = reconnect_phone
         self.attempts = attempts
-        self.pool = MeasurementPool(mode=pipeline)
+        self.pool = MeasurementPool(mode=pipeline, processes=DEFAULT_PROCESSES)
         """Where procedures analyse a frame while the bench takes the next (:mod:`rig.bench.pipeline`)."""
+        self.pool.warm_up()
         self.writes = MeasurementPool(mode=pipeline, workers=1)
         """Where captures are written to the run folder, in order, while the bench moves on (:meth:`settle_writes`)."""
         self._pending_writes: list[Future[str]] = []

@@ -12,6 +12,13 @@ their step ends, so
   collected in submission order, and the BLAS thread count (which changes the order of floating-point
   reductions) is the same in both modes.
 
+The SFR of a sweep frame's 76 edges is thousands of small numpy calls, which on threads take turns on the
+interpreter lock: two analysis threads made one core's work (a row of MTF50 took 0.4–0.55 s of wall on a thread
+against 0.13 s of CPU alone). :meth:`MeasurementPool.compute` runs such a pure function in one of the pool's
+analysis *processes* (:mod:`rig.workers`, pool ``bench-measure``) while its thread waits; a worker's exception is
+raised there as the function's own, a worker that died ends that step ERROR and the next analysis starts a new
+pool. Where no process may be started, the thread runs the function itself: the same numbers.
+
 Why one BLAS/OpenMP thread: the parallelism is the pool's and the twin's render thread's; OpenBLAS's own threads
 spinning against them made registration 3.4–3.8× slower on two cores (issue #17). ``threadpoolctl`` sets the
 limit process-wide (OpenBLAS has one global thread count), for the whole run, in both modes.
@@ -27,17 +34,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from threadpoolctl import threadpool_limits
 
+from rig.workers import can_spawn, drop_pool, run_in_worker, shared_pool
+
 T = TypeVar("T")
 
 DEFAULT_WORKERS = 2
 """Two analysis threads: the bench's own thread mostly waits on the stage and the phone, so two workers and the
 twin's renderer share a two-core station without oversubscribing it much."""
+
+DEFAULT_PROCESSES = 2
+"""Analysis processes of a bench's pool: one a core of the two-core station PC (the twin's render workers take
+their turns beside them; a frame's analysis waits on the stage most of the time anyway)."""
+ANALYSIS_POOL = "bench-measure"
 
 _BLAS_LIMIT_LOCK = threading.Lock()
 _blas_limited: Any = None  # the process-wide threadpoolctl limit, once taken
@@ -67,15 +82,51 @@ class MeasurementPool:
         :attr:`PipelineMode.ON` to overlap analyses with the bench's next moves, OFF to run them in turn.
     workers
         Threads of the pool (ON only).
+    processes
+        Analysis processes :meth:`compute` hands its functions to (ON only; 0: the calling thread computes).
     """
 
-    def __init__(self, *, mode: PipelineMode = PipelineMode.ON, workers: int = DEFAULT_WORKERS) -> None:
+    def __init__(
+        self, *, mode: PipelineMode = PipelineMode.ON, workers: int = DEFAULT_WORKERS, processes: int = 0
+    ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be ≥ 1, got {workers}")
+        if processes < 0:
+            raise ValueError(f"processes must be ≥ 0, got {processes}")
         self.mode = mode
         self.workers = workers
+        self.processes = processes if mode is PipelineMode.ON and can_spawn() else 0
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Start the analysis processes now, without waiting: each imports the measurements (~0.6 s of CPU), which
+        the first frame's analysis should not wait for."""
+        for _ in range(self.processes):
+            try:
+                shared_pool(ANALYSIS_POOL, self.processes).submit(run_in_worker, _import_measurements)
+            except OSError:
+                self.processes = 0  # no process may be started here: compute() computes on the thread
+
+    def compute(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` in an analysis process, waited for; on this thread without processes.
+
+        For a pure, CPU-bound function of picklable arguments, called from a task of this pool (whose thread
+        then waits without holding the interpreter lock). Its exception is raised here.
+        """
+        if self.processes:
+            try:
+                pool = shared_pool(ANALYSIS_POOL, self.processes)
+            except OSError:
+                self.processes = 0
+            else:
+                try:
+                    return pool.submit(run_in_worker, fn, *args, **kwargs).result()
+                except BrokenProcessPool:
+                    drop_pool(pool)  # a worker died (killed, out of memory): this analysis is lost, not the next
+                    raise
+        limit_native_threads()
+        return fn(*args, **kwargs)
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -121,6 +172,11 @@ def device_lane(mode: PipelineMode) -> Iterator[MeasurementPool]:
         yield lane
     finally:
         lane.close()
+
+
+def _import_measurements() -> None:
+    """A worker's first job: import the measurement package (what :meth:`MeasurementPool.warm_up` waits out)."""
+    import rig.measure.focus  # noqa: F401
 
 
 def gather(futures: Iterable[Future[T]]) -> list[T]:

@@ -19,17 +19,17 @@ import numpy as np
 
 from rig.bench.ops import BenchOps, Frame
 from rig.bench.pipeline import MeasurementPool, PipelineMode, device_lane, gather
+from rig.bench.sweep_rows import SweepRows
 from rig.config.charts import load_chart
 from rig.config.lenses import LensSpec
 from rig.config.station import StationConfig
 from rig.devices.protocols import Phone
 from rig.errors import DeviceStateError, DeviceTimeout, MeasurementError
 from rig.measure.dotgrid import DotGridFit, detect_dots, fit_dot_grid
-from rig.measure.edges import ChartEdge, EdgeRoi, find_edges, measure_chart
+from rig.measure.edges import ChartEdge, EdgeRoi, measure_chart
 from rig.measure.focus import (
     EdgeFocus,
     FlangeResult,
-    edge_mtf50_row,
     measure_flange,
     rail_defocus_um_per_mm,
     sweep_reference_index,
@@ -207,11 +207,8 @@ def through_focus_at(
     exposure = chart_exposure(bench, t_stop)
     frames: list[Frame] = []
     assists: list[AssistOutputs] = []
-    # the edges are found on the frame nearest the sweep's middle; from then on each frame's MTF50 row is measured
-    # while the rail moves on (the frames before it are queued as soon as the edges are known)
-    reference = sweep_reference_index(rails)
-    rois: Future[list[EdgeRoi]] | None = None
-    rows: list[Future[np.ndarray]] = []
+    # each frame's MTF50 row is measured while the rail moves on (rig.bench.sweep_rows)
+    rows = SweepRows(bench.pool, sweep_reference_index(rails))
     # the phone's assists of frame k are downloaded while the rail moves to frame k + 1 (they must be taken before
     # the next capture replaces them; the phone is not used otherwise meanwhile)
     fetching: Future[AssistOutputs] | None = None
@@ -226,18 +223,12 @@ def through_focus_at(
             frames.append(frame)
             if with_assists:
                 fetching = lane.submit(bench.phone.assist_outputs)
-            if i == reference:
-                rois = bench.pool.submit(
-                    find_edges, frame.raw, cfa_pattern=frame.image.cfa_pattern, black_level=frame.image.black_level
-                )
-                rows = [bench.pool.submit(_mtf50_row, rois, f) for f in frames]
-            elif rois is not None:
-                rows.append(bench.pool.submit(_mtf50_row, rois, frame))
+            rows.add(frame)
         if fetching is not None:
             assists.append(fetching.result())
     image = frames[0].image
-    edges = None if rois is None else rois.result()
-    mtf50_rows = None if rois is None else gather(rows)
+    measured = rows.result()
+    edges, mtf50_rows = (None, None) if measured is None else measured
     flange = measure_flange(
         [f.raw for f in frames],
         rails,
@@ -255,18 +246,6 @@ def through_focus_at(
         focal_length_mm=lens.focal_length_mm, collimator_focal_length_mm=station.optics.collimator_focal_length_mm
     )
     return Sweep(tuple(frames), rails, flange, coverage, tuple(assists), k)
-
-
-def _mtf50_row(rois: Future[list[EdgeRoi]], frame: Frame) -> np.ndarray:
-    """One sweep frame's MTF50 per edge, once the edges are known (a pool task)."""
-    image = frame.image
-    return edge_mtf50_row(
-        frame.raw,
-        rois.result(),
-        cfa_pattern=image.cfa_pattern,
-        black_level=image.black_level,
-        white_level=image.white_level,
-    )
 
 
 def dot_grid(bench: BenchOps, *, t_stop: float, tag: str = "dotgrid") -> tuple[Frame, DotGridFit]:

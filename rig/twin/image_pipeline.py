@@ -13,26 +13,19 @@ station, the unit, the catalogue, the bench snapshot, the mount pose, the noise 
 a full-size read-out (rendered here, not in the workers) renders as :data:`READOUT_BANDS` bands of rows, each with a
 noise stream of its own, side by side on threads.
 
-The pool is shared by every twin bench of a process (a worker's caches of shading gains, edge spreads and pupil
-OTFs serve them all) and its workers are spawned (fresh interpreters, children of the bench process, so their CPU
-time is the run's), never forked: the bench process has threads (the peers, the pipeline), which a fork would copy
-mid-flight. Workers ignore SIGINT
-(the operator's Ctrl-C is the bench's to handle, and a worker dies with its parent's pipe) and run numpy's and
-OpenCV's thread pools at one thread: the parallelism is the pool's.
+The pool (:func:`rig.workers.shared_pool`, named ``twin-render``) is shared by every twin bench of a process: a
+worker's caches of shading gains, edge spreads and pupil OTFs serve them all. How its workers start (spawned,
+never forked; SIGINT ignored; one BLAS thread) is :mod:`rig.workers`'.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import multiprocessing
 import multiprocessing.spawn
-import os
-import pickle
-import signal
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -55,6 +48,7 @@ from rig.twin.raster import ChartPose
 from rig.twin.render import render
 from rig.twin.state import BenchSnapshot
 from rig.twin.truth import UnitTruth
+from rig.workers import can_spawn, drop_pool, run_in_worker, shared_pool, warm
 
 _log = logging.getLogger(__name__)
 
@@ -255,32 +249,8 @@ def worth_a_worker(job: FrameJob) -> bool:
     return pixels <= MAX_WORKER_PIXELS
 
 
-class _WorkerFailure(RuntimeError):
-    """An error of a worker that cannot cross the process boundary as itself (its class does not unpickle)."""
-
-
 def _render_in_worker(job: FrameJob) -> RenderedFrame:
-    try:
-        return render_frame(job)
-    except Exception as exc:
-        try:
-            pickle.loads(pickle.dumps(exc))
-        except Exception:
-            raise _WorkerFailure(f"{type(exc).__name__}: {exc}") from None
-        raise
-
-
-def _worker_start() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import cv2
-    from threadpoolctl import threadpool_limits
-
-    cv2.setNumThreads(1)
-    threadpool_limits(limits=1)
-
-
-def _warm() -> None:
-    """Nothing: a first job that makes the workers start (and import the renderer) before the first capture."""
+    return run_in_worker(render_frame, job)
 
 
 def time_free(job: FrameJob) -> FrameJob:
@@ -329,7 +299,7 @@ class ImagePipeline:
         """Frames whose render was started ahead (:meth:`anticipate`) and taken by the capture."""
         self.ahead_dropped = 0
         """Renders started ahead that the capture could not use (the bench changed meanwhile)."""
-        if processes and not _can_spawn():
+        if processes and not can_spawn():
             self._render_here(PermissionError(f"{multiprocessing.spawn.get_executable()!r} is not executable"))
 
     def warm_up(self) -> None:
@@ -337,7 +307,7 @@ class ImagePipeline:
         if self.processes:
             try:
                 for _ in range(self.processes):
-                    _shared_pool(self.processes).submit(_warm)
+                    _shared_pool(self.processes).submit(warm)
             except OSError as exc:
                 self._render_here(exc)
 
@@ -368,7 +338,7 @@ class ImagePipeline:
                     return [package(job, future.result()) for job, future in zip(jobs, futures, strict=True)]
                 except BrokenProcessPool:
                     # a worker died (killed, out of memory): this exposure is lost, the next one gets a new pool
-                    _drop_pool(pool)
+                    drop_pool(pool)
                     raise
         return self._develop_here(jobs)
 
@@ -426,32 +396,5 @@ class ImagePipeline:
         self.processes = 0
 
 
-def _can_spawn() -> bool:
-    """Whether this user may execute the interpreter a spawned worker (and multiprocessing's resource tracker)
-    would run: checked first, because a tracker that cannot start warns on stderr, which a command's one-line
-    error must not carry (an unprivileged run whose Python lives under another user's home)."""
-    executable = multiprocessing.spawn.get_executable()
-    return executable is not None and os.access(executable, os.X_OK)
-
-
-_pools: dict[int, ProcessPoolExecutor] = {}
-_pools_lock = threading.Lock()
-
-
 def _shared_pool(processes: int) -> Executor:
-    with _pools_lock:
-        pool = _pools.get(processes)
-        if pool is None:
-            pool = ProcessPoolExecutor(
-                max_workers=processes, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
-            )
-            _pools[processes] = pool
-        return pool
-
-
-def _drop_pool(pool: Executor) -> None:
-    with _pools_lock:
-        for key, value in list(_pools.items()):
-            if value is pool:
-                del _pools[key]
-    pool.shutdown(wait=False, cancel_futures=True)
+    return shared_pool("twin-render", processes)

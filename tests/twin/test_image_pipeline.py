@@ -15,6 +15,7 @@ import threading
 import numpy as np
 import pytest
 
+from rig import workers
 from rig.config import LensCatalog, StationConfig, TwinUnit
 from rig.spec.ptp import ReadoutWindow
 from rig.twin import image_pipeline
@@ -195,7 +196,7 @@ def test_an_interpreter_this_user_may_not_execute_is_not_spawned(
     def no_pool(processes: int) -> None:
         raise AssertionError("the pool must not be started")
 
-    monkeypatch.setattr(image_pipeline.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(workers.os, "access", lambda path, mode: False)
     monkeypatch.setattr(image_pipeline, "_shared_pool", no_pool)
     bench = _bench(station, golden, catalog, 2)
     bench.pipeline.warm_up()

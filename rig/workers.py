@@ -1,0 +1,100 @@
+"""Worker processes for pure CPU work: the twin's renderer and the bench's frame analyses (issue #17).
+
+Python threads share one interpreter lock, and both the twin's render and the slanted-edge SFR of a frame are
+many small numpy calls: on threads they take turns on one core however many cores the station has. A pool of
+worker processes gives each its own interpreter. A task is a pure function of its arguments, so where it runs
+cannot change its result (tests compare bytes and bits).
+
+Pools are named (each user its own, so an analysis never queues behind a render) and shared by everything in a
+process that asks for the same name and size. Workers are spawned (fresh interpreters, children of the bench
+process, so their CPU time is the run's), never forked: the bench process has threads (the peers, the pipeline),
+which a fork would copy mid-flight. Workers ignore SIGINT (the operator's Ctrl-C is the bench's to handle, and a
+worker dies with its parent's pipe) and run numpy's and OpenCV's thread pools at one thread: the parallelism is
+the pool's.
+
+References
+----------
+Python documentation, ``concurrent.futures.ProcessPoolExecutor`` and ``multiprocessing`` contexts
+(https://docs.python.org/3.11/library/multiprocessing.html#contexts-and-start-methods): "spawn" starts a fresh
+interpreter; "fork" copies the parent, whose other threads' locks stay held in the child.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.spawn
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class WorkerFailure(RuntimeError):
+    """An error of a worker that cannot cross the process boundary as itself (its class does not unpickle)."""
+
+
+def run_in_worker(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in a worker; an exception that would not unpickle in the parent becomes a
+    :class:`WorkerFailure` with its type and message (else the parent would see a broken pool, not the error)."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:
+            raise WorkerFailure(f"{type(exc).__name__}: {exc}") from None
+        raise
+
+
+def _worker_start() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    cv2.setNumThreads(1)
+    threadpool_limits(limits=1)
+
+
+def warm() -> None:
+    """Nothing: a first job that makes a worker start (and import what it needs) before the first real one."""
+
+
+def can_spawn() -> bool:
+    """Whether this user may execute the interpreter a spawned worker (and multiprocessing's resource tracker)
+    would run: checked first, because a tracker that cannot start warns on stderr, which a command's one-line
+    error must not carry (an unprivileged run whose Python lives under another user's home)."""
+    executable = multiprocessing.spawn.get_executable()
+    return executable is not None and os.access(executable, os.X_OK)
+
+
+_pools: dict[tuple[str, int], ProcessPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def shared_pool(name: str, processes: int) -> Executor:
+    """The process-wide pool ``name`` of ``processes`` spawned workers (started on first use).
+
+    Raises OSError (PermissionError) where no process may be started; callers then do the work themselves.
+    """
+    with _pools_lock:
+        pool = _pools.get((name, processes))
+        if pool is None:
+            pool = ProcessPoolExecutor(
+                max_workers=processes, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
+            )
+            _pools[(name, processes)] = pool
+        return pool
+
+
+def drop_pool(pool: Executor) -> None:
+    """Forget a pool whose worker died (killed, out of memory): the next :func:`shared_pool` starts a new one."""
+    with _pools_lock:
+        for key, value in list(_pools.items()):
+            if value is pool:
+                del _pools[key]
+    pool.shutdown(wait=False, cancel_futures=True)
