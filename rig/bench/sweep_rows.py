@@ -8,7 +8,7 @@ frame: at real rail speed that backlog was most of the 0.5–0.8 s the flange st
 
 So while the rail moves to the reference, each earlier frame is measured on the edges found on itself. An edge's
 MTF50 on a frame depends on nothing but the frame's pixels inside the edge's ROI box and the edge's orientation
-(:func:`rig.measure.focus.crops_mtf50` is a pure function of the crops), so a value measured on a frame's own edges
+(:func:`rig.measure.edges.crops_mtf50` is a pure function of the crops), so a value measured on a frame's own edges
 *is* the reference's value wherever the two ROI boxes coincide (golden twin sweep: 35 of 76 on the first frame,
 70 of 76 on the one before the reference); only the others are measured once the reference's edges are known. The
 rows are the serial bench's rows, bit for bit, however many edges the early frames share with the reference. A
@@ -24,8 +24,7 @@ import numpy as np
 
 from rig.bench.ops import Frame
 from rig.bench.pipeline import MeasurementPool, PipelineMode, gather
-from rig.measure.edges import EdgeRoi, find_edges
-from rig.measure.focus import crops_mtf50, edge_crops
+from rig.measure.edges import EdgeRoi, crops_mtf50, edge_crops, find_edges
 from rig.measure.sfr import EdgeOrientation
 
 RoiBox = tuple[int, int, int, int, EdgeOrientation]
@@ -100,12 +99,16 @@ class SweepRows:
         return row
 
     def _measure(self, frame: Frame, rois: list[EdgeRoi]) -> np.ndarray:
+        """MTF50 of ``rois`` on ``frame``, the edges split over the analysis processes (the last frame's row is
+        what the step waits for after its last capture)."""
         image = frame.image
-        return self._pool.compute(
+        crops = edge_crops(frame.raw, rois)
+        parts = np.array_split(np.arange(len(rois)), max(1, min(self._pool.processes, len(rois))))
+        values = self._pool.compute_each(
             crops_mtf50,
-            edge_crops(frame.raw, rois),
-            [roi.orientation for roi in rois],
+            [([crops[i] for i in part], [rois[i].orientation for i in part]) for part in parts],
             cfa_pattern=image.cfa_pattern,
             black_level=image.black_level,
             white_level=image.white_level,
         )
+        return np.concatenate(values) if values else np.array([], dtype=np.float64)

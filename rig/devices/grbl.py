@@ -803,6 +803,9 @@ class GrblStage(_OnController):
         self.station = station
         self._axes: dict[Axis, AxisRange] = station.axis_ranges()
         self._referenced = False  # homed (or, without homing, unlocked) and G54 set since the last reset
+        # where the last move came to rest, as GRBL reported it Idle; None once anything could have moved the axes
+        # since (a move under way or failed, homing, a reset): then the next move asks GRBL first
+        self._resting: dict[Axis, float] | None = None
 
     def close(self) -> None:
         """Switch the knocker (and spindle) off before the last user closes the port."""
@@ -847,6 +850,7 @@ class GrblStage(_OnController):
         """``$H``, then the station's work coordinates; returns when Idle (GRBL answers ``$H`` when homed)."""
         c = self.controller
         self._referenced = False
+        self._resting = None
         if not self.station.stage.homing:
             c.unlock()
         else:
@@ -899,7 +903,10 @@ class GrblStage(_OnController):
         if not wanted:
             raise ArgumentError("move_to: expected at least one of rail_mm, carousel_mm, pitch_deg")
         self._require_reference()
-        here = self.controller.status().to_stage_status().position
+        # the feed needs the direction of travel: from where the last move came to rest (one '?' round trip less
+        # a move, ~2-7 ms), else from a status query
+        here = self._resting if self._resting is not None else self.controller.status().to_stage_status().position
+        self._resting = None
         deltas = {axis: wanted[axis] - here[axis] for axis in wanted}
         length = math.sqrt(sum(d * d for d in deltas.values()))
         rates = [self._axes[a].max_rate_per_min * length / abs(d) for a, d in deltas.items() if abs(d) > 0]
@@ -914,6 +921,7 @@ class GrblStage(_OnController):
                     f"stage {self.controller.port}: {self._axes[axis].argument} ended at "
                     f"{status.position[axis]:.3f}, expected {target:.3f} ± {tolerance:.3f} {self._axes[axis].unit}"
                 )
+        self._resting = dict(status.position)
         return status
 
     def select_chart(self, name: str) -> StageStatus:
@@ -931,6 +939,7 @@ class GrblStage(_OnController):
     def abort(self) -> None:
         """Stop all motion now (realtime Ctrl-X); where the axes are is unknown until :meth:`recover` re-homes."""
         self._referenced = False
+        self._resting = None
         self.controller.soft_reset()
 
     def recover(self) -> None:

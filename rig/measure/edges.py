@@ -20,6 +20,7 @@ or reaches 35 % of the side: the SFR then sees one edge between two flat fields 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -470,3 +471,42 @@ def measure_chart(
             mtf50_median_lp_mm=median * 1000.0 / pixel_pitch_um if pixel_pitch_um and values else None,
         )
     return ChartResult(tuple(edges), zones, width_px=frame.shape[1], height_px=frame.shape[0])
+
+
+def edge_crops(frame: np.ndarray, rois: Sequence[EdgeRoi]) -> list[np.ndarray]:
+    """Each ROI's pixels of ``frame``, as contiguous copies: all an edge's SFR depends on (with its orientation),
+    small enough to hand to another process, and the same memory layout wherever they are measured."""
+    return [np.ascontiguousarray(roi.crop(frame)) for roi in rois]
+
+
+def crops_mtf50(
+    crops: Sequence[np.ndarray],
+    orientations: Sequence[EdgeOrientation],
+    *,
+    cfa_pattern: str | None = None,
+    channel: str = "G",
+    black_level: float = 0.0,
+    white_level: float | None = None,
+) -> np.ndarray:
+    """MTF50 (cy/px) of the slanted edge in each crop (:func:`edge_crops`), measured as
+    :func:`measure_chart` measures a chart's edges (ISO 12233 e-SFR,
+    :func:`rig.measure.sfr.slanted_edge_sfr`); NaN where an edge gave no finite MTF50. A pure function of its
+    arguments: an edge's value does not depend on the others'."""
+    if len(crops) != len(orientations):
+        raise ValueError(f"{len(crops)} crops but {len(orientations)} orientations")
+    row = np.full(len(crops), np.nan)
+    for i, (crop, orientation) in enumerate(zip(crops, orientations, strict=True)):
+        try:
+            sfr = slanted_edge_sfr(
+                crop,
+                cfa_pattern=cfa_pattern,
+                channel=channel,
+                black_level=black_level,
+                white_level=white_level,
+                orientation=orientation,
+            )
+        except MeasurementError:
+            continue  # measure_chart keeps the reason; a sweep's row keeps NaN
+        if math.isfinite(sfr.mtf50_cy_px):
+            row[i] = sfr.mtf50_cy_px
+    return row

@@ -241,6 +241,45 @@ def test_knock_pulses_the_knocker_once(homed: Bench) -> None:
     assert times[-1] - times[-2] >= pulse_ns
 
 
+def test_a_move_from_rest_takes_its_direction_from_where_the_last_move_came_to_rest(homed: Bench) -> None:
+    """One status round trip less a move (issue #17): after a move GRBL reported Idle at, the next move's feed
+    comes from that position; after anything that may have moved the axes (homing, a reset) it asks again."""
+    calls: list[str] = []
+    controller = homed.controller
+    status, command = controller.status, controller.command
+
+    def spied_status() -> object:
+        calls.append("?")
+        return status()
+
+    def spied_command(line: str, **kwargs: object) -> object:
+        calls.append(line)
+        return command(line, **kwargs)  # type: ignore[arg-type]
+
+    controller.status = spied_status  # type: ignore[method-assign]
+    controller.command = spied_command  # type: ignore[method-assign]
+    stage = homed.stage
+    rail = stage.station.rail
+    targets = [rail.focus_mm - 1.0, rail.focus_mm + 0.5, rail.focus_mm]
+    for target in targets:
+        reached = stage.move_to(rail_mm=target)
+        assert reached.position[Axis.RAIL] == pytest.approx(target, abs=POSITION_TOL)
+    moves = [i for i, line in enumerate(calls) if line.startswith("G90 G21 G1")]
+    assert len(moves) == 3
+    assert calls[: moves[0]] == ["?"]  # first move after homing: where is it?
+    # after that, the Idle report that ended the last move (after its zero dwell) is the only status in between
+    assert all(calls[i - 2 : i] == ["G4 P0", "?"] for i in moves[1:]), calls
+    assert calls.count("?") == 1 + len(moves), calls
+    # the rail feed (station rate) whatever the direction: the same words as a status-first move would send
+    assert all(calls[i].endswith(f"F{rail.max_rate_mm_min:.1f}") for i in moves), [calls[i] for i in moves]
+    calls.clear()
+    stage.abort()
+    stage.recover()
+    stage.move_to(rail_mm=rail.focus_mm)
+    first = next(i for i, line in enumerate(calls) if line.startswith("G90 G21 G1"))
+    assert calls[first - 2 : first] == ["?", "?"], calls  # homing's own check, then: a reset forgot where they rest
+
+
 # ------------------------------------------------------------------------------------------- faults (issue #8)
 def test_port_vanishing_mid_move_raises_device_lost(homed: Bench) -> None:
     homed.peer.set_faults(vanish_mid_move=True)

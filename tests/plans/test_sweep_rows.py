@@ -21,8 +21,8 @@ from rig.bench.sweep_rows import SweepRows, roi_box
 from rig.config import load_lens_catalog, load_station, load_unit
 from rig.config.loader import FIXTURES_DIR
 from rig.errors import MeasurementError
-from rig.measure.edges import find_edges
-from rig.measure.focus import crops_mtf50, edge_crops, edge_mtf50_row, sweep_reference_index
+from rig.measure.edges import crops_mtf50, edge_crops, find_edges
+from rig.measure.focus import edge_mtf50_row, sweep_reference_index
 from rig.measure.sfr import EdgeOrientation
 from rig.twin.render import render
 from rig.twin.state import BenchState
@@ -75,7 +75,7 @@ def _serial_rows(frames: list[_Frame]) -> tuple[list, list[np.ndarray]]:
     return rois, rows
 
 
-@pytest.mark.parametrize("processes", [0, 1])
+@pytest.mark.parametrize("processes", [0, 1, 2])  # 2: each row split over two processes
 def test_rows_measured_ahead_are_the_serial_rows_bit_for_bit(sweep: list[_Frame], processes: int) -> None:
     rois, serial = _serial_rows(sweep)
     first = sweep[0]
