@@ -47,7 +47,7 @@ class Run:
     label: str
     takt_s: float  # until the verdict (the JSON summary) was out
     complete_s: float  # until the process ended (report written)
-    cpu_s: float  # user + system CPU of the rig process
+    cpu_s: float  # user + system CPU of the rig process and its workers (render, analysis; reaped at its exit)
     load: tuple[float, float, float]  # load average at the end
     summary: dict
 

@@ -32,6 +32,7 @@ BLAS and OpenMP libraries loaded in the process.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -126,10 +127,12 @@ class MeasurementPool:
                 self.processes = 0
             else:
                 try:
-                    return gather([pool.submit(run_in_worker, fn, *args, **kwargs) for args in calls])
+                    timed = gather([pool.submit(run_in_worker, _timed, fn, *args, **kwargs) for args in calls])
                 except BrokenProcessPool:
                     drop_pool(pool)  # a worker died (killed, out of memory): this analysis is lost, not the next
                     raise
+                _count_worker_cpu(sum(cpu_s for _, cpu_s in timed))
+                return [result for result, _ in timed]
         limit_native_threads()
         return [fn(*args, **kwargs) for args in calls]
 
@@ -177,6 +180,30 @@ def device_lane(mode: PipelineMode) -> Iterator[MeasurementPool]:
         yield lane
     finally:
         lane.close()
+
+
+_worker_cpu_lock = threading.Lock()
+_worker_cpu_s = 0.0
+
+
+def analysis_cpu_s() -> float:
+    """CPU seconds the analysis processes spent on this process's :meth:`MeasurementPool.compute` calls so far
+    (a step's CPU is the bench process's own plus this: the workers are not reaped until the run ends)."""
+    with _worker_cpu_lock:
+        return _worker_cpu_s
+
+
+def _count_worker_cpu(cpu_s: float) -> None:
+    global _worker_cpu_s
+    with _worker_cpu_lock:
+        _worker_cpu_s += cpu_s
+
+
+def _timed(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> tuple[T, float]:
+    """``fn(*args, **kwargs)`` and the worker's CPU seconds for it."""
+    started = time.process_time()
+    result = fn(*args, **kwargs)
+    return result, time.process_time() - started
 
 
 def _import_measurements() -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 from rig import __version__
 from rig.bench import runlock
+from rig.bench.pipeline import analysis_cpu_s
 from rig.config.limits import DecisionRule, Limit, LimitSet
 from rig.errors import ArgumentError, ConfigError, RunStorageError
 from rig.results.decision import Decision, judge_with_uncertainty
@@ -133,7 +134,7 @@ class RunRecorder:
         """Seconds of bench hardware time spent so far (the twin's cost ledger; None on a bench that cannot tell):
         each step records the hardware time spent since the previous step ended."""
         self._hardware_mark_s: float | None = None
-        self._cpu_mark_s = time.process_time()
+        self._cpu_mark_s = _cpu_now()
         self.storage_error: RunStorageError | None = None
         """Set when the run folder stopped taking writes: the run must stop (the record on disk is the last saved)."""
         self._measurements_saved = 0
@@ -328,8 +329,8 @@ class RunRecorder:
         self._hardware_mark_s = None if clock is None else clock() if mark_s is None else mark_s
 
     def _step_costs(self) -> tuple[float | None, float]:
-        """(hardware s, process CPU s) since the previous step ended, and a new mark for the next step."""
-        cpu_now = time.process_time()
+        """(hardware s, CPU s) since the previous step ended, and a new mark for the next step."""
+        cpu_now = _cpu_now()
         cpu_s, self._cpu_mark_s = cpu_now - self._cpu_mark_s, cpu_now
         if self.hardware_clock is None or self._hardware_mark_s is None:
             return None, cpu_s
@@ -551,6 +552,11 @@ def missing_reason(step_name: str | None, step: StepRecord | None, *, deselected
     if step.verdict is Verdict.ERROR:
         return Verdict.ERROR, f"{MISSING_PREFIX}: step {step_name} ended ERROR before recording it ({step.error})"
     return Verdict.ERROR, f"{MISSING_PREFIX}: step {step_name} did not record it"
+
+
+def _cpu_now() -> float:
+    """CPU seconds of the bench so far: this process's threads and the analyses its worker processes ran."""
+    return time.process_time() + analysis_cpu_s()
 
 
 def _load_plots(run_dir: Path) -> ReportData | None:

@@ -200,7 +200,7 @@ class StepRecord(Record):
     attempts: list[StepAttempt] = Field(default_factory=list)  # earlier attempts superseded by --resume, oldest first
     wall_s: float | None = None  # ended − started (s): what the step cost the station
     hardware_s: float | None = None  # what its physical actions cost on a real bench (s; None: the bench cannot tell)
-    cpu_s: float | None = None  # CPU time of the bench process during the step (s; all threads)
+    cpu_s: float | None = None  # CPU time of the bench during the step (s; its threads and analysis processes)
 
 
 class RunRecord(Record):
