@@ -51,8 +51,10 @@ def run_in_worker(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         raise
 
 
-def _worker_start() -> None:
+def _worker_start(niceness: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if niceness:
+        os.nice(niceness)
     import cv2
     from threadpoolctl import threadpool_limits
 
@@ -76,8 +78,10 @@ _pools: dict[tuple[str, int], ProcessPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
 
-def shared_pool(name: str, processes: int) -> Executor:
-    """The process-wide pool ``name`` of ``processes`` spawned workers (started on first use).
+def shared_pool(name: str, processes: int, *, niceness: int = 0) -> Executor:
+    """The process-wide pool ``name`` of ``processes`` spawned workers (started on first use), each ``niceness``
+    below the bench process's scheduling priority (``nice(2)``: work that may wait while the bench drives its
+    devices).
 
     Raises OSError (PermissionError) where no process may be started; callers then do the work themselves.
     """
@@ -85,7 +89,10 @@ def shared_pool(name: str, processes: int) -> Executor:
         pool = _pools.get((name, processes))
         if pool is None:
             pool = ProcessPoolExecutor(
-                max_workers=processes, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
+                max_workers=processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_start,
+                initargs=(niceness,),
             )
             _pools[(name, processes)] = pool
         return pool

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from rig import workers
-from rig.bench.pipeline import ANALYSIS_POOL, MeasurementPool, PipelineMode, analysis_cpu_s
+from rig.bench.pipeline import ANALYSIS_NICENESS, ANALYSIS_POOL, MeasurementPool, PipelineMode, analysis_cpu_s
 from rig.bench.sweep_rows import SweepRows, roi_box
 from rig.config import load_lens_catalog, load_station, load_unit
 from rig.config.loader import FIXTURES_DIR
@@ -124,6 +124,8 @@ def test_compute_in_a_process_gives_the_threads_bits_and_raises_the_functions_er
     here = crops_mtf50(*args, **kwargs)
     counted = analysis_cpu_s()
     assert pool.compute(crops_mtf50, *args, **kwargs).tobytes() == here.tobytes()
+    # scheduled below the bench process, whose captures the hardware waits for
+    assert pool.compute(os.nice, 0) == min(19, os.nice(0) + ANALYSIS_NICENESS)
     # the worker's CPU joins the step's (8 edge SFRs: ~15 ms of CPU, on a ns-resolution process clock)
     assert analysis_cpu_s() > counted
     with pytest.raises(ValueError, match="1 crops but 0 orientations"):
