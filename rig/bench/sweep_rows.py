@@ -27,6 +27,10 @@ from rig.bench.pipeline import MeasurementPool, PipelineMode, gather
 from rig.measure.edges import EdgeRoi, crops_mtf50, edge_crops, find_edges
 from rig.measure.sfr import EdgeOrientation
 
+AHEAD_MAX_PIXELS = 16_000_000
+"""Frames larger than this are not measured ahead: finding the edges of a full 8192 × 6144 read-out costs more CPU
+than the backlog it saves, on a bench whose full-readout sign-off is CPU-bound anyway."""
+
 RoiBox = tuple[int, int, int, int, EdgeOrientation]
 """What an edge's MTF50 on a given frame depends on: its ROI (x, y, w, h, read-out px) and orientation."""
 
@@ -54,7 +58,8 @@ class SweepRows:
         index = len(self._frames)
         self._frames.append(frame)
         if index < self._reference:
-            if self._pool.mode is PipelineMode.ON:  # the pool has nothing else to do while the rail moves
+            # the pool has nothing else to do while the rail moves
+            if self._pool.mode is PipelineMode.ON and frame.raw.size <= AHEAD_MAX_PIXELS:
                 self._ahead[index] = self._pool.submit(self._measure_ahead, frame)
             return
         if index == self._reference:

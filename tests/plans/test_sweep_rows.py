@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from rig import workers
+from rig.bench import sweep_rows
 from rig.bench.pipeline import ANALYSIS_NICENESS, ANALYSIS_POOL, MeasurementPool, PipelineMode, analysis_cpu_s
 from rig.bench.sweep_rows import SweepRows, roi_box
 from rig.config import load_lens_catalog, load_station, load_unit
@@ -161,3 +162,30 @@ def test_no_process_where_none_may_start_and_none_in_the_serial_bench(monkeypatc
     assert pool.processes == 0
     pool.warm_up()
     assert pool.compute(os.getpid) == os.getpid()  # ran here
+
+
+def test_frames_too_large_to_measure_ahead_wait_for_the_reference(
+    sweep: list[_Frame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full-size read-outs (here every frame, by lowering the bound) are measured only on the reference's edges:
+    the same rows, nothing found ahead."""
+    monkeypatch.setattr(sweep_rows, "AHEAD_MAX_PIXELS", 0)
+    _, serial = _serial_rows(sweep)
+    pool = MeasurementPool(mode=PipelineMode.ON)
+    found: list[int] = []
+    original = sweep_rows.find_edges
+
+    def counted(*args: object, **kwargs: object) -> object:
+        found.append(1)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sweep_rows, "find_edges", counted)
+    try:
+        rows = SweepRows(pool, sweep_reference_index(np.arange(len(sweep))))
+        for frame in sweep:
+            rows.add(frame)  # type: ignore[arg-type]
+        result = rows.result()
+    finally:
+        pool.close()
+    assert result is not None and len(found) == 1  # the reference's edges only
+    assert all(got.tobytes() == want.tobytes() for got, want in zip(result[1], serial, strict=True))
