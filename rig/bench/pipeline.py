@@ -105,7 +105,7 @@ class MeasurementPool:
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
-        """Start the analysis processes now, without waiting: each imports the measurements (~0.6 s of CPU), which
+        """Start the analysis processes now, without waiting: each imports the edge measurements (~0.15 s), which
         the first frame's analysis should not wait for."""
         for _ in range(self.processes):
             try:
