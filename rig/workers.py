@@ -8,12 +8,14 @@ cannot change its result (tests compare bytes and bits).
 Pools are named (each user its own, so an analysis never queues behind a render) and shared by everything in a
 process that asks for the same name and size. Workers are spawned (fresh interpreters, children of the bench
 process, so their CPU time is the run's), never forked: the bench process has threads (the peers, the pipeline),
-which a fork would copy mid-flight. Workers ignore SIGINT (the operator's Ctrl-C is the bench's to handle, and a
-worker dies with its parent's pipe) and run numpy's and OpenCV's thread pools at one thread: the parallelism is
-the pool's.
+which a fork would copy mid-flight. Workers ignore SIGINT (the operator's Ctrl-C is the bench's to handle), die
+with the bench process however it ends (:func:`_die_with_parent`), and run numpy's and OpenCV's thread pools at
+one thread: the parallelism is the pool's.
 
 References
 ----------
+Linux ``prctl(2)``, ``PR_SET_PDEATHSIG`` (https://man7.org/linux/man-pages/man2/prctl.2.html): "the parent"
+is the thread that created the child.
 Python documentation, ``concurrent.futures.ProcessPoolExecutor`` and ``multiprocessing`` contexts
 (https://docs.python.org/3.11/library/multiprocessing.html#contexts-and-start-methods): "spawn" starts a fresh
 interpreter; "fork" copies the parent, whose other threads' locks stay held in the child.
@@ -27,6 +29,7 @@ import os
 import pickle
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -51,7 +54,30 @@ def run_in_worker(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         raise
 
 
+PARENT_CHECK_S = 1.0
+"""How often a worker looks whether the bench process still lives (s)."""
+
+
+def _die_with_parent() -> None:
+    """End this worker once the bench process is gone: a thread that looks at the parent's pid every second.
+
+    A pool's workers all hold the write end of their shared call queue, so a bench process killed outright (or
+    ended with ``os._exit``) left them waiting on it forever, orphaned, ~150 MB each. Linux's
+    ``PR_SET_PDEATHSIG`` would not do: it fires when the *thread* that started the worker ends, and the bench
+    starts workers from threads that come and go (a phone session's, the analysis pool's).
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _worker_start(niceness: int) -> None:
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if niceness:
         os.nice(niceness)
