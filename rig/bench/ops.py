@@ -274,8 +274,17 @@ class BenchOps:
         self._exposure = None
 
     def exposure_choices(self) -> list[float]:
+        """The exposure times (s) the phone offers; a phone lost since the last call is reconnected (as for a
+        capture: this may be the first call to meet a phone that rebooted between steps)."""
         self.ensure_phone()
-        return self.phone.exposure_choices()
+        return with_retries(
+            self.phone.exposure_choices,
+            what="exposure choices",
+            log_to=self.retries,
+            attempts=self.attempts,
+            retry_on=(DeviceLost, DeviceTimeout),
+            before_retry=self._reconnect,
+        )
 
     def _reconnect(self, exc: DeviceError) -> None:
         self._exposure = None

@@ -277,6 +277,9 @@ class Gphoto2Phone:
         self._last_shock_ms: float | None = None
         self._burst_interval_us: int | None = None
         self._windows: str | None = None  # the phone's ReadoutWindows as this session set it (None: unknown)
+        # the exposure time the phone last said it holds, this session (None: ask); a capture's budget needs it, and
+        # reading the shutter speed costs a PTP round trip with its choices (4-5 ms a frame on the twin)
+        self._exposure_s: float | None = None
         self._last_frame_bytes = 0  # size of the last frame downloaded (a burst's capture budget grows with it)
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -290,6 +293,7 @@ class Gphoto2Phone:
         self._burst_count = None
         self._burst_interval_us = None
         self._windows = None
+        self._exposure_s = None
         self._last = None
         try:
             self._camera = self._call("connect", self._connect, self.timeout_s)
@@ -529,12 +533,18 @@ class Gphoto2Phone:
         )
 
     def get_exposure(self) -> Exposure:
-        return Exposure(
-            exposure_time_s=_parse_shutter(self._get_value("shutterspeed")), iso=int(self._get_value("iso"))
-        )
+        self._exposure_s = None
+        return Exposure(exposure_time_s=self._exposure_time_s(), iso=int(self._get_value("iso")))
+
+    def _exposure_time_s(self) -> float:
+        """The exposure time the phone holds (s): asked once a session and after every change this driver made."""
+        if self._exposure_s is None:
+            self._exposure_s = _parse_shutter(self._get_value("shutterspeed"))
+        return self._exposure_s
 
     def set_exposure(self, *, exposure_time_s: float | None = None, iso: int | None = None) -> Exposure:
         """Set the exposure time (s) and/or ISO to values the phone offers; anything else raises ArgumentError."""
+        self._exposure_s = None
         if exposure_time_s is not None:
             widget = self._get_widget("shutterspeed")
             choices = [str(c) for c in widget.get_choices()]
@@ -653,7 +663,7 @@ class Gphoto2Phone:
             self._set_value(PropertyCode.BURST_COUNT.widget, count)
             self._burst_count = count
         camera = self._camera
-        exposure_s = _parse_shutter(self._get_value("shutterspeed"))
+        exposure_s = self._exposure_time_s()
         burst = count > 1 and not windows
         if burst and self._burst_interval_us is None:
             self._burst_interval_us = self._vendor_int(PropertyCode.BURST_INTERVAL)

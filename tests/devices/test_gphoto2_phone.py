@@ -56,6 +56,31 @@ def test_exposure_round_trip_reaches_the_phone(phone: Gphoto2Phone, bench: TwinB
     assert bench.state.iso == 800 and bench.state.exposure_time_s == pytest.approx(0.004, rel=1e-9)
 
 
+def test_a_capture_takes_its_budget_from_the_exposure_the_phone_last_confirmed(
+    phone: Gphoto2Phone, bench: TwinBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shutter speed is read once a session and after each change (its read costs 4-5 ms with its choices,
+    issue #17), not before every frame; the value is what the phone answered, not what was asked."""
+    reads: list[str] = []
+    get_value = phone._get_value
+
+    def spied(name: str) -> str:
+        reads.append(name)
+        return get_value(name)
+
+    monkeypatch.setattr(phone, "_get_value", spied)
+    exposure = phone.set_exposure(exposure_time_s=0.004)
+    assert reads.count("shutterspeed") == 1  # the phone's answer after the set
+    phone.capture()
+    phone.capture()
+    assert reads.count("shutterspeed") == 1
+    assert phone._exposure_s == exposure.exposure_time_s == pytest.approx(bench.state.exposure_time_s, rel=1e-9)
+    phone.close()
+    phone.open()
+    phone.capture()  # a new session asks again
+    assert reads.count("shutterspeed") == 2
+
+
 def test_values_the_phone_does_not_offer_raise_with_the_choices(phone: Gphoto2Phone, bench: TwinBench) -> None:
     with pytest.raises(ArgumentError, match=r"0\.0055.*0\.005, 0\.006"):
         phone.set_exposure(exposure_time_s=0.0055)  # between two offered speeds: never rounded silently
