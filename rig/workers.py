@@ -23,6 +23,7 @@ interpreter; "fork" copies the parent, whose other threads' locks stay held in t
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import multiprocessing.spawn
 import os
@@ -76,7 +77,7 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _worker_start(niceness: int) -> None:
+def _worker_start(niceness: int, imports: tuple[str, ...]) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if niceness:
@@ -86,10 +87,12 @@ def _worker_start(niceness: int) -> None:
 
     cv2.setNumThreads(1)
     threadpool_limits(limits=1)
+    for module in imports:
+        importlib.import_module(module)
 
 
 def warm() -> None:
-    """Nothing: a first job that makes a worker start (and import what it needs) before the first real one."""
+    """Nothing: a first job that makes a worker start (and import its pool's modules) before the first real one."""
 
 
 def can_spawn() -> bool:
@@ -104,10 +107,12 @@ _pools: dict[tuple[str, int], ProcessPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
 
-def shared_pool(name: str, processes: int, *, niceness: int = 0) -> Executor:
+def shared_pool(name: str, processes: int, *, niceness: int = 0, imports: tuple[str, ...] = ()) -> Executor:
     """The process-wide pool ``name`` of ``processes`` spawned workers (started on first use), each ``niceness``
     below the bench process's scheduling priority (``nice(2)``: work that may wait while the bench drives its
-    devices).
+    devices), each importing the modules ``imports`` as it starts: a worker started early (``warm``) then has
+    them loaded before its first task arrives, whichever worker that task goes to (a warm-up *task* may be
+    taken by a worker that already ran one).
 
     Raises OSError (PermissionError) where no process may be started; callers then do the work themselves.
     """
@@ -118,7 +123,7 @@ def shared_pool(name: str, processes: int, *, niceness: int = 0) -> Executor:
                 max_workers=processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_start,
-                initargs=(niceness,),
+                initargs=(niceness, imports),
             )
             _pools[(name, processes)] = pool
         return pool

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.workers import PARENT_CHECK_S
+from rig.workers import PARENT_CHECK_S, drop_pool, shared_pool
 
 CHILD = """
 import os
@@ -42,3 +42,19 @@ def test_a_worker_ends_when_its_bench_process_is_gone() -> None:
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(worker), f"worker {worker} outlived its bench process"
+
+
+LOADED = "'json.tool' in __import__('sys').modules"  # a module a fresh interpreter and rig.workers do not load
+
+
+@pytest.mark.timeout(120)
+def test_a_pools_workers_import_its_modules_before_their_first_task() -> None:
+    """Whichever worker takes a task, the pool's modules are loaded before it (nothing here imports them in the
+    task); the pool without imports is the control: the same task there finds the module not loaded."""
+    for name, imports, expected in (("imports-test", ("json.tool",), True), ("no-imports-test", (), False)):
+        pool = shared_pool(name, 2, imports=imports)
+        try:
+            first_tasks = [pool.submit(eval, LOADED) for _ in range(2)]
+            assert [task.result(timeout=90) for task in first_tasks] == [expected, expected], name
+        finally:
+            drop_pool(pool)

@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 from threadpoolctl import threadpool_limits
 
-from rig.workers import can_spawn, drop_pool, run_in_worker, shared_pool
+from rig.workers import can_spawn, drop_pool, run_in_worker, shared_pool, warm
 
 T = TypeVar("T")
 
@@ -54,6 +54,10 @@ DEFAULT_PROCESSES = 2
 """Analysis processes of a bench's pool: one a core of the two-core station PC (the twin's render workers take
 their turns beside them; a frame's analysis waits on the stage most of the time anyway)."""
 ANALYSIS_POOL = "bench-measure"
+ANALYSIS_IMPORTS = ("rig.measure.edges", "rig.measure.registration")
+"""What an analysis process imports as it starts: what :func:`~rig.measure.edges.crops_mtf50` and
+:func:`~rig.measure.registration.raw_shift_px` need (not the focus module's scipy.optimize: 0.4 s of CPU a
+worker)."""
 ANALYSIS_NICENESS = 10
 """How far below the bench process the analysis processes are scheduled: they use every idle cycle, but a capture
 (the download, the DNG check, the next move's G-code) is what the hardware waits for. At real rail speed the sweep's
@@ -105,11 +109,11 @@ class MeasurementPool:
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
-        """Start the analysis processes now, without waiting: each imports the edge measurements (~0.15 s), which
-        the first frame's analysis should not wait for."""
+        """Start the analysis processes now, without waiting: each imports :data:`ANALYSIS_IMPORTS` (~0.2 s) as
+        it starts, which the first frame's analysis should not wait for."""
         for _ in range(self.processes):
             try:
-                _analysis_pool(self.processes).submit(run_in_worker, _import_measurements)
+                _analysis_pool(self.processes).submit(warm)
             except OSError:
                 self.processes = 0  # no process may be started here: compute() computes on the thread
 
@@ -187,7 +191,7 @@ def device_lane(mode: PipelineMode) -> Iterator[MeasurementPool]:
 
 
 def _analysis_pool(processes: int) -> Executor:
-    return shared_pool(ANALYSIS_POOL, processes, niceness=ANALYSIS_NICENESS)
+    return shared_pool(ANALYSIS_POOL, processes, niceness=ANALYSIS_NICENESS, imports=ANALYSIS_IMPORTS)
 
 
 _worker_cpu_lock = threading.Lock()
@@ -212,11 +216,6 @@ def _timed(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> tuple[T, float
     started = time.process_time()
     result = fn(*args, **kwargs)
     return result, time.process_time() - started
-
-
-def _import_measurements() -> None:
-    """A worker's first job: import the measurement package (what :meth:`MeasurementPool.warm_up` waits out)."""
-    import rig.measure.edges  # noqa: F401 - what crops_mtf50 needs (not scipy.optimize: 0.4 s of CPU a worker)
 
 
 def gather(futures: Iterable[Future[T]]) -> list[T]:

@@ -33,6 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from rig.errors import MeasurementError
+from rig.measure.imageio import bayer_mean
 
 _COARSE_MAX_PX = 512
 _N_ANGLE = 1024  # polar angle samples of the log-polar maps (0.35° each)
@@ -534,3 +535,26 @@ def _similarity_scale(p: np.ndarray, q: np.ndarray, weight: np.ndarray) -> float
     dot = (weight * (pc * qc).sum(axis=1)).sum()
     spread = (weight * (pc * pc).sum(axis=1)).sum()
     return float(math.hypot(cross, dot) / spread) if spread > 0 else float("nan")
+
+
+def raw_shift_px(
+    reference_luma: np.ndarray, raw: np.ndarray, *, grid: int, iterations: int, upsample: int
+) -> tuple[float, float]:
+    """Translation (dx, dy) of a raw CFA frame against a reference frame's quad luma, in read-out pixels.
+
+    Parameters
+    ----------
+    reference_luma
+        The reference frame's :func:`~rig.measure.imageio.bayer_mean` (half resolution).
+    raw
+        The moving frame's raw CFA codes (DN), full read-out resolution.
+    grid, iterations, upsample
+        As for :func:`register`, which registers the two quad lumas.
+
+    Returns
+    -------
+    tuple of float
+        (dx, dy) in read-out px: twice the quad-luma translation (a quad is 2 × 2 read-out px).
+    """
+    reg = register(reference_luma, bayer_mean(raw), grid=grid, iterations=iterations, upsample=upsample)
+    return 2.0 * reg.dx_px, 2.0 * reg.dy_px
