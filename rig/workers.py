@@ -110,9 +110,9 @@ _pools_lock = threading.Lock()
 def shared_pool(name: str, processes: int, *, niceness: int = 0, imports: tuple[str, ...] = ()) -> Executor:
     """The process-wide pool ``name`` of ``processes`` spawned workers (started on first use), each ``niceness``
     below the bench process's scheduling priority (``nice(2)``: work that may wait while the bench drives its
-    devices), each importing the modules ``imports`` as it starts: a worker started early (``warm``) then has
-    them loaded before its first task arrives, whichever worker that task goes to (a warm-up *task* may be
-    taken by a worker that already ran one).
+    devices), each importing the modules ``imports`` as it starts. Started early (a :func:`warm` task each), every
+    worker then has them loaded before its first real task, whichever worker takes it: a warm-up task alone
+    would reach only the worker that took it. Niceness and imports are fixed when the pool is first made.
 
     Raises OSError (PermissionError) where no process may be started; callers then do the work themselves.
     """

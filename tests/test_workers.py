@@ -1,7 +1,9 @@
-"""Worker processes of :mod:`rig.workers`: they end with the bench process, however it ends.
+"""Worker processes of :mod:`rig.workers`: they end with the bench process, however it ends, and start with
+their pool's modules imported.
 
-Ground truth is the kernel's process table (``/proc``): the worker of a bench process that ended with
-``os._exit`` (no pool shutdown, as after SIGKILL) must be gone, or a zombie, within a few of its parent checks.
+Ground truth for the first is the kernel's process table (``/proc``): the worker of a bench process that ended
+with ``os._exit`` (no pool shutdown, as after SIGKILL) must be gone, or a zombie, within a few of its parent
+checks; for the second, the worker's own ``sys.modules``.
 """
 
 from __future__ import annotations
