@@ -16,7 +16,10 @@ test speed keeps every cost in the same proportion.
 Costs (real seconds). Motion comes from the station's own rates and accelerations through GRBL's trapezoid
 planner (:mod:`rig.twin.grbl.motion`), dwells from their ``P`` word. The rest are stated assumptions, in
 :class:`HardwareCosts`: sensor read-out at a pixel rate, transfer at a USB throughput plus a per-frame protocol
-overhead, and the operator's hands at fixed durations.
+overhead, and the operator's hands at fixed durations. The phone's switch to its M-mount sensor after a lens goes
+on costs the unit's own firmware latency (``sensor_switch_latency_ms``): charged, but not paced, because the
+phone's clock already holds the bench that long in real time at every ``time_scale`` (the sign-off measures that
+latency from the phone's timestamps, so the twin cannot run it faster).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class HardwareAction(StrEnum):
     READOUT = "readout"  # the sensor's rolling read-out of one frame
     TRANSFER = "transfer"  # the frame's bytes over USB to the host (PTP GetObject)
     OPERATOR = "operator"  # hands: a lens on or off, the aperture ring, shims
+    SENSOR_SWITCH = "sensor_switch"  # the phone bringing up its M-mount sensor after a lens goes on
 
 
 @dataclass(frozen=True)

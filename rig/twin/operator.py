@@ -14,7 +14,9 @@ class TwinOperator:
     """Satisfies :class:`rig.devices.protocols.Operator` by acting on the twin's bench state.
 
     Mounting sets the lens-attached time on the twin clock; the phone peer reports it and switches sensors
-    after the unit's firmware latency, exactly as it would for a lens screwed on by hand.
+    after the unit's firmware latency, exactly as it would for a lens screwed on by hand. ``sensor_switch_s`` is
+    that latency: each mount charges it to the hardware ledger as the phone's time, unpaced (the phone's clock
+    already makes the bench wait it out).
     """
 
     def __init__(
@@ -24,11 +26,13 @@ class TwinOperator:
         *,
         mount: MountDesign | None = None,
         hardware: HardwareLedger | None = None,
+        sensor_switch_s: float = 0.0,
     ) -> None:
         self._state = state
         self._lenses = lenses
         self._mount = mount or MountDesign()
         self._hardware = hardware
+        self._sensor_switch_s = sensor_switch_s
         self.actions: list[str] = []
 
     def _takes(self, seconds: float) -> None:
@@ -44,6 +48,8 @@ class TwinOperator:
             raise DeviceStateError(f"cannot mount {lens_id}: {self._state.lens_id} is still on the bayonet")
         self._takes(self._hardware.costs.lens_mount_s if self._hardware else 0.0)
         self._state.mount_lens(lens_id)
+        if self._hardware is not None:
+            self._hardware.charge(HardwareAction.SENSOR_SWITCH, self._sensor_switch_s)
         self.actions.append(f"mount {lens_id}")
 
     def unmount_lens(self) -> None:

@@ -52,7 +52,13 @@ class TwinServer:
         self.unit = unit
         self.lenses = lenses
         self.bench = TwinBench(station, unit, lenses, seed=station.twin.seed if seed is None else seed)
-        self.operator = TwinOperator(self.bench.state, lenses, mount=station.mount, hardware=self.bench.hardware)
+        self.operator = TwinOperator(
+            self.bench.state,
+            lenses,
+            mount=station.mount,
+            hardware=self.bench.hardware,
+            sensor_switch_s=unit.firmware.sensor_switch_latency_ms / 1000.0,
+        )
         # faults of the unit file, the station's [twin.faults] and the caller's (issue #8)
         plan = (unit.faults or FaultPlan()).merged(station.twin.faults).merged(faults)
         self.grbl = GrblPeer(

@@ -2,8 +2,9 @@
 
 Motion against GRBL's own law (a rest-to-rest trapezoid from the station's ``$11x`` rate and ``$12x``
 acceleration, the textbook L/v + v/a), dwells against their ``P`` word, frames against the stated read-out and
-USB rates, the operator against the stated durations. Nothing here asserts wall time: the ledger's figures are
-the real-bench seconds, whatever ``time_scale`` the twin runs at.
+USB rates, the operator against the stated durations, a lens's sensor switch against the unit's firmware latency.
+Nothing here asserts wall time: the ledger's figures are the real-bench seconds, whatever ``time_scale`` the twin
+runs at.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import pytest
 
 from rig.config import LensCatalog, StationConfig, TwinUnit
+from rig.config.unit import UNITS_DIR, load_unit
 from rig.twin.grbl.eeprom import provisioned_settings
 from rig.twin.hardware_time import HardwareAction, HardwareCosts, HardwareLedger
 from rig.twin.operator import TwinOperator
+from rig.twin.server import TwinServer
 from rig.twin.state import BenchState
 from rig.twin.world import TwinBench
 from tests.twin.test_grbl_peer import _start, _trapezoid_duration_s
@@ -41,14 +44,16 @@ def test_a_move_is_charged_its_trapezoid_and_a_dwell_its_p_word(station: Station
 def test_the_operator_is_charged_the_stated_durations(catalog: LensCatalog, station: StationConfig) -> None:
     costs = HardwareCosts()
     ledger = HardwareLedger(time_scale=FAST, costs=costs)
-    hands = TwinOperator(BenchState(), catalog, mount=station.mount, hardware=ledger)
+    hands = TwinOperator(BenchState(), catalog, mount=station.mount, hardware=ledger, sensor_switch_s=0.15)
     lens = station.reference_lens
     hands.mount_lens(lens)
     hands.remount_lens()
     hands.unmount_lens()
     expected = costs.lens_mount_s + (costs.lens_unmount_s + costs.lens_mount_s) + costs.lens_unmount_s
-    assert ledger.by_action()[HardwareAction.OPERATOR] == pytest.approx(expected, rel=1e-12)
-    assert ledger.total_s() == pytest.approx(expected, rel=1e-12)
+    spent = ledger.by_action()
+    assert spent[HardwareAction.OPERATOR] == pytest.approx(expected, rel=1e-12)
+    assert spent[HardwareAction.SENSOR_SWITCH] == pytest.approx(2 * 0.15, rel=1e-12), "two mounts, two switches"
+    assert ledger.total_s() == pytest.approx(expected + 2 * 0.15, rel=1e-12)
 
 
 def test_a_frame_costs_its_exposure_read_out_and_transfer(
@@ -76,3 +81,14 @@ def test_a_frame_costs_its_exposure_read_out_and_transfer(
 def test_a_cost_is_never_negative() -> None:
     with pytest.raises(ValueError, match="≥ 0"):
         HardwareLedger().charge(HardwareAction.MOTION, -1.0)
+
+
+def test_each_mount_charges_the_units_own_sensor_switch_latency(station: StationConfig, catalog: LensCatalog) -> None:
+    """The twin server gives its operator the unit's firmware latency (slow-switch.toml: 1800 ms), so a lens
+    change costs, besides the hands, the wait the bench has for the phone's M-mount sensor."""
+    unit = load_unit(UNITS_DIR / "slow-switch.toml")
+    assert unit.firmware.sensor_switch_latency_ms == 1800.0
+    twin = TwinServer(station, unit, catalog)
+    twin.operator.mount_lens(station.reference_lens)
+    twin.operator.remount_lens()
+    assert twin.bench.hardware.by_action()[HardwareAction.SENSOR_SWITCH] == pytest.approx(2 * 1.8, rel=1e-12)
