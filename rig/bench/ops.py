@@ -523,10 +523,21 @@ class BenchOps:
         return frames
 
     def burst(
-        self, count: int, *, tag: str, interval_s: float | None = None, start_ms: float | None = None
+        self,
+        count: int,
+        *,
+        tag: str,
+        interval_s: float | None = None,
+        start_ms: float | None = None,
+        on_image: Callable[[int, DngImage], None] | None = None,
     ) -> list[Frame]:
         """``count`` frames ``interval_s`` apart, at the current placement and settings (from ``start_ms`` on the
-        phone clock when given: the phone's ring buffer)."""
+        phone clock when given: the phone's ring buffer).
+
+        ``on_image(index, image)`` gets each frame's validated image as soon as it is downloaded, while the rest
+        still come in (to start its analysis). A burst the phone repeats after a bad frame hands its frames over
+        again from index 0: each index's last image is the one of the frames returned.
+        """
         self.ensure_phone()
         if self._position is None or self._exposure is None:
             raise ArgumentError("burst: place the chart and set the exposure first")
@@ -536,9 +547,19 @@ class BenchOps:
         # way takes the buffer with it (a reboot clears it), so only a bad frame is retried then; the step ends as
         # ERROR and a resume repeats the whole knock.
         from_ring = start_ms is not None
+
+        def handed_over(index: int, capture: Capture) -> None:
+            assert on_image is not None
+            on_image(index, self._validated(capture))
+
         try:
             captures = with_retries(
-                lambda: self.phone.capture_burst(count, interval_s=interval_s, start_ms=start_ms),
+                lambda: self.phone.capture_burst(
+                    count,
+                    interval_s=interval_s,
+                    start_ms=start_ms,
+                    on_capture=handed_over if on_image is not None else None,
+                ),
                 what=f"burst of {count}",
                 log_to=self.retries,
                 attempts=self.attempts,

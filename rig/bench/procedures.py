@@ -497,33 +497,45 @@ class ShiftTracker:
         self._pool = pool
         self._upsample = upsample
         self._reference: Future[np.ndarray] | None = None
+        self._first_is_reference = reference is None
         self._shifts: list[Future[tuple[float, float]]] = []
         if reference is not None:
-            self._reference = pool.submit(_quad_luma, reference)
+            self._reference = pool.submit(bayer_mean, reference.raw)
 
     def add(self, frame: Frame) -> None:
-        if self._reference is None:
-            self._reference = self._pool.submit(_quad_luma, frame)
-        self._shifts.append(self._pool.submit(_shift_against, self._pool, self._reference, frame, self._upsample))
+        """Register ``frame`` next (after the frames added so far)."""
+        self.put(len(self._shifts), frame.raw)
+
+    def put(self, index: int, raw: np.ndarray) -> None:
+        """Register the raw frame ``raw`` as frame ``index``: the next one, or again one already put (a burst the
+        phone repeated hands its frames over anew; the latest put of an index is the one that counts, an
+        earlier one's analysis is cancelled if it has not started)."""
+        if not 0 <= index <= len(self._shifts):
+            raise ValueError(f"frame index {index}: expected 0..{len(self._shifts)} (the frames so far, or the next)")
+        if self._first_is_reference and index == 0:
+            self._reference = self._pool.submit(bayer_mean, raw)
+        assert self._reference is not None, "frame 0 comes first"
+        shift = self._pool.submit(_shift_against, self._pool, self._reference, raw, self._upsample)
+        if index == len(self._shifts):
+            self._shifts.append(shift)
+        else:
+            self._shifts[index].cancel()
+            self._shifts[index] = shift
 
     def shifts(self) -> np.ndarray:
-        """(dx, dy) per added frame, read-out px, in the order added (waits for the analyses still running)."""
+        """(dx, dy) per frame, read-out px, in index order (waits for the analyses still running)."""
         return np.asarray(gather(self._shifts), dtype=float).reshape(-1, 2)
 
 
-def _quad_luma(frame: Frame) -> np.ndarray:
-    return bayer_mean(frame.raw)
-
-
 def _shift_against(
-    pool: MeasurementPool, reference: Future[np.ndarray], frame: Frame, upsample: int
+    pool: MeasurementPool, reference: Future[np.ndarray], raw: np.ndarray, upsample: int
 ) -> tuple[float, float]:
     # in an analysis process: a registration is hundreds of small numpy and OpenCV calls, which on the pool's
     # threads took turns on the interpreter lock (a knock burst's 16 took 0.62 s after the burst, 0.05 s each alone)
     return pool.compute(
         raw_shift_px,
         reference.result(),
-        frame.raw,
+        raw,
         grid=REGISTRATION_GRID,
         iterations=REGISTRATION_ITERATIONS,
         upsample=upsample,

@@ -624,12 +624,19 @@ class Gphoto2Phone:
         self._windows = text
 
     def capture_burst(
-        self, count: int, *, interval_s: float | None = None, start_ms: float | None = None
+        self,
+        count: int,
+        *,
+        interval_s: float | None = None,
+        start_ms: float | None = None,
+        on_capture: Callable[[int, Capture], None] | None = None,
     ) -> list[Capture]:
         """``count`` frames from one shutter press, ``interval_s`` apart (default: the phone's setting), oldest
         first, each validated and timestamped by the phone. ``start_ms`` (phone clock, in the last
         ``RING_BUFFER_MS``) takes them from the phone's zero-shutter-lag ring buffer, e.g. from just before a
-        knock the phone's accelerometer timed."""
+        knock the phone's accelerometer timed. ``on_capture(index, capture)`` gets each frame as soon as it is
+        downloaded and its CRC and DNG checked, before the next download (:meth:`rig.devices.protocols.Phone.
+        capture_burst`)."""
         if not isinstance(count, int) or not 1 <= count <= MAX_BURST:
             raise ArgumentError(f"burst count = {count!r}: expected an integer 1..{MAX_BURST}")
         if interval_s is not None:
@@ -645,7 +652,7 @@ class Gphoto2Phone:
         self._use_windows(())
         if start_ms is not None:
             self._set_value(PropertyCode.BURST_START.widget, f"{start_ms:.3f}")
-        return self._capture(count)
+        return self._capture(count, on_capture=on_capture)
 
     def exposure_choices(self) -> list[float]:
         """The exposure times the phone offers, s (ascending)."""
@@ -657,8 +664,11 @@ class Gphoto2Phone:
         self._pump_events()
         return self._last_shock_ms
 
-    def _capture(self, count: int, *, windows: bool = False) -> list[Capture]:
-        """The ``count`` objects of one capture: a burst's frames, or (``windows``) the windows of one exposure."""
+    def _capture(
+        self, count: int, *, windows: bool = False, on_capture: Callable[[int, Capture], None] | None = None
+    ) -> list[Capture]:
+        """The ``count`` objects of one capture: a burst's frames, or (``windows``) the windows of one exposure;
+        each handed to ``on_capture`` as it is downloaded."""
         if not windows and self._burst_count != count:
             self._set_value(PropertyCode.BURST_COUNT.widget, count)
             self._burst_count = count
@@ -684,7 +694,12 @@ class Gphoto2Phone:
             raise FrameError(f"phone {self.port}: burst of {count} cannot end at {path.name}")
         names = [FRAME_NAME.format(number=n) for n in range(last - count + 1, last + 1)]
         self._last = _LastCapture(path.folder, path.name.rsplit(".", 1)[0])
-        return [self._download_frame(path.folder, name) for name in names]
+        captures = []
+        for index, name in enumerate(names):
+            captures.append(self._download_frame(path.folder, name))
+            if on_capture is not None:
+                on_capture(index, captures[-1])
+        return captures
 
     def _list_files(self, folder: str) -> list[str]:
         camera = self._camera

@@ -7,7 +7,7 @@ each driver is a context manager (DESIGN.md §8.5).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, Self, runtime_checkable
 
 from rig.spec.ptp import ReadoutWindow
@@ -95,10 +95,21 @@ class Phone(Protocol):
     def set_exposure(self, *, exposure_time_s: float | None = None, iso: int | None = None) -> Exposure: ...
     def capture(self) -> Capture: ...
     def capture_burst(
-        self, count: int, *, interval_s: float | None = None, start_ms: float | None = None
+        self,
+        count: int,
+        *,
+        interval_s: float | None = None,
+        start_ms: float | None = None,
+        on_capture: Callable[[int, Capture], None] | None = None,
     ) -> list[Capture]:
         """``count`` frames ``interval_s`` apart (default: the phone's burst interval), each with its timestamp;
-        ``start_ms`` (phone clock, recent past) takes them from the phone's zero-shutter-lag ring buffer."""
+        ``start_ms`` (phone clock, recent past) takes them from the phone's zero-shutter-lag ring buffer.
+
+        ``on_capture(index, capture)`` is called for each frame, in order, as soon as it is downloaded and
+        validated, before the next one is fetched: its analysis can start while the rest come in. A burst that
+        fails part way has handed over the frames before the failure; a repeated burst hands over from index 0
+        again, and each index's latest capture is the one that counts.
+        """
 
     def capture_windows(self, windows: Sequence[ReadoutWindow]) -> list[Capture]:
         """One exposure read out as ``windows`` (native sensor pixels, :class:`rig.spec.ptp.ReadoutWindow`) at the

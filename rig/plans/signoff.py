@@ -282,15 +282,18 @@ def test_settling(measure, run: RunRecorder, bench: BenchOps, sweep: proc.Sweep)
     settled = bench.shoot(
         chart="sfr", tag="settled", rail_mm=sweep.best_rail_mm(), light=proc.LIGHT_LEVEL, exposure_time_s=exposure
     )
-    knock_ms = proc.knock_and_time(bench, timeout_s=bench.station.phone.lens_change_timeout_s)
-    # from the phone's ring buffer, starting two frames before the shock it timed
-    frames = bench.burst(
-        BURST_FRAMES, tag="knock", interval_s=BURST_INTERVAL_S, start_ms=knock_ms - 2 * BURST_INTERVAL_S * 1000
-    )
     # 0.04 px steps: the damped-decay fit over the burst averages far below that, against a 0.25 px band
     tracker = proc.ShiftTracker(bench.pool, settled, upsample=SETTLING_UPSAMPLE)
-    for frame in frames:
-        tracker.add(frame)
+    knock_ms = proc.knock_and_time(bench, timeout_s=bench.station.phone.lens_change_timeout_s)
+    # from the phone's ring buffer, starting two frames before the shock it timed; each frame registers as soon
+    # as it is downloaded, while the rest of the burst comes in
+    frames = bench.burst(
+        BURST_FRAMES,
+        tag="knock",
+        interval_s=BURST_INTERVAL_S,
+        start_ms=knock_ms - 2 * BURST_INTERVAL_S * 1000,
+        on_image=lambda index, image: tracker.put(index, image.raw),
+    )
     shifts = tracker.shifts()
     t_ms = _since_ms([f.timestamp_ms for f in frames], knock_ms)
     result = stability.settling_time(t_ms.tolist(), shifts, knock_time_ms=0.0)

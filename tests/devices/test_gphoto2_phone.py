@@ -111,6 +111,32 @@ def test_burst_frames_are_spaced_by_the_frame_interval(phone: Gphoto2Phone, peer
     assert single.filename > shots[-1].filename
 
 
+def test_a_burst_hands_each_frame_over_as_it_is_downloaded(
+    phone: Gphoto2Phone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``on_capture`` gets frame i before frame i + 1 is fetched (its analysis can start while the rest come in),
+    with the very captures the burst returns."""
+    events: list[str] = []
+    download = phone._download_frame
+
+    def logged_download(folder: str, name: str) -> Any:
+        events.append(f"download {name}")
+        return download(folder, name)
+
+    monkeypatch.setattr(phone, "_download_frame", logged_download)
+    handed: list[tuple[int, Any]] = []
+
+    def on_capture(index: int, capture: Any) -> None:
+        events.append(f"hand over {capture.filename}")
+        handed.append((index, capture))
+
+    shots = phone.capture_burst(3, on_capture=on_capture)
+    names = [s.filename for s in shots]
+    assert events == [f"{verb} {n}" for n in names for verb in ("download", "hand over")]
+    assert [i for i, _ in handed] == [0, 1, 2]
+    assert all(c is s for (_, c), s in zip(handed, shots, strict=True))
+
+
 def test_the_phone_keeps_a_ring_of_recent_frames(bench: TwinBench) -> None:
     with PtpIpPeer(bench, max_stored_frames=2) as peer:
         assert peer.address is not None

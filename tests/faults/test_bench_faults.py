@@ -21,6 +21,7 @@ from rig.config.resolve import load_station_lenses
 from rig.config.station import StationConfig, load_station
 from rig.config.unit import UNITS_DIR, load_unit
 from rig.errors import ConfigError, DeviceError, DeviceStateError, MeasurementError
+from rig.spec.dng import DngImage
 from rig.twin.server import TwinServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -155,6 +156,24 @@ def test_a_bad_or_lost_frame_is_recaptured_never_measured(rig: Rig, lens: LensSp
         rig.bench.station.sensor.height_px,
     )
     assert rig.bench.retries.count >= 1 and "capture: attempt 1 failed" in rig.bench.retries.events[0]
+
+
+def test_a_burst_repeated_after_a_bad_frame_hands_its_frames_over_again(rig: Rig, lens: LensSpec) -> None:
+    """The burst's third frame comes corrupted on the first try, after two frames were handed on for analysis: the
+    repeated burst hands over all four again from index 0, and each index's last image is the returned frame's."""
+    _flat(rig, lens, "flat")  # placed and exposed
+    handed: list[tuple[int, bytes]] = []
+
+    def on_image(index: int, image: DngImage) -> None:
+        handed.append((index, image.raw.tobytes()))
+        if len(handed) == 2:
+            rig.server.faults.inject("corrupt_dng")  # the next download: frame 2 of this first try
+
+    frames = rig.bench.burst(4, tag="burst", on_image=on_image)
+    assert [i for i, _ in handed] == [0, 1, 0, 1, 2, 3]
+    last = dict(handed)
+    assert [last[i] for i in range(4)] == [f.raw.tobytes() for f in frames]
+    assert rig.bench.retries.count == 1 and "burst of 4: attempt 1 failed" in rig.bench.retries.events[0]
 
 
 def test_a_capture_that_never_completes_ends_in_a_device_error_within_the_retry_budget(

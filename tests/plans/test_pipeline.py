@@ -104,6 +104,34 @@ def test_registration_in_the_pool_gives_the_serial_bits_and_the_true_shifts() ->
     np.testing.assert_allclose(serial, np.asarray(SHIFTS, dtype=float), atol=SHIFT_TOLERANCE_PX)
 
 
+def test_a_burst_handed_over_again_counts_only_its_latest_frames() -> None:
+    """A burst the phone repeats after a bad frame hands its frames over from index 0 again: the shifts are those
+    of the frames of the last hand-over, bit for bit, also where the first one stopped part way, and also where
+    the tracker takes frame 0 as its reference (the repeated frame 0 becomes the reference)."""
+    reference, first_try = _textured_frames([(3, 3), (-5, 1), (7, -4)], seed=5)
+    _, frames = _textured_frames(SHIFTS)
+    serial = shifts_against(reference, frames)  # type: ignore[arg-type]
+    from_first_serial = shifts_against(frames[0], frames)  # type: ignore[arg-type]
+    pool = MeasurementPool(mode=PipelineMode.ON)
+    try:
+        tracker = ShiftTracker(pool, reference)  # type: ignore[arg-type]
+        own_reference = ShiftTracker(pool)
+        for index, frame in enumerate(first_try[:2]):  # the first hand-over breaks off after two frames
+            tracker.put(index, frame.raw)
+            own_reference.put(index, frame.raw)
+        for index, frame in enumerate(frames):
+            tracker.put(index, frame.raw)
+            own_reference.put(index, frame.raw)
+        repeated = tracker.shifts()
+        repeated_from_first = own_reference.shifts()
+        with pytest.raises(ValueError, match="frame index 6"):
+            tracker.put(6, frames[0].raw)  # an index past the next one: a frame was skipped
+    finally:
+        pool.close()
+    assert repeated.tobytes() == serial.tobytes()
+    assert repeated_from_first.tobytes() == from_first_serial.tobytes()
+
+
 # ------------------------------------------------------------------------------------------------ whole runs
 def _signoff(reports: Path, *args: str) -> tuple[int, RunRecord, Path]:
     result = subprocess.run(
