@@ -396,6 +396,7 @@ def _rework_beyond_profile_range(measure, run: RunRecorder, bench: BenchOps, len
     profile written) decides what a reworked unit's profile is.
     """
     measured = MountMeasurement.from_flange(sweep.flange)
+
     def inside(name: str, value: float) -> bool:
         bounds = run.limits.get(name).for_zone(None)
         return (bounds.low is None or bounds.low <= value) and (bounds.high is None or value <= bounds.high)

@@ -57,6 +57,7 @@ def certify_on_twin(lens_id: str, unit_name: str, reports: Path, *, exit_code: i
     assert proc.returncode == exit_code, proc.stdout[-2000:] + proc.stderr[-2000:]
     return json.loads(proc.stdout[: proc.stdout.rindex("}") + 1])
 
+
 # how far a measurement may sit from the truth (and so how far the truth must sit from a limit to predict a verdict)
 TOLERANCE = {
     "lens_detected": 0.0,  # exact: 1 or 0

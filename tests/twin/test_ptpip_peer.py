@@ -34,6 +34,8 @@ from tests.ptpip_twin import make_bench
 pytestmark = pytest.mark.timeout(60)
 
 CLI_TIMEOUT_S = 30.0
+
+
 # --------------------------------------------------------------------------------------------- gphoto2 CLI
 def gphoto2_cli(port: str, home: Path, *args: str) -> str:
     """Run the ``gphoto2`` command against ``port`` with its settings kept under ``home``."""
